@@ -1,0 +1,43 @@
+"""symbptt: derive backpropagation through time symbolically, prove it numerically.
+
+Data flows one way: `model` (dims, names) -> `graph` (the unrolled DAG) -> `derivatives`
+(partial, total, paths) -> outputs (`compile`, `reference` checks) -> `cli`.
+"""
+
+from .compile import CompiledFunction, compile_gradients, compile_paths, gradient_function
+from .derivatives import Derivation, Path, derive
+from .errors import (
+    DimensionError,
+    ExpansionTooLargeError,
+    InputArrayError,
+    SymbpttError,
+    UnknownNameError,
+    UserFunctionError,
+)
+from .graph import UnrolledGraph, unroll
+from .model import GRADIENT_NAMES, INPUT_NAMES, SHARED_PARAMETERS, Dims, random_point
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CompiledFunction",
+    "Derivation",
+    "Dims",
+    "DimensionError",
+    "ExpansionTooLargeError",
+    "GRADIENT_NAMES",
+    "INPUT_NAMES",
+    "InputArrayError",
+    "Path",
+    "SHARED_PARAMETERS",
+    "SymbpttError",
+    "UnknownNameError",
+    "UnrolledGraph",
+    "UserFunctionError",
+    "compile_gradients",
+    "compile_paths",
+    "derive",
+    "gradient_function",
+    "random_point",
+    "unroll",
+]

@@ -1,0 +1,195 @@
+"""The `symbptt` command line: `derive` (and, later, `check`).
+
+Every error symbptt raises on purpose becomes one line on stderr and a non-zero exit code, never
+a traceback: 2 for a usage error, 1 when a numerical check fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import reference
+from .compile import compile_gradients, compile_paths
+from .derivatives import derive
+from .errors import SymbpttError
+from .graph import unroll
+from .model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point, resolve_name
+
+__all__ = ["main"]
+
+#: Largest T for which `derive` lists and evaluates every path (W_h has T(T+1)/2 of them).
+MAX_PATH_T = 40
+#: Relative agreement demanded between the symbolic result and the NumPy BPTT.
+RTOL = 1e-9
+
+
+class _UsageError(SymbpttError):
+    pass
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would exit 2 with usage; keep one line
+        raise _UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="symbptt", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    d = sub.add_parser(
+        "derive",
+        help="derive dL/dθ through every path of the unrolled graph and check it numerically",
+    )
+    for dim, default in (("T", 3), ("N", 2), ("D", 2), ("H", 2), ("C", 3)):
+        d.add_argument(f"--{dim}", type=_positive_int, default=default, help=f"default {default}")
+    d.add_argument("--wrt", default="W_h", help=f"one of {', '.join(GRADIENT_NAMES)}")
+    d.add_argument("--seed", type=_positive_int, default=0, help="seed of the random point")
+    d.add_argument("--scale", type=float, default=1.0, help="scale of V and c (logit size)")
+    d.add_argument("--json", action="store_true", help="print one JSON object instead")
+    return parser
+
+
+def _progress(console: Console):
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[str, int] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    return bar, report
+
+
+def _max_rel_error(a: np.ndarray, b: np.ndarray) -> float:
+    scale = max(float(np.max(np.abs(b), initial=0.0)), 1e-300)
+    return float(np.max(np.abs(a - b), initial=0.0)) / scale
+
+
+def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Derive, evaluate every path and the total at a seeded point, compare with NumPy BPTT."""
+    dims = Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T)
+    wrt = resolve_name(args.wrt)
+    started = time.perf_counter()
+    bar, report = _progress(err)
+    with bar:
+        graph = unroll(dims, progress=report)
+        derivation = derive(graph, progress=report)
+        gradients = compile_gradients(derivation, [wrt], partials=True)
+    arrays = random_point(dims, seed=args.seed, scale=args.scale)
+    symbolic = gradients(arrays)
+    loss_ref, grads_ref = reference.forward_backward_dict(arrays)
+    total = symbolic[wrt]
+    paths = derivation.paths(wrt)
+    values: list[np.ndarray] | None = None
+    if dims.T <= MAX_PATH_T:
+        path_fn = compile_paths(derivation, paths)
+        evaluated = path_fn(arrays)
+        values = [evaluated[f"path{i}"] for i in range(len(paths))]
+    elapsed = time.perf_counter() - started
+
+    errors = {
+        "symbolic_vs_bptt": _max_rel_error(total, grads_ref[wrt]),
+        "loss_vs_bptt": abs(float(symbolic["loss"]) - loss_ref) / max(abs(loss_ref), 1e-300),
+    }
+    partials = {k: symbolic[f"{wrt}^({k})"] for k in range(1, dims.T + 1) if wrt in SHARED_PARAMETERS}
+    if values is not None:
+        errors["paths_sum_vs_total"] = _max_rel_error(sum(values), total)
+        for k, partial in partials.items():
+            from_paths = sum(v for p, v in zip(paths, values) if p.entry_step == k)
+            errors[f"partial_{k}_vs_its_paths"] = _max_rel_error(from_paths, partial)
+    ok = all(e <= RTOL for e in errors.values())
+
+    if args.json:
+        record = {
+            "dims": dims.as_dict(),
+            "wrt": wrt,
+            "seed": args.seed,
+            "arrays": {k: np.asarray(v).tolist() for k, v in arrays.items()},
+            "loss": float(symbolic["loss"]),
+            "path_count": len(paths),
+            "paths": None
+            if values is None
+            else [
+                {"nodes": list(p.shown), "entry_step": p.entry_step, "loss_step": p.loss_step,
+                 "value": v.tolist()}
+                for p, v in zip(paths, values)
+            ],
+            "partials": {str(k): v.tolist() for k, v in partials.items()},
+            "total": total.tolist(),
+            "bptt_total": grads_ref[wrt].tolist(),
+            "max_relative_errors": errors,
+            "agrees": ok,
+            "seconds": elapsed,
+        }
+        print(json.dumps(record))
+        return 0 if ok else 1
+
+    out.print(
+        f"[bold]dL/d{wrt}[/bold] for N={dims.N} D={dims.D} H={dims.H} C={dims.C} T={dims.T}: "
+        f"{len(paths)} paths through the unrolled graph ({len(graph)} nodes, {elapsed:.2f} s)"
+    )
+    if values is not None:
+        table = Table(show_lines=False)
+        for col in ("#", "path", "k", "t", "contribution (at seed %d)" % args.seed):
+            table.add_column(col)
+        for i, (p, v) in enumerate(zip(paths, values), 1):
+            table.add_row(str(i), str(p), str(p.entry_step), str(p.loss_step), _fmt(v))
+        out.print(table)
+    else:
+        out.print(f"(paths are listed for T <= {MAX_PATH_T}; use a smaller T to see each one)")
+    if partials:
+        out.print("partial derivatives (the use at step k only, every other use held fixed):")
+        for k, partial in partials.items():
+            out.print(f"  dL/d{wrt}^({k}) = {_fmt(partial)}")
+    out.print(f"total derivative dL/d{wrt} = {_fmt(total)}")
+    out.print(f"NumPy BPTT        dL/d{wrt} = {_fmt(grads_ref[wrt])}")
+    for name, e in errors.items():
+        out.print(f"  max relative error {name.replace('_', ' ')}: {e:.1e}")
+    verdict = "[green]agrees[/green]" if ok else "[red]DISAGREES[/red]"
+    out.print(f"symbolic derivation {verdict} with NumPy BPTT (tolerance {RTOL:g})")
+    return 0 if ok else 1
+
+
+def _fmt(a: np.ndarray) -> str:
+    return np.array2string(np.asarray(a), precision=5, suppress_small=True, max_line_width=80)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `symbptt` console script; returns the exit code."""
+    out, err = Console(), Console(stderr=True)
+    try:
+        args = _parser().parse_args(argv)
+        return {"derive": run_derive}[args.command](args, out, err)
+    except SymbpttError as e:
+        print(f"symbptt: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("symbptt: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Compile a derivation to a plain Python function over NumPy arrays.
+
+Code is emitted block by block (one block per named node of the graph or of the reverse sweep)
+in topological order, with common subexpressions eliminated inside each block. The graph already
+names every shared value, so the emitted code stays linear in T; whole-program CSE would grow
+about T^2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import symengine as se
+
+from .derivatives import Block, Derivation, Path, blocks_needed, derive
+from .graph import UnrolledGraph, unroll
+from .model import (
+    GRADIENT_NAMES,
+    INPUT_NAMES,
+    SHARED_PARAMETERS,
+    Dims,
+    resolve_name,
+    validate_arrays,
+)
+
+__all__ = [
+    "CompiledFunction",
+    "compile_program",
+    "compile_gradients",
+    "compile_paths",
+    "gradient_function",
+]
+
+_NAMESPACE = {"exp": math.exp, "log": math.log, "tanh": math.tanh, "E": math.e, "max": max}
+
+
+def _input_lines(graph: UnrolledGraph) -> list[str]:
+    """Unpack the input arrays into one local variable per symbol."""
+    T = graph.dims.T
+    lines = []
+    for name in ("W_x", "W_h", "b", "V", "c", "h0"):
+        names = ", ".join(s.name for s in graph.node(name).symbols.flat)
+        lines.append(f"    {names}, = {name}.ravel().tolist()")
+    xs = [s.name for t in range(1, T + 1) for s in graph.node(f"x_{t}").symbols.flat]
+    lines.append(f"    {', '.join(xs)}, = x.ravel().tolist()")
+    ys = [s.name for t in range(1, T + 1) for s in graph.node(f"Y_{t}").symbols.flat]
+    lines.append(f"    {', '.join(ys)}, = _one_hot(y, {graph.dims.C})")
+    return lines
+
+
+def _one_hot(y: np.ndarray, C: int) -> list[float]:
+    return (y[..., None] == np.arange(C)).astype(float).ravel().tolist()
+
+
+def _block_lines(block: Block, cse: bool) -> list[str]:
+    symbols = list(block.symbols.flat)
+    definitions = list(block.definition.flat)
+    lines = []
+    if cse and definitions:
+        replacements, definitions = se.cse(definitions)
+        if replacements:
+            # cse names its temporaries x0, x1, ...; prefix them so they can never shadow ours.
+            rename = {r: se.Symbol(f"_{r}") for r, _ in replacements}
+            lines = [f"    _{r} = {e.xreplace(rename)}" for r, e in replacements]
+            definitions = [d.xreplace(rename) for d in definitions]
+    lines.extend(f"    {s} = {d}" for s, d in zip(symbols, definitions))
+    return lines
+
+
+@dataclass
+class CompiledFunction:
+    """A compiled straight-line program: call it with the model's input arrays.
+
+    Returns a dict mapping each output name to a float64 array. `source` is the generated
+    Python code, kept for inspection.
+    """
+
+    dims: Dims
+    source: str
+    shapes: dict[str, tuple[int, ...]]
+    _raw: object
+
+    def __call__(self, arrays: Mapping[str, np.ndarray] | None = None, **kwargs) -> dict:
+        arrays = validate_arrays(self.dims, {**(arrays or {}), **kwargs})
+        return self.call_unchecked(arrays)
+
+    def call_unchecked(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Skip input validation (for benchmarks and inner loops on trusted arrays)."""
+        flat = self._raw(*(arrays[n] for n in INPUT_NAMES))
+        return {k: np.array(v, dtype=float).reshape(self.shapes[k]) for k, v in flat.items()}
+
+
+def compile_program(
+    graph: UnrolledGraph,
+    blocks: Iterable[Block],
+    outputs: Mapping[str, np.ndarray],
+    *,
+    cse: bool = True,
+) -> CompiledFunction:
+    """Emit and compile Python code evaluating `outputs` (object arrays of symbols)."""
+    wanted = [s for arr in outputs.values() for s in np.asarray(arr).flat]
+    lines = [f"def _symbptt_program({', '.join(INPUT_NAMES)}):"]
+    lines += _input_lines(graph)
+    for block in blocks_needed(blocks, wanted):
+        lines += _block_lines(block, cse)
+    items = ", ".join(
+        f"{name!r}: [{', '.join(str(s) for s in np.asarray(arr).flat)}]"
+        for name, arr in outputs.items()
+    )
+    lines.append(f"    return {{{items}}}")
+    source = "\n".join(lines) + "\n"
+    namespace = dict(_NAMESPACE, _one_hot=_one_hot)
+    exec(compile(source, "<symbptt generated>", "exec"), namespace)  # our own generated code
+    shapes = {name: np.asarray(arr).shape for name, arr in outputs.items()}
+    return CompiledFunction(graph.dims, source, shapes, namespace["_symbptt_program"])
+
+
+def compile_gradients(
+    derivation: Derivation,
+    names: Iterable[str] = GRADIENT_NAMES,
+    *,
+    partials: bool = False,
+    cse: bool = True,
+) -> CompiledFunction:
+    """Loss (`"loss"`) and total derivatives of every named parameter, as one function.
+
+    With `partials=True` the outputs also hold each shared parameter's partial derivative per
+    step, keyed like the graph's copies (`"W_h^(3)"`).
+    """
+    names = [resolve_name(n) for n in names]
+    outputs = {"loss": derivation.loss_symbol()}
+    outputs.update({name: derivation.total_derivative(name) for name in names})
+    if partials:
+        for name in names:
+            if name in SHARED_PARAMETERS:
+                for k in range(1, derivation.graph.dims.T + 1):
+                    outputs[f"{name}^({k})"] = derivation.partial_derivative(name, k)
+    blocks = [*derivation.forward, *derivation.backward]
+    return compile_program(derivation.graph, blocks, outputs, cse=cse)
+
+
+def compile_paths(derivation: Derivation, paths: list[Path], *, cse: bool = True):
+    """One function returning every path's contribution, keyed `"path0"`, `"path1"`, ..."""
+    outputs = {f"path{i}": derivation.path_contribution(p) for i, p in enumerate(paths)}
+    blocks = [*derivation.forward, *derivation.path_blocks()]
+    return compile_program(derivation.graph, blocks, outputs, cse=cse)
+
+
+@lru_cache(maxsize=32)
+def gradient_function(dims: Dims) -> CompiledFunction:
+    """The compiled symbolic loss-and-gradients function for `dims`, derived once and cached."""
+    return compile_gradients(derive(unroll(dims)))

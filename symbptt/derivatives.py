@@ -1,0 +1,257 @@
+"""Derivatives of the loss on the unrolled graph: partial, total, and path by path.
+
+Total derivatives come from one reverse sweep over the shared DAG (BPTT done on symbols): each
+local partial derivative is SymEngine's `diff` of an entry's definition w.r.t. a parent entry,
+and every adjoint is a new named symbol, so the cost stays linear in T. Path contributions are
+computed independently, as products of the matrix-form VJP rules of `rules.RULES` along one
+path; that the paths add up to the total is therefore a real check of the rule table.
+
+Vocabulary: the *partial* derivative w.r.t. a copy `W_h^(k)` holds every other use of W_h fixed;
+the *total* derivative dL/dW_h sums over all copies, i.e. over every path of the graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+import symengine as se
+
+from .errors import ExpansionTooLargeError, UnknownNameError
+from .graph import Node, UnrolledGraph, symbol_matrix
+from .model import GRADIENT_NAMES, SHARED_PARAMETERS, resolve_name
+from .rules import RULES, vjp
+
+__all__ = [
+    "Block",
+    "Derivation",
+    "Path",
+    "derive",
+    "MAX_EXPAND_T",
+]
+
+#: Largest T for which derivatives are expanded into one expression in the raw inputs.
+MAX_EXPAND_T = 4
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True, eq=False)
+class Block:
+    """A named matrix of symbols with their definitions: one assignment of the program."""
+
+    name: str
+    symbols: np.ndarray
+    definition: np.ndarray
+
+
+@dataclass(frozen=True)
+class Path:
+    """One path of the unrolled graph from a parameter (or input) to the loss L.
+
+    `nodes` names every node on the way, copies included (`W_h^(k)` marks the use at step k).
+    """
+
+    wrt: str
+    nodes: tuple[str, ...]
+
+    @property
+    def shown(self) -> tuple[str, ...]:
+        """The path as written in the derivation: copies folded into the parameter."""
+        return tuple(n for n in self.nodes if "^(" not in n)
+
+    @property
+    def entry_step(self) -> int:
+        """The step whose use of the parameter starts the path (k)."""
+        return _step_of(self.nodes[1])
+
+    @property
+    def loss_step(self) -> int:
+        """The step t of the loss term L_t the path ends in."""
+        return _step_of(self.nodes[-2])
+
+    def __str__(self) -> str:
+        return " -> ".join(self.shown)
+
+
+def _step_of(name: str) -> int:
+    digits = name.rsplit("(", 1)[-1].rstrip(")") if "^(" in name else name.rsplit("_", 1)[-1]
+    return int(digits) if digits.isdigit() else 0
+
+
+def _adjoint_symbols(node: Node) -> np.ndarray:
+    return symbol_matrix("d_" + node.code, node.shape)
+
+
+@dataclass
+class Derivation:
+    """The derivatives of L on one unrolled graph.
+
+    `forward` and `backward` together are a straight-line program (a list of `Block`s) that
+    `compile` turns into NumPy-callable code; `adjoint[name]` holds the symbols of dL/d(node).
+    """
+
+    graph: UnrolledGraph
+    forward: list[Block]
+    backward: list[Block]
+    adjoint: dict[str, np.ndarray]
+    _path_blocks: dict[tuple[str, ...], Block] = field(default_factory=dict, repr=False)
+
+    # -- partial and total derivatives -------------------------------------------------------
+    def partial_derivative(self, parameter: str, step: int) -> np.ndarray:
+        """dL/dθ^(step): the derivative w.r.t. θ's use at one step, all other uses held fixed."""
+        parameter = resolve_name(parameter, SHARED_PARAMETERS)
+        if not 1 <= step <= self.graph.dims.T:
+            raise UnknownNameError(f"step={step} is outside 1..T={self.graph.dims.T}")
+        return self.adjoint[f"{parameter}^({step})"]
+
+    def total_derivative(self, name: str) -> np.ndarray:
+        """dL/dθ through every path, as adjoint symbols; `x` is stacked to shape (T, N, D)."""
+        name = resolve_name(name, GRADIENT_NAMES)
+        if name == "x":
+            T = self.graph.dims.T
+            return np.stack([self.adjoint[f"x_{t}"] for t in range(1, T + 1)])
+        return self.adjoint[name]
+
+    def loss_symbol(self) -> np.ndarray:
+        return self.graph.node("L").symbols
+
+    # -- paths ------------------------------------------------------------------------------
+    def paths(self, name: str) -> list[Path]:
+        """Every path from θ (every x_t for `x`) to L, in order of entry step then loss step."""
+        name = resolve_name(name, GRADIENT_NAMES)
+        roots = [f"x_{t}" for t in range(1, self.graph.dims.T + 1)] if name == "x" else [name]
+        found: list[Path] = []
+        for root in roots:
+            found.extend(Path(name, nodes) for nodes in self._walk((root,)))
+        return sorted(found, key=lambda p: (p.entry_step, p.loss_step, p.nodes))
+
+    def _walk(self, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
+        here = prefix[-1]
+        if here == "L":
+            yield prefix
+            return
+        for child in self.graph.children(here):
+            if self.graph.node(child).differentiable:
+                yield from self._walk((*prefix, child))
+
+    def path_contribution(self, path: Path) -> np.ndarray:
+        """The product of local partial derivatives along one path, as named symbols.
+
+        Shares suffixes between paths, so all T(T+1)/2 paths of W_h cost O(T^2) blocks.
+        """
+        return self._pull_back(path.nodes).symbols
+
+    def path_blocks(self) -> list[Block]:
+        """Blocks created so far by `path_contribution`, in an order valid for evaluation."""
+        return list(self._path_blocks.values())
+
+    def _pull_back(self, nodes: tuple[str, ...]) -> Block:
+        if nodes in self._path_blocks:
+            return self._path_blocks[nodes]
+        if len(nodes) == 1:  # the loss itself: dL/dL = 1
+            g = np.asarray(se.Integer(1), dtype=object)
+        else:
+            below = self._pull_back(nodes[1:])
+            child = self.graph.node(nodes[1])
+            rule = child.local_rule()
+            inputs = [self.graph.node(p).symbols for p in child.parents]
+            consts = {k: self.graph.node(v).symbols for k, v in child.consts}
+            index = child.parents.index(nodes[0])
+            g = vjp(rule, index, below.symbols, child.symbols, inputs, consts)
+        node = self.graph.node(nodes[0])
+        code = f"p{len(self._path_blocks)}_{node.code}"
+        block = Block(" -> ".join(nodes), symbol_matrix(code, node.shape), np.asarray(g))
+        self._path_blocks[nodes] = block
+        return block
+
+    # -- expansion for printing ---------------------------------------------------------------
+    def expand(self, symbols: np.ndarray) -> np.ndarray:
+        """The given derivative symbols written out in the raw inputs (SymEngine expressions).
+
+        Only for small T (MAX_EXPAND_T): expanded trees grow exponentially with T. The softmax
+        shift is set to 0 here, which changes no value.
+        """
+        if self.graph.dims.T > MAX_EXPAND_T:
+            raise ExpansionTooLargeError(
+                f"T={self.graph.dims.T} is too large to write the derivative out in the raw "
+                f"inputs (at most T={MAX_EXPAND_T}); the named-node form has no such limit"
+            )
+        definitions: dict[se.Symbol, se.Basic] = {}
+        for block in [*self.forward, *self.backward, *self.path_blocks()]:
+            for s, d in zip(block.symbols.flat, block.definition.flat):
+                definitions[s] = d
+        for node in self.graph:
+            if node.kind == "shift":
+                for s in node.symbols.flat:
+                    definitions[s] = se.Integer(0)
+        memo: dict[se.Symbol, se.Basic] = {}
+
+        def full(s: se.Symbol) -> se.Basic:
+            if s not in memo:
+                d = definitions.get(s)
+                if d is None:
+                    memo[s] = s
+                else:
+                    memo[s] = d.xreplace({f: full(f) for f in d.free_symbols})
+            return memo[s]
+
+        out = np.empty(symbols.shape, dtype=object)
+        for index in np.ndindex(*symbols.shape):
+            out[index] = full(symbols[index])
+        return out
+
+
+def derive(graph: UnrolledGraph, progress: Progress | None = None) -> Derivation:
+    """Run the reverse sweep: adjoint symbols and definitions for every node of the graph."""
+    owner: dict[se.Symbol, str] = {}
+    for node in graph:
+        if node.differentiable:
+            for s in node.symbols.flat:
+                owner[s] = node.name
+    contributions: dict[se.Symbol, list[se.Basic]] = {}
+    adjoint: dict[str, np.ndarray] = {}
+    backward: list[Block] = []
+    nodes = [n for n in graph if n.differentiable]
+    total = len(nodes)
+    for done, node in enumerate(reversed(nodes)):
+        if progress and done % 64 == 0:
+            progress("derive", done, total)
+        symbols = _adjoint_symbols(node)
+        if node.name == "L":
+            definition = np.asarray(se.Integer(1), dtype=object)
+        else:
+            definition = np.empty(node.shape, dtype=object)
+            for index in np.ndindex(*node.shape):
+                terms = contributions.pop(node.symbols[index], ())
+                definition[index] = se.Add(*terms) if terms else se.Integer(0)
+        adjoint[node.name] = symbols
+        backward.append(Block(f"dL/d{node.name}", symbols, definition))
+        if node.rule is None:
+            continue
+        parents = set(node.parents)
+        for entry, entry_def, entry_adj in zip(
+            node.symbols.flat, node.definition.flat, symbols.flat
+        ):
+            for s in entry_def.free_symbols:
+                if owner.get(s) in parents:
+                    local = entry_def.diff(s).xreplace({entry_def: entry})
+                    contributions.setdefault(s, []).append(entry_adj * local)
+    if progress:
+        progress("derive", total, total)
+    forward = [Block(n.name, n.symbols, n.definition) for n in graph if n.rule is not None]
+    return Derivation(graph, forward, backward, adjoint)
+
+
+def blocks_needed(blocks: Iterable[Block], outputs: Iterable[se.Symbol]) -> list[Block]:
+    """The blocks the outputs depend on, in their original order (dead code dropped)."""
+    blocks = list(blocks)
+    needed = set(outputs)
+    keep: list[Block] = []
+    for block in reversed(blocks):
+        if any(s in needed for s in block.symbols.flat):
+            keep.append(block)
+            for d in block.definition.flat:
+                needed.update(d.free_symbols)
+    return keep[::-1]

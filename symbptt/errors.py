@@ -1,0 +1,43 @@
+"""Errors are part of the interface: one base class, a few typed subclasses.
+
+Every message is one sentence a student can act on; the CLI prints it on one line and exits
+non-zero instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SymbpttError",
+    "DimensionError",
+    "UnknownNameError",
+    "ExpansionTooLargeError",
+    "InputArrayError",
+    "UserFunctionError",
+]
+
+
+class SymbpttError(Exception):
+    """Base class of every error symbptt raises on purpose."""
+
+
+class DimensionError(SymbpttError, ValueError):
+    """A dimension (N, D, H, C, T) is not a valid size."""
+
+
+class UnknownNameError(SymbpttError, KeyError):
+    """A parameter or node name that the model does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ExpansionTooLargeError(SymbpttError, ValueError):
+    """The symbolic expansion asked for would not fit in memory or time."""
+
+
+class InputArrayError(SymbpttError, ValueError):
+    """An input array has the wrong shape, dtype or non-finite values."""
+
+
+class UserFunctionError(SymbpttError):
+    """A function supplied by the user raised or returned something unusable."""
