@@ -7,6 +7,7 @@ a traceback: 2 for a usage error, 1 when a numerical check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from . import reference
 from .compile import compile_gradients, compile_paths
-from .derivatives import derive
+from .derivatives import derive, sum_paths
 from .errors import SymbpttError
 from .graph import unroll
 from .model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point, resolve_name
@@ -65,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _progress(console: Console):
+    """A transient progress bar on a terminal; nothing at all when stderr is a pipe or file."""
+    if not console.is_terminal:
+        return contextlib.nullcontext(), None
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -114,9 +118,11 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
         "symbolic_vs_bptt": _max_rel_error(total, grads_ref[wrt]),
         "loss_vs_bptt": abs(float(symbolic["loss"]) - loss_ref) / max(abs(loss_ref), 1e-300),
     }
-    partials = {k: symbolic[f"{wrt}^({k})"] for k in range(1, dims.T + 1) if wrt in SHARED_PARAMETERS}
+    partials = {
+        k: symbolic[f"{wrt}^({k})"] for k in range(1, dims.T + 1) if wrt in SHARED_PARAMETERS
+    }
     if values is not None:
-        errors["paths_sum_vs_total"] = _max_rel_error(sum(values), total)
+        errors["paths_sum_vs_total"] = _max_rel_error(sum_paths(paths, values, total.shape), total)
         for k, partial in partials.items():
             from_paths = sum(v for p, v in zip(paths, values) if p.entry_step == k)
             errors[f"partial_{k}_vs_its_paths"] = _max_rel_error(from_paths, partial)
@@ -133,8 +139,12 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
             "paths": None
             if values is None
             else [
-                {"nodes": list(p.shown), "entry_step": p.entry_step, "loss_step": p.loss_step,
-                 "value": v.tolist()}
+                {
+                    "nodes": list(p.shown),
+                    "entry_step": p.entry_step,
+                    "loss_step": p.loss_step,
+                    "value": v.tolist(),
+                }
                 for p, v in zip(paths, values)
             ],
             "partials": {str(k): v.tolist() for k, v in partials.items()},
@@ -153,7 +163,7 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
     )
     if values is not None:
         table = Table(show_lines=False)
-        for col in ("#", "path", "k", "t", "contribution (at seed %d)" % args.seed):
+        for col in ("#", "path", "k", "t", f"contribution (at seed {args.seed})"):
             table.add_column(col)
         for i, (p, v) in enumerate(zip(paths, values), 1):
             table.add_row(str(i), str(p), str(p.entry_step), str(p.loss_step), _fmt(v))

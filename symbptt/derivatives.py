@@ -21,13 +21,14 @@ import symengine as se
 from .errors import ExpansionTooLargeError, UnknownNameError
 from .graph import Node, UnrolledGraph, symbol_matrix
 from .model import GRADIENT_NAMES, SHARED_PARAMETERS, resolve_name
-from .rules import RULES, vjp
+from .rules import vjp
 
 __all__ = [
     "Block",
     "Derivation",
     "Path",
     "derive",
+    "sum_paths",
     "MAX_EXPAND_T",
 ]
 
@@ -242,6 +243,21 @@ def derive(graph: UnrolledGraph, progress: Progress | None = None) -> Derivation
         progress("derive", total, total)
     forward = [Block(n.name, n.symbols, n.definition) for n in graph if n.rule is not None]
     return Derivation(graph, forward, backward, adjoint)
+
+
+def sum_paths(paths: Iterable[Path], values: Iterable[np.ndarray], shape: tuple[int, ...]):
+    """Add evaluated path contributions up in the shape of the total derivative.
+
+    A path from x_k contributes to slot k-1 of dL/dx (shape (T, N, D)); every other path
+    contributes to the whole parameter.
+    """
+    total = np.zeros(shape)
+    for path, value in zip(paths, values):
+        if path.wrt == "x":
+            total[path.entry_step - 1] += value
+        else:
+            total += value
+    return total
 
 
 def blocks_needed(blocks: Iterable[Block], outputs: Iterable[se.Symbol]) -> list[Block]:

@@ -157,7 +157,15 @@ def unroll(dims: Dims, progress: Progress | None = None) -> UnrolledGraph:
         add(f"o_{t}", "logits", f"o_{t}", t, (N, C), rule="affine_out", parents=parents)
         add(f"m_{t}", "shift", f"m_{t}", t, (N,), rule="rowmax", parents=(f"o_{t}",))
         consts = (("Y", f"Y_{t}"), ("m", f"m_{t}"))
-        add(f"L_{t}", "step_loss", f"L_{t}", t, rule="softmax_ce", parents=(f"o_{t}",), consts=consts)
+        add(
+            f"L_{t}",
+            "step_loss",
+            f"L_{t}",
+            t,
+            rule="softmax_ce",
+            parents=(f"o_{t}",),
+            consts=consts,
+        )
         h_prev = f"h_{t}"
     add("L", "loss", "L", None, rule="sum", parents=tuple(f"L_{t}" for t in range(1, T + 1)))
     if progress:

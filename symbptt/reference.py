@@ -65,8 +65,7 @@ def _layer_arrays(x, h0, W_x, W_h, b, dh=None) -> list[np.ndarray]:
     """Check the RNN layer's inputs (and an upstream gradient dh) against each other."""
     if np.ndim(x) != 3 or np.ndim(b) != 1:
         raise InputArrayError(
-            f"x must have 3 axes (T,N,D) and b one (H,), "
-            f"got shapes {np.shape(x)} and {np.shape(b)}"
+            f"x must have 3 axes (T,N,D) and b one (H,), got shapes {np.shape(x)} and {np.shape(b)}"
         )
     (T, N, D), (H,) = np.shape(x), np.shape(b)
     shapes = {"x": (T, N, D), "h0": (N, H), "W_x": (D, H), "W_h": (H, H), "b": (H,)}
@@ -126,7 +125,7 @@ def _truncated_adjoints(hs: np.ndarray, W_h: np.ndarray, dh: np.ndarray, k: int)
     """Gradients on a_1..a_T when each dh_t flows back through at most k recurrent steps."""
     da = np.zeros_like(hs)
     for t in range(hs.shape[0]):
-        stop = max(t - k + 1, 0)
+        stop = max(t - k, 0)
         g = dh[t] * (1.0 - hs[t] ** 2)
         for s in range(t, stop - 1, -1):
             da[s] += g
@@ -215,8 +214,7 @@ def _evaluate(f: Callable[[dict[str, np.ndarray]], float], arrays) -> float:
     is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not is_real or not np.isfinite(value):
         raise UserFunctionError(
-            f"the function under finite differences must return a finite scalar, "
-            f"got {value!r}"
+            f"the function under finite differences must return a finite scalar, got {value!r}"
         )
     return float(value)
 

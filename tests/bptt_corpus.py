@@ -379,18 +379,16 @@ def tanh_prime_of_upstream(x, y, h0, W_x, W_h, b, V, c):
     T, N, _ = x.shape
     hs = []
     probs = []
+    loss = 0.0
     h = h0
     for t in range(T):
         h = np.tanh(x[t] @ W_x + h @ W_h + b)
         scores = h @ V + c
         scores = scores - scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        p /= p.sum(axis=1, keepdims=True)
+        log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        loss -= log_p[np.arange(N), y[t]].sum()
         hs.append(h)
-        probs.append(p)
-    loss = 0.0
-    for t in range(T):
-        loss -= np.sum(np.log(probs[t][np.arange(N), y[t]]))
+        probs.append(np.exp(log_p))
 
     dW_x, dW_h, db = np.zeros_like(W_x), np.zeros_like(W_h), np.zeros_like(b)
     dV, dc = np.zeros_like(V), np.zeros_like(c)
@@ -525,16 +523,16 @@ def dWh_transposed(x, y, h0, W_x, W_h, b, V, c):
     T, N, _ = x.shape
     hs = []
     probs = []
+    loss = 0.0
     h = h0
     for t in range(T):
         h = np.tanh(x[t] @ W_x + h @ W_h + b)
         scores = h @ V + c
         scores = scores - scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        p /= p.sum(axis=1, keepdims=True)
+        log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        loss -= log_p[np.arange(N), y[t]].sum()
         hs.append(h)
-        probs.append(p)
-    loss = -sum(np.log(probs[t][np.arange(N), y[t]]).sum() for t in range(T))
+        probs.append(np.exp(log_p))
 
     dW_x, dW_h, db = np.zeros_like(W_x), np.zeros_like(W_h), np.zeros_like(b)
     dV, dc = np.zeros_like(V), np.zeros_like(c)
@@ -561,16 +559,16 @@ def skipped_first_step(x, y, h0, W_x, W_h, b, V, c):
     T, N, _ = x.shape
     hs = []
     probs = []
+    loss = 0.0
     h = h0
     for t in range(T):
         h = np.tanh(x[t] @ W_x + h @ W_h + b)
         scores = h @ V + c
         scores = scores - scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        p /= p.sum(axis=1, keepdims=True)
+        log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        loss -= log_p[np.arange(N), y[t]].sum()
         hs.append(h)
-        probs.append(p)
-    loss = -sum(np.log(probs[t][np.arange(N), y[t]]).sum() for t in range(T))
+        probs.append(np.exp(log_p))
 
     dW_x, dW_h, db = np.zeros_like(W_x), np.zeros_like(W_h), np.zeros_like(b)
     dV, dc = np.zeros_like(V), np.zeros_like(c)
@@ -706,16 +704,16 @@ def truncated_bptt_2(x, y, h0, W_x, W_h, b, V, c):
     T, N, _ = x.shape
     hs = []
     probs = []
+    loss = 0.0
     h = h0
     for t in range(T):
         h = np.tanh(x[t] @ W_x + h @ W_h + b)
         scores = h @ V + c
         scores = scores - scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        p /= p.sum(axis=1, keepdims=True)
+        log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        loss -= log_p[np.arange(N), y[t]].sum()
         hs.append(h)
-        probs.append(p)
-    loss = -sum(np.log(probs[t][np.arange(N), y[t]]).sum() for t in range(T))
+        probs.append(np.exp(log_p))
 
     dW_x, dW_h, db = np.zeros_like(W_x), np.zeros_like(W_h), np.zeros_like(b)
     dV, dc = np.zeros_like(V), np.zeros_like(c)
@@ -782,16 +780,16 @@ def grads_divided_by_T(x, y, h0, W_x, W_h, b, V, c):
     T, N, _ = x.shape
     hs = []
     probs = []
+    loss = 0.0
     h = h0
     for t in range(T):
         h = np.tanh(x[t] @ W_x + h @ W_h + b)
         scores = h @ V + c
         scores = scores - scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        p /= p.sum(axis=1, keepdims=True)
+        log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        loss -= log_p[np.arange(N), y[t]].sum()
         hs.append(h)
-        probs.append(p)
-    loss = -sum(np.log(probs[t][np.arange(N), y[t]]).sum() for t in range(T))
+        probs.append(np.exp(log_p))
 
     grads = {
         "W_x": np.zeros_like(W_x),
@@ -826,16 +824,16 @@ def dV_assigned_not_accumulated(x, y, h0, W_x, W_h, b, V, c):
     T, N, _ = x.shape
     hs = []
     probs = []
+    loss = 0.0
     h = h0
     for t in range(T):
         h = np.tanh(x[t] @ W_x + h @ W_h + b)
         scores = h @ V + c
         scores = scores - scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        p /= p.sum(axis=1, keepdims=True)
+        log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        loss -= log_p[np.arange(N), y[t]].sum()
         hs.append(h)
-        probs.append(p)
-    loss = -sum(np.log(probs[t][np.arange(N), y[t]]).sum() for t in range(T))
+        probs.append(np.exp(log_p))
 
     dW_x, dW_h, db = np.zeros_like(W_x), np.zeros_like(W_h), np.zeros_like(b)
     dV, dc = np.zeros_like(V), np.zeros_like(c)
@@ -932,16 +930,16 @@ def dWh_skips_h0_term(x, y, h0, W_x, W_h, b, V, c):
     T, N, _ = x.shape
     hs = []
     probs = []
+    loss = 0.0
     h = h0
     for t in range(T):
         h = np.tanh(x[t] @ W_x + h @ W_h + b)
         scores = h @ V + c
         scores = scores - scores.max(axis=1, keepdims=True)
-        p = np.exp(scores)
-        p /= p.sum(axis=1, keepdims=True)
+        log_p = scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+        loss -= log_p[np.arange(N), y[t]].sum()
         hs.append(h)
-        probs.append(p)
-    loss = -sum(np.log(probs[t][np.arange(N), y[t]]).sum() for t in range(T))
+        probs.append(np.exp(log_p))
 
     dW_x, dW_h, db = np.zeros_like(W_x), np.zeros_like(W_h), np.zeros_like(b)
     dV, dc = np.zeros_like(V), np.zeros_like(c)
@@ -986,7 +984,7 @@ def column_missing_transpose(x, y, h0, W_x, W_h, b, V, c):
             ys = np.dot(Why, hs[t]) + by
             ys = ys - np.max(ys)
             ps[t] = np.exp(ys) / np.sum(np.exp(ys))
-            loss += -np.log(ps[t][y[t, n], 0])
+            loss += -(ys[y[t, n], 0] - np.log(np.sum(np.exp(ys))))
 
         dhnext = np.zeros_like(hs[0])
         for t in reversed(range(T)):
@@ -1024,7 +1022,7 @@ def column_dby_assigned(x, y, h0, W_x, W_h, b, V, c):
             ys = np.dot(Why, hs[t]) + by
             ys = ys - np.max(ys)
             ps[t] = np.exp(ys) / np.sum(np.exp(ys))
-            loss += -np.log(ps[t][y[t, n], 0])
+            loss += -(ys[y[t, n], 0] - np.log(np.sum(np.exp(ys))))
 
         dhnext = np.zeros_like(hs[0])
         for t in reversed(range(T)):
@@ -1061,8 +1059,10 @@ def layer_upstream_last_step_only(x, h0, W_x, W_h, b, dh):
 
     dx = np.zeros_like(x)
     dWx, dWh, db = np.zeros_like(W_x), np.zeros_like(W_h), np.zeros_like(b)
-    dprev_h = dh[-1]  # BUG: upstream gradient taken from the last step only, as for a
-    for t in reversed(range(T)):  # many-to-one model; dh[t] is never added inside the loop
+    # BUG: upstream gradient taken from the last step only, as for a many-to-one model;
+    # dh[t] is never added inside the loop
+    dprev_h = dh[-1]
+    for t in reversed(range(T)):
         prev = h[t - 1] if t > 0 else h0
         dtanh = dprev_h * (1 - h[t] ** 2)
         dx[t] = dtanh @ W_x.T
@@ -1372,14 +1372,16 @@ BUGGY: list[Case] = [
 
 ALL_CASES: list[Case] = CORRECT + BUGGY
 
-#: Shapes on which a buggy case happens to give the right answer for every entry of
-#: `wrong` (the bug is invisible there); a checker cannot be expected to flag it then.
+#: When a buggy case gives the right answer for every gradient and the loss (the bug is
+#: invisible, and a checker cannot be expected to flag it), as a Python expression in the
+#: sizes T, N, D, H, C. Cases not listed are visible on every shape. On other small shapes
+#: the wrong gradients are a subset of `wrong`: with T == 1 the two missing-transpose cases
+#: get only "h0" wrong.
 INVISIBLE_WHEN: dict[str, str] = {
     "missing_recurrent_term": "T == 1",
     "missing_transpose_recurrent": "H == 1",
     "batch_mean_gradients": "N == 1",
     "dWh_transposed": "H == 1",
-    "lost_dh0": "never",
     "truncated_bptt_2": "T <= 2",
     "grads_divided_by_T": "T == 1",
     "dV_assigned_not_accumulated": "T == 1",
@@ -1399,6 +1401,36 @@ def case_by_name(name: str) -> Case:
     raise KeyError(name)
 
 
-# Table of cases (form, layout, wrong, cause):
+# Table of cases (generated from the metadata above; keep in sync). f32 marks dtype
+# float32; INVISIBLE_WHEN lists the shapes on which a bug does not show.
 #
-# TABLE_PLACEHOLDER
+#   name                           form/layout   wrong               cause
+#   -----------------------------  ------------  ------------------  -----------------
+#   correct_row_vectorised         full/row      (correct)           -
+#   correct_column_karpathy        full/column   (correct)           -
+#   correct_row_batch_loop         full/row      (correct)           -
+#   correct_row_float32            full/row f32  (correct)           -
+#   correct_row_shared_only        full/row      (correct)           -
+#   correct_layer_cs231n           layer/row     (correct)           -
+#   missing_recurrent_term         full/row      W_x,W_h,b,h0,x      no_recurrent_term
+#   tanh_prime_of_preactivation    full/row      W_x,W_h,b,h0,x      -
+#   tanh_prime_of_upstream         full/row      W_x,W_h,b,h0,x      -
+#   dWh_uses_current_state         full/row      W_h                 -
+#   missing_transpose_recurrent    full/row      W_x,W_h,b,h0,x      -
+#   batch_mean_gradients           full/row      W_x,W_h,b,V,c,h0,x  scaled_by_N
+#   dWh_transposed                 full/row      W_h                 transposed
+#   skipped_first_step             full/row      W_x,W_h,b,V,c,h0,x  -
+#   softmax_grad_no_onehot         full/row      W_x,W_h,b,V,c,h0,x  -
+#   lost_dh0                       full/row      h0                  -
+#   output_grad_one_step_late      full/row      W_x,W_h,b,h0,x      -
+#   truncated_bptt_2               full/row      W_x,W_h,b,h0,x      truncated
+#   sign_flipped_db                full/row      b                   sign_flipped
+#   grads_divided_by_T             full/row      W_x,W_h,b,V,c,h0,x  scaled_by_T
+#   dV_assigned_not_accumulated    full/row      V                   -
+#   output_grad_last_step_only     full/row      W_x,W_h,b,h0,x      -
+#   loss_mean_over_batch           full/row      loss                scaled_by_N
+#   dWh_skips_h0_term              full/row      W_h                 -
+#   column_missing_transpose       full/column   W_x,W_h,b,h0,x      -
+#   column_dby_assigned            full/column   c                   -
+#   layer_upstream_last_step_only  layer/row     W_x,W_h,b,h0,x      -
+#   layer_no_recurrent_term        layer/row     W_x,W_h,b,h0,x      no_recurrent_term
