@@ -1,4 +1,4 @@
-"""The `symbptt` command line: `derive` (and, later, `check`).
+"""The `symbptt` command line: `derive` a gradient through every path, `check` user code.
 
 Every error symbptt raises on purpose becomes one line on stderr and a non-zero exit code, never
 a traceback: 2 for a usage error, 1 when a numerical check fails.
@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
+import importlib.util
 import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -19,11 +22,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import reference
+from .check import check_gradients
 from .compile import compile_gradients, compile_paths
 from .derivatives import derive, sum_paths
 from .errors import SymbpttError
 from .graph import unroll
 from .model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point, resolve_name
+from .usercode import FORMS, LAYOUTS
 
 __all__ = ["main"]
 
@@ -62,6 +67,19 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=_positive_int, default=0, help="seed of the random point")
     d.add_argument("--scale", type=float, default=1.0, help="scale of V and c (logit size)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead")
+    k = sub.add_parser(
+        "check",
+        help="check a hand-written BPTT function on random shapes and say what is wrong",
+    )
+    k.add_argument("target", help="path/to/file.py:function")
+    k.add_argument("--form", choices=FORMS, default="full")
+    k.add_argument("--layout", choices=LAYOUTS, default="row")
+    k.add_argument("--batch-first", action="store_true", help="x is (N, T, D), y is (N, T)")
+    k.add_argument("--names", default="", help="your names, e.g. W_h=Whh,W_x=Wxh,V=Why")
+    k.add_argument("--order", default="", help="order of a returned gradient tuple, e.g. W_x,W_h")
+    k.add_argument("--examples", type=_positive_int, default=100, help="random problems to try")
+    k.add_argument("--seed", type=_positive_int, default=0)
+    k.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -183,6 +201,85 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0 if ok else 1
 
 
+def _mapping(text: str) -> dict[str, str]:
+    pairs = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        ours, sep, theirs = item.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise _UsageError(f"--names entry {item!r} is not of the form W_h=Whh")
+        pairs[ours.strip()] = theirs.strip()
+    return pairs
+
+
+def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Load the user's function, check it, print the report; 0 right, 1 wrong."""
+    fn = load_function(args.target)
+    order = [n.strip() for n in args.order.split(",") if n.strip()] or None
+    bar, report_progress = _progress(err)
+    with bar:
+        tick = (
+            (lambda done, total: report_progress("examples", done, total))
+            if report_progress
+            else None
+        )
+        try:
+            report = check_gradients(
+                fn,
+                form=args.form,
+                layout=args.layout,
+                batch_first=args.batch_first,
+                names=_mapping(args.names),
+                order=order,
+                max_examples=args.examples,
+                seed=args.seed,
+                progress=tick,
+            )
+        except ValueError as exc:  # bad options of ours, e.g. an unknown name in --names
+            raise _UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        report.render(out)
+    return 0 if report.ok else 1
+
+
+def load_function(target: str):
+    """Import `path/to/file.py:function` without touching the user's files."""
+    path_text, sep, name = target.rpartition(":")
+    if not sep or not path_text or not name:
+        raise _UsageError(f"{target!r} is not of the form path/to/file.py:function")
+    path = Path(path_text)
+    if not path.is_file():
+        raise _UsageError(f"no such file: {path_text}")
+    spec = importlib.util.spec_from_file_location(f"_symbptt_user_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise _UsageError(f"{path_text} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.resolve().parent))  # the user's own sibling imports
+    sys.modules[spec.name] = module  # dataclasses and pickling look their module up here
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(spec.name, None)
+        where = ""
+        if isinstance(exc, SyntaxError):
+            where = f" (line {exc.lineno})"
+        raise _UsageError(
+            f"could not import {path_text}: {type(exc).__name__}: {exc}{where}"
+        ) from None
+    finally:
+        sys.path.remove(str(path.resolve().parent))
+    fn = getattr(module, name, None)
+    if fn is None:
+        found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        close = difflib.get_close_matches(name, found, n=2)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise _UsageError(f"{path_text} has no function {name!r}{hint}")
+    if not callable(fn):
+        raise _UsageError(f"{path_text}:{name} is not callable")
+    return fn
+
+
 def _fmt(a: np.ndarray) -> str:
     return np.array2string(np.asarray(a), precision=5, suppress_small=True, max_line_width=80)
 
@@ -192,7 +289,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, err = Console(), Console(stderr=True)
     try:
         args = _parser().parse_args(argv)
-        return {"derive": run_derive}[args.command](args, out, err)
+        return {"derive": run_derive, "check": run_check}[args.command](args, out, err)
     except SymbpttError as e:
         print(f"symbptt: error: {e}", file=sys.stderr)
         return 2

@@ -134,12 +134,17 @@ def _truncated_adjoints(hs: np.ndarray, W_h: np.ndarray, dh: np.ndarray, k: int)
     return da
 
 
+def _sum_outer(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """sum_t a_t^T b_t as one matmul over the flattened (T*N) rows (einsum would loop)."""
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
 def _layer_gradients(x, h0, hs, W_x, W_h, da) -> dict[str, np.ndarray]:
     """Every a_t = b + h_{t-1} W_h + x_t W_x is linear in its inputs; da_t is its adjoint."""
     h_prev = np.concatenate([h0[None], hs[:-1]], axis=0)
     return {
-        "W_x": np.einsum("tnd,tnh->dh", x, da),
-        "W_h": np.einsum("tnj,tnh->jh", h_prev, da),
+        "W_x": _sum_outer(x, da),
+        "W_h": _sum_outer(h_prev, da),
         "b": da.sum(axis=(0, 1)),
         "h0": da[0] @ W_h.T,
         "x": da @ W_x.T,
@@ -163,7 +168,7 @@ def forward_backward(
     else:
         da = _truncated_adjoints(hs, a["W_h"], dh, k)
     grads = _layer_gradients(a["x"], a["h0"], hs, a["W_x"], a["W_h"], da)
-    grads["V"] = np.einsum("tnh,tnc->hc", hs, dlogits)
+    grads["V"] = _sum_outer(hs, dlogits)
     grads["c"] = dlogits.sum(axis=(0, 1))
     return float(step_losses.sum()), {name: grads[name] for name in GRADIENT_NAMES}
 
@@ -193,13 +198,16 @@ def layer_forward(x, h0, W_x, W_h, b) -> np.ndarray:
     return _forward(*_layer_arrays(x, h0, W_x, W_h, b))
 
 
-def layer_vjp(x, h0, W_x, W_h, b, dh) -> dict[str, np.ndarray]:
+def layer_vjp(x, h0, W_x, W_h, b, dh, *, truncate: int | None = None) -> dict[str, np.ndarray]:
     """Return the gradients of sum_t <dh_t, h_t> w.r.t. "x", "h0", "W_x", "W_h" and "b":
     the exact vector-Jacobian product of the RNN layer with upstream gradient dh (T,N,H).
+    `truncate` works as in `forward_backward`.
     """
+    k = _check_truncate(truncate)
     x, h0, W_x, W_h, b, dh = _layer_arrays(x, h0, W_x, W_h, b, dh)
     hs = _forward(x, h0, W_x, W_h, b)
-    return _layer_gradients(x, h0, hs, W_x, W_h, _full_adjoints(hs, W_h, dh))
+    da = _full_adjoints(hs, W_h, dh) if k is None else _truncated_adjoints(hs, W_h, dh, k)
+    return _layer_gradients(x, h0, hs, W_x, W_h, da)
 
 
 def _evaluate(f: Callable[[dict[str, np.ndarray]], float], arrays) -> float:

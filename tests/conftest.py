@@ -1,8 +1,14 @@
-"""Hypothesis profiles: reproducible in CI (derandomized), no deadline for symbolic work."""
+"""Hypothesis profiles (reproducible in CI, no deadline for symbolic work); corpus on the path."""
 
 import os
+import sys
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/bptt_corpus.py is test data, not a package
+
+pytest_plugins = ["pytester"]
 
 settings.register_profile(
     "ci",

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,3 +96,85 @@ def test_console_script_runs_as_a_module():
     )
     assert done.returncode == 0, done.stderr
     assert "3 paths" in done.stdout
+
+
+CORPUS = str(Path(__file__).parent / "bptt_corpus.py")
+
+
+def test_check_passes_a_correct_function(capsys):
+    code, out, _ = _run(capsys, "check", f"{CORPUS}:correct_row_vectorised")
+    assert code == 0
+    assert "all checked gradients are right" in out
+
+
+def test_check_column_layout(capsys):
+    code, _, _ = _run(capsys, "check", f"{CORPUS}:correct_column_karpathy", "--layout", "column")
+    assert code == 0
+    # The same function checked in the wrong layout cannot pass.
+    code, out, _ = _run(capsys, "check", f"{CORPUS}:correct_column_karpathy", "--examples", "20")
+    assert code == 1
+
+
+def test_check_finds_the_bug_and_says_where(capsys):
+    code, out, _ = _run(capsys, "check", f"{CORPUS}:missing_recurrent_term", "--json")
+    assert code == 1
+    record = json.loads(out)
+    assert record["ok"] is False and record["dims"]["T"] == 2
+    wrong = {r["name"]: r for r in record["results"] if r["status"] == "WRONG"}
+    assert set(wrong) == {"W_x", "W_h", "b", "h0", "x"}
+    assert wrong["W_h"]["likely_cause"] == "no_recurrent_term"
+    assert wrong["W_h"]["first_wrong_step"] == 2
+
+
+def test_check_names_option(tmp_path, capsys):
+    source = Path(CORPUS).read_text()
+    user = tmp_path / "mine.py"
+    user.write_text(
+        source
+        + "\n\ndef mine(x, y, h0, Wxh, Whh, bh, Why, by):\n"
+        + "    loss, g = correct_row_vectorised(x, y, h0, Wxh, Whh, bh, Why, by)\n"
+        + "    return loss, {'Wxh': g['W_x'], 'Whh': g['W_h'], 'bh': g['b'], 'Why': g['V'],"
+        + " 'by': g['c'], 'h0': g['h0'], 'x': g['x']}\n"
+    )
+    before = user.read_text()
+    code, out, err = _run(
+        capsys,
+        "check",
+        f"{user}:mine",
+        "--names",
+        "W_x=Wxh,W_h=Whh,b=bh,V=Why,c=by",
+        "--examples",
+        "20",
+    )
+    assert code == 0, out + err
+    assert user.read_text() == before  # the user's file is never touched
+
+
+def test_check_reports_a_raising_function_with_exit_1(tmp_path, capsys):
+    user = tmp_path / "broken.py"
+    user.write_text("def grads(x, y, h0, W_x, W_h, b, V, c):\n    return x @ W_h, {}\n")
+    code, out, _ = _run(capsys, "check", f"{user}:grads", "--json")
+    assert code == 1
+    error = json.loads(out)["error"]
+    assert "broken.py:2: return x @ W_h, {}" in error and "when called with shapes" in error
+
+
+@pytest.mark.parametrize(
+    "target, extra, message",
+    [
+        ("nope.py:f", [], "no such file: nope.py"),
+        ("{corpus}", [], "is not of the form path/to/file.py:function"),
+        ("{corpus}:correct_row_vectorized", [], "did you mean 'correct_row_vectorised'"),
+        ("{corpus}:correct_row_vectorised", ["--names", "W_h"], "is not of the form W_h=Whh"),
+        ("{corpus}:correct_row_vectorised", ["--names", "W_q=Whh"], "names maps 'W_q'"),
+        ("{corpus}:correct_row_vectorised", ["--form", "loss"], "invalid choice: 'loss'"),
+        ("{bad}:f", [], "could not import"),
+    ],
+    ids=["missing file", "no function", "typo", "names syntax", "names unknown", "form", "syntax"],
+)
+def test_check_usage_errors_exit_2(tmp_path, capsys, target, extra, message):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f(:\n")
+    target = target.format(corpus=CORPUS, bad=bad)
+    code, out, err = _run(capsys, "check", target, *extra)
+    assert code == 2 and message in err and "Traceback" not in err

@@ -11,7 +11,7 @@ from symbptt.derivatives import derive
 from symbptt.errors import InputArrayError
 from symbptt.graph import unroll
 from symbptt.model import GRADIENT_NAMES, Dims, random_point
-from symbptt.testing import rnn_problems
+from symbptt.strategies import rnn_problems
 
 EDGE_SHAPES = [
     Dims(N=1, D=1, H=1, C=2, T=1),  # everything minimal

@@ -11,7 +11,7 @@ from symbptt.derivatives import MAX_EXPAND_T, derive, sum_paths
 from symbptt.errors import ExpansionTooLargeError, UnknownNameError
 from symbptt.graph import unroll
 from symbptt.model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point
-from symbptt.testing import rnn_problems, rnn_shapes
+from symbptt.strategies import rnn_problems, rnn_shapes
 
 
 def _derivation(dims):

@@ -1,0 +1,40 @@
+"""pytest plugin (registered through the `pytest11` entry point when symbptt is installed).
+
+Adds the `bptt_check` fixture, which is `symbptt.testing.assert_bptt_correct`::
+
+    def test_my_rnn(bptt_check):
+        bptt_check(my_rnn.loss_and_grads, layout="column", names={"W_h": "Whh"})
+
+and the `--symbptt-examples N` option, which sets how many random problems each check tries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("symbptt")
+    group.addoption(
+        "--symbptt-examples",
+        type=int,
+        default=None,
+        help="random problems each bptt_check tries (default 100)",
+    )
+
+
+@pytest.fixture
+def bptt_check(request: pytest.FixtureRequest) -> Callable:
+    """Check a BPTT function on random shapes; fail the test with symbptt's report if wrong."""
+    from .testing import assert_bptt_correct
+
+    examples = request.config.getoption("--symbptt-examples")
+
+    def run(fn: Callable, **options):
+        if examples is not None:
+            options.setdefault("max_examples", examples)
+        return assert_bptt_correct(fn, **options)
+
+    return run

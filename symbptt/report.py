@@ -1,0 +1,146 @@
+"""The result of a gradient check: per-parameter verdicts, rendered as a table or as JSON."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+__all__ = ["ParameterResult", "Report"]
+
+#: Readable explanations of the causes the checker recognises.
+CAUSES = {
+    "transposed": "equals the true gradient transposed",
+    "scaled_by_N": "equals the true value divided by N (a mean over the batch instead of a sum)",
+    "scaled_by_T": "equals the true value divided by T (a mean over time instead of a sum)",
+    "scaled_by_NT": "equals the true value divided by N*T (a mean over batch and time)",
+    "sign_flipped": "equals minus the true gradient",
+    "zero": "is all zeros: nothing was ever accumulated into it",
+    "no_recurrent_term": "equals the gradient without the recurrent term (nothing flows "
+    "back through h_{t-1})",
+    "truncated": "equals a truncated-BPTT gradient",
+    "scaled": "equals the true value times a constant factor",
+}
+
+
+@dataclass
+class ParameterResult:
+    """The verdict on one gradient (or on the loss, under the name "loss")."""
+
+    name: str
+    status: str  # "OK", "WRONG" or "NOT CHECKED"
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    worst_index: tuple[int, ...] | None = None
+    first_wrong_step: int | None = None
+    likely_cause: str | None = None
+    cause_detail: str | None = None
+    message: str | None = None
+
+    @property
+    def explanation(self) -> str:
+        parts = []
+        if self.message:
+            parts.append(self.message)
+        if self.likely_cause:
+            text = CAUSES.get(self.likely_cause, self.likely_cause)
+            parts.append(
+                f"likely cause: {text}" + (f" ({self.cause_detail})" if self.cause_detail else "")
+            )
+        if self.first_wrong_step is not None:
+            parts.append(f"first wrong with sequences of length t={self.first_wrong_step}")
+        return "; ".join(parts)
+
+
+@dataclass
+class Report:
+    """Everything `check_gradients` learned; `ok` is True when every checked gradient is right."""
+
+    ok: bool
+    form: str
+    layout: str
+    examples: int
+    dims: dict[str, int] | None = None  # the smallest failing shape, when one was found
+    results: list[ParameterResult] = field(default_factory=list)
+    error: str | None = None  # the user's function raised or returned something unusable
+    notes: list[str] = field(default_factory=list)
+    tolerance: dict[str, float] = field(default_factory=dict)
+
+    def result(self, name: str) -> ParameterResult:
+        for r in self.results:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    @property
+    def wrong(self) -> list[str]:
+        return [r.name for r in self.results if r.status == "WRONG"]
+
+    def results_from(self, at_failing: dict | None, at_generic: dict | None, generic) -> None:
+        """Merge the diagnoses at the smallest failing shape and at the generic shape.
+
+        The smallest failing shape explains best; the generic shape (every size > 1, D != H)
+        catches what the small one hides and tells causes apart best.
+        """
+        if at_failing is None or at_generic is None:
+            self.results = list((at_failing or at_generic or {}).values())
+            return
+        shape = f"N={generic.N} D={generic.D} H={generic.H} C={generic.C} T={generic.T}"
+        merged = []
+        for name, small in at_failing.items():
+            big = at_generic[name]
+            if small.status == "WRONG":
+                if big.status == "WRONG" and big.likely_cause:
+                    small.likely_cause, small.cause_detail = big.likely_cause, big.cause_detail
+                merged.append(small)
+            elif big.status == "WRONG":
+                big.message = (big.message + "; " if big.message else "") + f"seen at {shape}"
+                merged.append(big)
+            else:
+                merged.append(big)
+        self.results = merged
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def render(self, console: Console | None = None) -> None:
+        """Print the report as a table (rich), with the failing shape and notes."""
+        console = console or Console()
+        verdict = (
+            "[green]all checked gradients are right[/green]" if self.ok else "[red]WRONG[/red]"
+        )
+        console.print(
+            f"symbptt check ({self.form} form, {self.layout} layout, {self.examples} examples): "
+            f"{verdict}",
+            soft_wrap=True,
+        )
+        if self.error:
+            console.print(f"[red]error:[/red] {self.error}", highlight=False, soft_wrap=True)
+        if self.dims:
+            shape = " ".join(f"{k}={v}" for k, v in self.dims.items())
+            console.print(f"smallest failing shape: {shape}")
+        if self.results:
+            table = Table()
+            for col in ("gradient", "verdict", "max abs err", "max rel err", "worst at"):
+                table.add_column(col)
+            for r in self.results:
+                colour = {"OK": "green", "WRONG": "red"}.get(r.status, "yellow")
+                table.add_row(
+                    r.name,
+                    f"[{colour}]{r.status}[/{colour}]",
+                    _num(r.max_abs_error),
+                    _num(r.max_rel_error),
+                    "" if r.worst_index is None else str(r.worst_index),
+                )
+            console.print(table)
+            for r in self.results:
+                if r.status == "WRONG" and r.explanation:
+                    label = r.name if r.name == "loss" else f"d{r.name}"
+                    console.print(f"  {label}: {r.explanation}", highlight=False, soft_wrap=True)
+        for note in self.notes:
+            console.print(f"note: {note}", highlight=False)
+
+
+def _num(v: float | None) -> str:
+    return "" if v is None else f"{v:.2e}"

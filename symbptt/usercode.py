@@ -1,0 +1,250 @@
+"""Calling a user's gradient function in the user's own conventions, safely.
+
+A user's function sees its arrays under its own names, in its own layout (`row`: x W as in the
+model; `column`: W x with transposed weights and column biases, as in min-char-rnn) and with x
+time-major or batch-first, as declared. Its answers are mapped back to the model's canonical
+row layout. Anything unusable becomes a `UserFunctionError` (the call as a whole) or a
+per-gradient problem sentence (one gradient), never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserFunctionError
+from .model import GRADIENT_NAMES
+
+__all__ = ["Convention", "FORMS", "LAYOUTS", "UserAnswer"]
+
+FORMS = ("full", "layer")
+LAYOUTS = ("row", "column")
+#: Inputs of each form, in the order they are passed positionally.
+INPUTS = {
+    "full": ("x", "y", "h0", "W_x", "W_h", "b", "V", "c"),
+    "layer": ("x", "h0", "W_x", "W_h", "b", "dh"),
+}
+#: Gradients each form can return, in the default order of a returned tuple.
+GRADIENTS = {"full": GRADIENT_NAMES, "layer": ("x", "h0", "W_x", "W_h", "b")}
+_TRANSPOSED = ("W_x", "W_h", "V")
+_BIASES = ("b", "c")
+_PACKAGE_DIR = str(Path(__file__).resolve().parent)
+
+
+@dataclass
+class UserAnswer:
+    """What one call returned, in canonical names and row layout."""
+
+    loss: float | None
+    grads: dict[str, np.ndarray]
+    problems: dict[str, str] = field(default_factory=dict)
+    dtypes: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How the user's function takes and returns arrays.
+
+    `names` maps canonical names (W_h) to the user's (Whh); `order` is the canonical order of
+    a gradient tuple the function returns.
+    """
+
+    form: str = "full"
+    layout: str = "row"
+    batch_first: bool = False
+    names: Mapping[str, str] = field(default_factory=dict)
+    order: Sequence[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise ValueError(f"form={self.form!r} must be one of {', '.join(FORMS)}")
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"layout={self.layout!r} must be one of {', '.join(LAYOUTS)}")
+        known = (*INPUTS[self.form], *GRADIENTS[self.form])
+        for canonical in self.names:
+            if canonical not in known:
+                close = difflib.get_close_matches(canonical, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"names maps {canonical!r}, which is not an array of the {self.form} form "
+                    f"({', '.join(dict.fromkeys(known))}){hint}"
+                )
+        if self.order is not None:
+            unknown = [n for n in self.order if n not in GRADIENTS[self.form]]
+            if unknown:
+                raise ValueError(
+                    f"order names {', '.join(map(repr, unknown))}, not gradients of the "
+                    f"{self.form} form ({', '.join(GRADIENTS[self.form])})"
+                )
+
+    def user_name(self, canonical: str) -> str:
+        return self.names.get(canonical, canonical)
+
+    # -- canonical -> user ---------------------------------------------------------------
+    def to_user(self, canonical: str, value: np.ndarray) -> np.ndarray:
+        """One input array as the user's function expects it."""
+        if self.layout == "column":
+            if canonical in _TRANSPOSED:
+                value = value.T
+            elif canonical in _BIASES:
+                value = value[:, None]
+        if self.batch_first and canonical in ("x", "y", "dh"):
+            value = np.swapaxes(value, 0, 1)
+        return np.ascontiguousarray(value)
+
+    def user_shape(self, canonical: str, shape: tuple[int, ...]) -> tuple[int, ...]:
+        return self.to_user(canonical, np.empty(shape)).shape
+
+    def arguments(self, arrays: Mapping[str, np.ndarray]) -> tuple[list, dict]:
+        """Positional arguments, or keyword arguments under the user's names if any are mapped."""
+        values = {n: self.to_user(n, arrays[n]) for n in INPUTS[self.form]}
+        if self.names:
+            return [], {self.user_name(n): v for n, v in values.items()}
+        return list(values.values()), {}
+
+    # -- calling -------------------------------------------------------------------------
+    def call(self, fn: Callable, arrays: Mapping[str, np.ndarray]) -> UserAnswer:
+        """Call fn on copies of the arrays; map its answer back to canonical names and layout."""
+        args, kwargs = self.arguments({k: np.array(v) for k, v in arrays.items()})
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:  # the user's bug, reported with their own line
+            shapes = ", ".join(
+                f"{self.user_name(n)}={self.to_user(n, arrays[n]).shape}" for n in INPUTS[self.form]
+            )
+            raise UserFunctionError(
+                f"{_name(fn)} raised {type(exc).__name__}: {exc} ({_user_frame(exc)}) "
+                f"when called with shapes {shapes}"
+            ) from exc
+        return self._answer(fn, result, arrays)
+
+    def _answer(self, fn: Callable, result, arrays) -> UserAnswer:
+        if self.form == "full":
+            if not (isinstance(result, (tuple, list)) and len(result) == 2):
+                raise UserFunctionError(
+                    f"{_name(fn)} returned {_describe(result)}; the full form must return a "
+                    "pair (loss, grads)"
+                )
+            loss, grads = result
+            loss = _scalar_loss(fn, loss)
+        else:
+            loss, grads = None, result
+        raw = self._by_name(fn, grads)
+        answer = UserAnswer(loss, {})
+        for canonical, value in raw.items():
+            expected = self.user_shape(canonical, arrays[canonical].shape)
+            problem = _array_problem(self.user_name(canonical), value, expected)
+            if problem:
+                answer.problems[canonical] = problem
+                continue
+            value = np.asarray(value)
+            answer.dtypes.add(str(value.dtype))
+            answer.grads[canonical] = self._from_user(canonical, value.reshape(expected))
+        if loss is not None and isinstance(result[0], np.generic | np.ndarray):
+            answer.dtypes.add(str(np.asarray(result[0]).dtype))
+        return answer
+
+    def _by_name(self, fn: Callable, grads) -> dict[str, object]:
+        allowed = GRADIENTS[self.form]
+        if isinstance(grads, Mapping):
+            lookup = {}
+            for n in allowed:
+                u = self.user_name(n)
+                for key in (u, "d" + u, "d_" + u, "grad_" + u):
+                    lookup.setdefault(key, n)
+            out = {}
+            for key, value in grads.items():
+                if key not in lookup:
+                    close = difflib.get_close_matches(str(key), list(lookup), n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise UserFunctionError(
+                        f"{_name(fn)} returned a gradient under the unexpected key {key!r}"
+                        f"{hint}; expected keys among "
+                        f"{', '.join(self.user_name(n) for n in allowed)}"
+                    )
+                out[lookup[key]] = value
+            return out
+        if isinstance(grads, (tuple, list)):
+            order = list(self.order) if self.order is not None else None
+            if order is None:
+                raise UserFunctionError(
+                    f"{_name(fn)} returned its gradients as a {type(grads).__name__}; "
+                    "declare their order (order=... in Python, --order on the command line)"
+                )
+            if len(grads) != len(order):
+                raise UserFunctionError(
+                    f"{_name(fn)} returned {len(grads)} gradients but the declared order names "
+                    f"{len(order)} ({', '.join(order)})"
+                )
+            return dict(zip(order, grads))
+        raise UserFunctionError(
+            f"{_name(fn)} returned gradients as {_describe(grads)}; return a dict keyed by "
+            "parameter name, or a tuple with a declared order"
+        )
+
+    def _from_user(self, canonical: str, value: np.ndarray) -> np.ndarray:
+        if self.batch_first and canonical == "x":
+            value = np.swapaxes(value, 0, 1)
+        if self.layout == "column":
+            if canonical in _TRANSPOSED:
+                value = value.T
+            elif canonical in _BIASES:
+                value = value[:, 0]
+        return np.asarray(value, dtype=np.float64)
+
+
+def _name(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", None) or repr(fn)
+
+
+def _describe(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return f"a value of type {type(value).__name__}"
+
+
+def _user_frame(exc: BaseException) -> str:
+    """The innermost traceback line outside symbptt: where the user's code failed."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _PACKAGE_DIR not in f.filename]
+    if not frames:
+        return "no source line"
+    f = frames[-1]
+    return f"{f.filename}:{f.lineno}: {(f.line or '').strip()}"
+
+
+def _scalar_loss(fn: Callable, loss) -> float:
+    arr = np.asarray(loss)
+    if arr.size != 1 or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise UserFunctionError(
+            f"{_name(fn)} returned a loss of {_describe(loss)} with shape {arr.shape}; "
+            "the loss must be one real number"
+        )
+    value = float(arr.reshape(()))
+    if not np.isfinite(value):
+        raise UserFunctionError(f"{_name(fn)} returned a non-finite loss ({value})")
+    return value
+
+
+def _array_problem(user_name: str, value, expected: tuple[int, ...]) -> str | None:
+    """One sentence if this returned gradient cannot be compared, else None."""
+    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)):
+        return f"d{user_name} has dtype {arr.dtype}; gradients must be floating-point arrays"
+    shape_ok = arr.shape == expected or (
+        arr.size == int(np.prod(expected))
+        and arr.squeeze().shape == tuple(d for d in expected if d != 1)
+    )
+    if not shape_ok:
+        hint = " (it looks transposed)" if arr.shape == expected[::-1] else ""
+        return f"d{user_name} has shape {arr.shape}, expected {expected}{hint}"
+    if not np.all(np.isfinite(arr)):
+        bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        return f"d{user_name} holds a non-finite value ({arr[bad]}) at index {bad}"
+    return None

@@ -1,0 +1,167 @@
+"""Calling users' functions: their conventions, and one clear sentence for each bad answer."""
+
+import re
+
+import numpy as np
+import pytest
+from bptt_corpus import case_by_name
+
+from symbptt.check import check_gradients
+from symbptt.errors import UserFunctionError
+from symbptt.model import Dims, random_point
+from symbptt.usercode import Convention
+
+correct = case_by_name("correct_row_vectorised").fn
+ARRAYS = random_point(Dims(N=2, D=3, H=2, C=3, T=2), 0)
+
+
+def returning(**changes):
+    """A correct function whose answer is then altered, the way a bug would alter it."""
+
+    def fn(x, y, h0, W_x, W_h, b, V, c):
+        loss, grads = correct(x, y, h0, W_x, W_h, b, V, c)
+        grads = dict(grads)
+        for key, value in changes.items():
+            if key == "loss":
+                loss = value
+            elif value is None:
+                grads.pop(key)
+            else:
+                grads[key] = value(grads[key]) if callable(value) else value
+        return loss, grads
+
+    return fn
+
+
+def raises(*a, **k):
+    raise ZeroDivisionError("division by zero in my code")
+
+
+BAD_ANSWERS = {
+    "not a pair": (
+        lambda *a: 3.0,
+        r"returned a value of type float; the full form must return a pair",
+    ),
+    "tuple without order": (lambda *a: (1.0, (np.zeros(1),)), "declare their order"),
+    "unexpected key": (returning(W_hh=np.zeros((2, 2))), r"unexpected key 'W_hh' \(did you mean"),
+    "loss is a vector": (returning(loss=np.zeros(3)), r"loss must be one real number"),
+    "loss is nan": (returning(loss=float("nan")), r"returned a non-finite loss \(nan\)"),
+    "function raises": (
+        raises,
+        (
+            r"raises raised ZeroDivisionError: division by zero in my code "
+            r"\(.*test_usercode.py:\d+: raise ZeroDivisionError.*"
+            r"when called with shapes x=\(2, 2, 3\)"
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("label", list(BAD_ANSWERS))
+def test_unusable_answers_are_one_sentence(label):
+    fn, message = BAD_ANSWERS[label]
+    with pytest.raises(UserFunctionError, match=message):
+        Convention().call(fn, ARRAYS)
+
+
+BAD_GRADIENTS = {
+    "wrong shape": (
+        returning(W_x=np.zeros((3, 3))),
+        "W_x",
+        r"dW_x has shape \(3, 3\), expected \(3, 2\)",
+    ),
+    "transposed shape": (returning(W_x=lambda g: g.T), "W_x", r"\(it looks transposed\)"),
+    "nan": (
+        returning(V=lambda g: np.where(g == g.max(), np.nan, g)),
+        "V",
+        r"dV holds a non-finite value \(nan\)",
+    ),
+    "integer dtype": (
+        returning(b=np.zeros(2, dtype=int)),
+        "b",
+        r"db has dtype int64; gradients must be floating-point",
+    ),
+}
+
+
+@pytest.mark.parametrize("label", list(BAD_GRADIENTS))
+def test_bad_gradients_are_wrong_with_a_sentence(label):
+    fn, name, message = BAD_GRADIENTS[label]
+    answer = Convention().call(fn, ARRAYS)
+    assert name in answer.problems and name not in answer.grads
+    assert re.search(message, answer.problems[name]), answer.problems[name]
+    report = check_gradients(fn, max_examples=5)
+    assert not report.ok and report.result(name).status == "WRONG"
+
+
+def test_missing_gradients_are_not_checked_but_reported():
+    report = check_gradients(returning(x=None, h0=None), max_examples=10)
+    assert report.ok
+    assert {r.name for r in report.results if r.status == "NOT CHECKED"} == {"x", "h0"}
+    assert "not checked (not returned): h0, x" in report.notes
+
+
+def test_a_raising_function_is_a_failed_check_not_a_crash():
+    report = check_gradients(raises, max_examples=5)
+    assert not report.ok and "ZeroDivisionError" in report.error
+
+
+def test_user_names_batch_first_and_tuple_order():
+    def mine(inputs, labels, hidden, Wxh, Whh, bh, Why, by):
+        loss, g = correct(
+            inputs.swapaxes(0, 1), labels.swapaxes(0, 1), hidden, Wxh, Whh, bh, Why, by
+        )
+        return loss, (g["W_h"], g["W_x"], g["x"].swapaxes(0, 1))
+
+    names = {
+        "x": "inputs",
+        "y": "labels",
+        "h0": "hidden",
+        "W_x": "Wxh",
+        "W_h": "Whh",
+        "b": "bh",
+        "V": "Why",
+        "c": "by",
+    }
+    report = check_gradients(
+        mine, names=names, batch_first=True, order=("W_h", "W_x", "x"), max_examples=30
+    )
+    assert report.ok, report.to_dict()
+    swapped = check_gradients(
+        mine, names=names, batch_first=True, order=("W_x", "W_h", "x"), max_examples=30
+    )
+    assert set(swapped.wrong) >= {"W_x"}
+
+
+def test_inputs_are_copies():
+    def vandal(x, y, h0, W_x, W_h, b, V, c):
+        W_h[...] = 0.0
+        return correct(x, y, h0, W_x, W_h, b, V, c)
+
+    before = ARRAYS["W_h"].copy()
+    Convention().call(vandal, ARRAYS)
+    np.testing.assert_array_equal(ARRAYS["W_h"], before)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(form="loss"), "form='loss' must be one of full, layer"),
+        (dict(layout="col"), "layout='col' must be one of row, column"),
+        (dict(names={"Wh": "Whh"}), r"names maps 'Wh'.*did you mean 'W_h'"),
+        (dict(names={"y": "t"}, form="layer"), "not an array of the layer form"),
+        (
+            dict(order=("W_h", "V"), form="layer"),
+            r"order names 'V', not gradients of the layer form",
+        ),
+    ],
+    ids=["form", "layout", "names typo", "names of other form", "order"],
+)
+def test_bad_conventions(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Convention(**kwargs)
+
+
+def test_bad_max_examples():
+    with pytest.raises(ValueError, match="max_examples=0 must be a positive integer"):
+        check_gradients(correct, max_examples=0)
