@@ -179,7 +179,9 @@ def main(argv=None) -> int:
         naive_points = [Dims(H=3, T=5, **base)]
     else:
         sym_points = [
-            Dims(H=H, T=T, **base) for H in (1, 2, 3, 4, 8) for T in (1, 2, 5, 10, 20, 50, 100, 200)
+            Dims(H=H, T=T, **base)
+            for H in (1, 2, 3, 4, 8)
+            for T in (1, 2, 5, 8, 10, 20, 50, 100, 200)
         ]
         naive_points = [Dims(H=H, T=T, **base) for H in (1, 2, 3) for T in (1, 2, 3, 5, 8)]
     records = []

@@ -164,8 +164,11 @@ class _Checker:
         self.probe_prefixes = probe_prefixes
         self.dtype = "float64"
 
-    def evaluate(self, problem: Problem) -> tuple[UserAnswer, dict[str, tuple], float]:
-        """Call the user once; measure every returned gradient (and the loss) against the truth."""
+    def evaluate(self, problem: Problem):
+        """Call the user once; measure every returned gradient (and the loss) against the truth.
+
+        Returns (answer, measurements, global scale, true loss, true gradients).
+        """
         answer = self.conv.call(self.fn, problem.arrays)
         loss, truth = _truth(self.conv.form, problem)
         dtype, tol = _tolerance(answer, self.tolerances)
@@ -175,15 +178,14 @@ class _Checker:
         measured = {n: _measure(g, truth[n], tol, global_scale) for n, g in answer.grads.items()}
         if answer.loss is not None:
             measured["loss"] = _measure(answer.loss, loss, tol, abs(loss))
-        return answer, measured, global_scale
+        return answer, measured, global_scale, loss, truth
 
     def passes(self, problem: Problem) -> bool:
-        answer, measured, _ = self.evaluate(problem)
+        answer, measured, *_ = self.evaluate(problem)
         return not answer.problems and all(m[3] for m in measured.values())
 
     def diagnose(self, problem: Problem) -> dict[str, ParameterResult]:
-        answer, measured, global_scale = self.evaluate(problem)
-        loss, truth = _truth(self.conv.form, problem)
+        answer, measured, global_scale, loss, truth = self.evaluate(problem)
         tol = _tolerance(answer, self.tolerances)[1]
         names = [*GRADIENTS[self.conv.form], *(["loss"] if self.conv.form == "full" else [])]
         results = {}
@@ -218,7 +220,7 @@ class _Checker:
     def _first_wrong_step(self, name: str, problem: Problem) -> int | None:
         for t in range(1, problem.dims.T):
             try:
-                answer, measured, _ = self.evaluate(problem.prefix(t))
+                answer, measured, *_ = self.evaluate(problem.prefix(t))
             except UserFunctionError:
                 return None
             if name in answer.problems or (name in measured and not measured[name][3]):
@@ -274,12 +276,13 @@ def check_gradients(
         rnn_problems(shapes=shapes if shapes is not None else rnn_shapes()),
         st.integers(0, 2**32 - 1),
     )
-    state: dict = {"count": 0, "failing": None, "error": None}
+    state: dict = {"count": 0, "failing": None, "error": None, "shapes": set()}
 
     def attempt(drawn) -> None:
         (dims, arrays), dh_seed = drawn
         problem = _problem(dims, arrays, form, dh_seed)
         state["count"] += 1
+        state["shapes"].add(dims)
         if progress:
             progress(min(state["count"], max_examples), max_examples)
         try:
@@ -310,6 +313,7 @@ def check_gradients(
             raise
 
     report = Report(ok=True, form=form, layout=layout, examples=state["count"])
+    report.distinct_shapes = len(state["shapes"])
     report.tolerance = {k: v.rtol for k, v in table.items()}
     failing: Problem | None = state["failing"]
     if state["error"] is not None:

@@ -150,7 +150,7 @@ def compile_paths(derivation: Derivation, paths: list[Path], *, cse: bool = True
     return compile_program(derivation.graph, blocks, outputs, cse=cse)
 
 
-@lru_cache(maxsize=32)
+@lru_cache(maxsize=512)
 def gradient_function(dims: Dims) -> CompiledFunction:
     """The compiled symbolic loss-and-gradients function for `dims`, derived once and cached."""
     return compile_gradients(derive(unroll(dims)))

@@ -61,6 +61,7 @@ class Report:
     form: str
     layout: str
     examples: int
+    distinct_shapes: int = 0
     dims: dict[str, int] | None = None  # the smallest failing shape, when one was found
     results: list[ParameterResult] = field(default_factory=list)
     error: str | None = None  # the user's function raised or returned something unusable
@@ -111,7 +112,8 @@ class Report:
             "[green]all checked gradients are right[/green]" if self.ok else "[red]WRONG[/red]"
         )
         console.print(
-            f"symbptt check ({self.form} form, {self.layout} layout, {self.examples} examples): "
+            f"symbptt check ({self.form} form, {self.layout} layout, {self.examples} examples"
+            f" over {self.distinct_shapes} shapes): "
             f"{verdict}",
             soft_wrap=True,
         )

@@ -13,7 +13,7 @@ with the input's own shape. Row vectors: `affine` is `bias + sum_k A_k @ B_k`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import symengine as se
@@ -64,13 +64,11 @@ def _affine_vjps(n_pairs: int) -> tuple[Callable, ...]:
 
 @dataclass(frozen=True)
 class Rule:
-    """A node kind: its forward map, one VJP per input, and how it reads in formulas."""
+    """A node kind: its forward map and one VJP per input."""
 
     name: str
     forward: Callable[..., np.ndarray]
     vjps: tuple[Callable[..., np.ndarray], ...]
-    #: Matrix-form VJP per input, in the row convention; `{g}` is the incoming adjoint.
-    formulas: tuple[str, ...] = field(default=())
     #: False for nodes whose derivative is zero by construction (the softmax shift).
     differentiable: bool = True
 
@@ -89,43 +87,31 @@ RULES: dict[str, Rule] = {
             "copy",
             forward=lambda a: a,
             vjps=(lambda g, out, a: g,),
-            formulas=("{g}",),
         ),
         Rule(
             "affine_in",  # a_t = b + h_{t-1} W_h + x_t W_x
             forward=_affine,
             vjps=_affine_vjps(2),
-            formulas=(
-                "1^T {g}",
-                "{g} W_h^T",
-                "h_{t-1}^T {g}",
-                "{g} W_x^T",
-                "x_t^T {g}",
-            ),
         ),
         Rule(
             "affine_out",  # o_t = c + h_t V
             forward=_affine,
             vjps=_affine_vjps(1),
-            formulas=("1^T {g}", "{g} V^T", "h_t^T {g}"),
         ),
         Rule(
             "tanh",
             forward=tanh,
             vjps=(lambda g, out, a: g * (1 - out * out),),
-            formulas=("{g} \\odot (1 - h_t \\odot h_t)",),
         ),
         Rule(
             "softmax_ce",  # L_t = sum_i logsumexp(o_t[i]) - o_t[i, y_t[i]]
             forward=_softmax_ce,
             vjps=(lambda g, out, o, *, Y, m: g * (_softmax(o, m) - Y),),
-            formulas=("{g} (\\hat{y}_t - Y_t)",),
         ),
         Rule(
             "sum",
             forward=lambda *terms: np.asarray(sum(terms[1:], start=terms[0])),
             vjps=(),  # variadic: every input receives g unchanged (see vjp())
-            formulas=("{g}",),
         ),
         Rule(
             "rowmax",  # the softmax shift m_t; its value never changes the loss

@@ -402,3 +402,22 @@ def test_missing_or_unexpected_arrays_are_named():
         forward_backward_dict({k: v for k, v in arrays.items() if k != "V"})
     with pytest.raises(InputArrayError, match="unexpected input array.*W_y"):
         forward_backward_dict({**arrays, "W_y": np.zeros(1)})
+
+
+# --- truncated layer VJP ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dims", EDGE_DIMS + [Dims(N=2, D=3, H=2, C=2, T=4)])
+def test_layer_vjp_truncation(dims):
+    a = random_point(dims, 5)
+    dh = np.random.default_rng(6).standard_normal((dims.T, dims.N, dims.H))
+    args = (a["x"], a["h0"], a["W_x"], a["W_h"], a["b"], dh)
+    full = layer_vjp(*args)
+    for name, value in layer_vjp(*args, truncate=max(dims.T - 1, 0)).items():
+        np.testing.assert_allclose(value, full[name], rtol=1e-13, atol=1e-15)
+    # With no recurrent flow each step's dh only reaches its own pre-activation.
+    hs = layer_forward(*args[:5])
+    h_prev = np.concatenate([a["h0"][None], hs[:-1]])
+    da = dh * (1 - hs**2)
+    expected = sum(h_prev[t].T @ da[t] for t in range(dims.T))
+    np.testing.assert_allclose(layer_vjp(*args, truncate=0)["W_h"], expected, rtol=1e-12)
