@@ -22,7 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from . import reference
-from .check import check_gradients
+from .check import TOLERANCES, Tolerance, check_gradients
 from .compile import compile_gradients, compile_paths
 from .derivatives import derive, sum_paths
 from .errors import SymbpttError
@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--order", default="", help="order of a returned gradient tuple, e.g. W_x,W_h")
     k.add_argument("--examples", type=_positive_int, default=100, help="random problems to try")
     k.add_argument("--seed", type=_positive_int, default=0)
+    k.add_argument(
+        "--tolerance",
+        action="append",
+        default=[],
+        metavar="DTYPE=RTOL",
+        help="relative tolerance for code computing in DTYPE, e.g. float32=1e-3 (repeatable)",
+    )
     k.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
@@ -213,6 +220,25 @@ def _mapping(text: str) -> dict[str, str]:
     return pairs
 
 
+def _tolerances(items: list[str]) -> dict[str, Tolerance]:
+    table = {}
+    for item in items:
+        dtype, sep, value = item.partition("=")
+        if dtype not in TOLERANCES or not sep:
+            raise _UsageError(
+                f"--tolerance {item!r} is not of the form DTYPE=RTOL with DTYPE one of "
+                f"{', '.join(TOLERANCES)}"
+            )
+        try:
+            rtol = float(value)
+        except ValueError:
+            rtol = -1.0
+        if not (0 < rtol < 1):
+            raise _UsageError(f"--tolerance {item!r}: RTOL must be a number between 0 and 1")
+        table[dtype] = Tolerance(rtol=rtol, floor=TOLERANCES[dtype].floor)
+    return table
+
+
 def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Load the user's function, check it, print the report; 0 right, 1 wrong."""
     fn = load_function(args.target)
@@ -234,6 +260,7 @@ def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
                 order=order,
                 max_examples=args.examples,
                 seed=args.seed,
+                tolerances=_tolerances(args.tolerance),
                 progress=tick,
             )
         except ValueError as exc:  # bad options of ours, e.g. an unknown name in --names

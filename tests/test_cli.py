@@ -169,8 +169,20 @@ def test_check_reports_a_raising_function_with_exit_1(tmp_path, capsys):
         ("{corpus}:correct_row_vectorised", ["--names", "W_q=Whh"], "names maps 'W_q'"),
         ("{corpus}:correct_row_vectorised", ["--form", "loss"], "invalid choice: 'loss'"),
         ("{bad}:f", [], "could not import"),
+        ("{corpus}:correct_row_vectorised", ["--tolerance", "float8=1"], "DTYPE one of float64"),
+        ("{corpus}:correct_row_vectorised", ["--tolerance", "float32=x"], "between 0 and 1"),
     ],
-    ids=["missing file", "no function", "typo", "names syntax", "names unknown", "form", "syntax"],
+    ids=[
+        "missing file",
+        "no function",
+        "typo",
+        "names syntax",
+        "names unknown",
+        "form",
+        "syntax",
+        "tolerance dtype",
+        "tolerance value",
+    ],
 )
 def test_check_usage_errors_exit_2(tmp_path, capsys, target, extra, message):
     bad = tmp_path / "bad.py"
@@ -178,3 +190,11 @@ def test_check_usage_errors_exit_2(tmp_path, capsys, target, extra, message):
     target = target.format(corpus=CORPUS, bad=bad)
     code, out, err = _run(capsys, "check", target, *extra)
     assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_check_tolerance_option(capsys):
+    # float32 code passes at the default float32 tolerance and fails at a float64-like one.
+    target = f"{CORPUS}:correct_row_float32"
+    assert _run(capsys, "check", target, "--examples", "20")[0] == 0
+    code, out, _ = _run(capsys, "check", target, "--examples", "20", "--tolerance", "float32=1e-12")
+    assert code == 1
