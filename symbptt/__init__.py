@@ -1,9 +1,11 @@
 """symbptt: derive backpropagation through time symbolically, prove it numerically.
 
 Data flows one way: `model` (dims, names) -> `graph` (the unrolled DAG) -> `derivatives`
-(partial, total, paths) -> outputs (`compile`, `reference` checks) -> `cli`.
+(partial, total, paths) -> outputs (`compile`, `check`) -> `cli`; `reference` is the
+independent NumPy BPTT everything is checked against.
 """
 
+from .check import Tolerance, check_gradients, compare_gradients
 from .compile import CompiledFunction, compile_gradients, compile_paths, gradient_function
 from .derivatives import Derivation, Path, derive
 from .errors import (
@@ -16,6 +18,7 @@ from .errors import (
 )
 from .graph import UnrolledGraph, unroll
 from .model import GRADIENT_NAMES, INPUT_NAMES, SHARED_PARAMETERS, Dims, random_point
+from .report import ParameterResult, Report
 
 __version__ = "0.1.0"
 
@@ -28,12 +31,17 @@ __all__ = [
     "GRADIENT_NAMES",
     "INPUT_NAMES",
     "InputArrayError",
+    "ParameterResult",
     "Path",
+    "Report",
     "SHARED_PARAMETERS",
     "SymbpttError",
     "UnknownNameError",
     "UnrolledGraph",
+    "Tolerance",
     "UserFunctionError",
+    "check_gradients",
+    "compare_gradients",
     "compile_gradients",
     "compile_paths",
     "derive",
