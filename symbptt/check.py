@@ -88,11 +88,10 @@ def _truth(form: str, problem: Problem) -> tuple[float | None, dict[str, np.ndar
     return float(symbolic["loss"]), {k: symbolic[k] for k in grads}
 
 
-def _tolerance(answer: UserAnswer, tolerances: Mapping[str, Tolerance]) -> tuple[str, Tolerance]:
-    for dtype in ("float16", "float32"):
-        if dtype in answer.dtypes:
-            return dtype, tolerances[dtype]
-    return "float64", tolerances["float64"]
+def _dtype(answer: UserAnswer, name: str) -> str:
+    """The tolerance row for one returned array: its own dtype (float64 for anything wider)."""
+    dtype = answer.dtypes.get(name, "float64")
+    return dtype if dtype in ("float16", "float32") else "float64"
 
 
 def _measure(got, truth, tol: Tolerance, global_scale: float):
@@ -162,7 +161,7 @@ class _Checker:
     ):
         self.fn, self.conv, self.tolerances = fn, convention, tolerances
         self.probe_prefixes = probe_prefixes
-        self.dtype = "float64"
+        self.low_precision: set[str] = set()  # dtypes below float64 the user computed in
 
     def evaluate(self, problem: Problem):
         """Call the user once; measure every returned gradient (and the loss) against the truth.
@@ -171,14 +170,21 @@ class _Checker:
         """
         answer = self.conv.call(self.fn, problem.arrays)
         loss, truth = _truth(self.conv.form, problem)
-        dtype, tol = _tolerance(answer, self.tolerances)
-        if dtype != "float64":
-            self.dtype = dtype
+        self.low_precision.update(_dtype(answer, n) for n in answer.dtypes)
+        self.low_precision.discard("float64")
         global_scale = max(float(np.abs(v).max(initial=0.0)) for v in truth.values())
-        measured = {n: _measure(g, truth[n], tol, global_scale) for n, g in answer.grads.items()}
+        measured = {
+            n: _measure(g, truth[n], self.tolerance(answer, n), global_scale)
+            for n, g in answer.grads.items()
+        }
         if answer.loss is not None:
-            measured["loss"] = _measure(answer.loss, loss, tol, abs(loss))
+            measured["loss"] = _measure(
+                answer.loss, loss, self.tolerance(answer, "loss"), abs(loss)
+            )
         return answer, measured, global_scale, loss, truth
+
+    def tolerance(self, answer: UserAnswer, name: str) -> Tolerance:
+        return self.tolerances[_dtype(answer, name)]
 
     def passes(self, problem: Problem) -> bool:
         answer, measured, *_ = self.evaluate(problem)
@@ -186,12 +192,15 @@ class _Checker:
 
     def diagnose(self, problem: Problem) -> dict[str, ParameterResult]:
         answer, measured, global_scale, loss, truth = self.evaluate(problem)
-        tol = _tolerance(answer, self.tolerances)[1]
+        d = problem.dims
+        shape = f"N={d.N} D={d.D} H={d.H} C={d.C} T={d.T}"
         names = [*GRADIENTS[self.conv.form], *(["loss"] if self.conv.form == "full" else [])]
         results = {}
         for name in names:
             if name in answer.problems:
-                results[name] = ParameterResult(name, "WRONG", message=answer.problems[name])
+                results[name] = ParameterResult(
+                    name, "WRONG", message=answer.problems[name], shape=shape
+                )
                 if "looks transposed" in answer.problems[name]:
                     results[name].likely_cause = "transposed"
                 continue
@@ -199,7 +208,11 @@ class _Checker:
                 results[name] = ParameterResult(name, "NOT CHECKED", message="not returned")
                 continue
             max_abs, rel, worst, ok = measured[name]
+            if name != "loss":
+                worst = self.conv.user_index(name, worst)
             r = ParameterResult(name, "OK" if ok else "WRONG", max_abs, rel, worst or None)
+            r.shape = shape
+            tol = self.tolerance(answer, name)
             if not ok:
                 got = answer.loss if name == "loss" else answer.grads[name]
                 want = loss if name == "loss" else truth[name]
@@ -214,6 +227,11 @@ class _Checker:
                 )
                 if self.probe_prefixes:
                     r.first_wrong_step = self._first_wrong_step(name, problem)
+                if r.likely_cause is None and rel < 1e-3:
+                    r.message = (
+                        f"a small error ({rel:.1e}): if your code computes in lower precision "
+                        "than it returns, raise the tolerance (tolerances=..., --tolerance)"
+                    )
             results[name] = r
         return results
 
@@ -325,16 +343,16 @@ def check_gradients(
         at_generic = checker.diagnose(generic)
     except UserFunctionError as exc:
         report.error, at_generic = str(exc), None
-    report.results_from(at_failing, at_generic, GENERIC)
+    report.results_from(at_failing, at_generic)
     if failing is not None:
         report.dims = failing.dims.as_dict()
     elif report.error or report.wrong:
         report.dims = GENERIC.as_dict()
     report.ok = not report.wrong and report.error is None
-    if checker.dtype != "float64":
+    for dtype in sorted(checker.low_precision):
         report.notes.append(
-            f"your function computes in {checker.dtype}; it was compared at {checker.dtype} "
-            f"precision (relative tolerance {table[checker.dtype].rtol:g}), not float64"
+            f"your function returns {dtype} arrays; they were compared at {dtype} precision "
+            f"(relative tolerance {table[dtype].rtol:g}), not float64"
         )
     unchecked = [r.name for r in report.results if r.status == "NOT CHECKED"]
     if unchecked:

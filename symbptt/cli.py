@@ -28,7 +28,7 @@ from .derivatives import derive, sum_paths
 from .errors import SymbpttError
 from .graph import unroll
 from .model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point, resolve_name
-from .usercode import FORMS, LAYOUTS
+from .usercode import FORMS, LAYOUTS, Convention
 
 __all__ = ["main"]
 
@@ -47,11 +47,32 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(message)
 
 
-def _positive_int(text: str) -> int:
+def _whole(text: str) -> int:
+    """A whole number; whether it is in range is for the model to say (Dims names the field)."""
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
+def _at_least(low: int):
+    def parse(text: str) -> int:
+        value = _whole(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} must be at least {low}")
+        return value
+
+    return parse
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value <= 1e6):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a number in (0, 1e6]")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,10 +83,10 @@ def _parser() -> argparse.ArgumentParser:
         help="derive dL/dθ through every path of the unrolled graph and check it numerically",
     )
     for dim, default in (("T", 3), ("N", 2), ("D", 2), ("H", 2), ("C", 3)):
-        d.add_argument(f"--{dim}", type=_positive_int, default=default, help=f"default {default}")
+        d.add_argument(f"--{dim}", type=_whole, default=default, help=f"default {default}")
     d.add_argument("--wrt", default="W_h", help=f"one of {', '.join(GRADIENT_NAMES)}")
-    d.add_argument("--seed", type=_positive_int, default=0, help="seed of the random point")
-    d.add_argument("--scale", type=float, default=1.0, help="scale of V and c (logit size)")
+    d.add_argument("--seed", type=_at_least(0), default=0, help="seed of the random point")
+    d.add_argument("--scale", type=_scale, default=1.0, help="scale of V and c (logit size)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead")
     k = sub.add_parser(
         "check",
@@ -77,8 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument("--batch-first", action="store_true", help="x is (N, T, D), y is (N, T)")
     k.add_argument("--names", default="", help="your names, e.g. W_h=Whh,W_x=Wxh,V=Why")
     k.add_argument("--order", default="", help="order of a returned gradient tuple, e.g. W_x,W_h")
-    k.add_argument("--examples", type=_positive_int, default=100, help="random problems to try")
-    k.add_argument("--seed", type=_positive_int, default=0)
+    k.add_argument("--examples", type=_at_least(1), default=100, help="random problems to try")
+    k.add_argument("--seed", type=_at_least(0), default=0)
     k.add_argument(
         "--tolerance",
         action="append",
@@ -131,9 +152,11 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
     symbolic = gradients(arrays)
     loss_ref, grads_ref = reference.forward_backward_dict(arrays)
     total = symbolic[wrt]
-    paths = derivation.paths(wrt)
+    path_count = derivation.path_count(wrt)
+    paths: list = []
     values: list[np.ndarray] | None = None
     if dims.T <= MAX_PATH_T:
+        paths = derivation.paths(wrt)
         path_fn = compile_paths(derivation, paths)
         evaluated = path_fn(arrays)
         values = [evaluated[f"path{i}"] for i in range(len(paths))]
@@ -162,7 +185,7 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
             "seed": args.seed,
             "arrays": {k: np.asarray(v).tolist() for k, v in arrays.items()},
             "loss": float(symbolic["loss"]),
-            "path_count": len(paths),
+            "path_count": path_count,
             "paths": None
             if values is None
             else [
@@ -186,7 +209,7 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     out.print(
         f"[bold]dL/d{wrt}[/bold] for N={dims.N} D={dims.D} H={dims.H} C={dims.C} T={dims.T}: "
-        f"{len(paths)} paths through the unrolled graph ({len(graph)} nodes, {elapsed:.2f} s)"
+        f"{path_count} paths through the unrolled graph ({len(graph)} nodes, {elapsed:.2f} s)"
     )
     if values is not None:
         table = Table(show_lines=False)
@@ -241,35 +264,49 @@ def _tolerances(items: list[str]) -> dict[str, Tolerance]:
 
 def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Load the user's function, check it, print the report; 0 right, 1 wrong."""
-    fn = load_function(args.target)
-    order = [n.strip() for n in args.order.split(",") if n.strip()] or None
+    options = dict(
+        form=args.form,
+        layout=args.layout,
+        batch_first=args.batch_first,
+        names=_mapping(args.names),
+        order=[n.strip() for n in args.order.split(",") if n.strip()] or None,
+    )
+    try:
+        Convention(**options)  # our own options are checked before any user code runs
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+    tolerances = _tolerances(args.tolerance)
     bar, report_progress = _progress(err)
-    with bar:
-        tick = (
-            (lambda done, total: report_progress("examples", done, total))
-            if report_progress
-            else None
+    with _user_code(args.target), bar:
+        fn = load_function(args.target)
+        tick = None
+        if report_progress:
+            tick = lambda done, total: report_progress("examples", done, total)  # noqa: E731
+        report = check_gradients(
+            fn,
+            **options,
+            max_examples=args.examples,
+            seed=args.seed,
+            tolerances=tolerances,
+            progress=tick,
         )
-        try:
-            report = check_gradients(
-                fn,
-                form=args.form,
-                layout=args.layout,
-                batch_first=args.batch_first,
-                names=_mapping(args.names),
-                order=order,
-                max_examples=args.examples,
-                seed=args.seed,
-                tolerances=_tolerances(args.tolerance),
-                progress=tick,
-            )
-        except ValueError as exc:  # bad options of ours, e.g. an unknown name in --names
-            raise _UsageError(str(exc)) from None
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
         report.render(out)
     return 0 if report.ok else 1
+
+
+@contextlib.contextmanager
+def _user_code(target: str):
+    """While user code runs: its folder importable, its prints kept off our stdout."""
+    folder = str(Path(target.rpartition(":")[0] or ".").resolve().parent)
+    sys.path.insert(0, folder)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.path.remove(folder)
 
 
 def load_function(target: str):
@@ -284,11 +321,10 @@ def load_function(target: str):
     if spec is None or spec.loader is None:
         raise _UsageError(f"{path_text} is not a Python file")
     module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.resolve().parent))  # the user's own sibling imports
     sys.modules[spec.name] = module  # dataclasses and pickling look their module up here
     try:
         spec.loader.exec_module(module)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         sys.modules.pop(spec.name, None)
         where = ""
         if isinstance(exc, SyntaxError):
@@ -296,8 +332,6 @@ def load_function(target: str):
         raise _UsageError(
             f"could not import {path_text}: {type(exc).__name__}: {exc}{where}"
         ) from None
-    finally:
-        sys.path.remove(str(path.resolve().parent))
     fn = getattr(module, name, None)
     if fn is None:
         found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
@@ -321,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return {"derive": run_derive, "check": run_check}[args.command](args, out, err)
     except SymbpttError as e:
         print(f"symbptt: error: {e}", file=sys.stderr)
+        return 2
+    except (RecursionError, MemoryError) as e:
+        what = "memory" if isinstance(e, MemoryError) else "recursion depth"
+        print(f"symbptt: error: ran out of {what} at these sizes; try a smaller T", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("symbptt: interrupted", file=sys.stderr)

@@ -56,6 +56,18 @@ def _one_hot(y: np.ndarray, C: int) -> list[float]:
     return (y[..., None] == np.arange(C)).astype(float).ravel().tolist()
 
 
+#: Sums with more terms than this are emitted as sum((...)): Python's compiler recurses once per
+#: `+` of a long chain and fails near a few thousand terms (L = L_1 + ... + L_T at large T).
+_LONG_SUM = 64
+
+
+def _py(expr: se.Basic) -> str:
+    """Python source for one expression (SymEngine's printer, long top-level sums flattened)."""
+    if isinstance(expr, se.Add) and len(expr.args) > _LONG_SUM:
+        return f"sum(({', '.join(str(a) for a in expr.args)},))"
+    return str(expr)
+
+
 def _block_lines(block: Block, cse: bool) -> list[str]:
     symbols = list(block.symbols.flat)
     definitions = list(block.definition.flat)
@@ -65,9 +77,9 @@ def _block_lines(block: Block, cse: bool) -> list[str]:
         if replacements:
             # cse names its temporaries x0, x1, ...; prefix them so they can never shadow ours.
             rename = {r: se.Symbol(f"_{r}") for r, _ in replacements}
-            lines = [f"    _{r} = {e.xreplace(rename)}" for r, e in replacements]
+            lines = [f"    _{r} = {_py(e.xreplace(rename))}" for r, e in replacements]
             definitions = [d.xreplace(rename) for d in definitions]
-    lines.extend(f"    {s} = {d}" for s, d in zip(symbols, definitions))
+    lines.extend(f"    {s} = {_py(d)}" for s, d in zip(symbols, definitions))
     return lines
 
 

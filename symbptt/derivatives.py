@@ -125,17 +125,32 @@ class Derivation:
         roots = [f"x_{t}" for t in range(1, self.graph.dims.T + 1)] if name == "x" else [name]
         found: list[Path] = []
         for root in roots:
-            found.extend(Path(name, nodes) for nodes in self._walk((root,)))
+            found.extend(Path(name, nodes) for nodes in self._walk(root))
         return sorted(found, key=lambda p: (p.entry_step, p.loss_step, p.nodes))
 
-    def _walk(self, prefix: tuple[str, ...]) -> Iterator[tuple[str, ...]]:
-        here = prefix[-1]
-        if here == "L":
-            yield prefix
-            return
-        for child in self.graph.children(here):
-            if self.graph.node(child).differentiable:
-                yield from self._walk((*prefix, child))
+    def path_count(self, name: str) -> int:
+        """How many paths `paths(name)` would list, counted without listing them."""
+        name = resolve_name(name, GRADIENT_NAMES)
+        count: dict[str, int] = {}
+        for node in reversed(list(self.graph)):
+            if node.name == "L":
+                count["L"] = 1
+            elif node.differentiable:
+                count[node.name] = sum(count.get(c, 0) for c in self.graph.children(node.name))
+        roots = [f"x_{t}" for t in range(1, self.graph.dims.T + 1)] if name == "x" else [name]
+        return sum(count[r] for r in roots)
+
+    def _walk(self, root: str) -> Iterator[tuple[str, ...]]:
+        # Depth-first with an explicit stack: paths are about 2T long, deeper than recursion.
+        stack = [(root,)]
+        while stack:
+            prefix = stack.pop()
+            if prefix[-1] == "L":
+                yield prefix
+                continue
+            for child in self.graph.children(prefix[-1]):
+                if self.graph.node(child).differentiable:
+                    stack.append((*prefix, child))
 
     def path_contribution(self, path: Path) -> np.ndarray:
         """The product of local partial derivatives along one path, as named symbols.

@@ -37,6 +37,8 @@ class ParameterResult:
     likely_cause: str | None = None
     cause_detail: str | None = None
     message: str | None = None
+    #: The shape at which these figures were measured.
+    shape: str | None = None
 
     @property
     def explanation(self) -> str:
@@ -78,7 +80,7 @@ class Report:
     def wrong(self) -> list[str]:
         return [r.name for r in self.results if r.status == "WRONG"]
 
-    def results_from(self, at_failing: dict | None, at_generic: dict | None, generic) -> None:
+    def results_from(self, at_failing: dict | None, at_generic: dict | None) -> None:
         """Merge the diagnoses at the smallest failing shape and at the generic shape.
 
         The smallest failing shape explains best; the generic shape (every size > 1, D != H)
@@ -87,7 +89,6 @@ class Report:
         if at_failing is None or at_generic is None:
             self.results = list((at_failing or at_generic or {}).values())
             return
-        shape = f"N={generic.N} D={generic.D} H={generic.H} C={generic.C} T={generic.T}"
         merged = []
         for name, small in at_failing.items():
             big = at_generic[name]
@@ -95,9 +96,6 @@ class Report:
                 if big.status == "WRONG" and big.likely_cause:
                     small.likely_cause, small.cause_detail = big.likely_cause, big.cause_detail
                 merged.append(small)
-            elif big.status == "WRONG":
-                big.message = (big.message + "; " if big.message else "") + f"seen at {shape}"
-                merged.append(big)
             else:
                 merged.append(big)
         self.results = merged
@@ -124,7 +122,14 @@ class Report:
             console.print(f"smallest failing shape: {shape}")
         if self.results:
             table = Table()
-            for col in ("gradient", "verdict", "max abs err", "max rel err", "worst at"):
+            for col in (
+                "gradient",
+                "verdict",
+                "max abs err",
+                "max rel err",
+                "worst at",
+                "at shape",
+            ):
                 table.add_column(col)
             for r in self.results:
                 colour = {"OK": "green", "WRONG": "red"}.get(r.status, "yellow")
@@ -134,6 +139,7 @@ class Report:
                     _num(r.max_abs_error),
                     _num(r.max_rel_error),
                     "" if r.worst_index is None else str(r.worst_index),
+                    r.shape or "",
                 )
             console.print(table)
             for r in self.results:

@@ -43,7 +43,8 @@ class UserAnswer:
     loss: float | None
     grads: dict[str, np.ndarray]
     problems: dict[str, str] = field(default_factory=dict)
-    dtypes: set[str] = field(default_factory=set)
+    #: The dtype each returned array (and the loss, under "loss") was computed in.
+    dtypes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,17 @@ class Convention:
                     f"names maps {canonical!r}, which is not an array of the {self.form} form "
                     f"({', '.join(dict.fromkeys(known))}){hint}"
                 )
+        user_names = [self.user_name(n) for n in INPUTS[self.form]]
+        clashes = sorted({u for u in user_names if user_names.count(u) > 1})
+        if clashes:
+            raise ValueError(
+                f"names gives two arrays the same name ({', '.join(map(repr, clashes))}); "
+                "every argument needs its own name"
+            )
         if self.order is not None:
+            repeated = sorted({n for n in self.order if list(self.order).count(n) > 1})
+            if repeated:
+                raise ValueError(f"order names {', '.join(map(repr, repeated))} more than once")
             unknown = [n for n in self.order if n not in GRADIENTS[self.form]]
             if unknown:
                 raise ValueError(
@@ -97,6 +108,17 @@ class Convention:
             value = np.swapaxes(value, 0, 1)
         return np.ascontiguousarray(value)
 
+    def user_index(self, canonical: str, index: tuple[int, ...]) -> tuple[int, ...]:
+        """Where an entry of a canonical array sits in the user's own array."""
+        if self.layout == "column":
+            if canonical in _TRANSPOSED:
+                index = index[::-1]
+            elif canonical in _BIASES:
+                index = (*index, 0)
+        if self.batch_first and canonical in ("x", "y", "dh"):
+            index = (index[1], index[0], *index[2:])
+        return tuple(index)
+
     def user_shape(self, canonical: str, shape: tuple[int, ...]) -> tuple[int, ...]:
         return self.to_user(canonical, np.empty(shape)).shape
 
@@ -113,15 +135,31 @@ class Convention:
         args, kwargs = self.arguments({k: np.array(v) for k, v in arrays.items()})
         try:
             result = fn(*args, **kwargs)
-        except Exception as exc:  # the user's bug, reported with their own line
+        except (Exception, SystemExit) as exc:  # the user's bug, reported with their own line
             shapes = ", ".join(
                 f"{self.user_name(n)}={self.to_user(n, arrays[n]).shape}" for n in INPUTS[self.form]
             )
+            frame = _user_frame(exc)
+            hint = ""
+            if frame is None and isinstance(exc, TypeError):
+                how = "by keyword" if kwargs else "positionally, in this order"
+                hint = (
+                    f"; the call itself failed: symbptt passes "
+                    f"{', '.join(self.user_name(n) for n in INPUTS[self.form])} {how}"
+                    " (declare your own argument names with names=... or --names)"
+                )
             raise UserFunctionError(
-                f"{_name(fn)} raised {type(exc).__name__}: {exc} ({_user_frame(exc)}) "
-                f"when called with shapes {shapes}"
+                f"{_name(fn)} raised {type(exc).__name__}: {exc} ({frame or 'no source line'}) "
+                f"when called with shapes {shapes}{hint}"
             ) from exc
-        return self._answer(fn, result, arrays)
+        try:
+            return self._answer(fn, result, arrays)
+        except UserFunctionError:
+            raise
+        except Exception as exc:  # something in the answer that NumPy cannot read
+            raise UserFunctionError(
+                f"could not read what {_name(fn)} returned: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _answer(self, fn: Callable, result, arrays) -> UserAnswer:
         if self.form == "full":
@@ -131,11 +169,14 @@ class Convention:
                     "pair (loss, grads)"
                 )
             loss, grads = result
-            loss = _scalar_loss(fn, loss)
+            loss_dtype = str(np.asarray(loss).dtype) if loss is not None else None
+            loss = None if loss is None else _scalar_loss(fn, loss)
         else:
-            loss, grads = None, result
+            loss, grads, loss_dtype = None, result, None
         raw = self._by_name(fn, grads)
         answer = UserAnswer(loss, {})
+        if loss_dtype is not None and loss_dtype.startswith("float"):
+            answer.dtypes["loss"] = loss_dtype
         for canonical, value in raw.items():
             expected = self.user_shape(canonical, arrays[canonical].shape)
             problem = _array_problem(self.user_name(canonical), value, expected)
@@ -143,10 +184,8 @@ class Convention:
                 answer.problems[canonical] = problem
                 continue
             value = np.asarray(value)
-            answer.dtypes.add(str(value.dtype))
+            answer.dtypes[canonical] = str(value.dtype)
             answer.grads[canonical] = self._from_user(canonical, value.reshape(expected))
-        if loss is not None and isinstance(result[0], np.generic | np.ndarray):
-            answer.dtypes.add(str(np.asarray(result[0]).dtype))
         return answer
 
     def _by_name(self, fn: Callable, grads) -> dict[str, object]:
@@ -208,11 +247,11 @@ def _describe(value) -> str:
     return f"a value of type {type(value).__name__}"
 
 
-def _user_frame(exc: BaseException) -> str:
+def _user_frame(exc: BaseException) -> str | None:
     """The innermost traceback line outside symbptt: where the user's code failed."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if _PACKAGE_DIR not in f.filename]
     if not frames:
-        return "no source line"
+        return None
     f = frames[-1]
     return f"{f.filename}:{f.lineno}: {(f.line or '').strip()}"
 
@@ -234,7 +273,10 @@ def _scalar_loss(fn: Callable, loss) -> float:
 
 def _array_problem(user_name: str, value, expected: tuple[int, ...]) -> str | None:
     """One sentence if this returned gradient cannot be compared, else None."""
-    arr = np.asarray(value) if not isinstance(value, np.ndarray) else value
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        return f"d{user_name} could not be read as an array ({exc})"
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)):
         return f"d{user_name} has dtype {arr.dtype}; gradients must be floating-point arrays"
     shape_ok = arr.shape == expected or (

@@ -198,3 +198,73 @@ def test_check_tolerance_option(capsys):
     assert _run(capsys, "check", target, "--examples", "20")[0] == 0
     code, out, _ = _run(capsys, "check", target, "--examples", "20", "--tolerance", "float32=1e-12")
     assert code == 1
+
+
+def test_check_keeps_user_prints_out_of_json(tmp_path, capsys):
+    user = tmp_path / "noisy.py"
+    user.write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(CORPUS).parent)!r})\n"
+        "from bptt_corpus import correct_row_vectorised\n"
+        "print('importing noisy')\n"
+        "def f(*args):\n    print('called')\n    return correct_row_vectorised(*args)\n"
+    )
+    code, out, err = _run(capsys, "check", f"{user}:f", "--examples", "5", "--json")
+    assert code == 0 and json.loads(out)["ok"] and "called" in err
+
+
+def test_check_user_function_may_import_its_siblings(tmp_path, capsys):
+    (tmp_path / "helper_mod.py").write_text("SCALE = 1.0\n")
+    user = tmp_path / "mine.py"
+    user.write_text(
+        f"import sys\nsys.path.insert(0, {str(Path(CORPUS).parent)!r})\n"
+        "from bptt_corpus import correct_row_vectorised\n"
+        "def f(*args):\n    import helper_mod\n    return correct_row_vectorised(*args)\n"
+    )
+    code, out, err = _run(capsys, "check", f"{user}:f", "--examples", "5")
+    assert code == 0, out + err
+
+
+def test_sys_exit_at_import_is_a_usage_error(tmp_path, capsys):
+    user = tmp_path / "script.py"
+    user.write_text("import sys\nsys.exit(3)\ndef f(*a):\n    pass\n")
+    code, _, err = _run(capsys, "check", f"{user}:f")
+    assert code == 2 and "could not import" in err and "SystemExit" in err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["derive", "--seed", "-1"], "argument --seed: -1 must be at least 0"),
+        (["derive", "--scale", "0"], "argument --scale: '0' must be a number in (0, 1e6]"),
+        (["derive", "--scale", "nan"], "argument --scale: 'nan' must be a number"),
+        (["check", "x.py:f", "--examples", "0"], "argument --examples: 0 must be at least 1"),
+        (["check", "x.py:f", "--names", "b=W_h"], "names gives two arrays the same name"),
+    ],
+    ids=["negative seed", "zero scale", "nan scale", "zero examples", "name clash"],
+)
+def test_more_usage_errors(capsys, argv, message):
+    code, _, err = _run(capsys, *argv)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_derive_beyond_the_listed_paths_counts_them(capsys):
+    code, out, _ = _run(
+        capsys,
+        "derive",
+        "--T",
+        "500",
+        "--N",
+        "1",
+        "--D",
+        "1",
+        "--H",
+        "1",
+        "--C",
+        "2",
+        "--wrt",
+        "W_h",
+        "--json",
+    )
+    record = json.loads(out)
+    assert code == 0 and record["paths"] is None
+    assert record["path_count"] == 500 * 501 // 2

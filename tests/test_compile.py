@@ -89,3 +89,16 @@ def test_compiled_function_validates_its_inputs():
         f({**arrays, "y": np.full((2, 2), 3)})
     with pytest.raises(InputArrayError, match="missing input array"):
         f({k: v for k, v in arrays.items() if k != "c"})
+
+
+def test_long_sums_compile_and_agree():
+    # T > 64 turns L = L_1 + ... + L_T (and the sums over copies) into sum((...)).
+    dims = Dims(N=1, D=1, H=1, C=2, T=70)
+    f = compile_gradients(derive(unroll(dims)))
+    assert "sum((" in f.source
+    arrays = random_point(dims, 8)
+    loss, grads = reference.forward_backward_dict(arrays)
+    ours = f(arrays)
+    _assert_close(ours["loss"], loss, 1e-9, "loss")
+    for name in GRADIENT_NAMES:
+        _assert_close(ours[name], grads[name], 1e-9, name)

@@ -163,3 +163,10 @@ def test_expand_refuses_large_T():
 def test_bad_names(call, message):
     with pytest.raises(UnknownNameError, match=message):
         call(_derivation(Dims(1, 1, 1, 2, 2)))
+
+
+@pytest.mark.parametrize("T", [1, 3, 6])
+def test_path_count_matches_the_listing(T):
+    d = _derivation(Dims(N=1, D=1, H=1, C=2, T=T))
+    for name in GRADIENT_NAMES:
+        assert d.path_count(name) == len(d.paths(name))

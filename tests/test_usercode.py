@@ -9,6 +9,7 @@ from bptt_corpus import case_by_name
 from symbptt.check import check_gradients
 from symbptt.errors import UserFunctionError
 from symbptt.model import Dims, random_point
+from symbptt.strategies import rnn_shapes
 from symbptt.usercode import Convention
 
 correct = case_by_name("correct_row_vectorised").fn
@@ -165,3 +166,70 @@ def test_bad_conventions(kwargs, message):
 def test_bad_max_examples():
     with pytest.raises(ValueError, match="max_examples=0 must be a positive integer"):
         check_gradients(correct, max_examples=0)
+
+
+def exits(*a, **k):
+    raise SystemExit(0)
+
+
+def test_sys_exit_in_user_code_is_a_failure_not_a_pass():
+    report = check_gradients(exits, max_examples=3)
+    assert not report.ok and "raised SystemExit" in report.error
+
+
+def test_a_signature_mismatch_explains_how_symbptt_calls():
+    def by_keywords(**kw):
+        return correct(**kw)
+
+    report = check_gradients(by_keywords, max_examples=3)
+    assert "symbptt passes x, y, h0, W_x, W_h, b, V, c positionally" in report.error
+    assert "--names" in report.error
+
+
+def test_unreadable_gradient_is_wrong_with_a_sentence():
+    report = check_gradients(returning(b=[1.0, [2.0, 3.0]]), max_examples=3)
+    assert report.result("b").status == "WRONG"
+    assert "db could not be read as an array" in report.result("b").message
+
+
+def test_worst_index_is_in_the_users_layout():
+    def off_by_one_entry(x, y, h0, W_x, W_h, b, V, c):
+        loss, g = case_by_name("correct_column_karpathy").fn(
+            x.swapaxes(0, 1), y.swapaxes(0, 1), h0, W_x, W_h, b, V, c
+        )
+        g["W_x"][0, 1] += 1.0  # user layout: (H, D)
+        g["x"] = g["x"].swapaxes(0, 1).copy()
+        g["x"][2, 0, 0] += 1.0  # user layout: (N, T, D)
+        return loss, g
+
+    big_enough = rnn_shapes(min_N=3, min_D=2, min_H=2, min_T=2)
+    report = check_gradients(
+        off_by_one_entry, layout="column", batch_first=True, shapes=big_enough, max_examples=20
+    )
+    assert report.result("W_x").worst_index == (0, 1)
+    assert report.result("x").worst_index == (2, 0, 0)
+
+
+def test_each_array_is_judged_at_its_own_precision():
+    def float32_loss_slightly_wrong_float64_grads(x, y, h0, W_x, W_h, b, V, c):
+        loss, g = correct(x, y, h0, W_x, W_h, b, V, c)
+        return np.float32(loss), {**g, "W_h": g["W_h"] * (1 + 1e-4)}
+
+    report = check_gradients(float32_loss_slightly_wrong_float64_grads, max_examples=20)
+    assert report.result("loss").status == "OK"  # float32 loss, float32 tolerance
+    assert report.result("W_h").status == "WRONG"  # float64 gradient, float64 tolerance
+    assert "a small error" in report.result("W_h").message
+    assert any("returns float32 arrays" in note for note in report.notes)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(names={"b": "W_h"}), r"names gives two arrays the same name \('W_h'\)"),
+        (dict(order=("W_x", "W_x")), r"order names 'W_x' more than once"),
+    ],
+    ids=["name clash", "repeated order"],
+)
+def test_ambiguous_conventions(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Convention(**kwargs)
