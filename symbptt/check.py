@@ -41,7 +41,7 @@ class Tolerance:
     floor: float
 
 
-#: Keyed by the dtype the user's code computes in (the loosest dtype it returns).
+#: Keyed by dtype: each returned array (and the loss) is judged at the row of its own dtype.
 TOLERANCES: dict[str, Tolerance] = {
     "float64": Tolerance(rtol=1e-6, floor=1e-6),
     "float32": Tolerance(rtol=2e-3, floor=5e-2),

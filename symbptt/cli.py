@@ -140,6 +140,16 @@ def _max_rel_error(a: np.ndarray, b: np.ndarray) -> float:
 
 def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
     """Derive, evaluate every path and the total at a seeded point, compare with NumPy BPTT."""
+    record = derive_and_check(args, err)
+    if args.json:
+        print(json.dumps(record))
+    else:
+        _render_derivation(record, out)
+    return 0 if record["agrees"] else 1
+
+
+def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
+    """Every number `derive` shows, checked, as one JSON-ready record."""
     dims = Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T)
     wrt = resolve_name(args.wrt)
     started = time.perf_counter()
@@ -152,85 +162,84 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
     symbolic = gradients(arrays)
     loss_ref, grads_ref = reference.forward_backward_dict(arrays)
     total = symbolic[wrt]
-    path_count = derivation.path_count(wrt)
-    paths: list = []
-    values: list[np.ndarray] | None = None
-    if dims.T <= MAX_PATH_T:
-        paths = derivation.paths(wrt)
-        path_fn = compile_paths(derivation, paths)
-        evaluated = path_fn(arrays)
-        values = [evaluated[f"path{i}"] for i in range(len(paths))]
-    elapsed = time.perf_counter() - started
-
+    shared = wrt in SHARED_PARAMETERS
+    partials = {k: symbolic[f"{wrt}^({k})"] for k in range(1, dims.T + 1)} if shared else {}
     errors = {
         "symbolic_vs_bptt": _max_rel_error(total, grads_ref[wrt]),
         "loss_vs_bptt": abs(float(symbolic["loss"]) - loss_ref) / max(abs(loss_ref), 1e-300),
     }
-    partials = {
-        k: symbolic[f"{wrt}^({k})"] for k in range(1, dims.T + 1) if wrt in SHARED_PARAMETERS
-    }
-    if values is not None:
-        errors["paths_sum_vs_total"] = _max_rel_error(sum_paths(paths, values, total.shape), total)
+    if partials:
+        errors["partials_sum_vs_total"] = _max_rel_error(sum(partials.values()), total)
+    paths = None
+    if dims.T <= MAX_PATH_T:
+        listed = derivation.paths(wrt)
+        evaluated = compile_paths(derivation, listed)(arrays)
+        values = [evaluated[f"path{i}"] for i in range(len(listed))]
+        errors["paths_sum_vs_total"] = _max_rel_error(sum_paths(listed, values, total.shape), total)
         if partials:
             errors["partials_vs_their_paths"] = max(
-                _max_rel_error(sum(v for p, v in zip(paths, values) if p.entry_step == k), partial)
-                for k, partial in partials.items()
+                _max_rel_error(sum(v for p, v in zip(listed, values) if p.entry_step == k), part)
+                for k, part in partials.items()
             )
-    ok = all(e <= RTOL for e in errors.values())
+        paths = [
+            {
+                "nodes": list(p.shown),
+                "entry_step": p.entry_step,
+                "loss_step": p.loss_step,
+                "value": v.tolist(),
+            }
+            for p, v in zip(listed, values)
+        ]
+    return {
+        "dims": dims.as_dict(),
+        "wrt": wrt,
+        "seed": args.seed,
+        "arrays": {k: np.asarray(v).tolist() for k, v in arrays.items()},
+        "loss": float(symbolic["loss"]),
+        "path_count": derivation.path_count(wrt),
+        "paths": paths,
+        "partials": {str(k): v.tolist() for k, v in partials.items()},
+        "total": total.tolist(),
+        "bptt_total": grads_ref[wrt].tolist(),
+        "max_relative_errors": errors,
+        "agrees": all(e <= RTOL for e in errors.values()),
+        "seconds": time.perf_counter() - started,
+        "graph_nodes": len(graph),
+    }
 
-    if args.json:
-        record = {
-            "dims": dims.as_dict(),
-            "wrt": wrt,
-            "seed": args.seed,
-            "arrays": {k: np.asarray(v).tolist() for k, v in arrays.items()},
-            "loss": float(symbolic["loss"]),
-            "path_count": path_count,
-            "paths": None
-            if values is None
-            else [
-                {
-                    "nodes": list(p.shown),
-                    "entry_step": p.entry_step,
-                    "loss_step": p.loss_step,
-                    "value": v.tolist(),
-                }
-                for p, v in zip(paths, values)
-            ],
-            "partials": {str(k): v.tolist() for k, v in partials.items()},
-            "total": total.tolist(),
-            "bptt_total": grads_ref[wrt].tolist(),
-            "max_relative_errors": errors,
-            "agrees": ok,
-            "seconds": elapsed,
-        }
-        print(json.dumps(record))
-        return 0 if ok else 1
 
+def _render_derivation(record: dict, out: Console) -> None:
+    d, wrt = record["dims"], record["wrt"]
     out.print(
-        f"[bold]dL/d{wrt}[/bold] for N={dims.N} D={dims.D} H={dims.H} C={dims.C} T={dims.T}: "
-        f"{path_count} paths through the unrolled graph ({len(graph)} nodes, {elapsed:.2f} s)"
+        f"[bold]dL/d{wrt}[/bold] for N={d['N']} D={d['D']} H={d['H']} C={d['C']} T={d['T']}: "
+        f"{record['path_count']} paths through the unrolled graph ({record['graph_nodes']} nodes, "
+        f"{record['seconds']:.2f} s)"
     )
-    if values is not None:
+    if record["paths"] is not None:
         table = Table(show_lines=False)
-        for col in ("#", "path", "k", "t", f"contribution (at seed {args.seed})"):
+        for col in ("#", "path", "k", "t", f"contribution (at seed {record['seed']})"):
             table.add_column(col)
-        for i, (p, v) in enumerate(zip(paths, values), 1):
-            table.add_row(str(i), str(p), str(p.entry_step), str(p.loss_step), _fmt(v))
+        for i, p in enumerate(record["paths"], 1):
+            table.add_row(
+                str(i),
+                " -> ".join(p["nodes"]),
+                str(p["entry_step"]),
+                str(p["loss_step"]),
+                _fmt(p["value"]),
+            )
         out.print(table)
     else:
         out.print(f"(paths are listed for T <= {MAX_PATH_T}; use a smaller T to see each one)")
-    if partials:
+    if record["partials"] and record["paths"] is not None:
         out.print("partial derivatives (the use at step k only, every other use held fixed):")
-        for k, partial in partials.items():
+        for k, partial in record["partials"].items():
             out.print(f"  dL/d{wrt}^({k}) = {_fmt(partial)}")
-    out.print(f"total derivative dL/d{wrt} = {_fmt(total)}")
-    out.print(f"NumPy BPTT        dL/d{wrt} = {_fmt(grads_ref[wrt])}")
-    for name, e in errors.items():
+    out.print(f"total derivative dL/d{wrt} = {_fmt(record['total'])}")
+    out.print(f"NumPy BPTT        dL/d{wrt} = {_fmt(record['bptt_total'])}")
+    for name, e in record["max_relative_errors"].items():
         out.print(f"  max relative error {name.replace('_', ' ')}: {e:.1e}")
-    verdict = "[green]agrees[/green]" if ok else "[red]DISAGREES[/red]"
+    verdict = "[green]agrees[/green]" if record["agrees"] else "[red]DISAGREES[/red]"
     out.print(f"symbolic derivation {verdict} with NumPy BPTT (tolerance {RTOL:g})")
-    return 0 if ok else 1
 
 
 def _mapping(text: str) -> dict[str, str]:
