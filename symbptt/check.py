@@ -163,7 +163,7 @@ class _Checker:
         self.probe_prefixes = probe_prefixes
         self.low_precision: set[str] = set()  # dtypes below float64 the user computed in
 
-    def evaluate(self, problem: Problem):
+    def evaluate(self, problem: Problem) -> tuple:
         """Call the user once; measure every returned gradient (and the loss) against the truth.
 
         Returns (answer, measurements, global scale, true loss, true gradients).

@@ -13,7 +13,7 @@ import importlib.util
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -318,7 +318,7 @@ def _user_code(target: str):
         sys.path.remove(folder)
 
 
-def load_function(target: str):
+def load_function(target: str) -> Callable:
     """Import `path/to/file.py:function` without touching the user's files."""
     path_text, sep, name = target.rpartition(":")
     if not sep or not path_text or not name:

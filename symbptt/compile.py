@@ -155,7 +155,9 @@ def compile_gradients(
     return compile_program(derivation.graph, blocks, outputs, cse=cse)
 
 
-def compile_paths(derivation: Derivation, paths: list[Path], *, cse: bool = True):
+def compile_paths(
+    derivation: Derivation, paths: list[Path], *, cse: bool = True
+) -> CompiledFunction:
     """One function returning every path's contribution, keyed `"path0"`, `"path1"`, ..."""
     outputs = {f"path{i}": derivation.path_contribution(p) for i, p in enumerate(paths)}
     blocks = [*derivation.forward, *derivation.path_blocks()]

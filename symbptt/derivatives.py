@@ -260,7 +260,9 @@ def derive(graph: UnrolledGraph, progress: Progress | None = None) -> Derivation
     return Derivation(graph, forward, backward, adjoint)
 
 
-def sum_paths(paths: Iterable[Path], values: Iterable[np.ndarray], shape: tuple[int, ...]):
+def sum_paths(
+    paths: Iterable[Path], values: Iterable[np.ndarray], shape: tuple[int, ...]
+) -> np.ndarray:
     """Add evaluated path contributions up in the shape of the total derivative.
 
     A path from x_k contributes to slot k-1 of dL/dx (shape (T, N, D)); every other path

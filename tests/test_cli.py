@@ -268,3 +268,15 @@ def test_derive_beyond_the_listed_paths_counts_them(capsys):
     record = json.loads(out)
     assert code == 0 and record["paths"] is None
     assert record["path_count"] == 500 * 501 // 2
+
+
+def test_check_layer_form(capsys):
+    good = _run(capsys, "check", f"{CORPUS}:correct_layer_cs231n", "--form", "layer")
+    assert good[0] == 0
+    code, out, _ = _run(
+        capsys, "check", f"{CORPUS}:layer_no_recurrent_term", "--form", "layer", "--json"
+    )
+    record = json.loads(out)
+    assert code == 1 and record["form"] == "layer"
+    assert {r["name"] for r in record["results"]} == {"x", "h0", "W_x", "W_h", "b"}
+    assert record["results"][3]["likely_cause"] == "no_recurrent_term"
