@@ -51,8 +51,10 @@ class Node:
 
     @property
     def differentiable(self) -> bool:
-        """False for nodes the loss does not depend on (labels, the softmax shift)."""
-        return self.kind not in ("label", "shift")
+        """False for labels (data) and for nodes whose rule says so (the softmax shift)."""
+        if self.rule is None:
+            return self.kind != "label"
+        return RULES[self.rule].differentiable
 
     def local_rule(self) -> Rule:
         if self.rule is None:
@@ -104,9 +106,6 @@ class UnrolledGraph:
     def copies(self, parameter: str) -> list[Node]:
         """The per-step copies of a shared parameter, in time order."""
         return [self.nodes[c] for c in self._children[parameter] if self.nodes[c].kind == "copy"]
-
-    def leaves(self) -> list[Node]:
-        return [n for n in self if n.rule is None]
 
 
 def unroll(dims: Dims, progress: Progress | None = None) -> UnrolledGraph:

@@ -19,7 +19,6 @@ from .errors import DimensionError, InputArrayError, UnknownNameError
 
 __all__ = [
     "Dims",
-    "PARAMETERS",
     "SHARED_PARAMETERS",
     "GRADIENT_NAMES",
     "INPUT_NAMES",
@@ -32,7 +31,6 @@ __all__ = [
 SHARED_PARAMETERS: tuple[str, ...] = ("W_x", "W_h", "b", "V", "c")
 #: Everything a gradient is derived for, in a fixed order.
 GRADIENT_NAMES: tuple[str, ...] = (*SHARED_PARAMETERS, "h0", "x")
-PARAMETERS = GRADIENT_NAMES
 #: Every input array of the loss, in the order the compiled functions take them.
 INPUT_NAMES: tuple[str, ...] = ("x", "y", "h0", "W_x", "W_h", "b", "V", "c")
 
