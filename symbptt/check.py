@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from . import reference
 from .compile import gradient_function
 from .errors import SymbpttError, UserFunctionError
+from .mistakes import alternatives
 from .model import Dims, random_point
 from .report import ParameterResult, Report
 from .strategies import rnn_problems, rnn_shapes
@@ -114,39 +115,16 @@ def _matches(got, candidate, truth, tol: Tolerance, global_scale: float) -> bool
 
 
 def _likely_cause(name, got, truth, problem: Problem, form: str, tol, global_scale):
-    N, T = problem.dims.N, problem.dims.T
-    candidates: list[tuple[str, Callable[[], np.ndarray], str | None]] = []
-    if name != "loss" and np.ndim(truth) == 2 and truth.shape[0] == truth.shape[1]:
-        candidates.append(("transposed", lambda: truth.T, None))
-    candidates.append(("zero", lambda: np.zeros_like(truth), None))
-    candidates.append(("sign_flipped", lambda: -truth, None))
-    if N > 1:
-        candidates.append(("scaled_by_N", lambda: truth / N, None))
-    if T > 1:
-        candidates.append(("scaled_by_T", lambda: truth / T, None))
-    if N > 1 and T > 1:
-        candidates.append(("scaled_by_NT", lambda: truth / (N * T), None))
-    if name != "loss" and T > 1:
-        for k in range(0, T - 1):
-            cause = "no_recurrent_term" if k == 0 else "truncated"
-            detail = None if k == 0 else f"each loss term reaches back {k} step{'s' * (k > 1)}"
-            candidates.append((cause, lambda k=k: _truncated(form, problem, k)[name], detail))
-    for cause, make, detail in candidates:
-        if _matches(got, make(), truth, tol, global_scale):
-            return cause, detail
+    """The first known mistake whose result the wrong answer equals, with its detail."""
+    for alt in alternatives(name, truth, problem.dims, problem.arrays, form):
+        if _matches(got, alt.value, truth, tol, global_scale):
+            return alt.cause, alt.detail
     denom = float(np.sum(truth * truth))
     if denom > 0 and np.size(truth) >= 3:  # any small vector is "a multiple" of another
         alpha = float(np.sum(got * truth)) / denom
         if abs(alpha - 1) > 1e-3 and _matches(got, alpha * truth, truth, tol, global_scale):
             return "scaled", f"factor {alpha:.6g}"
     return None, None
-
-
-def _truncated(form: str, problem: Problem, k: int) -> dict[str, np.ndarray]:
-    a = problem.arrays
-    if form == "layer":
-        return reference.layer_vjp(a["x"], a["h0"], a["W_x"], a["W_h"], a["b"], a["dh"], truncate=k)
-    return reference.forward_backward_dict({n: v for n, v in a.items() if n != "dh"}, truncate=k)[1]
 
 
 class _Checker:

@@ -152,10 +152,23 @@ def _layer_gradients(x, h0, hs, W_x, W_h, da) -> dict[str, np.ndarray]:
 
 
 def forward_backward(
-    x, y, h0, W_x, W_h, b, V, c, *, truncate: int | None = None
+    x,
+    y,
+    h0,
+    W_x,
+    W_h,
+    b,
+    V,
+    c,
+    *,
+    truncate: int | None = None,
+    untransposed_recurrence: bool = False,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """Return the summed loss L and its gradients keyed by `GRADIENT_NAMES`, same shapes as
     the inputs; `truncate=k` gives truncated BPTT (see the module docstring), None full BPTT.
+
+    `untransposed_recurrence=True` reproduces the classic mistake dh_{t-1} = da_t W_h (W_h
+    where W_h^T belongs); the checker uses it to name that cause. It is never the truth.
     """
     k = _check_truncate(truncate)
     a = _validated(dict(zip(INPUT_NAMES, (x, y, h0, W_x, W_h, b, V, c), strict=True)))
@@ -163,22 +176,21 @@ def forward_backward(
     log_probs, step_losses = _log_probs_and_step_losses(hs, a["y"], a["V"], a["c"])
     dlogits = np.exp(log_probs) - np.eye(a["V"].shape[1])[a["y"]]  # softmax - one-hot
     dh = dlogits @ a["V"].T
-    if k is None:
-        da = _full_adjoints(hs, a["W_h"], dh)
-    else:
-        da = _truncated_adjoints(hs, a["W_h"], dh, k)
-    grads = _layer_gradients(a["x"], a["h0"], hs, a["W_x"], a["W_h"], da)
+    grads = _backward(a["x"], a["h0"], hs, a["W_x"], a["W_h"], dh, k, untransposed_recurrence)
     grads["V"] = _sum_outer(hs, dlogits)
     grads["c"] = dlogits.sum(axis=(0, 1))
     return float(step_losses.sum()), {name: grads[name] for name in GRADIENT_NAMES}
 
 
 def forward_backward_dict(
-    arrays: Mapping[str, np.ndarray], *, truncate: int | None = None
+    arrays: Mapping[str, np.ndarray],
+    *,
+    truncate: int | None = None,
+    untransposed_recurrence: bool = False,
 ) -> tuple[float, dict[str, np.ndarray]]:
     """`forward_backward` on a dict keyed by `INPUT_NAMES`, such as `random_point` returns."""
     a = _validated(arrays)  # also rejects missing and unexpected names
-    return forward_backward(**a, truncate=truncate)
+    return forward_backward(**a, truncate=truncate, untransposed_recurrence=untransposed_recurrence)
 
 
 def loss_per_step(x, y, h0, W_x, W_h, b, V, c) -> np.ndarray:
@@ -198,16 +210,36 @@ def layer_forward(x, h0, W_x, W_h, b) -> np.ndarray:
     return _forward(*_layer_arrays(x, h0, W_x, W_h, b))
 
 
-def layer_vjp(x, h0, W_x, W_h, b, dh, *, truncate: int | None = None) -> dict[str, np.ndarray]:
+def layer_vjp(
+    x,
+    h0,
+    W_x,
+    W_h,
+    b,
+    dh,
+    *,
+    truncate: int | None = None,
+    untransposed_recurrence: bool = False,
+) -> dict[str, np.ndarray]:
     """Return the gradients of sum_t <dh_t, h_t> w.r.t. "x", "h0", "W_x", "W_h" and "b":
     the exact vector-Jacobian product of the RNN layer with upstream gradient dh (T,N,H).
-    `truncate` works as in `forward_backward`.
+    `truncate` and `untransposed_recurrence` work as in `forward_backward`.
     """
     k = _check_truncate(truncate)
     x, h0, W_x, W_h, b, dh = _layer_arrays(x, h0, W_x, W_h, b, dh)
     hs = _forward(x, h0, W_x, W_h, b)
-    da = _full_adjoints(hs, W_h, dh) if k is None else _truncated_adjoints(hs, W_h, dh, k)
-    return _layer_gradients(x, h0, hs, W_x, W_h, da)
+    return _backward(x, h0, hs, W_x, W_h, dh, k, untransposed_recurrence)
+
+
+def _backward(x, h0, hs, W_x, W_h, dh, k, untransposed) -> dict[str, np.ndarray]:
+    """Layer gradients from the direct gradients dh on h_1..h_T (full or truncated BPTT)."""
+    # The backward pass multiplies by W_back^T; the mistake model uses W_h itself there.
+    W_back = W_h.T if untransposed else W_h
+    if k is None:
+        da = _full_adjoints(hs, W_back, dh)
+    else:
+        da = _truncated_adjoints(hs, W_back, dh, k)
+    return _layer_gradients(x, h0, hs, W_x, W_back, da)
 
 
 def _evaluate(f: Callable[[dict[str, np.ndarray]], float], arrays) -> float:

@@ -7,21 +7,9 @@ from dataclasses import asdict, dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["ParameterResult", "Report"]
+from .mistakes import CAUSES
 
-#: Readable explanations of the causes the checker recognises.
-CAUSES = {
-    "transposed": "equals the true gradient transposed",
-    "scaled_by_N": "equals the true value divided by N (a mean over the batch instead of a sum)",
-    "scaled_by_T": "equals the true value divided by T (a mean over time instead of a sum)",
-    "scaled_by_NT": "equals the true value divided by N*T (a mean over batch and time)",
-    "sign_flipped": "equals minus the true gradient",
-    "zero": "is all zeros: nothing was ever accumulated into it",
-    "no_recurrent_term": "equals the gradient without the recurrent term (nothing flows "
-    "back through h_{t-1})",
-    "truncated": "equals a truncated-BPTT gradient",
-    "scaled": "equals the true value times a constant factor",
-}
+__all__ = ["ParameterResult", "Report"]
 
 
 @dataclass

@@ -28,6 +28,8 @@ what the wrong gradients equal:
 * "no_recurrent_term": the gradients are those of BPTT with no flow through h_{t-1}
 * "truncated":         the gradients are those of BPTT truncated to 2 steps (the loss at
                        step t reaches a_t and a_{t-1} only)
+* "untransposed_recurrence": the gradients are those of BPTT whose recurrence uses
+                       dh_{t-1} = da_t W_h (W_h where W_h^T belongs)
 """
 
 from __future__ import annotations
@@ -1211,7 +1213,7 @@ BUGGY: list[Case] = [
         "full",
         "row",
         _RECURRENT,
-        None,
+        "untransposed_recurrence",
         "dh_prev = da @ W_h without the transpose, which runs because W_h is square.",
     ),
     Case(
@@ -1338,7 +1340,7 @@ BUGGY: list[Case] = [
         "full",
         "column",
         _RECURRENT,
-        None,
+        "untransposed_recurrence",
         "Karpathy-style dhnext = np.dot(Whh, dhraw) without the transpose of Whh.",
     ),
     Case(
@@ -1416,7 +1418,7 @@ def case_by_name(name: str) -> Case:
 #   tanh_prime_of_preactivation    full/row      W_x,W_h,b,h0,x      -
 #   tanh_prime_of_upstream         full/row      W_x,W_h,b,h0,x      -
 #   dWh_uses_current_state         full/row      W_h                 -
-#   missing_transpose_recurrent    full/row      W_x,W_h,b,h0,x      -
+#   missing_transpose_recurrent    full/row      W_x,W_h,b,h0,x      untransposed_recurrence
 #   batch_mean_gradients           full/row      W_x,W_h,b,V,c,h0,x  scaled_by_N
 #   dWh_transposed                 full/row      W_h                 transposed
 #   skipped_first_step             full/row      W_x,W_h,b,V,c,h0,x  -
@@ -1430,7 +1432,7 @@ def case_by_name(name: str) -> Case:
 #   output_grad_last_step_only     full/row      W_x,W_h,b,h0,x      -
 #   loss_mean_over_batch           full/row      loss                scaled_by_N
 #   dWh_skips_h0_term              full/row      W_h                 -
-#   column_missing_transpose       full/column   W_x,W_h,b,h0,x      -
+#   column_missing_transpose       full/column   W_x,W_h,b,h0,x      untransposed_recurrence
 #   column_dby_assigned            full/column   c                   -
 #   layer_upstream_last_step_only  layer/row     W_x,W_h,b,h0,x      -
 #   layer_no_recurrent_term        layer/row     W_x,W_h,b,h0,x      no_recurrent_term

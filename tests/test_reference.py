@@ -421,3 +421,24 @@ def test_layer_vjp_truncation(dims):
     da = dh * (1 - hs**2)
     expected = sum(h_prev[t].T @ da[t] for t in range(dims.T))
     np.testing.assert_allclose(layer_vjp(*args, truncate=0)["W_h"], expected, rtol=1e-12)
+
+
+# --- the missing-transpose mistake model ------------------------------------------------------
+
+
+def test_untransposed_recurrence_models_the_missing_transpose_bug():
+    from bptt_corpus import case_by_name
+
+    dims = Dims(N=2, D=3, H=3, C=2, T=4)
+    arrays = random_point(dims, 12)
+    _, modelled = forward_backward_dict(arrays, untransposed_recurrence=True)
+    _, student = case_by_name("missing_transpose_recurrent").fn(**arrays)
+    _, truth = forward_backward_dict(arrays)
+    for name in GRADIENT_NAMES:
+        np.testing.assert_allclose(modelled[name], student[name], rtol=1e-12, atol=1e-14)
+    assert not np.allclose(modelled["W_h"], truth["W_h"])
+    # With a symmetric W_h the mistake is invisible.
+    symmetric = {**arrays, "W_h": arrays["W_h"] + arrays["W_h"].T}
+    _, a = forward_backward_dict(symmetric, untransposed_recurrence=True)
+    _, b = forward_backward_dict(symmetric)
+    np.testing.assert_allclose(a["W_h"], b["W_h"], rtol=1e-12)
