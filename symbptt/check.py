@@ -11,7 +11,8 @@ recognisable (the truth transposed, scaled, negated, without the recurrent term,
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
@@ -62,8 +63,7 @@ class Problem:
     def prefix(self, t: int) -> Problem:
         """The same problem cut to its first t time steps."""
         arrays = {k: (v[:t] if k in ("x", "y", "dh") else v) for k, v in self.arrays.items()}
-        d = self.dims
-        return Problem(Dims(N=d.N, D=d.D, H=d.H, C=d.C, T=t), arrays)
+        return Problem(replace(self.dims, T=t), arrays)
 
 
 def _problem(dims: Dims, arrays: dict[str, np.ndarray], form: str, dh_seed: int) -> Problem:
@@ -95,22 +95,31 @@ def _dtype(answer: UserAnswer, name: str) -> str:
     return dtype if dtype in ("float16", "float32") else "float64"
 
 
-def _measure(got, truth, tol: Tolerance, global_scale: float):
-    """(max abs error, relative error, worst index, ok) for one gradient or the loss."""
+class Measurement(NamedTuple):
+    """How far one returned value is from the truth, and whether that is within tolerance."""
+
+    max_abs: float
+    rel: float
+    worst: tuple[int, ...]
+    ok: bool
+
+
+def _measure(got, truth, tol: Tolerance, global_scale: float) -> Measurement:
+    """The errors of one gradient or of the loss."""
     got, truth = np.asarray(got, dtype=float), np.asarray(truth, dtype=float)
     diff = np.abs(got - truth)
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
     max_abs = float(diff.max(initial=0.0))
     scale = max(float(np.abs(truth).max(initial=0.0)), tol.floor * global_scale, 1e-300)
     rel = max_abs / scale
-    return max_abs, rel, tuple(int(i) for i in worst), rel <= tol.rtol
+    return Measurement(max_abs, rel, tuple(int(i) for i in worst), rel <= tol.rtol)
 
 
 def _matches(got, candidate, truth, tol: Tolerance, global_scale: float) -> bool:
     """got equals candidate, and candidate is distinguishable from the truth."""
     return (
-        _measure(got, candidate, tol, global_scale)[3]
-        and not _measure(candidate, truth, tol, global_scale)[3]
+        _measure(got, candidate, tol, global_scale).ok
+        and not _measure(candidate, truth, tol, global_scale).ok
     )
 
 
@@ -166,7 +175,7 @@ class _Checker:
 
     def passes(self, problem: Problem) -> bool:
         answer, measured, *_ = self.evaluate(problem)
-        return not answer.problems and all(m[3] for m in measured.values())
+        return not answer.problems and all(m.ok for m in measured.values())
 
     def diagnose(self, problem: Problem) -> dict[str, ParameterResult]:
         answer, measured, global_scale, loss, truth = self.evaluate(problem)
@@ -179,8 +188,7 @@ class _Checker:
                 results[name] = ParameterResult(
                     name, "WRONG", message=answer.problems[name], shape=shape
                 )
-                if "looks transposed" in answer.problems[name]:
-                    results[name].likely_cause = "transposed"
+                results[name].likely_cause = answer.causes.get(name)
                 continue
             if name not in measured:
                 results[name] = ParameterResult(name, "NOT CHECKED", message="not returned")
@@ -219,7 +227,7 @@ class _Checker:
                 answer, measured, *_ = self.evaluate(problem.prefix(t))
             except UserFunctionError:
                 return None
-            if name in answer.problems or (name in measured and not measured[name][3]):
+            if name in answer.problems or (name in measured and not measured[name].ok):
                 return t
         return problem.dims.T
 
@@ -347,13 +355,7 @@ def compare_gradients(
 ) -> Report:
     """Compare one already-computed loss and gradient dict (canonical names, row layout)."""
     arrays = dict(arrays)
-    dims = Dims(
-        N=arrays["x"].shape[1],
-        D=arrays["x"].shape[2],
-        H=arrays["h0"].shape[1],
-        C=arrays["V"].shape[1],
-        T=arrays["x"].shape[0],
-    )
+    dims = Dims.from_arrays(arrays)
     checker = _Checker(
         lambda *a: (loss, dict(grads)),
         Convention(),
@@ -363,7 +365,7 @@ def compare_gradients(
     problem = Problem(dims, arrays)
     results = checker.diagnose(problem)
     report = Report(ok=True, form="full", layout="row", examples=1, results=list(results.values()))
-    report.ok = not any(r.status == "WRONG" for r in report.results)
+    report.ok = not report.wrong
     if not report.ok:
         report.dims = dims.as_dict()
     return report

@@ -122,9 +122,8 @@ class Derivation:
     def paths(self, name: str) -> list[Path]:
         """Every path from θ (every x_t for `x`) to L, in order of entry step then loss step."""
         name = resolve_name(name, GRADIENT_NAMES)
-        roots = [f"x_{t}" for t in range(1, self.graph.dims.T + 1)] if name == "x" else [name]
         found: list[Path] = []
-        for root in roots:
+        for root in self._roots(name):
             found.extend(Path(name, nodes) for nodes in self._walk(root))
         return sorted(found, key=lambda p: (p.entry_step, p.loss_step, p.nodes))
 
@@ -137,8 +136,11 @@ class Derivation:
                 count["L"] = 1
             elif node.differentiable:
                 count[node.name] = sum(count.get(c, 0) for c in self.graph.children(node.name))
-        roots = [f"x_{t}" for t in range(1, self.graph.dims.T + 1)] if name == "x" else [name]
-        return sum(count[r] for r in roots)
+        return sum(count[r] for r in self._roots(name))
+
+    def _roots(self, name: str) -> list[str]:
+        """The graph nodes a derivative starts from: every x_t for "x", else the node itself."""
+        return [f"x_{t}" for t in range(1, self.graph.dims.T + 1)] if name == "x" else [name]
 
     def _walk(self, root: str) -> Iterator[tuple[str, ...]]:
         # Depth-first with an explicit stack: paths are about 2T long, deeper than recursion.

@@ -90,6 +90,20 @@ class Dims:
         }
         return shapes[resolve_name(name, INPUT_NAMES)]
 
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Dims:
+        """The dims implied by the shapes of x (T,N,D), h0 (N,H) and V (H,C)."""
+        missing = [n for n in ("x", "h0", "V") if n not in arrays]
+        if missing:
+            raise InputArrayError(f"missing input array(s): {', '.join(missing)}")
+        x, h0, V = (np.shape(arrays[name]) for name in ("x", "h0", "V"))
+        if len(x) != 3 or len(h0) != 2 or len(V) != 2:
+            raise InputArrayError(
+                f"x, h0 and V must have 3, 2 and 2 axes (T,N,D), (N,H), (H,C), "
+                f"got shapes {x}, {h0} and {V}"
+            )
+        return cls(N=x[1], D=x[2], H=h0[1], C=V[1], T=x[0])
+
     def as_dict(self) -> dict[str, int]:
         return {"N": self.N, "D": self.D, "H": self.H, "C": self.C, "T": self.T}
 

@@ -39,14 +39,7 @@ def _validated(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     missing = [name for name in INPUT_NAMES if name not in arrays]
     if missing:
         raise InputArrayError(f"missing input array(s): {', '.join(missing)}")
-    x, h0, V = (np.shape(arrays[name]) for name in ("x", "h0", "V"))
-    if len(x) != 3 or len(h0) != 2 or len(V) != 2:
-        raise InputArrayError(
-            f"x, h0 and V must have 3, 2 and 2 axes (T,N,D), (N,H), (H,C), "
-            f"got shapes {x}, {h0} and {V}"
-        )
-    dims = Dims(N=x[1], D=x[2], H=h0[1], C=V[1], T=x[0])
-    return validate_arrays(dims, dict(arrays))
+    return validate_arrays(Dims.from_arrays(dict(arrays)), dict(arrays))
 
 
 def _float_array(name: str, value: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -170,13 +163,17 @@ def forward_backward(
     `untransposed_recurrence=True` reproduces the classic mistake dh_{t-1} = da_t W_h (W_h
     where W_h^T belongs); the checker uses it to name that cause. It is never the truth.
     """
-    k = _check_truncate(truncate)
     a = _validated(dict(zip(INPUT_NAMES, (x, y, h0, W_x, W_h, b, V, c), strict=True)))
+    return _forward_backward(a, _check_truncate(truncate), untransposed_recurrence)
+
+
+def _forward_backward(a: dict[str, np.ndarray], k: int | None, untransposed: bool):
+    """`forward_backward` on arrays that `_validated` has already checked."""
     hs = _forward(a["x"], a["h0"], a["W_x"], a["W_h"], a["b"])
     log_probs, step_losses = _log_probs_and_step_losses(hs, a["y"], a["V"], a["c"])
     dlogits = np.exp(log_probs) - np.eye(a["V"].shape[1])[a["y"]]  # softmax - one-hot
     dh = dlogits @ a["V"].T
-    grads = _backward(a["x"], a["h0"], hs, a["W_x"], a["W_h"], dh, k, untransposed_recurrence)
+    grads = _backward(a["x"], a["h0"], hs, a["W_x"], a["W_h"], dh, k, untransposed)
     grads["V"] = _sum_outer(hs, dlogits)
     grads["c"] = dlogits.sum(axis=(0, 1))
     return float(step_losses.sum()), {name: grads[name] for name in GRADIENT_NAMES}
@@ -190,7 +187,7 @@ def forward_backward_dict(
 ) -> tuple[float, dict[str, np.ndarray]]:
     """`forward_backward` on a dict keyed by `INPUT_NAMES`, such as `random_point` returns."""
     a = _validated(arrays)  # also rejects missing and unexpected names
-    return forward_backward(**a, truncate=truncate, untransposed_recurrence=untransposed_recurrence)
+    return _forward_backward(a, _check_truncate(truncate), untransposed_recurrence)
 
 
 def loss_per_step(x, y, h0, W_x, W_h, b, V, c) -> np.ndarray:

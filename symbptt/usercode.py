@@ -45,6 +45,8 @@ class UserAnswer:
     problems: dict[str, str] = field(default_factory=dict)
     #: The dtype each returned array (and the loss, under "loss") was computed in.
     dtypes: dict[str, str] = field(default_factory=dict)
+    #: A cause already evident from the answer's form (a transposed shape).
+    causes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -179,9 +181,11 @@ class Convention:
             answer.dtypes["loss"] = loss_dtype
         for canonical, value in raw.items():
             expected = self.user_shape(canonical, arrays[canonical].shape)
-            problem = _array_problem(self.user_name(canonical), value, expected)
+            problem, cause = _array_problem(self.user_name(canonical), value, expected)
             if problem:
                 answer.problems[canonical] = problem
+                if cause:
+                    answer.causes[canonical] = cause
                 continue
             value = np.asarray(value)
             answer.dtypes[canonical] = str(value.dtype)
@@ -271,22 +275,26 @@ def _scalar_loss(fn: Callable, loss) -> float:
     return value
 
 
-def _array_problem(user_name: str, value, expected: tuple[int, ...]) -> str | None:
-    """One sentence if this returned gradient cannot be compared, else None."""
+def _array_problem(
+    user_name: str, value, expected: tuple[int, ...]
+) -> tuple[str | None, str | None]:
+    """(one sentence, evident cause) if this returned gradient cannot be compared."""
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as exc:
-        return f"d{user_name} could not be read as an array ({exc})"
+        return f"d{user_name} could not be read as an array ({exc})", None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)):
-        return f"d{user_name} has dtype {arr.dtype}; gradients must be floating-point arrays"
+        return f"d{user_name} has dtype {arr.dtype}; gradients must be floating-point arrays", None
     shape_ok = arr.shape == expected or (
         arr.size == int(np.prod(expected))
         and arr.squeeze().shape == tuple(d for d in expected if d != 1)
     )
     if not shape_ok:
-        hint = " (it looks transposed)" if arr.shape == expected[::-1] else ""
-        return f"d{user_name} has shape {arr.shape}, expected {expected}{hint}"
+        transposed = arr.shape == expected[::-1]
+        hint = " (it looks transposed)" if transposed else ""
+        message = f"d{user_name} has shape {arr.shape}, expected {expected}{hint}"
+        return message, "transposed" if transposed else None
     if not np.all(np.isfinite(arr)):
         bad = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
-        return f"d{user_name} holds a non-finite value ({arr[bad]}) at index {bad}"
-    return None
+        return f"d{user_name} holds a non-finite value ({arr[bad]}) at index {bad}", None
+    return None, None
