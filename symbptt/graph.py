@@ -15,14 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import symengine as se
 
-from .errors import ExpansionTooLargeError, UnknownNameError
+from . import cost
+from .errors import UnknownNameError
 from .model import SHARED_PARAMETERS, Dims
 from .rules import RULES, Rule
 
-__all__ = ["Node", "UnrolledGraph", "unroll", "estimate_entries", "MAX_ENTRIES"]
-
-#: Graph size (forward entries) above which `unroll` refuses: about 1.5 GB with adjoints.
-MAX_ENTRIES = 1_000_000
+__all__ = ["Node", "UnrolledGraph", "unroll"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -70,13 +68,6 @@ def symbol_matrix(code: str, shape: tuple[int, ...]) -> np.ndarray:
     return out
 
 
-def estimate_entries(dims: Dims) -> int:
-    """Number of symbolic entries the unrolled forward graph holds (adjoints add as many)."""
-    N, D, H, C, T = dims.N, dims.D, dims.H, dims.C, dims.T
-    per_step = D * H + H * H + H + H * C + C + N * D + 2 * N * H + 2 * N * C + N + 1
-    return T * per_step + N * H + D * H + H * H + H + H * C + C + 1
-
-
 class UnrolledGraph:
     """The DAG of the loss for given dimensions; nodes are kept in topological order."""
 
@@ -108,18 +99,20 @@ class UnrolledGraph:
         return [self.nodes[c] for c in self._children[parameter] if self.nodes[c].kind == "copy"]
 
 
-def unroll(dims: Dims, progress: Progress | None = None) -> UnrolledGraph:
+def unroll(
+    dims: Dims,
+    progress: Progress | None = None,
+    *,
+    max_seconds: float | None = cost.DEFAULT_MAX_SECONDS,
+) -> UnrolledGraph:
     """Build the unrolled graph of the loss for `dims`, one node per matrix per step.
 
-    Raises ExpansionTooLargeError when T (with the other sizes) would not fit in memory.
+    Before any work, `cost.guard` predicts the time and memory of unrolling, deriving and
+    compiling every gradient, and raises ExpansionTooLargeError (one sentence with the estimate
+    and the limit) above `max_seconds` or above the memory available now;
+    `max_seconds=None` sets no time limit (the memory limit stays).
     """
-    entries = estimate_entries(dims)
-    if entries > MAX_ENTRIES:
-        raise ExpansionTooLargeError(
-            f"T={dims.T} with N={dims.N}, D={dims.D}, H={dims.H}, C={dims.C} needs about "
-            f"{entries:,} symbolic entries, more than the limit of {MAX_ENTRIES:,}; "
-            "choose a smaller T or smaller sizes"
-        )
+    cost.guard(dims, None, paths=False, max_seconds=max_seconds)
     N, D, H, C, T = dims.N, dims.D, dims.H, dims.C, dims.T
     nodes: list[Node] = []
     by_name: dict[str, Node] = {}

@@ -1,10 +1,10 @@
-"""The unrolled graph: topology, per-step copies, size guard."""
+"""The unrolled graph: topology, per-step copies, cost guard."""
 
-import numpy as np
 import pytest
 
+from symbptt import cost
 from symbptt.errors import ExpansionTooLargeError, UnknownNameError
-from symbptt.graph import MAX_ENTRIES, estimate_entries, unroll
+from symbptt.graph import unroll
 from symbptt.model import SHARED_PARAMETERS, Dims
 
 
@@ -48,15 +48,22 @@ def test_definitions_only_use_parent_symbols():
 
 
 @pytest.mark.parametrize("dims", [Dims(1, 1, 1, 2, 1), Dims(2, 3, 2, 4, 3), Dims(3, 1, 2, 2, 5)])
-def test_estimate_entries_counts_the_forward_graph(dims):
+def test_the_cost_model_counts_the_forward_graph(dims):
     g = unroll(dims)
-    assert estimate_entries(dims) == sum(max(1, np.asarray(n.symbols).size) for n in g)
+    per_step = sum(n.symbols.size for n in g if n.step)  # steps 1..T: not W_h, h0 or L
+    counts = cost.work(dims, None)
+    assert counts["entries"] == 2 * per_step  # every symbol of a step and its adjoint
+    assert counts["steps"] == dims.T
 
 
-def test_too_large_T_is_refused_before_any_work():
-    with pytest.raises(ExpansionTooLargeError, match=r"T=10000000 .* limit of"):
+def test_too_large_sizes_are_refused_before_any_work():
+    with pytest.raises(ExpansionTooLargeError, match=r"^T=10000000 with .* \(limit 2 min\)"):
         unroll(Dims(N=2, D=2, H=2, C=2, T=10_000_000))
-    assert estimate_entries(Dims(N=2, D=2, H=4, C=2, T=200)) < MAX_ENTRIES
+    with pytest.raises(ExpansionTooLargeError, match=r"^N=5000 with .* \(limit 2 min\)"):
+        unroll(Dims(N=5000, D=2, H=2, C=3, T=3))
+    with pytest.raises(ExpansionTooLargeError, match=r"\(limit 0\.1 s\)"):
+        unroll(Dims(N=2, D=2, H=4, C=2, T=200), max_seconds=0.1)
+    assert cost.estimate(Dims(N=2, D=2, H=4, C=2, T=200), None).seconds < 10
 
 
 def test_unknown_node_name():
