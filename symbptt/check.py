@@ -10,25 +10,40 @@ recognisable (the truth transposed, scaled, negated, without the recurrent term,
 
 from __future__ import annotations
 
+import math
+import numbers
+import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
+from hypothesis.errors import Flaky
 
 from . import reference
 from .compile import gradient_function
-from .errors import SymbpttError, UserFunctionError
+from .errors import (
+    InternalError,
+    InvalidArgumentError,
+    TargetError,
+    UserFunctionError,
+    WorkerDiedError,
+)
+from .isolation import Died, InProcess, Limits, Raised, Worker
 from .mistakes import alternatives
-from .model import Dims, random_point
+from .model import Dims, random_point, validate_arrays
 from .report import ParameterResult, Report
 from .strategies import rnn_problems, rnn_shapes
-from .usercode import GRADIENTS, Convention, UserAnswer
+from .usercode import GRADIENTS, PRECISIONS, Convention, Runner, UserAnswer
 
-__all__ = ["check_gradients", "compare_gradients", "Tolerance", "TOLERANCES"]
+__all__ = ["check_gradients", "compare_gradients", "Tolerance", "TOLERANCES", "PRECISIONS"]
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -42,13 +57,28 @@ class Tolerance:
     rtol: float
     floor: float
 
+    def __post_init__(self) -> None:
+        if not _real(self.rtol) or not (0 < self.rtol < 1):
+            raise InvalidArgumentError(
+                f"Tolerance(rtol={self.rtol!r}) must be a number strictly between 0 and 1"
+            )
+        if not _real(self.floor) or not (0 <= self.floor < math.inf):
+            raise InvalidArgumentError(
+                f"Tolerance(floor={self.floor!r}) must be a finite number at least 0"
+            )
 
-#: Keyed by dtype: each returned array (and the loss) is judged at the row of its own dtype.
+
+#: Keyed by dtype: the precision a gradient is judged at (see `PRECISIONS`).
 TOLERANCES: dict[str, Tolerance] = {
     "float64": Tolerance(rtol=1e-6, floor=1e-6),
     "float32": Tolerance(rtol=2e-3, floor=5e-2),
     "float16": Tolerance(rtol=3e-2, floor=2e-1),
+    "bfloat16": Tolerance(rtol=8e-2, floor=3e-1),
 }
+#: Precisions a user may declare (see TOLERANCES); float64 and float32 returns are accepted
+#: undeclared.
+assert set(PRECISIONS) == set(TOLERANCES)
+_UNDECLARED_OK = ("float64", "float32")
 #: A fixed generic shape (D != H, N > 1, H > 1, T > 2) where every known bug shows.
 GENERIC = Dims(N=3, D=2, H=3, C=4, T=4)
 
@@ -82,17 +112,11 @@ def _truth(form: str, problem: Problem) -> tuple[float | None, dict[str, np.ndar
     for name, value in grads.items():  # two independent derivations must agree
         scale = max(1.0, float(np.abs(value).max(initial=0.0)))
         if np.abs(symbolic[name] - value).max(initial=0.0) > 1e-8 * scale:
-            raise SymbpttError(
+            raise InternalError(
                 f"internal error: symbolic and NumPy BPTT disagree on dL/d{name} for "
                 f"{problem.dims}; please report this"
             )
     return float(symbolic["loss"]), {k: symbolic[k] for k in grads}
-
-
-def _dtype(answer: UserAnswer, name: str) -> str:
-    """The tolerance row for one returned array: its own dtype (float64 for anything wider)."""
-    dtype = answer.dtypes.get(name, "float64")
-    return dtype if dtype in ("float16", "float32") else "float64"
 
 
 class Measurement(NamedTuple):
@@ -136,166 +160,523 @@ def _likely_cause(name, got, truth, problem: Problem, form: str, tol, global_sca
     return None, None
 
 
+@dataclass
+class Evaluation:
+    """One call of the user's function, measured against the truth."""
+
+    problem: Problem
+    answer: UserAnswer
+    measured: dict[str, Measurement]
+    global_scale: float
+    loss: float | None
+    truth: dict[str, np.ndarray]
+
+
 class _Checker:
-    """One user function under one convention and tolerance table."""
+    """One user function under one convention, precision and tolerance table."""
 
     def __init__(
         self,
-        fn: Callable,
+        runner: Runner,
         convention: Convention,
         tolerances: Mapping[str, Tolerance],
+        *,
+        precision: str | None = None,
+        required: Sequence[str] = (),
         probe_prefixes: bool = True,
+        deadline: float = math.inf,
     ):
-        self.fn, self.conv, self.tolerances = fn, convention, tolerances
-        self.probe_prefixes = probe_prefixes
+        self.runner, self.conv, self.tolerances = runner, convention, tolerances
+        self.precision, self.required = precision, tuple(required)
+        self.probe_prefixes, self.deadline = probe_prefixes, deadline
         self.low_precision: set[str] = set()  # dtypes below float64 the user computed in
 
-    def evaluate(self, problem: Problem) -> tuple:
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def evaluate(self, problem: Problem) -> Evaluation:
         """Call the user once; measure every returned gradient (and the loss) against the truth.
 
-        Returns (answer, measurements, global scale, true loss, true gradients).
+        Raises UserFunctionError (WorkerDiedError when the call never answered).
         """
-        answer = self.conv.call(self.fn, problem.arrays)
-        loss, truth = _truth(self.conv.form, problem)
-        self.low_precision.update(_dtype(answer, n) for n in answer.dtypes)
-        self.low_precision.discard("float64")
+        if self.remaining() <= 0:
+            raise _OutOfTime
+        pending = self.conv.submit(self.runner, problem.arrays, timeout=self.remaining())
+        loss, truth = _truth(self.conv.form, problem)  # while the user's code runs
+        try:
+            answer = pending()
+        except WorkerDiedError:
+            if self.remaining() <= 0:  # cut short by the whole check's limit, not its own
+                raise _OutOfTime from None
+            raise
+        self._refuse_undeclared_precision(answer)
         global_scale = max(float(np.abs(v).max(initial=0.0)) for v in truth.values())
         measured = {
             n: _measure(g, truth[n], self.tolerance(answer, n), global_scale)
             for n, g in answer.grads.items()
         }
-        if answer.loss is not None:
+        if answer.loss is not None and "loss" not in answer.problems:
             measured["loss"] = _measure(
                 answer.loss, loss, self.tolerance(answer, "loss"), abs(loss)
             )
-        return answer, measured, global_scale, loss, truth
+        return Evaluation(problem, answer, measured, global_scale, loss, truth)
+
+    def _refuse_undeclared_precision(self, answer: UserAnswer) -> None:
+        """A float16/bfloat16 answer is judged only at a declared precision, never trusted."""
+        for name, dtype in answer.dtypes.items():
+            if self.precision is None and dtype not in _UNDECLARED_OK and dtype in TOLERANCES:
+                label = "the loss" if name == "loss" else f"d{self.conv.user_name(name)}"
+                answer.problems[name] = (
+                    f"{label} was returned as {dtype}; low-precision answers are judged only "
+                    f"when declared (precision={dtype!r}, --precision {dtype})"
+                )
+                answer.grads.pop(name, None)
+                if name == "loss":
+                    answer.loss = None
+            elif self.precision is None and dtype == "float32":
+                self.low_precision.add(dtype)
 
     def tolerance(self, answer: UserAnswer, name: str) -> Tolerance:
-        return self.tolerances[_dtype(answer, name)]
+        if self.precision is not None:
+            return self.tolerances[self.precision]
+        dtype = answer.dtypes.get(name, "float64")
+        return self.tolerances[dtype if dtype in _UNDECLARED_OK else "float64"]
 
-    def passes(self, problem: Problem) -> bool:
-        answer, measured, *_ = self.evaluate(problem)
-        return not answer.problems and all(m.ok for m in measured.values())
+    def missing(self, answer: UserAnswer) -> list[str]:
+        """Required values the function did not return at all."""
+        present = {*answer.grads, *answer.problems, *(["loss"] if answer.loss is not None else [])}
+        return [n for n in self.required if n not in present]
 
-    def diagnose(self, problem: Problem) -> dict[str, ParameterResult]:
-        answer, measured, global_scale, loss, truth = self.evaluate(problem)
+    def failing(self, ev: Evaluation) -> bool:
+        return bool(
+            ev.answer.problems
+            or self.missing(ev.answer)
+            or not all(m.ok for m in ev.measured.values())
+        )
+
+    def results(self, ev: Evaluation) -> dict[str, ParameterResult]:
+        """The verdict on every gradient (and the loss) from one stored evaluation.
+
+        Only the first-wrong-length probe calls the function again; the verdict itself is the
+        one this evaluation saw, so a function cannot talk its way out of a failure.
+        """
+        answer, problem = ev.answer, ev.problem
         d = problem.dims
         shape = f"N={d.N} D={d.D} H={d.H} C={d.C} T={d.T}"
         names = [*GRADIENTS[self.conv.form], *(["loss"] if self.conv.form == "full" else [])]
         results = {}
         for name in names:
             if name in answer.problems:
-                results[name] = ParameterResult(
-                    name, "WRONG", message=answer.problems[name], shape=shape
-                )
-                results[name].likely_cause = answer.causes.get(name)
+                r = ParameterResult(name, "WRONG", message=answer.problems[name], shape=shape)
+                r.likely_cause = answer.causes.get(name)
+                results[name] = r
                 continue
-            if name not in measured:
-                results[name] = ParameterResult(name, "NOT CHECKED", message="not returned")
+            if name not in ev.measured:
+                if name in self.required:
+                    results[name] = ParameterResult(
+                        name,
+                        "WRONG",
+                        message="not returned (declare the ones you return with only=... "
+                        "or --only to check a subset)",
+                        shape=shape,
+                    )
+                else:
+                    results[name] = ParameterResult(name, "NOT CHECKED", message="not returned")
                 continue
-            max_abs, rel, worst, ok = measured[name]
+            max_abs, rel, worst, ok = ev.measured[name]
             if name != "loss":
                 worst = self.conv.user_index(name, worst)
             r = ParameterResult(name, "OK" if ok else "WRONG", max_abs, rel, worst or None)
             r.shape = shape
-            tol = self.tolerance(answer, name)
             if not ok:
-                got = answer.loss if name == "loss" else answer.grads[name]
-                want = loss if name == "loss" else truth[name]
-                r.likely_cause, r.cause_detail = _likely_cause(
-                    name,
-                    np.asarray(got),
-                    np.asarray(want),
-                    problem,
-                    self.conv.form,
-                    tol,
-                    abs(loss) if name == "loss" else global_scale,
-                )
-                if self.probe_prefixes:
-                    r.first_wrong_step = self._first_wrong_step(name, problem)
-                if r.likely_cause is None and rel < 1e-3:
-                    r.message = (
-                        f"a small error ({rel:.1e}): if your code computes in lower precision "
-                        "than it returns, raise the tolerance (tolerances=..., --tolerance)"
-                    )
+                self._explain(r, ev)
             results[name] = r
         return results
+
+    def _explain(self, r: ParameterResult, ev: Evaluation) -> None:
+        """Likely cause, first wrong length and hints for one wrong value (best effort)."""
+        name, answer = r.name, ev.answer
+        got = answer.loss if name == "loss" else answer.grads[name]
+        want = ev.loss if name == "loss" else ev.truth[name]
+        try:
+            r.likely_cause, r.cause_detail = _likely_cause(
+                name,
+                np.asarray(got),
+                np.asarray(want),
+                ev.problem,
+                self.conv.form,
+                self.tolerance(answer, name),
+                abs(ev.loss) if name == "loss" else ev.global_scale,
+            )
+        except Exception as exc:  # a diagnosis that fails never changes the verdict
+            r.message = f"no likely cause could be worked out ({type(exc).__name__}: {exc})"
+        if self.probe_prefixes:
+            r.first_wrong_step = self._first_wrong_step(name, ev.problem)
+        if r.likely_cause is None and r.max_rel_error is not None and r.max_rel_error < 1e-3:
+            r.message = (
+                f"a small error ({r.max_rel_error:.1e}): if your code computes in lower "
+                "precision than it returns, declare it (precision=..., --precision)"
+            )
 
     def _first_wrong_step(self, name: str, problem: Problem) -> int | None:
         for t in range(1, problem.dims.T):
             try:
-                answer, measured, *_ = self.evaluate(problem.prefix(t))
-            except UserFunctionError:
+                ev = self.evaluate(problem.prefix(t))
+            except (UserFunctionError, _OutOfTime):
                 return None
-            if name in answer.problems or (name in measured and not measured[name].ok):
+            if name in ev.answer.problems or (name in ev.measured and not ev.measured[name].ok):
                 return t
         return problem.dims.T
 
+    def same_answer(self, first: Evaluation, again: Evaluation) -> bool:
+        """Whether two calls on the same inputs answered the same, within the tolerance."""
+        a, b = first.answer, again.answer
+        if set(a.grads) != set(b.grads) or set(a.problems) != set(b.problems):
+            return False
+        if (a.loss is None) != (b.loss is None):
+            return False
+        pairs = [(a.grads[n], b.grads[n], self.tolerance(a, n)) for n in a.grads]
+        if a.loss is not None:
+            pairs.append((a.loss, b.loss, self.tolerance(a, "loss")))
+        return all(_measure(x, y, tol, first.global_scale).ok for x, y, tol in pairs)
+
 
 class _Mismatch(Exception):
-    pass
+    """A failure seen: hypothesis may shrink it."""
+
+
+class _Abort(BaseException):
+    """Stop the search at once, without shrinking (the process died, or time ran out).
+
+    A BaseException, so that hypothesis lets it through instead of replaying the example.
+    """
+
+
+class _OutOfTime(Exception):
+    """The whole check's time limit has passed."""
+
+
+@dataclass
+class _Search:
+    """What the hypothesis search saw: every failure is kept, not just the replayable one."""
+
+    count: int = 0
+    shapes: set = field(default_factory=set)
+    failure: Evaluation | None = None  # the last (smallest) wrong answer seen
+    error: str | None = None  # the function raised or returned something unreadable
+    error_dims: Dims | None = None
+    died: bool = False  # the worker hung, crashed or exited: no more calls worth making
+    out_of_time: bool = False
+    flaky: bool = False  # hypothesis replayed a failure and it did not fail again
+
+
+def _validate(
+    fn, max_examples, seed, timeout, total_timeout, memory_mb, forbid_imports, isolate, progress
+) -> None:
+    """Every argument of check_gradients checked before any work, one sentence each."""
+    if not (callable(fn) or isinstance(fn, str | Worker)):
+        raise InvalidArgumentError(
+            f"fn must be a function or a 'file.py:function' string, got {type(fn).__name__}"
+        )
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
+        raise InvalidArgumentError(f"max_examples={max_examples!r} must be a positive integer")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidArgumentError(f"seed={seed!r} must be a whole number at least 0")
+    for label, value in (("timeout", timeout), ("total_timeout", total_timeout)):
+        if not _real(value) or not (0 < value < math.inf):
+            raise InvalidArgumentError(f"{label}={value!r} must be a positive number of seconds")
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or memory_mb < 16:
+        raise InvalidArgumentError(f"memory_mb={memory_mb!r} must be a whole number of MiB, >= 16")
+    if isinstance(forbid_imports, str) or not all(
+        isinstance(m, str) and m.isidentifier() for m in forbid_imports
+    ):
+        raise InvalidArgumentError(
+            f"forbid_imports={forbid_imports!r} must be a sequence of top-level module names, "
+            "e.g. ('symbptt', 'torch')"
+        )
+    if "numpy" in forbid_imports:
+        raise InvalidArgumentError("numpy cannot be forbidden: the arrays are NumPy arrays")
+    if not isinstance(isolate, bool):
+        raise InvalidArgumentError(f"isolate={isolate!r} must be True or False")
+    if progress is not None and not callable(progress):
+        raise InvalidArgumentError("progress must be a function progress(done, total) or None")
+
+
+def _required(form: str, only: Sequence[str] | None) -> tuple[str, ...]:
+    every = (*GRADIENTS[form], *(["loss"] if form == "full" else []))
+    if only is None:
+        return every
+    if isinstance(only, str) or not all(isinstance(n, str) for n in only) or not only:
+        raise InvalidArgumentError(
+            f"only={only!r} must be a non-empty sequence of names, e.g. ('W_h', 'W_x')"
+        )
+    unknown = [n for n in only if n not in every]
+    if unknown:
+        raise InvalidArgumentError(
+            f"only names {', '.join(map(repr, unknown))}, not among the {form} form's "
+            f"{', '.join(every)}"
+        )
+    return tuple(dict.fromkeys(only))
+
+
+def _table(tolerances, precision) -> dict[str, Tolerance]:
+    if precision is not None and precision not in PRECISIONS:
+        raise InvalidArgumentError(
+            f"precision={precision!r} must be one of {', '.join(PRECISIONS)} (or None)"
+        )
+    if tolerances is None:
+        return dict(TOLERANCES)
+    if not isinstance(tolerances, Mapping):
+        raise InvalidArgumentError(
+            "tolerances must map a dtype to a Tolerance, e.g. "
+            "{'float64': Tolerance(rtol=1e-8, floor=1e-8)}"
+        )
+    for dtype, tol in tolerances.items():
+        if dtype not in TOLERANCES:
+            raise InvalidArgumentError(
+                f"tolerances has the key {dtype!r}; keys are dtypes: {', '.join(TOLERANCES)}"
+            )
+        if not isinstance(tol, Tolerance):
+            raise InvalidArgumentError(
+                f"tolerances[{dtype!r}]={tol!r} must be a Tolerance(rtol=..., floor=...)"
+            )
+    return {**TOLERANCES, **tolerances}
+
+
+def _runner(fn, isolate: bool, limits: Limits, forbid: tuple[str, ...]) -> Runner:
+    if isinstance(fn, Worker):  # started by the caller (the command line, to overlap start-up)
+        return fn
+    if isinstance(fn, str):
+        return Worker.for_target(fn, limits=limits, forbid=forbid)
+    if isolate:
+        return Worker.for_callable(fn, limits=limits, forbid=forbid)
+    return InProcess(fn)
+
+
+def _load_failure(runner: Runner, target: str) -> str | None:
+    """Wait for the user's code to load; a sentence when it could not (TargetError for ours)."""
+    failure = runner.load()
+    if failure is None:
+        return None
+    if isinstance(runner, Worker) and runner.missing is not None:
+        import difflib
+
+        close = difflib.get_close_matches(runner.function, runner.missing, n=2)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise TargetError(f"{runner.path} has no function {runner.function!r}{hint}")
+    if isinstance(runner, Worker) and runner.not_callable is not None:
+        raise TargetError(f"{target} is a {runner.not_callable}, not a function")
+    if isinstance(failure, Died):
+        return f"{target} {failure.reason}"
+    where = f" ({failure.frame})" if isinstance(failure, Raised) and failure.frame else ""
+    return f"could not import {target}: {failure.type}: {failure.message}{where}"
 
 
 def check_gradients(
-    fn: Callable,
+    fn: Callable | str,
     *,
     form: str = "full",
     layout: str = "row",
     batch_first: bool = False,
     names: Mapping[str, str] | None = None,
     order: Sequence[str] | None = None,
+    only: Sequence[str] | None = None,
+    precision: str | None = None,
     shapes: st.SearchStrategy[Dims] | None = None,
     max_examples: int = 100,
     seed: int = 0,
     tolerances: Mapping[str, Tolerance] | None = None,
+    timeout: float = 5.0,
+    total_timeout: float = 300.0,
+    memory_mb: int = 2048,
+    forbid_imports: Sequence[str] = (),
+    isolate: bool = True,
     progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     """Check the gradients fn returns on random shapes and values; say what is wrong and where.
 
+    The function runs in a worker process (a `"file.py:function"` target in a fresh interpreter,
+    a callable in a fork of this one) with a time limit per call, a time limit for the whole
+    check and a memory limit; the truth is computed here. A failure seen once is a failure, even
+    if a later call with the same inputs is right.
+
     Args:
         fn: `fn(x, y, h0, W_x, W_h, b, V, c) -> (loss, grads)` for `form="full"`, or
             `fn(x, h0, W_x, W_h, b, dh) -> grads` for `form="layer"` (dh: upstream gradient on
-            every h_t). grads is a dict keyed by name (a subset is fine) or a tuple in `order`.
+            every h_t); or a `"path/to/file.py:function"` string naming one. grads is a dict
+            keyed by name or a tuple in `order`.
         layout: "row" (x W, the model's) or "column" (W x: weights transposed, biases (H, 1)).
         batch_first: x (and y, dh) are (N, T, ...) instead of (T, N, ...).
         names: canonical name -> the user's name, e.g. {"W_h": "Whh"}; the function is then
             called with keyword arguments under those names.
+        only: the gradients (and "loss") the function returns; by default all are required.
+        precision: "float32", "float16", ...: judge every answer at that precision. By default
+            float64 and float32 answers are judged at their own; lower ones are refused.
         shapes: a strategy of `Dims` (default `rnn_shapes()`: N, D, H 1..3, C 2..4, T 1..4).
         max_examples, seed: how many random problems hypothesis tries, reproducibly.
         tolerances: overrides of `TOLERANCES`, keyed by dtype.
+        timeout, total_timeout: seconds per call, and for the whole check.
+        memory_mb: memory the function may use on top of the worker's own.
+        forbid_imports: top-level modules the function may not import (e.g. "symbptt").
+        isolate: False runs a callable in this process, without limits (to debug it).
 
     Returns:
-        A `Report`; `report.ok` is False when any gradient or the loss is wrong, or when fn
-        raised (`report.error` then holds its own traceback line and the input shapes).
+        A `Report`; `report.ok` is False when any required gradient or the loss is wrong or
+        missing, when fn raised, hung, crashed or exited, or when the check ran out of time.
 
     Raises:
-        ValueError: for bad arguments of this function itself.
+        InvalidArgumentError: for bad arguments of this function itself.
+        TargetError: a target string that names no file or no function in it.
     """
-    convention = Convention(form, layout, batch_first, dict(names or {}), order)
-    if not isinstance(max_examples, int) or max_examples < 1:
-        raise ValueError(f"max_examples={max_examples!r} must be a positive integer")
-    table = {**TOLERANCES, **(tolerances or {})}
-    checker = _Checker(fn, convention, table)
+    _validate(
+        fn, max_examples, seed, timeout, total_timeout, memory_mb, forbid_imports, isolate, progress
+    )
+    convention = Convention(form, layout, batch_first, {} if names is None else names, order)
+    required = _required(form, only)
+    table = _table(tolerances, precision)
+    if shapes is not None and not isinstance(shapes, st.SearchStrategy):
+        raise InvalidArgumentError(f"shapes={shapes!r} must be a strategy such as rnn_shapes()")
+    limits = Limits.for_check(timeout, total_timeout, memory_mb)
+    started = time.monotonic()
+    runner = _runner(fn, isolate, limits, tuple(forbid_imports))
+    if isinstance(fn, Worker) and fn.target is not None:
+        fn = fn.target
+    checker = _Checker(
+        runner,
+        convention,
+        table,
+        precision=precision,
+        required=required,
+        deadline=started + float(total_timeout),
+    )
+    try:
+        report = _run(
+            checker,
+            fn if isinstance(fn, str) else runner.name,
+            shapes,
+            max_examples,
+            seed,
+            progress,
+        )
+    finally:
+        runner.close()
+    report.output = runner.output()
+    if isinstance(fn, str):
+        report.target = fn
+    if isinstance(runner, InProcess):
+        report.notes.append("ran in this process without isolation or limits (isolate=False)")
+    if report.out_of_time:
+        report.error = report.error or (
+            f"the check did not finish within {total_timeout:g} s (total_timeout, "
+            "--total-timeout); the function is not known to be right"
+        )
+        report.ok = False
+    return report
+
+
+def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, progress) -> Report:
+    """Load the user's code, search, diagnose: the report (the caller adds output and notes)."""
+    runner, convention, table = checker.runner, checker.conv, checker.tolerances
+    form, precision = convention.form, checker.precision
+    report = Report(ok=False, form=form, layout=convention.layout, examples=0)
+    report.tolerance = {k: v.rtol for k, v in table.items()}
+    report.precision = precision
+    load_error = _load_failure(runner, label)
+    if load_error is not None:
+        report.error = load_error
+        return report
+    search = _search(checker, shapes, max_examples, seed, progress)
+    report.examples, report.distinct_shapes = search.count, len(search.shapes)
+    report.out_of_time = search.out_of_time
+    at_failing = at_generic = None
+    if search.failure is not None:
+        at_failing = checker.results(search.failure)
+        if not search.died:
+            report.inconsistent = search.flaky or _answers_differently(checker, search.failure)
+    if not search.died and not search.out_of_time:
+        generic = _problem(GENERIC, random_point(GENERIC, seed), form, seed)
+        try:
+            at_generic = checker.results(checker.evaluate(generic))
+        except UserFunctionError as exc:
+            search.error = search.error or str(exc)
+            search.error_dims = search.error_dims or GENERIC
+        except _OutOfTime:
+            report.out_of_time = True
+    report.results_from(at_failing, at_generic)
+    report.error = search.error
+    if search.failure is not None:
+        report.dims = search.failure.problem.dims.as_dict()
+    elif search.error_dims is not None:
+        report.dims = search.error_dims.as_dict()
+    elif report.wrong:
+        report.dims = GENERIC.as_dict()
+    if report.inconsistent:
+        report.notes.append(
+            "the function is inconsistent: it gave different answers for the same inputs; "
+            "a wrong answer seen once makes the verdict WRONG"
+        )
+    report.ok = (
+        search.failure is None
+        and search.error is None
+        and not report.wrong
+        and not report.out_of_time
+    )
+    for dtype in sorted(checker.low_precision):
+        report.notes.append(
+            f"your function returns {dtype} arrays; they were compared at {dtype} precision "
+            f"(relative tolerance {table[dtype].rtol:g}), not float64"
+        )
+    if precision is not None:
+        report.notes.append(
+            f"every answer was judged at the declared {precision} precision "
+            f"(relative tolerance {table[precision].rtol:g})"
+        )
+    unchecked = [r.name for r in report.results if r.status == "NOT CHECKED"]
+    if unchecked:
+        report.notes.append(f"not checked (not returned, not required): {', '.join(unchecked)}")
+    if runner.restarts:
+        report.notes.append(f"the worker process was restarted {runner.restarts} time(s)")
+    return report
+
+
+def _answers_differently(checker: _Checker, failure: Evaluation) -> bool:
+    """Call again on the failing inputs: a different answer means the function is inconsistent."""
+    try:
+        again = checker.evaluate(failure.problem)
+    except (UserFunctionError, _OutOfTime):
+        return False
+    return not checker.same_answer(failure, again)
+
+
+def _search(checker: _Checker, shapes, max_examples: int, seed: int, progress) -> _Search:
+    """Let hypothesis look for a failing problem; keep every failure it sees."""
+    form = checker.conv.form
     strategy = st.tuples(
         rnn_problems(shapes=shapes if shapes is not None else rnn_shapes()),
         st.integers(0, 2**32 - 1),
     )
-    state: dict = {"count": 0, "failing": None, "error": None, "shapes": set()}
+    search = _Search()
 
     def attempt(drawn) -> None:
         (dims, arrays), dh_seed = drawn
         problem = _problem(dims, arrays, form, dh_seed)
-        state["count"] += 1
-        state["shapes"].add(dims)
+        search.count += 1
+        search.shapes.add(dims)
         if progress:
-            progress(min(state["count"], max_examples), max_examples)
+            progress(min(search.count, max_examples), max_examples)
         try:
-            ok = checker.passes(problem)
+            ev = checker.evaluate(problem)
+        except _OutOfTime:
+            search.out_of_time = True
+            raise _Abort from None
+        except WorkerDiedError as exc:
+            search.error, search.error_dims, search.died = str(exc), dims, True
+            raise _Abort from None
         except UserFunctionError as exc:
-            state["failing"], state["error"] = problem, str(exc)
+            search.error, search.error_dims = str(exc), dims
             raise _Mismatch from None
-        if not ok:
-            state["failing"], state["error"] = problem, None
+        if checker.failing(ev):
+            search.failure = ev
             raise _Mismatch
 
     run = settings(
@@ -310,40 +691,16 @@ def check_gradients(
     )(given(strategy)(attempt))
     try:
         hypothesis_seed(seed)(run)()
-    except _Mismatch:
+    except (_Mismatch, _Abort):
         pass
-    except Exception:  # hypothesis' own errors (e.g. flakiness): keep the last failure
-        if state["failing"] is None:
+    except InternalError:
+        raise
+    except Exception as exc:  # hypothesis' own verdicts (e.g. flakiness) never hide a failure
+        if isinstance(exc, Flaky) or "Flaky" in type(exc).__name__:
+            search.flaky = True
+        elif search.failure is None and search.error is None:
             raise
-
-    report = Report(ok=True, form=form, layout=layout, examples=state["count"])
-    report.distinct_shapes = len(state["shapes"])
-    report.tolerance = {k: v.rtol for k, v in table.items()}
-    failing: Problem | None = state["failing"]
-    if state["error"] is not None:
-        report.ok, report.error, report.dims = False, state["error"], failing.dims.as_dict()
-        return report
-    generic = _problem(GENERIC, random_point(GENERIC, seed), form, seed)
-    at_failing = checker.diagnose(failing) if failing is not None else None
-    try:
-        at_generic = checker.diagnose(generic)
-    except UserFunctionError as exc:
-        report.error, at_generic = str(exc), None
-    report.results_from(at_failing, at_generic)
-    if failing is not None:
-        report.dims = failing.dims.as_dict()
-    elif report.error or report.wrong:
-        report.dims = GENERIC.as_dict()
-    report.ok = not report.wrong and report.error is None
-    for dtype in sorted(checker.low_precision):
-        report.notes.append(
-            f"your function returns {dtype} arrays; they were compared at {dtype} precision "
-            f"(relative tolerance {table[dtype].rtol:g}), not float64"
-        )
-    unchecked = [r.name for r in report.results if r.status == "NOT CHECKED"]
-    if unchecked:
-        report.notes.append(f"not checked (not returned): {', '.join(unchecked)}")
-    return report
+    return search
 
 
 def compare_gradients(
@@ -351,19 +708,34 @@ def compare_gradients(
     loss: float | None,
     grads: Mapping[str, np.ndarray],
     *,
+    only: Sequence[str] | None = None,
+    precision: str | None = None,
     tolerances: Mapping[str, Tolerance] | None = None,
 ) -> Report:
-    """Compare one already-computed loss and gradient dict (canonical names, row layout)."""
-    arrays = dict(arrays)
-    dims = Dims.from_arrays(arrays)
+    """Compare one already-computed loss and gradient dict (canonical names, row layout).
+
+    Every gradient and the loss are required unless `only` names the ones given.
+    """
+    table = _table(tolerances, precision)
+    required = _required("full", only)
+    if not isinstance(arrays, Mapping):
+        raise InvalidArgumentError("arrays must be a dict of the model's input arrays")
+    dims = Dims.from_arrays(dict(arrays))
+    arrays = validate_arrays(dims, dict(arrays))
     checker = _Checker(
-        lambda *a: (loss, dict(grads)),
+        InProcess(lambda *a: (loss, dict(grads) if isinstance(grads, Mapping) else grads)),
         Convention(),
-        {**TOLERANCES, **(tolerances or {})},
+        table,
+        precision=precision,
+        required=required,
         probe_prefixes=False,
     )
-    problem = Problem(dims, arrays)
-    results = checker.diagnose(problem)
+    try:
+        results = checker.results(checker.evaluate(Problem(dims, arrays)))
+    except UserFunctionError as exc:
+        report = Report(ok=False, form="full", layout="row", examples=1, error=str(exc))
+        report.dims = dims.as_dict()
+        return report
     report = Report(ok=True, form="full", layout="row", examples=1, results=list(results.values()))
     report.ok = not report.wrong
     if not report.ok:

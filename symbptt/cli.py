@@ -8,27 +8,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
-import importlib.util
 import json
+import math
+import os
+import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from . import reference
-from .check import TOLERANCES, Tolerance, check_gradients
-from .compile import compile_gradients, compile_paths
-from .derivatives import derive, sum_paths
-from .errors import SymbpttError
-from .graph import unroll
+from .errors import InternalError, SymbpttError
 from .model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point, resolve_name
-from .usercode import FORMS, LAYOUTS, Convention
+from .report import safe_text
+from .usercode import FORMS, LAYOUTS, PRECISIONS
 
 __all__ = ["main"]
 
@@ -65,6 +61,16 @@ def _at_least(low: int):
     return parse
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < math.inf):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
 def _scale(text: str) -> float:
     try:
         value = float(text)
@@ -90,14 +96,34 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print one JSON object instead")
     k = sub.add_parser(
         "check",
-        help="check a hand-written BPTT function on random shapes and say what is wrong",
+        help="check hand-written BPTT functions on random shapes and say what is wrong",
+        description="Check hand-written BPTT: each function runs in its own worker process "
+        "with time and memory limits; exit 0 when every target is right, 1 when any is wrong "
+        "or failed, 2 for usage errors.",
     )
-    k.add_argument("target", help="path/to/file.py:function")
+    k.add_argument(
+        "targets",
+        nargs="+",
+        metavar="TARGET",
+        help="path/to/file.py:function; the path may be a glob pattern (subs/*/rnn.py:f)",
+    )
     k.add_argument("--form", choices=FORMS, default="full")
     k.add_argument("--layout", choices=LAYOUTS, default="row")
     k.add_argument("--batch-first", action="store_true", help="x is (N, T, D), y is (N, T)")
     k.add_argument("--names", default="", help="your names, e.g. W_h=Whh,W_x=Wxh,V=Why")
     k.add_argument("--order", default="", help="order of a returned gradient tuple, e.g. W_x,W_h")
+    k.add_argument(
+        "--only",
+        default="",
+        help="the gradients (and loss) your function returns, e.g. W_h,W_x; default: all",
+    )
+    k.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="judge every answer at this precision; default: float64 and float32 answers at "
+        "their own, lower ones refused",
+    )
     k.add_argument("--examples", type=_at_least(1), default=100, help="random problems to try")
     k.add_argument("--seed", type=_at_least(0), default=0)
     k.add_argument(
@@ -105,32 +131,85 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="DTYPE=RTOL",
-        help="relative tolerance for code computing in DTYPE, e.g. float32=1e-3 (repeatable)",
+        help="relative tolerance for answers judged at DTYPE, e.g. float32=1e-3 (repeatable)",
     )
-    k.add_argument("--json", action="store_true", help="print the report as JSON")
+    k.add_argument("--timeout", type=_seconds, default=5.0, help="seconds per call (default 5)")
+    k.add_argument(
+        "--total-timeout",
+        type=_seconds,
+        default=300.0,
+        help="seconds for the whole check of one target (default 300)",
+    )
+    k.add_argument(
+        "--memory",
+        type=_at_least(16),
+        default=2048,
+        metavar="MB",
+        help="memory your code may use, in MiB (default 2048)",
+    )
+    k.add_argument(
+        "--forbid-import",
+        default="",
+        metavar="MODULES",
+        help="modules the code may not import, e.g. symbptt,torch,jax",
+    )
+    k.add_argument(
+        "--jobs", type=_at_least(1), default=1, help="targets checked in parallel (default 1)"
+    )
+    formats = k.add_mutually_exclusive_group()
+    formats.add_argument(
+        "--json", action="store_true", help="print each report as one line of JSON"
+    )
+    formats.add_argument("--csv", action="store_true", help="print a CSV grade book")
     return parser
 
 
-def _progress(console: Console):
-    """A transient progress bar on a terminal; nothing at all when stderr is a pipe or file."""
-    if not console.is_terminal:
-        return contextlib.nullcontext(), None
-    bar = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-    tasks: dict[str, int] = {}
+class _Progress:
+    """Progress on stderr for work that turns out to be long: nothing for the first 2 s, then
+    a transient bar on a terminal, or a plain line every 5 s when stderr is a pipe or file."""
 
-    def report(stage: str, done: int, total: int) -> None:
-        if stage not in tasks:
-            tasks[stage] = bar.add_task(stage, total=total)
-        bar.update(tasks[stage], completed=done, total=total)
+    DELAY, EVERY = 2.0, 5.0
 
-    return bar, report
+    def __init__(self, console: Console) -> None:
+        self.console, self.started = console, time.monotonic()
+        self.bar = None
+        self.tasks: dict[str, int] = {}
+        self.last_line = 0.0
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        elapsed = now - self.started
+        if elapsed < self.DELAY:
+            return
+        if not self.console.is_terminal:
+            if now - self.last_line >= self.EVERY:
+                self.last_line = now
+                self.console.print(
+                    f"symbptt: {stage} {done}/{total} ({elapsed:.0f} s)", highlight=False
+                )
+            return
+        if self.bar is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.bar.start()
+        if stage not in self.tasks:
+            self.tasks[stage] = self.bar.add_task(stage, total=total)
+        self.bar.update(self.tasks[stage], completed=done, total=total)
 
 
 def _max_rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -150,11 +229,18 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     """Every number `derive` shows, checked, as one JSON-ready record."""
+    from . import reference
+    from .compile import compile_gradients, compile_paths
+    from .derivatives import derive, sum_paths
+    from .graph import unroll
+
     dims = Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T)
     wrt = resolve_name(args.wrt)
+    from . import cost
+
+    cost.guard(dims, wrt)  # refuse what would take minutes or more memory than there is
     started = time.perf_counter()
-    bar, report = _progress(err)
-    with bar:
+    with _Progress(err) as report:
         graph = unroll(dims, progress=report)
         derivation = derive(graph, progress=report)
         gradients = compile_gradients(derivation, [wrt], partials=True)
@@ -252,7 +338,9 @@ def _mapping(text: str) -> dict[str, str]:
     return pairs
 
 
-def _tolerances(items: list[str]) -> dict[str, Tolerance]:
+def _tolerances(items: list[str]) -> dict:
+    from .check import TOLERANCES, Tolerance
+
     table = {}
     for item in items:
         dtype, sep, value = item.partition("=")
@@ -271,34 +359,114 @@ def _tolerances(items: list[str]) -> dict[str, Tolerance]:
     return table
 
 
-def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
-    """Load the user's function, check it, print the report; 0 right, 1 wrong."""
+def _names_list(text: str) -> list[str]:
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+def check_options(args: argparse.Namespace) -> dict:
+    """The keyword arguments of check_gradients that the command line asked for, validated."""
+    from .check import InvalidArgumentError, _required, _table
+    from .usercode import Convention
+
     options = dict(
         form=args.form,
         layout=args.layout,
         batch_first=args.batch_first,
         names=_mapping(args.names),
-        order=[n.strip() for n in args.order.split(",") if n.strip()] or None,
+        order=_names_list(args.order) or None,
+        only=_names_list(args.only) or None,
+        precision=args.precision,
+        max_examples=args.examples,
+        seed=args.seed,
+        tolerances=_tolerances(args.tolerance),
+        timeout=args.timeout,
+        total_timeout=args.total_timeout,
+        memory_mb=args.memory,
+        forbid_imports=tuple(_names_list(args.forbid_import)),
     )
-    try:
-        Convention(**options)  # our own options are checked before any user code runs
-    except ValueError as exc:
+    try:  # our own options are checked before any user code runs
+        Convention(args.form, args.layout, args.batch_first, options["names"], options["order"])
+        _required(args.form, options["only"])
+        _table(options["tolerances"], args.precision)
+        if "numpy" in options["forbid_imports"]:
+            raise InvalidArgumentError("numpy cannot be forbidden: the arrays are NumPy arrays")
+        bad = [m for m in options["forbid_imports"] if not m.isidentifier()]
+        if bad:
+            raise InvalidArgumentError(f"--forbid-import {bad[0]!r} is not a module name")
+    except InvalidArgumentError as exc:
         raise _UsageError(str(exc)) from None
-    tolerances = _tolerances(args.tolerance)
-    bar, report_progress = _progress(err)
-    with _user_code(args.target), bar:
-        fn = load_function(args.target)
-        tick = None
-        if report_progress:
-            tick = lambda done, total: report_progress("examples", done, total)  # noqa: E731
-        report = check_gradients(
-            fn,
-            **options,
-            max_examples=args.examples,
-            seed=args.seed,
-            tolerances=tolerances,
-            progress=tick,
+    return options
+
+
+@contextlib.contextmanager
+def _private_hypothesis_storage():
+    """Hypothesis caches what it learns under ./.hypothesis; keep that out of the user's
+    folder (an explicit HYPOTHESIS_STORAGE_DIRECTORY is respected)."""
+    if os.environ.get("HYPOTHESIS_STORAGE_DIRECTORY"):
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="symbptt-hypothesis-")
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop("HYPOTHESIS_STORAGE_DIRECTORY", None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Check every target, print the report(s); 0 all right, 1 any wrong or failed."""
+    with _private_hypothesis_storage():
+        return _run_check(args, out, err)
+
+
+def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from .batch import check_targets, csv_table, expand_targets, verdict
+    from .isolation import adopt_orphans
+
+    adopt_orphans()  # this process's only children are workers: adopt what they leave
+
+    options = check_options(args)
+    targets = expand_targets(args.targets)
+    if len(targets) == 1 and not args.csv:
+        return _check_single(targets[0], options, args, out, err)
+    total = len(targets)
+
+    def announce(done: int, record: dict) -> None:
+        wrong = [r["name"] for r in record.get("results", []) if r.get("status") == "WRONG"]
+        detail = f" ({', '.join(wrong)})" if wrong else ""
+        err.print(
+            f"[{done}/{total}] {safe_text(record['target'])}: {verdict(record).upper()}{detail}",
+            highlight=False,
+            soft_wrap=True,
         )
+
+    records = check_targets(targets, options, jobs=args.jobs, on_result=announce)
+    if args.json:
+        for record in records:
+            print(json.dumps(record))
+    elif args.csv:
+        sys.stdout.write(csv_table(records))
+    else:
+        _render_summary(records, out)
+    return 0 if all(r["ok"] for r in records) else 1
+
+
+def _check_single(target: str, options: dict, args, out: Console, err: Console) -> int:
+    from .isolation import Limits, Worker
+
+    # Start the worker first: its interpreter boots while we import the checker.
+    limits = Limits.for_check(options["timeout"], options["total_timeout"], options["memory_mb"])
+    runner = Worker.for_target(target, limits=limits, forbid=options["forbid_imports"])
+    from .check import check_gradients
+
+    with _Progress(err) as progress:
+        try:
+            report = check_gradients(
+                runner, **options, progress=lambda done, total: progress("examples", done, total)
+            )
+        finally:
+            runner.close()
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
@@ -306,50 +474,28 @@ def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
     return 0 if report.ok else 1
 
 
-@contextlib.contextmanager
-def _user_code(target: str):
-    """While user code runs: its folder importable, its prints kept off our stdout."""
-    folder = str(Path(target.rpartition(":")[0] or ".").resolve().parent)
-    sys.path.insert(0, folder)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.path.remove(folder)
+def _render_summary(records: list[dict], out: Console) -> None:
+    from .batch import verdict
 
-
-def load_function(target: str) -> Callable:
-    """Import `path/to/file.py:function` without touching the user's files."""
-    path_text, sep, name = target.rpartition(":")
-    if not sep or not path_text or not name:
-        raise _UsageError(f"{target!r} is not of the form path/to/file.py:function")
-    path = Path(path_text)
-    if not path.is_file():
-        raise _UsageError(f"no such file: {path_text}")
-    spec = importlib.util.spec_from_file_location(f"_symbptt_user_{path.stem}", path)
-    if spec is None or spec.loader is None:
-        raise _UsageError(f"{path_text} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses and pickling look their module up here
-    try:
-        spec.loader.exec_module(module)
-    except (Exception, SystemExit) as exc:
-        sys.modules.pop(spec.name, None)
-        where = ""
-        if isinstance(exc, SyntaxError):
-            where = f" (line {exc.lineno})"
-        raise _UsageError(
-            f"could not import {path_text}: {type(exc).__name__}: {exc}{where}"
-        ) from None
-    fn = getattr(module, name, None)
-    if fn is None:
-        found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
-        close = difflib.get_close_matches(name, found, n=2)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise _UsageError(f"{path_text} has no function {name!r}{hint}")
-    if not callable(fn):
-        raise _UsageError(f"{path_text}:{name} is not callable")
-    return fn
+    table = Table(title=f"symbptt check: {len(records)} targets")
+    for col in ("target", "verdict", "wrong", "smallest failing shape", "error"):
+        table.add_column(col, overflow="fold")
+    colours = {"right": "green", "wrong": "red", "error": "yellow"}
+    for r in records:
+        v = verdict(r)
+        wrong = [x["name"] for x in r.get("results", []) if x.get("status") == "WRONG"]
+        dims = " ".join(f"{name}={size}" for name, size in (r.get("dims") or {}).items())
+        error = r.get("error") or ""
+        table.add_row(
+            safe_text(r["target"]),
+            f"[{colours[v]}]{v.upper()}[/{colours[v]}]",
+            ", ".join(wrong),
+            dims,
+            safe_text(error if len(error) <= 200 else error[:200] + "..."),
+        )
+    out.print(table)
+    right = sum(1 for r in records if r["ok"])
+    out.print(f"{right} of {len(records)} right")
 
 
 def _fmt(a: np.ndarray) -> str:
@@ -362,6 +508,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
         return {"derive": run_derive, "check": run_check}[args.command](args, out, err)
+    except InternalError as e:
+        print(f"symbptt: internal error: {e}", file=sys.stderr)
+        return 3
     except SymbpttError as e:
         print(f"symbptt: error: {e}", file=sys.stderr)
         return 2

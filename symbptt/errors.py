@@ -13,6 +13,11 @@ __all__ = [
     "ExpansionTooLargeError",
     "InputArrayError",
     "UserFunctionError",
+    "InvalidArgumentError",
+    "TargetError",
+    "InternalError",
+    "WorkerDiedError",
+    "IsolationUnavailableError",
 ]
 
 
@@ -41,3 +46,24 @@ class InputArrayError(SymbpttError, ValueError):
 
 class UserFunctionError(SymbpttError):
     """A function supplied by the user raised or returned something unusable."""
+
+
+class InvalidArgumentError(SymbpttError, ValueError):
+    """An argument of a public function or a command-line option is not valid."""
+
+
+class TargetError(SymbpttError, ValueError):
+    """A `file.py:function` target that names no file, no function or nothing callable."""
+
+
+class InternalError(SymbpttError):
+    """symbptt disagrees with itself (the symbolic engine and the NumPy reference): a bug in
+    symbptt, to be reported; the command line exits with status 3."""
+
+
+class WorkerDiedError(UserFunctionError):
+    """The user's function never answered: it hung, crashed, exited or was killed."""
+
+
+class IsolationUnavailableError(SymbpttError):
+    """This system cannot run user code in a separate worker process (no fork, no pipes)."""

@@ -15,11 +15,24 @@ from collections.abc import Callable
 import pytest
 
 
+def _examples(text: str) -> int:
+    """A positive whole number of examples, or a one-line usage error from pytest."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("symbptt")
     group.addoption(
         "--symbptt-examples",
-        type=int,
+        type=_examples,
         default=None,
         help="random problems each bptt_check tries (default 100)",
     )

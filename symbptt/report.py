@@ -57,6 +57,16 @@ class Report:
     error: str | None = None  # the user's function raised or returned something unusable
     notes: list[str] = field(default_factory=list)
     tolerance: dict[str, float] = field(default_factory=dict)
+    #: The `file.py:function` checked, when a target string was given.
+    target: str | None = None
+    #: The function gave different answers for the same inputs.
+    inconsistent: bool = False
+    #: What the function wrote to stdout and stderr (its subprocesses too), trimmed.
+    output: str = ""
+    #: The declared precision, if any.
+    precision: str | None = None
+    #: The whole check ran out of time before it could be sure.
+    out_of_time: bool = False
 
     def result(self, name: str) -> ParameterResult:
         for r in self.results:
@@ -97,6 +107,8 @@ class Report:
         verdict = (
             "[green]all checked gradients are right[/green]" if self.ok else "[red]WRONG[/red]"
         )
+        if self.target:
+            console.print(f"target: {_safe(self.target)}", highlight=False, soft_wrap=True)
         console.print(
             f"symbptt check ({self.form} form, {self.layout} layout, {self.examples} examples"
             f" over {self.distinct_shapes} shapes): "
@@ -104,7 +116,7 @@ class Report:
             soft_wrap=True,
         )
         if self.error:
-            console.print(f"[red]error:[/red] {self.error}", highlight=False, soft_wrap=True)
+            console.print(f"[red]error:[/red] {_safe(self.error)}", highlight=False, soft_wrap=True)
         if self.dims:
             shape = " ".join(f"{k}={v}" for k, v in self.dims.items())
             console.print(f"smallest failing shape: {shape}")
@@ -133,9 +145,46 @@ class Report:
             for r in self.results:
                 if r.status == "WRONG" and r.explanation:
                     label = r.name if r.name == "loss" else f"d{r.name}"
-                    console.print(f"  {label}: {r.explanation}", highlight=False, soft_wrap=True)
+                    console.print(
+                        f"  {label}: {_safe(r.explanation)}", highlight=False, soft_wrap=True
+                    )
         for note in self.notes:
-            console.print(f"note: {note}", highlight=False)
+            console.print(f"note: {_safe(note)}", highlight=False)
+        if self.output:
+            lines = self.output.rstrip("\n").splitlines()
+            shown = (
+                lines
+                if len(lines) <= 2 * _OUTPUT_LINES
+                else (
+                    lines[:_OUTPUT_LINES]
+                    + [f"[... {len(lines) - 2 * _OUTPUT_LINES} lines ...]"]
+                    + lines[-_OUTPUT_LINES:]
+                )
+            )
+            console.print("your code printed (stdout and stderr, trimmed):", highlight=False)
+            for line in shown:
+                console.print(
+                    f"  | {_printable(line)}", highlight=False, markup=False, soft_wrap=True
+                )
+
+
+#: Lines of the user's output the table shows from its start and from its end.
+_OUTPUT_LINES = 10
+
+
+def _printable(text: str) -> str:
+    """The user's output with control characters (terminal escapes) shown, not obeyed."""
+    return "".join(c if c.isprintable() or c == "\t" else f"\\x{ord(c):02x}" for c in text)
+
+
+def safe_text(text: str) -> str:
+    """Text that came from the user's code, safe to print with rich: no markup, no escapes."""
+    from rich.markup import escape
+
+    return escape(_printable(text))
+
+
+_safe = safe_text
 
 
 def _num(v: float | None) -> str:

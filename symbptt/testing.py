@@ -21,7 +21,7 @@ or, drawing the problems yourself::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -41,6 +41,8 @@ def _failure(report: Report) -> str:
     lines = [f"BPTT gradients are wrong: {', '.join(report.wrong) or 'see error'}"]
     if report.error:
         lines.append(f"error: {report.error}")
+    if report.inconsistent:
+        lines.append("the function gave different answers for the same inputs")
     if report.dims:
         lines.append(
             "smallest failing shape: " + " ".join(f"{k}={v}" for k, v in report.dims.items())
@@ -52,8 +54,12 @@ def _failure(report: Report) -> str:
     return "\n".join(lines)
 
 
-def assert_bptt_correct(fn: Callable, **options) -> Report:
-    """Run `check_gradients(fn, **options)` and raise AssertionError with the report if wrong."""
+def assert_bptt_correct(fn: Callable | str, **options) -> Report:
+    """Run `check_gradients(fn, **options)` and raise AssertionError with the report if wrong.
+
+    fn runs in a worker process with the same limits and rules as `symbptt check`: every
+    gradient and the loss are required unless `only=` declares the ones it returns.
+    """
     report = check_gradients(fn, **options)
     if not report.ok:
         raise AssertionError(_failure(report))
@@ -65,10 +71,17 @@ def assert_gradients_match(
     loss: float | None,
     grads: Mapping[str, np.ndarray],
     *,
+    only: Sequence[str] | None = None,
+    precision: str | None = None,
     tolerances: Mapping[str, Tolerance] | None = None,
 ) -> Report:
-    """Assert one computed loss and gradient dict (model names, row layout) are exact."""
-    report = compare_gradients(arrays, loss, grads, tolerances=tolerances)
+    """Assert one computed loss and gradient dict (model names, row layout) are exact.
+
+    Every gradient and the loss are required unless `only` names the ones given.
+    """
+    report = compare_gradients(
+        arrays, loss, grads, only=only, precision=precision, tolerances=tolerances
+    )
     if not report.ok:
         raise AssertionError(_failure(report))
     return report

@@ -10,19 +10,23 @@ per-gradient problem sentence (one gradient), never a traceback.
 from __future__ import annotations
 
 import difflib
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .errors import UserFunctionError
+from .errors import InvalidArgumentError, UserFunctionError, WorkerDiedError
+from .isolation import Died, InProcess, Raised, Worker
 from .model import GRADIENT_NAMES
+from .worker import Foreign, Opaque
 
-__all__ = ["Convention", "FORMS", "LAYOUTS", "UserAnswer"]
+Runner = Worker | InProcess
+
+__all__ = ["Convention", "FORMS", "LAYOUTS", "PRECISIONS", "UserAnswer"]
 
 FORMS = ("full", "layer")
+#: Precisions an answer may be declared to be computed in (check's `precision`).
+PRECISIONS = ("float64", "float32", "float16", "bfloat16")
 LAYOUTS = ("row", "column")
 #: Inputs of each form, in the order they are passed positionally.
 INPUTS = {
@@ -33,7 +37,6 @@ INPUTS = {
 GRADIENTS = {"full": GRADIENT_NAMES, "layer": ("x", "h0", "W_x", "W_h", "b")}
 _TRANSPOSED = ("W_x", "W_h", "V")
 _BIASES = ("b", "c")
-_PACKAGE_DIR = str(Path(__file__).resolve().parent)
 
 
 @dataclass
@@ -64,33 +67,56 @@ class Convention:
     order: Sequence[str] | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.batch_first, bool):
+            raise InvalidArgumentError(f"batch_first={self.batch_first!r} must be True or False")
+        if not isinstance(self.names, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.isidentifier()
+            for k, v in self.names.items()
+        ):
+            raise InvalidArgumentError(
+                f"names={self.names!r} must map model names to your argument names, "
+                "e.g. {'W_h': 'Whh'}"
+            )
+        if self.order is not None and (
+            isinstance(self.order, str)
+            or not isinstance(self.order, Sequence)
+            or not all(isinstance(n, str) for n in self.order)
+        ):
+            raise InvalidArgumentError(
+                f"order={self.order!r} must be a sequence of gradient names, "
+                "e.g. ('W_x', 'W_h', 'b')"
+            )
         if self.form not in FORMS:
-            raise ValueError(f"form={self.form!r} must be one of {', '.join(FORMS)}")
+            raise InvalidArgumentError(f"form={self.form!r} must be one of {', '.join(FORMS)}")
         if self.layout not in LAYOUTS:
-            raise ValueError(f"layout={self.layout!r} must be one of {', '.join(LAYOUTS)}")
+            raise InvalidArgumentError(
+                f"layout={self.layout!r} must be one of {', '.join(LAYOUTS)}"
+            )
         known = (*INPUTS[self.form], *GRADIENTS[self.form])
         for canonical in self.names:
             if canonical not in known:
                 close = difflib.get_close_matches(canonical, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"names maps {canonical!r}, which is not an array of the {self.form} form "
                     f"({', '.join(dict.fromkeys(known))}){hint}"
                 )
         user_names = [self.user_name(n) for n in INPUTS[self.form]]
         clashes = sorted({u for u in user_names if user_names.count(u) > 1})
         if clashes:
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"names gives two arrays the same name ({', '.join(map(repr, clashes))}); "
                 "every argument needs its own name"
             )
         if self.order is not None:
             repeated = sorted({n for n in self.order if list(self.order).count(n) > 1})
             if repeated:
-                raise ValueError(f"order names {', '.join(map(repr, repeated))} more than once")
+                raise InvalidArgumentError(
+                    f"order names {', '.join(map(repr, repeated))} more than once"
+                )
             unknown = [n for n in self.order if n not in GRADIENTS[self.form]]
             if unknown:
-                raise ValueError(
+                raise InvalidArgumentError(
                     f"order names {', '.join(map(repr, unknown))}, not gradients of the "
                     f"{self.form} form ({', '.join(GRADIENTS[self.form])})"
                 )
@@ -132,52 +158,74 @@ class Convention:
         return list(values.values()), {}
 
     # -- calling -------------------------------------------------------------------------
-    def call(self, fn: Callable, arrays: Mapping[str, np.ndarray]) -> UserAnswer:
-        """Call fn on copies of the arrays; map its answer back to canonical names and layout."""
+    def shapes_text(self, arrays: Mapping[str, np.ndarray]) -> str:
+        """The shapes of one call's arguments, in the user's names and layout."""
+        return ", ".join(
+            f"{self.user_name(n)}={self.to_user(n, arrays[n]).shape}" for n in INPUTS[self.form]
+        )
+
+    def call(
+        self, runner: Runner, arrays: Mapping[str, np.ndarray], timeout: float | None = None
+    ) -> UserAnswer:
+        """Call the user's function (through runner) on the arrays; map its answer back.
+
+        Raises UserFunctionError when it raised or returned something unusable, and
+        WorkerDiedError when it never answered (hung, crashed, exited, was killed).
+        """
+        return self.submit(runner, arrays, timeout)()
+
+    def submit(
+        self, runner: Runner, arrays: Mapping[str, np.ndarray], timeout: float | None = None
+    ) -> Callable[[], UserAnswer]:
+        """Start the call; the returned function waits for it and reads the answer (so the
+        checker can compute the truth while the user's code runs)."""
         args, kwargs = self.arguments({k: np.array(v) for k, v in arrays.items()})
-        try:
-            result = fn(*args, **kwargs)
-        except (Exception, SystemExit) as exc:  # the user's bug, reported with their own line
-            shapes = ", ".join(
-                f"{self.user_name(n)}={self.to_user(n, arrays[n]).shape}" for n in INPUTS[self.form]
+        pending = runner.submit(args, kwargs, timeout)
+        return lambda: self._read(runner.name, pending.outcome(), arrays, bool(kwargs))
+
+    def _read(self, name: str, outcome, arrays, by_keyword: bool) -> UserAnswer:
+        if isinstance(outcome, Died):
+            raise WorkerDiedError(
+                f"{name} {outcome.reason} when called with shapes {self.shapes_text(arrays)}"
             )
-            frame = _user_frame(exc)
+        if isinstance(outcome, Raised):  # the user's bug, reported with their own line
             hint = ""
-            if frame is None and isinstance(exc, TypeError):
-                how = "by keyword" if kwargs else "positionally, in this order"
+            if outcome.at_call and outcome.type == "TypeError":
+                how = "by keyword" if by_keyword else "positionally, in this order"
                 hint = (
                     f"; the call itself failed: symbptt passes "
                     f"{', '.join(self.user_name(n) for n in INPUTS[self.form])} {how}"
                     " (declare your own argument names with names=... or --names)"
                 )
             raise UserFunctionError(
-                f"{_name(fn)} raised {type(exc).__name__}: {exc} ({frame or 'no source line'}) "
-                f"when called with shapes {shapes}{hint}"
-            ) from exc
+                f"{name} raised {outcome.type}: {outcome.message} "
+                f"({outcome.frame or 'no source line'}) "
+                f"when called with shapes {self.shapes_text(arrays)}{hint}"
+            )
         try:
-            return self._answer(fn, result, arrays)
+            return self._answer(name, outcome.value, arrays)
         except UserFunctionError:
             raise
         except Exception as exc:  # something in the answer that NumPy cannot read
             raise UserFunctionError(
-                f"could not read what {_name(fn)} returned: {type(exc).__name__}: {exc}"
+                f"could not read what {name} returned: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _answer(self, fn: Callable, result, arrays) -> UserAnswer:
+    def _answer(self, name: str, result, arrays) -> UserAnswer:
         if self.form == "full":
             if not (isinstance(result, (tuple, list)) and len(result) == 2):
                 raise UserFunctionError(
-                    f"{_name(fn)} returned {_describe(result)}; the full form must return a "
+                    f"{name} returned {_describe(result)}; the full form must return a "
                     "pair (loss, grads)"
                 )
             loss, grads = result
-            loss_dtype = str(np.asarray(loss).dtype) if loss is not None else None
-            loss = None if loss is None else _scalar_loss(fn, loss)
+            loss_dtype = None if loss is None else _dtype_name(loss)
+            loss = None if loss is None else _scalar_loss(name, loss)
         else:
             loss, grads, loss_dtype = None, result, None
-        raw = self._by_name(fn, grads)
+        raw = self._by_name(name, grads)
         answer = UserAnswer(loss, {})
-        if loss_dtype is not None and loss_dtype.startswith("float"):
+        if loss_dtype is not None and _is_float_name(loss_dtype):
             answer.dtypes["loss"] = loss_dtype
         for canonical, value in raw.items():
             expected = self.user_shape(canonical, arrays[canonical].shape)
@@ -187,12 +235,12 @@ class Convention:
                 if cause:
                     answer.causes[canonical] = cause
                 continue
-            value = np.asarray(value)
-            answer.dtypes[canonical] = str(value.dtype)
+            answer.dtypes[canonical] = _dtype_name(value)
+            value = np.asarray(value.array if isinstance(value, Foreign) else value)
             answer.grads[canonical] = self._from_user(canonical, value.reshape(expected))
         return answer
 
-    def _by_name(self, fn: Callable, grads) -> dict[str, object]:
+    def _by_name(self, name: str, grads) -> dict[str, object]:
         allowed = GRADIENTS[self.form]
         if isinstance(grads, Mapping):
             lookup = {}
@@ -206,7 +254,7 @@ class Convention:
                     close = difflib.get_close_matches(str(key), list(lookup), n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise UserFunctionError(
-                        f"{_name(fn)} returned a gradient under the unexpected key {key!r}"
+                        f"{name} returned a gradient under the unexpected key {key!r}"
                         f"{hint}; expected keys among "
                         f"{', '.join(self.user_name(n) for n in allowed)}"
                     )
@@ -216,17 +264,17 @@ class Convention:
             order = list(self.order) if self.order is not None else None
             if order is None:
                 raise UserFunctionError(
-                    f"{_name(fn)} returned its gradients as a {type(grads).__name__}; "
+                    f"{name} returned its gradients as a {type(grads).__name__}; "
                     "declare their order (order=... in Python, --order on the command line)"
                 )
             if len(grads) != len(order):
                 raise UserFunctionError(
-                    f"{_name(fn)} returned {len(grads)} gradients but the declared order names "
+                    f"{name} returned {len(grads)} gradients but the declared order names "
                     f"{len(order)} ({', '.join(order)})"
                 )
             return dict(zip(order, grads))
         raise UserFunctionError(
-            f"{_name(fn)} returned gradients as {_describe(grads)}; return a dict keyed by "
+            f"{name} returned gradients as {_describe(grads)}; return a dict keyed by "
             "parameter name, or a tuple with a declared order"
         )
 
@@ -241,37 +289,42 @@ class Convention:
         return np.asarray(value, dtype=np.float64)
 
 
-def _name(fn: Callable) -> str:
-    return getattr(fn, "__qualname__", None) or repr(fn)
-
-
 def _describe(value) -> str:
     if isinstance(value, (tuple, list)):
         return f"a {type(value).__name__} of length {len(value)}"
+    if isinstance(value, Opaque):
+        return f"a value of type {value.type_name}"
     return f"a value of type {type(value).__name__}"
 
 
-def _user_frame(exc: BaseException) -> str | None:
-    """The innermost traceback line outside symbptt: where the user's code failed."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _PACKAGE_DIR not in f.filename]
-    if not frames:
-        return None
-    f = frames[-1]
-    return f"{f.filename}:{f.lineno}: {(f.line or '').strip()}"
+def _dtype_name(value) -> str:
+    """The dtype a returned value was computed in (bfloat16 included, which NumPy lacks)."""
+    if isinstance(value, Foreign):
+        return value.dtype_name
+    if isinstance(value, float | int):
+        return "float64"
+    try:
+        return str(np.asarray(value).dtype)
+    except Exception:
+        return "object"
 
 
-def _scalar_loss(fn: Callable, loss) -> float:
-    arr = np.asarray(loss)
+def _is_float_name(dtype: str) -> bool:
+    return dtype.startswith("float") or dtype == "bfloat16"
+
+
+def _scalar_loss(name: str, loss) -> float:
+    arr = np.asarray(loss.array if isinstance(loss, Foreign) else loss)
     if arr.size != 1 or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
         raise UserFunctionError(
-            f"{_name(fn)} returned a loss of {_describe(loss)} with shape {arr.shape}; "
+            f"{name} returned a loss of {_describe(loss)} with shape {arr.shape}; "
             "the loss must be one real number"
         )
     value = float(arr.reshape(()))
     if not np.isfinite(value):
-        raise UserFunctionError(f"{_name(fn)} returned a non-finite loss ({value})")
+        raise UserFunctionError(f"{name} returned a non-finite loss ({value})")
     return value
 
 
@@ -279,9 +332,13 @@ def _array_problem(
     user_name: str, value, expected: tuple[int, ...]
 ) -> tuple[str | None, str | None]:
     """(one sentence, evident cause) if this returned gradient cannot be compared."""
+    if isinstance(value, Opaque):
+        return f"d{user_name} is a {value.type_name}, which could not be read as an array", None
+    if isinstance(value, Foreign):
+        value = value.array
     try:
         arr = np.asarray(value)
-    except (ValueError, TypeError) as exc:
+    except Exception as exc:
         return f"d{user_name} could not be read as an array ({exc})", None
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating)):
         return f"d{user_name} has dtype {arr.dtype}; gradients must be floating-point arrays", None

@@ -55,6 +55,13 @@ class Case:
     cause: str | None  # see the module docstring; None when no simple cause applies
     description: str  # one sentence: the bug as a student would make it
     dtype: str = "float64"
+    #: The values the function returns, when it does not return them all (check's `only`).
+    only: tuple[str, ...] | None = None
+
+    @property
+    def options(self) -> dict:
+        """Keyword arguments of check_gradients that this case needs."""
+        return {"form": self.form, "layout": self.layout, "only": self.only}
 
 
 # ======================================================================================
@@ -1158,6 +1165,7 @@ CORRECT: list[Case] = [
         frozenset(),
         None,
         "Correct BPTT that returns gradients for W_x, W_h, b, V, c only (no h0, no x).",
+        only=("W_x", "W_h", "b", "V", "c", "loss"),
     ),
     Case(
         "correct_layer_cs231n",

@@ -107,3 +107,24 @@ def test_pytest_plugin_fixture(pytester):
     result = pytester.runpytest("-p", "no:cacheprovider", "--symbptt-examples", "5")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*BPTT gradients are wrong*"])
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_pytest_plugin_rejects_a_bad_example_count_in_one_line(pytester, value):
+    pytester.makepyfile(test_user="def test_nothing():\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--symbptt-examples", value)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*argument --symbptt-examples*"])
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_assert_gradients_match_requires_every_gradient_unless_declared():
+    from symbptt.model import random_point
+    from symbptt.testing import assert_gradients_match
+
+    arrays = random_point(Dims(N=2, D=2, H=2, C=3, T=2), 0)
+    loss, grads = case_by_name("correct_row_vectorised").fn(**arrays)
+    subset = {k: grads[k] for k in ("W_h", "W_x")}
+    with pytest.raises(AssertionError, match="BPTT gradients are wrong"):
+        assert_gradients_match(arrays, loss, subset)
+    assert assert_gradients_match(arrays, loss, subset, only=("W_h", "W_x", "loss")).ok

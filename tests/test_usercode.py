@@ -8,6 +8,7 @@ from bptt_corpus import case_by_name
 
 from symbptt.check import check_gradients
 from symbptt.errors import UserFunctionError
+from symbptt.isolation import InProcess
 from symbptt.model import Dims, random_point
 from symbptt.strategies import rnn_shapes
 from symbptt.usercode import Convention
@@ -62,7 +63,7 @@ BAD_ANSWERS = {
 def test_unusable_answers_are_one_sentence(label):
     fn, message = BAD_ANSWERS[label]
     with pytest.raises(UserFunctionError, match=message):
-        Convention().call(fn, ARRAYS)
+        Convention().call(InProcess(fn), ARRAYS)
 
 
 BAD_GRADIENTS = {
@@ -88,18 +89,23 @@ BAD_GRADIENTS = {
 @pytest.mark.parametrize("label", list(BAD_GRADIENTS))
 def test_bad_gradients_are_wrong_with_a_sentence(label):
     fn, name, message = BAD_GRADIENTS[label]
-    answer = Convention().call(fn, ARRAYS)
+    answer = Convention().call(InProcess(fn), ARRAYS)
     assert name in answer.problems and name not in answer.grads
     assert re.search(message, answer.problems[name]), answer.problems[name]
     report = check_gradients(fn, max_examples=5)
     assert not report.ok and report.result(name).status == "WRONG"
 
 
-def test_missing_gradients_are_not_checked_but_reported():
-    report = check_gradients(returning(x=None, h0=None), max_examples=10)
+def test_missing_gradients_are_wrong_unless_declared():
+    fn = returning(x=None, h0=None)
+    report = check_gradients(fn, max_examples=10)
+    assert not report.ok and set(report.wrong) == {"x", "h0"}
+    assert "not returned" in report.result("x").message
+    subset = ("W_x", "W_h", "b", "V", "c", "loss")
+    report = check_gradients(fn, max_examples=10, only=subset)
     assert report.ok
     assert {r.name for r in report.results if r.status == "NOT CHECKED"} == {"x", "h0"}
-    assert "not checked (not returned): h0, x" in report.notes
+    assert "not checked (not returned, not required): h0, x" in report.notes
 
 
 def test_a_raising_function_is_a_failed_check_not_a_crash():
@@ -124,12 +130,13 @@ def test_user_names_batch_first_and_tuple_order():
         "V": "Why",
         "c": "by",
     }
+    only = ("W_h", "W_x", "x", "loss")
     report = check_gradients(
-        mine, names=names, batch_first=True, order=("W_h", "W_x", "x"), max_examples=30
+        mine, names=names, batch_first=True, order=("W_h", "W_x", "x"), only=only, max_examples=30
     )
     assert report.ok, report.to_dict()
     swapped = check_gradients(
-        mine, names=names, batch_first=True, order=("W_x", "W_h", "x"), max_examples=30
+        mine, names=names, batch_first=True, order=("W_x", "W_h", "x"), only=only, max_examples=30
     )
     assert set(swapped.wrong) >= {"W_x"}
 
@@ -140,7 +147,7 @@ def test_inputs_are_copies():
         return correct(x, y, h0, W_x, W_h, b, V, c)
 
     before = ARRAYS["W_h"].copy()
-    Convention().call(vandal, ARRAYS)
+    Convention().call(InProcess(vandal), ARRAYS)
     np.testing.assert_array_equal(ARRAYS["W_h"], before)
 
 
