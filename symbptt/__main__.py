@@ -1,5 +1,5 @@
-import sys
+"""`python -m symbptt`: the same as the `symbptt` command."""
 
-from .cli import main
+from .cli import console_main
 
-sys.exit(main())
+console_main()

@@ -18,7 +18,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from .errors import InternalError, TargetError
 
-__all__ = ["expand_targets", "check_targets", "csv_table", "verdict"]
+__all__ = ["expand_targets", "check_targets", "check_one", "failed_record", "csv_table", "verdict"]
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -52,13 +52,18 @@ def verdict(record: dict) -> str:
 
 
 def check_one(target: str, options: dict) -> dict:
-    """One target's report as a JSON-ready dict; a bad target becomes an error record."""
+    """One target's report as a JSON-ready dict; a bad target, or a failure of the checker
+    itself, becomes an error record (the other targets still get theirs)."""
     from .check import check_gradients
 
     try:
         report = check_gradients(target, **options)
     except TargetError as exc:
-        return {"target": target, "ok": False, "error": str(exc), "results": [], "notes": []}
+        return failed_record(target, str(exc))
+    except InternalError as exc:
+        return failed_record(target, f"internal error: {exc}")
+    except Exception as exc:  # a bug of ours must not cost the whole class its grades
+        return failed_record(target, f"internal error: {type(exc).__name__}: {exc}")
     record = report.to_dict()
     record["target"] = target
     return record
@@ -85,31 +90,31 @@ def _run(targets: Sequence[str], options: dict, jobs: int) -> Iterator[tuple[int
         for i, target in enumerate(targets):
             yield i, check_one(target, options)
         return
-    pending = list(enumerate(targets))
-    while pending:  # a pool that breaks (it never should: user code runs elsewhere) is rebuilt
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=jobs, mp_context=context, initializer=_checker_process
-        ) as pool:
-            futures = {pool.submit(check_one, t, options): (i, t) for i, t in pending}
-            pending = []
-            remaining = set(futures)
-            while remaining:
-                done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-                for future in done:
-                    index, target = futures[future]
-                    try:
-                        yield index, future.result()
-                    except BrokenProcessPool:
-                        pending.append((index, target))
-                    except InternalError as exc:
-                        yield index, _failed(target, str(exc))
-                    except Exception as exc:
-                        yield index, _failed(target, f"internal error: {type(exc).__name__}: {exc}")
-        if pending and len(pending) == len(futures):
-            for index, target in pending:  # nothing finished: do not loop forever
-                yield index, _failed(target, "internal error: the checker process died")
-            return
+    broken = yield from _pool(list(enumerate(targets)), options, jobs)
+    for index, target in broken:  # a pool broke (it never should): each alone, so that only
+        again = yield from _pool([(index, target)], options, 1)  # a culprit loses its verdict
+        for index, target in again:
+            yield index, failed_record(target, "internal error: the checker process died")
+
+
+def _pool(items: list[tuple[int, str]], options: dict, jobs: int):
+    """Check items in a pool of `jobs` checker processes; return those a broken pool lost."""
+    broken: list[tuple[int, str]] = []
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_checker_process
+    ) as pool:
+        futures = {pool.submit(check_one, target, options): (i, target) for i, target in items}
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            for future in done:
+                index, target = futures[future]
+                try:
+                    yield index, future.result()
+                except BrokenProcessPool:
+                    broken.append((index, target))
+    return broken
 
 
 def _checker_process() -> None:
@@ -119,7 +124,8 @@ def _checker_process() -> None:
     adopt_orphans()
 
 
-def _failed(target: str, message: str) -> dict:
+def failed_record(target: str, message: str) -> dict:
+    """The record of a target that could not be checked at all: why, in `error`."""
     return {"target": target, "ok": False, "error": message, "results": [], "notes": []}
 
 

@@ -15,16 +15,11 @@ import numbers
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, Verbosity, given, settings
-from hypothesis import seed as hypothesis_seed
-from hypothesis import strategies as st
-from hypothesis.errors import Flaky
 
 from . import reference
-from .compile import gradient_function
 from .errors import (
     InternalError,
     InvalidArgumentError,
@@ -36,10 +31,19 @@ from .isolation import Died, InProcess, Limits, Raised, Worker
 from .mistakes import alternatives
 from .model import Dims, random_point, validate_arrays
 from .report import ParameterResult, Report
-from .strategies import rnn_problems, rnn_shapes
 from .usercode import GRADIENTS, PRECISIONS, Convention, Runner, UserAnswer
 
-__all__ = ["check_gradients", "compare_gradients", "Tolerance", "TOLERANCES", "PRECISIONS"]
+if TYPE_CHECKING:
+    from hypothesis.strategies import SearchStrategy
+
+__all__ = [
+    "check_gradients",
+    "compare_gradients",
+    "validate_options",
+    "Tolerance",
+    "TOLERANCES",
+    "PRECISIONS",
+]
 
 
 def _real(value) -> bool:
@@ -68,16 +72,20 @@ class Tolerance:
             )
 
 
-#: Keyed by dtype: the precision a gradient is judged at (see `PRECISIONS`).
-TOLERANCES: dict[str, Tolerance] = {
-    "float64": Tolerance(rtol=1e-6, floor=1e-6),
-    "float32": Tolerance(rtol=2e-3, floor=5e-2),
-    "float16": Tolerance(rtol=3e-2, floor=2e-1),
-    "bfloat16": Tolerance(rtol=8e-2, floor=3e-1),
-}
-#: Precisions a user may declare (see TOLERANCES); float64 and float32 returns are accepted
-#: undeclared.
-assert set(PRECISIONS) == set(TOLERANCES)
+#: Keyed by dtype: the precision a gradient is judged at (one row per entry of `PRECISIONS`).
+TOLERANCES: dict[str, Tolerance] = dict(
+    zip(
+        PRECISIONS,
+        (
+            Tolerance(rtol=1e-6, floor=1e-6),  # float64
+            Tolerance(rtol=2e-3, floor=5e-2),  # float32
+            Tolerance(rtol=3e-2, floor=2e-1),  # float16
+            Tolerance(rtol=8e-2, floor=3e-1),  # bfloat16
+        ),
+        strict=True,
+    )
+)
+#: Answers judged at their own precision without a declaration.
 _UNDECLARED_OK = ("float64", "float32")
 #: A fixed generic shape (D != H, N > 1, H > 1, T > 2) where every known bug shows.
 GENERIC = Dims(N=3, D=2, H=3, C=4, T=4)
@@ -107,6 +115,8 @@ def _truth(form: str, problem: Problem) -> tuple[float | None, dict[str, np.ndar
     a = problem.arrays
     if form == "layer":
         return None, reference.layer_vjp(a["x"], a["h0"], a["W_x"], a["W_h"], a["b"], a["dh"])
+    from .compile import gradient_function
+
     symbolic = gradient_function(problem.dims).call_unchecked(a)
     loss, grads = reference.forward_backward_dict({k: a[k] for k in a if k != "dh"})
     for name, value in grads.items():  # two independent derivations must agree
@@ -370,11 +380,55 @@ class _Search:
     flaky: bool = False  # hypothesis replayed a failure and it did not fail again
 
 
+def validate_options(
+    *,
+    fn: Callable | str | None = None,
+    form: str = "full",
+    layout: str = "row",
+    batch_first: bool = False,
+    names: Mapping[str, str] | None = None,
+    order: Sequence[str] | None = None,
+    only: Sequence[str] | None = None,
+    precision: str | None = None,
+    shapes: SearchStrategy[Dims] | None = None,
+    max_examples: int = 100,
+    seed: int = 0,
+    tolerances: Mapping[str, Tolerance] | None = None,
+    timeout: float = 5.0,
+    total_timeout: float = 300.0,
+    memory_mb: int = 2048,
+    forbid_imports: Sequence[str] = (),
+    isolate: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Convention, tuple[str, ...], dict[str, Tolerance]]:
+    """Every argument of check_gradients checked before any work, one sentence each
+    (InvalidArgumentError); the convention, the required values and the tolerance table."""
+    _validate(
+        callable if fn is None else fn,
+        max_examples,
+        seed,
+        timeout,
+        total_timeout,
+        memory_mb,
+        forbid_imports,
+        isolate,
+        progress,
+    )
+    convention = Convention(form, layout, batch_first, {} if names is None else names, order)
+    required = _required(form, only)
+    table = _table(tolerances, precision)
+    if shapes is not None:
+        from hypothesis.strategies import SearchStrategy
+
+        if not isinstance(shapes, SearchStrategy):
+            raise InvalidArgumentError(f"shapes={shapes!r} must be a strategy such as rnn_shapes()")
+    return convention, required, table
+
+
 def _validate(
     fn, max_examples, seed, timeout, total_timeout, memory_mb, forbid_imports, isolate, progress
 ) -> None:
-    """Every argument of check_gradients checked before any work, one sentence each."""
-    if not (callable(fn) or isinstance(fn, str | Worker)):
+    if not (callable(fn) or isinstance(fn, str)):
         raise InvalidArgumentError(
             f"fn must be a function or a 'file.py:function' string, got {type(fn).__name__}"
         )
@@ -444,8 +498,6 @@ def _table(tolerances, precision) -> dict[str, Tolerance]:
 
 
 def _runner(fn, isolate: bool, limits: Limits, forbid: tuple[str, ...]) -> Runner:
-    if isinstance(fn, Worker):  # started by the caller (the command line, to overlap start-up)
-        return fn
     if isinstance(fn, str):
         return Worker.for_target(fn, limits=limits, forbid=forbid)
     if isolate:
@@ -482,7 +534,7 @@ def check_gradients(
     order: Sequence[str] | None = None,
     only: Sequence[str] | None = None,
     precision: str | None = None,
-    shapes: st.SearchStrategy[Dims] | None = None,
+    shapes: SearchStrategy[Dims] | None = None,
     max_examples: int = 100,
     seed: int = 0,
     tolerances: Mapping[str, Tolerance] | None = None,
@@ -524,23 +576,37 @@ def check_gradients(
         A `Report`; `report.ok` is False when any required gradient or the loss is wrong or
         missing, when fn raised, hung, crashed or exited, or when the check ran out of time.
 
+        progress: called as progress(done, total) after each example.
+
     Raises:
         InvalidArgumentError: for bad arguments of this function itself.
         TargetError: a target string that names no file or no function in it.
+        IsolationUnavailableError: this system cannot start a worker (use isolate=False).
+        InternalError: the symbolic engine and the NumPy reference disagree (a symbptt bug).
     """
-    _validate(
-        fn, max_examples, seed, timeout, total_timeout, memory_mb, forbid_imports, isolate, progress
+    convention, required, table = validate_options(
+        fn=fn,
+        form=form,
+        layout=layout,
+        batch_first=batch_first,
+        names=names,
+        order=order,
+        only=only,
+        precision=precision,
+        shapes=shapes,
+        max_examples=max_examples,
+        seed=seed,
+        tolerances=tolerances,
+        timeout=timeout,
+        total_timeout=total_timeout,
+        memory_mb=memory_mb,
+        forbid_imports=forbid_imports,
+        isolate=isolate,
+        progress=progress,
     )
-    convention = Convention(form, layout, batch_first, {} if names is None else names, order)
-    required = _required(form, only)
-    table = _table(tolerances, precision)
-    if shapes is not None and not isinstance(shapes, st.SearchStrategy):
-        raise InvalidArgumentError(f"shapes={shapes!r} must be a strategy such as rnn_shapes()")
     limits = Limits.for_check(timeout, total_timeout, memory_mb)
     started = time.monotonic()
     runner = _runner(fn, isolate, limits, tuple(forbid_imports))
-    if isinstance(fn, Worker) and fn.target is not None:
-        fn = fn.target
     checker = _Checker(
         runner,
         convention,
@@ -566,10 +632,13 @@ def check_gradients(
     if isinstance(runner, InProcess):
         report.notes.append("ran in this process without isolation or limits (isolate=False)")
     if report.out_of_time:
-        report.error = report.error or (
-            f"the check did not finish within {total_timeout:g} s (total_timeout, "
-            "--total-timeout); the function is not known to be right"
+        message = (
+            f"the check did not finish within {total_timeout:g} s (total_timeout, --total-timeout)"
         )
+        if report.wrong:  # already known to be wrong: the verdict stands, time is a note
+            report.notes.append(message)
+        else:
+            report.error = report.error or f"{message}; the function is not known to be right"
         report.ok = False
     return report
 
@@ -581,11 +650,18 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     report = Report(ok=False, form=form, layout=convention.layout, examples=0)
     report.tolerance = {k: v.rtol for k, v in table.items()}
     report.precision = precision
+    # The worker boots while we import the search and the symbolic engine.
+    import hypothesis  # noqa: F401
+
+    from . import compile  # noqa: F401
+
     load_error = _load_failure(runner, label)
     if load_error is not None:
         report.error = load_error
         return report
     search = _search(checker, shapes, max_examples, seed, progress)
+    if search.died:  # restarting a worker that hung or crashed, to probe, only costs time
+        checker.probe_prefixes = False
     report.examples, report.distinct_shapes = search.count, len(search.shapes)
     report.out_of_time = search.out_of_time
     at_failing = at_generic = None
@@ -650,11 +726,15 @@ def _answers_differently(checker: _Checker, failure: Evaluation) -> bool:
 
 def _search(checker: _Checker, shapes, max_examples: int, seed: int, progress) -> _Search:
     """Let hypothesis look for a failing problem; keep every failure it sees."""
+    from hypothesis import HealthCheck, Phase, Verbosity, given, settings
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import strategies as st
+    from hypothesis.errors import Flaky
+
+    from .strategies import rnn_problems
+
     form = checker.conv.form
-    strategy = st.tuples(
-        rnn_problems(shapes=shapes if shapes is not None else rnn_shapes()),
-        st.integers(0, 2**32 - 1),
-    )
+    strategy = st.tuples(rnn_problems(shapes=shapes), st.integers(0, 2**32 - 1))
     search = _Search()
 
     def attempt(drawn) -> None:

@@ -1,7 +1,8 @@
 """The `symbptt` command line: `derive` a gradient through every path, `check` user code.
 
 Every error symbptt raises on purpose becomes one line on stderr and a non-zero exit code, never
-a traceback: 2 for a usage error, 1 when a numerical check fails.
+a traceback: 1 when a numerical check fails (or checked code raised, hung or crashed), 2 for a
+usage error, 3 for an internal error of symbptt.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from .errors import InternalError, SymbpttError
+from .cost import PATH_T
+from .errors import InternalError, SymbpttError, TargetError
 from .model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point, resolve_name
 from .report import safe_text
 from .usercode import FORMS, LAYOUTS, PRECISIONS
@@ -29,7 +31,7 @@ from .usercode import FORMS, LAYOUTS, PRECISIONS
 __all__ = ["main"]
 
 #: Largest T for which `derive` lists and evaluates every path (W_h has T(T+1)/2 of them).
-MAX_PATH_T = 40
+MAX_PATH_T = PATH_T
 #: Relative agreement demanded between the symbolic result and the NumPy BPTT.
 RTOL = 1e-9
 
@@ -365,8 +367,8 @@ def _names_list(text: str) -> list[str]:
 
 def check_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of check_gradients that the command line asked for, validated."""
-    from .check import InvalidArgumentError, _required, _table
-    from .usercode import Convention
+    from .check import validate_options
+    from .errors import InvalidArgumentError
 
     options = dict(
         form=args.form,
@@ -385,14 +387,7 @@ def check_options(args: argparse.Namespace) -> dict:
         forbid_imports=tuple(_names_list(args.forbid_import)),
     )
     try:  # our own options are checked before any user code runs
-        Convention(args.form, args.layout, args.batch_first, options["names"], options["order"])
-        _required(args.form, options["only"])
-        _table(options["tolerances"], args.precision)
-        if "numpy" in options["forbid_imports"]:
-            raise InvalidArgumentError("numpy cannot be forbidden: the arrays are NumPy arrays")
-        bad = [m for m in options["forbid_imports"] if not m.isidentifier()]
-        if bad:
-            raise InvalidArgumentError(f"--forbid-import {bad[0]!r} is not a module name")
+        validate_options(**options)
     except InvalidArgumentError as exc:
         raise _UsageError(str(exc)) from None
     return options
@@ -422,9 +417,6 @@ def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
     from .batch import check_targets, csv_table, expand_targets, verdict
-    from .isolation import adopt_orphans
-
-    adopt_orphans()  # this process's only children are workers: adopt what they leave
 
     options = check_options(args)
     targets = expand_targets(args.targets)
@@ -453,22 +445,22 @@ def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _check_single(target: str, options: dict, args, out: Console, err: Console) -> int:
-    from .isolation import Limits, Worker
-
-    # Start the worker first: its interpreter boots while we import the checker.
-    limits = Limits.for_check(options["timeout"], options["total_timeout"], options["memory_mb"])
-    runner = Worker.for_target(target, limits=limits, forbid=options["forbid_imports"])
+    from .batch import failed_record
     from .check import check_gradients
 
     with _Progress(err) as progress:
         try:
             report = check_gradients(
-                runner, **options, progress=lambda done, total: progress("examples", done, total)
+                target, **options, progress=lambda done, total: progress("examples", done, total)
             )
-        finally:
-            runner.close()
+        except TargetError as exc:
+            if args.json:  # the same record a batch gives; the exit status still says usage
+                print(json.dumps(failed_record(target, str(exc))))
+            raise
     if args.json:
-        print(json.dumps(report.to_dict()))
+        record = report.to_dict()
+        record["target"] = target
+        print(json.dumps(record))
     else:
         report.render(out)
     return 0 if report.ok else 1
@@ -521,7 +513,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("symbptt: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `symbptt check ... --json | head`: the reader left
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def console_main() -> None:
+    """The `symbptt` command: `main` in a process of its own, whose only children are the
+    workers that run user code, so it adopts (and later kills) whatever they leave behind."""
+    from .isolation import adopt_orphans
+
+    adopt_orphans()
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

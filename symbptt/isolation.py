@@ -1,6 +1,7 @@
 """Running a user's code in a worker process, with a time and a memory limit.
 
-The checker never runs a user's function in its own process: a submission could hang it, end it
+The checker does not run a user's function in its own process (unless asked to, with
+`isolate=False` and `InProcess`, to debug it): a submission could hang it, end it
 with exit status 0, patch NumPy or the checker, shadow a module, keep it alive with a thread or
 write into its JSON. A `Worker` is one child process, started once per check and reused for
 every call, restarted after a crash. A `target` ("file.py:function") is imported in a fresh
@@ -117,6 +118,11 @@ class Died:
 
 
 Outcome = Returned | Raised | Died
+
+
+def function_name(fn: Callable) -> str:
+    """How a report names the user's function."""
+    return getattr(fn, "__qualname__", None) or repr(fn)
 
 
 def split_target(target: str) -> tuple[Path, str]:
@@ -267,22 +273,24 @@ class Worker:
         self._marker = f"{os.getpid()}-{id(self)}-{os.urandom(8).hex()}"
 
     @classmethod
-    def for_target(cls, target: str, *, limits: Limits = Limits(), forbid=()) -> Worker:
+    def for_target(
+        cls, target: str, *, limits: Limits = Limits(), forbid: tuple[str, ...] = ()
+    ) -> Worker:
         worker = cls(target=target, limits=limits, forbid=forbid)
         worker.start()
         return worker
 
     @classmethod
-    def for_callable(cls, fn: Callable, *, limits: Limits = Limits(), forbid=()) -> Worker:
+    def for_callable(
+        cls, fn: Callable, *, limits: Limits = Limits(), forbid: tuple[str, ...] = ()
+    ) -> Worker:
         worker = cls(fn=fn, limits=limits, forbid=forbid)
         worker.start()
         return worker
 
     @property
     def name(self) -> str:
-        if self.target is not None:
-            return self.function
-        return getattr(self.fn, "__qualname__", None) or repr(self.fn)
+        return self.function if self.target is not None else function_name(self.fn)
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -389,8 +397,9 @@ class Worker:
         finally:
             os._exit(status)
 
-    def _ensure_started(self) -> Raised | Died | None:
-        """Start (or restart) the child and wait for it to be ready; the load failure if any."""
+    def _ensure_started(self, max_wait: float | None = None) -> Raised | Died | None:
+        """Start (or restart) the child and wait for it to be ready, at most the import limit
+        (or max_wait, when less is left); the load failure if any."""
         if self.load_failure is not None:
             return self.load_failure
         if self.pid is None:
@@ -398,14 +407,16 @@ class Worker:
             self.start()
         if self.loaded:
             return None
-        deadline = time.monotonic() + self.limits.load_timeout
+        wait = (
+            self.limits.load_timeout
+            if max_wait is None
+            else min(max_wait, self.limits.load_timeout)
+        )
         try:
-            reply = wire.receive(self.responses, deadline, _MAX_REPLY)
+            reply = wire.receive(self.responses, time.monotonic() + wait, _MAX_REPLY)
         except TimeoutError:
             self._kill()
-            self.load_failure = Died(
-                f"importing it did not finish within {self.limits.load_timeout:g} s"
-            )
+            self.load_failure = Died(f"importing it did not finish within {wait:g} s")
             return self.load_failure
         except wire.WireError as exc:
             self._kill()
@@ -440,13 +451,16 @@ class Worker:
 
     def submit(self, args: list, kwargs: dict, timeout: float | None = None) -> PendingCall:
         """Start a call; its `outcome()` waits for it (the caller may work in the meantime)."""
-        failure = self._ensure_started()
+        started = time.monotonic()
+        failure = self._ensure_started(max_wait=timeout)
         if failure is not None:
             died = failure if isinstance(failure, Died) else Died("its file could not be imported")
             return PendingCall(lambda: died)
         self.calls += 1
         call_id = self.calls
-        limit = self.limits.timeout if timeout is None else min(timeout, self.limits.timeout)
+        limit = self.limits.timeout
+        if timeout is not None:  # what is left of the caller's time after a (re)start
+            limit = min(limit, timeout - (time.monotonic() - started))
         deadline = time.monotonic() + max(limit, 0.0)
         message = {"kind": "call", "id": call_id, "args": list(args), "kwargs": dict(kwargs)}
         try:
@@ -625,11 +639,10 @@ class InProcess:
     def __init__(self, fn: Callable) -> None:
         self.fn = fn
         self.restarts = 0
-        self.load_failure = None
 
     @property
     def name(self) -> str:
-        return getattr(self.fn, "__qualname__", None) or repr(self.fn)
+        return function_name(self.fn)
 
     def load(self) -> None:
         return None

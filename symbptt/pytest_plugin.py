@@ -11,8 +11,12 @@ and the `--symbptt-examples N` option, which sets how many random problems each 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from .report import Report
 
 
 def _examples(text: str) -> int:
@@ -45,7 +49,7 @@ def bptt_check(request: pytest.FixtureRequest) -> Callable:
 
     examples = request.config.getoption("--symbptt-examples")
 
-    def run(fn: Callable, **options):
+    def run(fn: Callable | str, **options) -> Report:
         if examples is not None:
             options.setdefault("max_examples", examples)
         return assert_bptt_correct(fn, **options)

@@ -54,7 +54,9 @@ class Report:
     distinct_shapes: int = 0
     dims: dict[str, int] | None = None  # the smallest failing shape, when one was found
     results: list[ParameterResult] = field(default_factory=list)
-    error: str | None = None  # the user's function raised or returned something unusable
+    #: Why the function is not right beyond wrong values: it raised, returned something
+    #: unusable, hung, crashed, could not be imported, or the check ran out of time.
+    error: str | None = None
     notes: list[str] = field(default_factory=list)
     tolerance: dict[str, float] = field(default_factory=dict)
     #: The `file.py:function` checked, when a target string was given.
@@ -108,7 +110,7 @@ class Report:
             "[green]all checked gradients are right[/green]" if self.ok else "[red]WRONG[/red]"
         )
         if self.target:
-            console.print(f"target: {_safe(self.target)}", highlight=False, soft_wrap=True)
+            console.print(f"target: {safe_text(self.target)}", highlight=False, soft_wrap=True)
         console.print(
             f"symbptt check ({self.form} form, {self.layout} layout, {self.examples} examples"
             f" over {self.distinct_shapes} shapes): "
@@ -116,7 +118,9 @@ class Report:
             soft_wrap=True,
         )
         if self.error:
-            console.print(f"[red]error:[/red] {_safe(self.error)}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[red]error:[/red] {safe_text(self.error)}", highlight=False, soft_wrap=True
+            )
         if self.dims:
             shape = " ".join(f"{k}={v}" for k, v in self.dims.items())
             console.print(f"smallest failing shape: {shape}")
@@ -146,10 +150,10 @@ class Report:
                 if r.status == "WRONG" and r.explanation:
                     label = r.name if r.name == "loss" else f"d{r.name}"
                     console.print(
-                        f"  {label}: {_safe(r.explanation)}", highlight=False, soft_wrap=True
+                        f"  {label}: {safe_text(r.explanation)}", highlight=False, soft_wrap=True
                     )
         for note in self.notes:
-            console.print(f"note: {_safe(note)}", highlight=False)
+            console.print(f"note: {safe_text(note)}", highlight=False)
         if self.output:
             lines = self.output.rstrip("\n").splitlines()
             shown = (
@@ -182,9 +186,6 @@ def safe_text(text: str) -> str:
     from rich.markup import escape
 
     return escape(_printable(text))
-
-
-_safe = safe_text
 
 
 def _num(v: float | None) -> str:

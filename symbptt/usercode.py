@@ -294,6 +294,8 @@ def _describe(value) -> str:
         return f"a {type(value).__name__} of length {len(value)}"
     if isinstance(value, Opaque):
         return f"a value of type {value.type_name}"
+    if isinstance(value, Foreign):
+        return f"a {value.dtype_name} array"
     return f"a value of type {type(value).__name__}"
 
 

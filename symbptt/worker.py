@@ -80,7 +80,12 @@ def _safe_text(value: Any) -> str:
 
 
 def _as_array(value: Any) -> tuple[np.ndarray, str] | None:
-    """An array view of value (and its real dtype name) when it is array-like, else None."""
+    """An array view of value (and its real dtype name) when it is array-like, else None.
+
+    A tensor that NumPy cannot read directly (it requires grad, lives on a GPU) is detached
+    and moved first; only a dtype NumPy lacks (bfloat16) is widened to float32, and then the
+    real dtype travels with it so the checker never judges it at the wrong precision.
+    """
     if isinstance(value, np.ndarray | np.generic):
         return np.asarray(value), ""
     if not (hasattr(value, "__array__") or hasattr(value, "__array_interface__")):
@@ -90,8 +95,16 @@ def _as_array(value: Any) -> tuple[np.ndarray, str] | None:
         return np.asarray(value), dtype_name
     except BaseException:
         pass
-    try:  # torch bfloat16 has no NumPy dtype: carry it as float32, say what it was
-        return np.asarray(value.detach().float().cpu()), dtype_name
+    try:
+        plain = value.detach().cpu()
+    except BaseException:
+        return None
+    try:
+        return np.asarray(plain), dtype_name
+    except BaseException:
+        pass
+    try:  # torch bfloat16 has no NumPy dtype
+        return np.asarray(plain.float()), dtype_name or "bfloat16"
     except BaseException:
         return None
 
@@ -131,6 +144,9 @@ class _Encoder:
         code = data.dtype.str
         if code not in _WIRE_CODES and data.dtype.kind in "biufc":  # another byte order
             data = data.astype(data.dtype.newbyteorder("="))
+            code = data.dtype.str
+        if data.dtype.kind == "V" and str(data.dtype) == "bfloat16":  # ml_dtypes (JAX)
+            dtype_name, data = "bfloat16", data.astype(np.float32)
             code = data.dtype.str
         if code not in _WIRE_CODES:
             return {"opaque": f"array of {data.dtype}", "text": _safe_text(value)}

@@ -230,7 +230,8 @@ def test_structures_too_deep_arrive_opaque_not_as_an_error():
 
 
 class FakeBFloat16Tensor:
-    """Enough of a torch bfloat16 tensor: NumPy cannot view it, .detach().float().cpu() can."""
+    """Enough of a torch bfloat16 tensor: NumPy cannot view it, even detached and on the CPU;
+    .float() can."""
 
     dtype = "torch.bfloat16"
 
@@ -241,6 +242,9 @@ class FakeBFloat16Tensor:
         raise TypeError("Got unsupported ScalarType BFloat16")
 
     def detach(self):
+        return self
+
+    def cpu(self):
         return self
 
     def float(self):
@@ -258,6 +262,26 @@ class FakeFloat32Tensor:
 
     def cpu(self):
         return self
+
+
+class FakeGradTensor:
+    """A float64 torch tensor that requires grad: NumPy refuses it until it is detached."""
+
+    dtype = "torch.float64"
+
+    def __init__(self, values):
+        self._values = np.asarray(values, dtype=np.float64)
+
+    def __array__(self, *args, **kwargs):
+        raise RuntimeError("Can't call numpy() on Tensor that requires grad")
+
+    def detach(self):
+        return FakeFloat32Tensor(self._values)  # a plain view, keeping float64
+
+
+def test_a_tensor_that_requires_grad_keeps_its_float64_precision():
+    got = roundtrip({"dW": FakeGradTensor([[1.5, -2.0]])})["dW"]
+    assert isinstance(got, np.ndarray) and got.dtype == np.float64
 
 
 class Unviewable:
