@@ -3,6 +3,10 @@
 When a returned value is wrong, the checker compares it with each alternative below, in order;
 an alternative is only offered when it differs from the truth at that shape, so a 1x1
 "transpose" is never a diagnosis. Adding a recognised mistake means adding one entry here.
+
+The truth and its truncations come from `symbptt.reference`, which computes only the correct
+model; a mistake that needs its own computation (the missing transpose in the recurrence,
+`untransposed_recurrence`) is simulated here, so the reference stays a plain independent truth.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import numpy as np
 from . import reference
 from .model import Dims
 
-__all__ = ["CAUSES", "Alternative", "alternatives"]
+__all__ = ["CAUSES", "Alternative", "alternatives", "untransposed_recurrence"]
 
 #: What each cause means, as the report prints it after "likely cause:".
 CAUSES = {
@@ -43,18 +47,114 @@ class Alternative:
     detail: str | None = None
 
 
-def _variant(form: str, arrays: Mapping[str, np.ndarray], **mistake) -> dict[str, np.ndarray]:
-    a = arrays
+_LAYER_OPTIONS = ("truncate", "activation", "inputs")  # the layer has no loss to reduce
+
+
+def _layer_inputs(arrays: Mapping[str, np.ndarray]) -> list:
+    return [arrays.get(name) for name in ("x", "h0", "W_x", "W_h", "b")]
+
+
+def _variant(form: str, arrays: Mapping[str, np.ndarray], **options) -> dict[str, np.ndarray]:
+    """The reference's gradients of `form` for the variant `options` (the truth, or a
+    truncation of it); absent "b", "c" or "h0" keys mean the variant without them."""
     if form == "layer":
-        return reference.layer_vjp(a["x"], a["h0"], a["W_x"], a["W_h"], a["b"], a["dh"], **mistake)
-    inputs = {n: v for n, v in a.items() if n != "dh"}
-    return reference.forward_backward_dict(inputs, **mistake)[1]
+        layer_options = {k: v for k, v in options.items() if k in _LAYER_OPTIONS}
+        return reference.layer_vjp(*_layer_inputs(arrays), arrays["dh"], **layer_options)
+    inputs = {n: v for n, v in arrays.items() if n != "dh"}
+    return reference.forward_backward_dict(inputs, **options)[1]
+
+
+def _slope(activation: str, hs: np.ndarray) -> np.ndarray:
+    """act'(a_t) written from h_t = act(a_t) (relu'(0) = 0)."""
+    if activation == "tanh":
+        return 1.0 - hs * hs
+    if activation == "relu":
+        return (hs > 0.0).astype(np.float64)
+    return np.ones_like(hs)
+
+
+def _direct_dh(arrays: Mapping[str, np.ndarray], hs: np.ndarray, reduction: str) -> np.ndarray:
+    """dL/dh_t through o_t alone: (softmax(o_t) - onehot(y_t)) V^T, over N*T for a mean."""
+    V, c = np.asarray(arrays["V"], dtype=np.float64), arrays.get("c")
+    logits = hs @ V if c is None else hs @ V + np.asarray(c, dtype=np.float64)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    dlogits = probs - np.eye(V.shape[1])[np.asarray(arrays["y"])]
+    if reduction == "mean":
+        dlogits /= hs.shape[0] * hs.shape[1]
+    return dlogits @ V.T
+
+
+def _mistaken_adjoints(dh, slope, W_h, k: int | None) -> np.ndarray:
+    """da_1..da_T when dh_{t-1} = da_t W_h, full or with each L_t reaching back k steps."""
+    T = dh.shape[0]
+    da = np.zeros_like(dh)
+    if k is None or k >= T - 1:
+        carry = np.zeros_like(dh[0])
+        for t in reversed(range(T)):
+            da[t] = (dh[t] + carry) * slope[t]
+            carry = da[t] @ W_h  # the mistake: W_h where W_h.T belongs
+        return da
+    for t in range(T):
+        stop = max(t - k, 0)
+        g = dh[t] * slope[t]
+        for s in range(t, stop - 1, -1):
+            da[s] += g
+            if s > stop:
+                g = (g @ W_h) * slope[s - 1]
+    return da
+
+
+def untransposed_recurrence(
+    arrays: Mapping[str, np.ndarray], form: str = "full", **options
+) -> dict[str, np.ndarray]:
+    """The gradients BPTT computes with the classic mistake dh_{t-1} = da_t W_h, where W_h^T
+    belongs (in the recurrence and in dh0 alike); it is never the truth.
+
+    `form` is "full" (arrays keyed as `reference.forward_backward_dict` takes them) or
+    "layer" (the layer's inputs and "dh"); `options` are the reference's keyword options of
+    the variant (truncate, activation, reduction, inputs). The validation, the forward pass
+    and the gradients the mistake leaves alone (V, c) come from the reference; the mistaken
+    backward pass through the recurrence is written here.
+    """
+    truth = _variant(form, arrays, **options)  # checks every array and option
+    activation, inputs = options.get("activation", "tanh"), options.get("inputs", "dense")
+    x, h0, W_x, W_h, b = _layer_inputs(arrays)
+    hs = reference.layer_forward(x, h0, W_x, W_h, b, activation=activation, inputs=inputs)
+    if form == "layer":
+        dh = np.asarray(arrays["dh"], dtype=np.float64)
+    else:
+        dh = _direct_dh(arrays, hs, options.get("reduction", "sum"))
+    W_x, W_h = np.asarray(W_x, dtype=np.float64), np.asarray(W_h, dtype=np.float64)
+    da = _mistaken_adjoints(dh, _slope(activation, hs), W_h, options.get("truncate"))
+    T, N, H = hs.shape
+    first = np.zeros((N, H)) if h0 is None else np.asarray(h0, dtype=np.float64)
+    h_prev = np.concatenate([first[None], hs[:-1]])
+    rows = da.reshape(-1, H)
+    mistaken = {"W_h": h_prev.reshape(-1, H).T @ rows, "b": da.sum(axis=(0, 1)), "h0": da[0] @ W_h}
+    if inputs == "tokens":
+        mistaken["W_x"] = np.zeros_like(W_x)
+        np.add.at(mistaken["W_x"], np.asarray(x).reshape(-1), rows)
+    else:
+        x = np.asarray(x, dtype=np.float64)
+        mistaken["W_x"] = x.reshape(-1, x.shape[-1]).T @ rows
+        mistaken["x"] = da @ W_x.T
+    return {name: mistaken.get(name, value) for name, value in truth.items()}
 
 
 def alternatives(
-    name: str, truth: np.ndarray, dims: Dims, arrays: Mapping[str, np.ndarray], form: str
+    name: str,
+    truth: np.ndarray,
+    dims: Dims,
+    arrays: Mapping[str, np.ndarray],
+    form: str,
+    **options,
 ) -> Iterator[Alternative]:
-    """Candidate wrong answers for `name` ("loss" or a gradient), cheapest first."""
+    """Candidate wrong answers for `name` ("loss" or a gradient), cheapest first.
+
+    `options` are the reference's keyword options of the variant under check (none: the
+    plain model); absent "b", "c" or "h0" keys of `arrays` mean the variant without them.
+    """
     N, T = dims.N, dims.T
     if name != "loss" and truth.ndim == 2 and truth.shape[0] == truth.shape[1]:
         yield Alternative("transposed", truth.T)
@@ -69,11 +169,12 @@ def alternatives(
     if name == "loss":
         return
     if T > 1:
-        yield Alternative("no_recurrent_term", _variant(form, arrays, truncate=0)[name])
+        no_recurrence = _variant(form, arrays, **{**options, "truncate": 0})
+        yield Alternative("no_recurrent_term", no_recurrence[name])
         for k in range(1, T - 1):
             detail = f"each loss term reaches back {k} step{'s' * (k > 1)}"
-            yield Alternative("truncated", _variant(form, arrays, truncate=k)[name], detail)
+            truncated = _variant(form, arrays, **{**options, "truncate": k})
+            yield Alternative("truncated", truncated[name], detail)
     if dims.H > 1:
-        yield Alternative(
-            "untransposed_recurrence", _variant(form, arrays, untransposed_recurrence=True)[name]
-        )
+        mistaken = untransposed_recurrence(arrays, form, **options)
+        yield Alternative("untransposed_recurrence", mistaken[name])
