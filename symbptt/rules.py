@@ -73,6 +73,13 @@ class Rule:
     differentiable: bool = True
 
 
+def _sum(*terms: np.ndarray) -> np.ndarray:
+    if np.asarray(terms[0]).dtype == object:
+        # One flat Add: folding with + on object arrays makes SymEngine import all of SymPy.
+        return np.asarray(se.Add(*(np.asarray(t).item() for t in terms)), dtype=object)
+    return np.asarray(sum(terms[1:], start=terms[0]))
+
+
 def _affine(bias: np.ndarray, *ab: np.ndarray) -> np.ndarray:
     out = ab[0] @ ab[1]
     for k in range(2, len(ab), 2):
@@ -110,7 +117,7 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "sum",
-            forward=lambda *terms: np.asarray(sum(terms[1:], start=terms[0])),
+            forward=_sum,
             vjps=(),  # variadic: every input receives g unchanged (see vjp())
         ),
         Rule(
