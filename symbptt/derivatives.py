@@ -51,34 +51,33 @@ class Block:
 class Path:
     """One path of the unrolled graph from a parameter (or input) to the loss L.
 
-    `nodes` names every node on the way, copies included (`W_h^(k)` marks the use at step k).
+    `nodes` names every node on the way, copies included (`W_h^(k)` marks the use at step k);
+    `steps` and `kinds` are those nodes' time steps and roles, as the graph has them.
     """
 
     wrt: str
     nodes: tuple[str, ...]
+    steps: tuple[int | None, ...]
+    kinds: tuple[str, ...]
 
     @property
     def shown(self) -> tuple[str, ...]:
         """The path as written in the derivation: copies folded into the parameter."""
-        return tuple(n for n in self.nodes if "^(" not in n)
+        return tuple(n for n, kind in zip(self.nodes, self.kinds) if kind != "copy")
 
     @property
     def entry_step(self) -> int:
-        """The step whose use of the parameter starts the path (k)."""
-        return _step_of(self.nodes[1])
+        """The step k at which the path enters the recurrence: the step of the first node the
+        parameter or input feeds (its copy W^(k), or a_1 for h0, a_k for x_k)."""
+        return self.steps[1] or 0
 
     @property
     def loss_step(self) -> int:
         """The step t of the loss term L_t the path ends in."""
-        return _step_of(self.nodes[-2])
+        return self.steps[-2] or 0
 
     def __str__(self) -> str:
         return " -> ".join(self.shown)
-
-
-def _step_of(name: str) -> int:
-    digits = name.rsplit("(", 1)[-1].rstrip(")") if "^(" in name else name.rsplit("_", 1)[-1]
-    return int(digits) if digits.isdigit() else 0
 
 
 def _adjoint_symbols(node: Node) -> np.ndarray:
@@ -124,7 +123,10 @@ class Derivation:
         name = resolve_name(name, GRADIENT_NAMES)
         found: list[Path] = []
         for root in self._roots(name):
-            found.extend(Path(name, nodes) for nodes in self._walk(root))
+            for nodes in self._walk(root):
+                graph_nodes = [self.graph.node(n) for n in nodes]
+                steps = tuple(n.step for n in graph_nodes)
+                found.append(Path(name, nodes, steps, tuple(n.kind for n in graph_nodes)))
         return sorted(found, key=lambda p: (p.entry_step, p.loss_step, p.nodes))
 
     def path_count(self, name: str) -> int:
@@ -166,23 +168,27 @@ class Derivation:
         return list(self._path_blocks.values())
 
     def _pull_back(self, nodes: tuple[str, ...]) -> Block:
-        if nodes in self._path_blocks:
-            return self._path_blocks[nodes]
-        if len(nodes) == 1:  # the loss itself: dL/dL = 1
-            g = np.asarray(se.Integer(1), dtype=object)
-        else:
-            below = self._pull_back(nodes[1:])
-            child = self.graph.node(nodes[1])
-            rule = child.local_rule()
-            inputs = [self.graph.node(p).symbols for p in child.parents]
-            consts = {k: self.graph.node(v).symbols for k, v in child.consts}
-            index = child.parents.index(nodes[0])
-            g = vjp(rule, index, below.symbols, child.symbols, inputs, consts)
-        node = self.graph.node(nodes[0])
-        code = f"p{len(self._path_blocks)}_{node.code}"
-        block = Block(" -> ".join(nodes), symbol_matrix(code, node.shape), np.asarray(g))
-        self._path_blocks[nodes] = block
-        return block
+        # Suffixes from the loss up, each built on the one below it: iterative, since a path
+        # is about 2T nodes long (deeper than Python's recursion at T in the hundreds).
+        cached = 0  # the longest suffix already built (every shorter one is built too)
+        while cached < len(nodes) and nodes[cached:] not in self._path_blocks:
+            cached += 1
+        for start in range(cached - 1, -1, -1):
+            suffix = nodes[start:]
+            if len(suffix) == 1:  # the loss itself: dL/dL = 1
+                g = np.asarray(se.Integer(1), dtype=object)
+            else:
+                below = self._path_blocks[suffix[1:]]
+                child = self.graph.node(suffix[1])
+                inputs = [self.graph.node(p).symbols for p in child.parents]
+                consts = {k: self.graph.node(v).symbols for k, v in child.consts}
+                index = child.parents.index(suffix[0])
+                g = vjp(child.local_rule(), index, below.symbols, child.symbols, inputs, consts)
+            node = self.graph.node(suffix[0])
+            code = f"p{len(self._path_blocks)}_{node.code}"
+            block = Block(" -> ".join(suffix), symbol_matrix(code, node.shape), np.asarray(g))
+            self._path_blocks[suffix] = block
+        return self._path_blocks[nodes]
 
     # -- expansion for printing ---------------------------------------------------------------
     def expand(self, symbols: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ class Node:
 
     def local_rule(self) -> Rule:
         if self.rule is None:
-            raise ValueError(f"{self.name} is a leaf and has no rule")
+            raise UnknownNameError(f"{self.name} is a leaf of the graph and has no rule")
         return RULES[self.rule]
 
 
@@ -119,13 +119,14 @@ def unroll(
 
     def add(name: str, kind: str, code: str, step: int | None, shape=None, **link) -> Node:
         symbols = symbol_matrix(code, shape if shape is not None else ())
-        node = Node(name, kind, code, step, symbols, **link)
-        if node.rule is not None:
-            rule = RULES[node.rule]
-            args = [by_name[p].symbols for p in node.parents]
-            kwargs = {k: by_name[v].symbols for k, v in node.consts}
+        definition = None
+        if link.get("rule") is not None:  # the definition first: a Node is never mutated
+            rule = RULES[link["rule"]]
+            args = [by_name[p].symbols for p in link.get("parents", ())]
+            kwargs = {k: by_name[v].symbols for k, v in link.get("consts", ())}
             definition = np.asarray(rule.forward(*args, **kwargs), dtype=object)
-            object.__setattr__(node, "definition", definition.reshape(symbols.shape))
+            definition = definition.reshape(symbols.shape)
+        node = Node(name, kind, code, step, symbols, definition=definition, **link)
         nodes.append(node)
         by_name[name] = node
         return node

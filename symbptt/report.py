@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from rich.console import Console
 from rich.table import Table
 
+from .errors import UnknownNameError
 from .mistakes import CAUSES
 
 __all__ = ["ParameterResult", "Report"]
@@ -71,10 +72,12 @@ class Report:
     out_of_time: bool = False
 
     def result(self, name: str) -> ParameterResult:
+        """The verdict on one gradient (or "loss"); UnknownNameError if the report has none."""
         for r in self.results:
             if r.name == name:
                 return r
-        raise KeyError(name)
+        known = ", ".join(r.name for r in self.results) or "none: the check could not run"
+        raise UnknownNameError(f"the report has no result {name!r} (it has {known})")
 
     @property
     def wrong(self) -> list[str]:

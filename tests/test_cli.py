@@ -303,3 +303,16 @@ def test_check_layer_form(capsys):
     assert code == 1 and record["form"] == "layer"
     assert {r["name"] for r in record["results"]} == {"x", "h0", "W_x", "W_h", "b"}
     assert record["results"][3]["likely_cause"] == "no_recurrent_term"
+
+
+def test_a_disagreement_with_the_reference_is_an_internal_error(capsys, monkeypatch):
+    real = reference.forward_backward_dict
+
+    def off(arrays, **options):
+        loss, grads = real(arrays, **options)
+        return loss, {**grads, "W_h": grads["W_h"] * 1.01}
+
+    monkeypatch.setattr(reference, "forward_backward_dict", off)
+    code, out, err = _run(capsys, "derive", "--T", "2", "--json")
+    assert code == 3 and json.loads(out)["agrees"] is False
+    assert "internal error" in err and "please report" in err and err.count("\n") == 1

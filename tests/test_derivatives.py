@@ -80,9 +80,22 @@ def test_partial_is_not_the_total_when_T_is_2():
     dims = Dims(N=2, D=2, H=2, C=2, T=2)
     grads = compile_gradients(_derivation(dims), ["W_h"], partials=True)(random_point(dims, 1))
     assert np.abs(grads["W_h^(2)"] - grads["W_h"]).max() > 1e-3
-    # ... and the last step's partial is what forgetting the recurrent flow would give.
     _, truncated = reference.forward_backward_dict(random_point(dims, 1), truncate=0)
     assert np.abs(grads["W_h^(1)"] + grads["W_h^(2)"] - truncated["W_h"]).max() > 1e-6
+
+
+@pytest.mark.parametrize("name", ["W_h", "W_x", "b", "h0"])
+def test_no_recurrent_term_is_the_sum_of_the_one_step_paths(name):
+    # Forgetting the recurrent term keeps exactly the paths that enter and leave at one step,
+    # which with a loss at every step is not the last partial derivative.
+    dims = Dims(N=2, D=2, H=2, C=3, T=3)
+    arrays = random_point(dims, 4)
+    paths, values, grads = _evaluate_paths(dims, arrays, name)
+    one_step = sum(v for p, v in zip(paths, values) if p.entry_step == p.loss_step)
+    _, truncated = reference.forward_backward_dict(arrays, truncate=0)
+    np.testing.assert_allclose(one_step, truncated[name], rtol=1e-9, atol=1e-12)
+    if name != "h0":
+        assert np.abs(grads[f"{name}^({dims.T})"] - truncated[name]).max() > 1e-3
 
 
 def _sympy_loss(dims, symbols):
@@ -170,3 +183,19 @@ def test_path_count_matches_the_listing(T):
     d = _derivation(Dims(N=1, D=1, H=1, C=2, T=T))
     for name in GRADIENT_NAMES:
         assert d.path_count(name) == len(d.paths(name))
+
+
+def test_a_long_path_is_pulled_back_without_recursion():
+    import sys
+
+    dims = Dims(N=1, D=1, H=1, C=2, T=300)
+    d = derive(unroll(dims))
+    longest = max(d.paths("h0"), key=lambda p: len(p.nodes))
+    assert longest.loss_step == 300 and len(longest.nodes) > 600
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(200)  # far below the path's length
+    try:
+        symbols = d.path_contribution(longest)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert symbols.shape == (1, 1)
