@@ -17,15 +17,16 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 from .cost import PATH_T
 from .errors import InternalError, SymbpttError, TargetError
 from .model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point, resolve_name
-from .report import safe_text
 from .usercode import FORMS, LAYOUTS, PRECISIONS
 
 __all__ = ["main"]
@@ -310,6 +311,8 @@ def _render_derivation(record: dict, out: Console) -> None:
         f"{record['seconds']:.2f} s)"
     )
     if record["paths"] is not None:
+        from rich.table import Table
+
         table = Table(show_lines=False)
         for col in ("#", "path", "k", "t", f"contribution (at seed {record['seed']})"):
             table.add_column(col)
@@ -430,6 +433,8 @@ def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
         return _check_single(targets[0], options, args, out, err)
     total = len(targets)
 
+    from .report import safe_text
+
     def announce(done: int, record: dict) -> None:
         wrong = [r["name"] for r in record.get("results", []) if r.get("status") == "WRONG"]
         detail = f" ({', '.join(wrong)})" if wrong else ""
@@ -473,7 +478,10 @@ def _check_single(target: str, options: dict, args, out: Console, err: Console) 
 
 
 def _render_summary(records: list[dict], out: Console) -> None:
+    from rich.table import Table
+
     from .batch import verdict
+    from .report import safe_text
 
     table = Table(title=f"symbptt check: {len(records)} targets")
     for col in ("target", "verdict", "wrong", "smallest failing shape", "error"):
@@ -502,9 +510,11 @@ def _fmt(a: np.ndarray) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `symbptt` console script; returns the exit code."""
-    out, err = Console(), Console(stderr=True)
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(argv)  # before rich is imported: --help stays quick
+        from rich.console import Console
+
+        out, err = Console(), Console(stderr=True)
         return {"derive": run_derive, "check": run_check}[args.command](args, out, err)
     except InternalError as e:
         print(f"symbptt: internal error: {e}", file=sys.stderr)
