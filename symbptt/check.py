@@ -29,9 +29,10 @@ from .errors import (
 )
 from .isolation import Died, InProcess, Limits, Raised, Worker
 from .mistakes import alternatives
-from .model import Dims, random_point, validate_arrays
+from .model import Dims
 from .report import ParameterResult, Report
-from .usercode import GRADIENTS, PRECISIONS, Convention, Runner, UserAnswer
+from .spec import ModelSpec
+from .usercode import PRECISIONS, Convention, Runner, UserAnswer, _vanilla
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -93,32 +94,47 @@ GENERIC = Dims(N=3, D=2, H=3, C=4, T=4)
 
 @dataclass(frozen=True)
 class Problem:
-    """One set of inputs: dims and canonical arrays (plus dh for the layer form)."""
+    """One set of inputs of a model variant: dims and canonical arrays (plus dh for the layer
+    form)."""
 
     dims: Dims
     arrays: dict[str, np.ndarray]
+    model: ModelSpec
 
     def prefix(self, t: int) -> Problem:
         """The same problem cut to its first t time steps."""
-        arrays = {k: (v[:t] if k in ("x", "y", "dh") else v) for k, v in self.arrays.items()}
-        return Problem(replace(self.dims, T=t), arrays)
+        cut = (*self.model.time_major, "dh")
+        arrays = {k: (v[:t] if k in cut else v) for k, v in self.arrays.items()}
+        return Problem(replace(self.dims, T=t), arrays, self.model)
 
 
-def _problem(dims: Dims, arrays: dict[str, np.ndarray], form: str, dh_seed: int) -> Problem:
+def _problem(
+    dims: Dims, arrays: dict[str, np.ndarray], form: str, dh_seed: int, model: ModelSpec
+) -> Problem:
     if form == "layer":
         rng = np.random.default_rng(dh_seed)
         arrays = {**arrays, "dh": rng.standard_normal((dims.T, dims.N, dims.H))}
-    return Problem(dims, arrays)
+    return Problem(dims, arrays, model)
 
 
 def _truth(form: str, problem: Problem) -> tuple[float | None, dict[str, np.ndarray]]:
-    a = problem.arrays
+    a, model = problem.arrays, problem.model
     if form == "layer":
-        return None, reference.layer_vjp(a["x"], a["h0"], a["W_x"], a["W_h"], a["b"], a["dh"])
+        return None, reference.layer_vjp(
+            a["x"],
+            a.get("h0"),
+            a["W_x"],
+            a["W_h"],
+            a.get("b"),
+            a["dh"],
+            **model.options.reference_options("layer"),
+        )
     from .compile import gradient_function
 
-    symbolic = gradient_function(problem.dims).call_unchecked(a)
-    loss, grads = reference.forward_backward_dict({k: a[k] for k in a if k != "dh"})
+    symbolic = gradient_function(problem.dims, model).call_unchecked(a)
+    loss, grads = reference.forward_backward_dict(
+        {k: a[k] for k in a if k != "dh"}, **model.options.reference_options()
+    )
     for name, value in grads.items():  # two independent derivations must agree
         scale = max(1.0, float(np.abs(value).max(initial=0.0)))
         if np.abs(symbolic[name] - value).max(initial=0.0) > 1e-8 * scale:
@@ -159,7 +175,8 @@ def _matches(got, candidate, truth, tol: Tolerance, global_scale: float) -> bool
 
 def _likely_cause(name, got, truth, problem: Problem, form: str, tol, global_scale):
     """The first known mistake whose result the wrong answer equals, with its detail."""
-    for alt in alternatives(name, truth, problem.dims, problem.arrays, form):
+    options = problem.model.options.reference_options(form)
+    for alt in alternatives(name, truth, problem.dims, problem.arrays, form, **options):
         if _matches(got, alt.value, truth, tol, global_scale):
             return alt.cause, alt.detail
     denom = float(np.sum(truth * truth))
@@ -273,7 +290,7 @@ class _Checker:
         answer, problem = ev.answer, ev.problem
         d = problem.dims
         shape = f"N={d.N} D={d.D} H={d.H} C={d.C} T={d.T}"
-        names = [*GRADIENTS[self.conv.form], *(["loss"] if self.conv.form == "full" else [])]
+        names = [*self.conv.gradients, *(["loss"] if self.conv.form == "full" else [])]
         results = {}
         for name in names:
             if name in answer.problems:
@@ -400,6 +417,7 @@ def validate_options(
     forbid_imports: Sequence[str] = (),
     isolate: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    model: ModelSpec | None = None,
 ) -> tuple[Convention, tuple[str, ...], dict[str, Tolerance]]:
     """Every argument of check_gradients checked before any work, one sentence each
     (InvalidArgumentError); the convention, the required values and the tolerance table."""
@@ -414,8 +432,10 @@ def validate_options(
         isolate,
         progress,
     )
-    convention = Convention(form, layout, batch_first, {} if names is None else names, order)
-    required = _required(form, only)
+    convention = Convention(
+        form, layout, batch_first, {} if names is None else names, order, model or _vanilla()
+    )
+    required = _required(convention, only)
     table = _table(tolerances, precision)
     if shapes is not None:
         from hypothesis.strategies import SearchStrategy
@@ -456,8 +476,9 @@ def _validate(
         raise InvalidArgumentError("progress must be a function progress(done, total) or None")
 
 
-def _required(form: str, only: Sequence[str] | None) -> tuple[str, ...]:
-    every = (*GRADIENTS[form], *(["loss"] if form == "full" else []))
+def _required(convention: Convention, only: Sequence[str] | None) -> tuple[str, ...]:
+    form = convention.form
+    every = (*convention.gradients, *(["loss"] if form == "full" else []))
     if only is None:
         return every
     if isinstance(only, str) or not all(isinstance(n, str) for n in only) or not only:
@@ -544,6 +565,7 @@ def check_gradients(
     forbid_imports: Sequence[str] = (),
     isolate: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    model: ModelSpec | None = None,
 ) -> Report:
     """Check the gradients fn returns on random shapes and values; say what is wrong and where.
 
@@ -571,6 +593,8 @@ def check_gradients(
         memory_mb: memory the function may use on top of the worker's own.
         forbid_imports: top-level modules the function may not import (e.g. "symbptt").
         isolate: False runs a callable in this process, without limits (to debug it).
+        model: the model variant fn computes (`VANILLA.variant(no_bias=("b",), ...)`);
+            default the vanilla RNN.
 
     Returns:
         A `Report`; `report.ok` is False when any required gradient or the loss is wrong or
@@ -603,6 +627,7 @@ def check_gradients(
         forbid_imports=forbid_imports,
         isolate=isolate,
         progress=progress,
+        model=model,
     )
     limits = Limits.for_check(timeout, total_timeout, memory_mb)
     started = time.monotonic()
@@ -650,6 +675,7 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     report = Report(ok=False, form=form, layout=convention.layout, examples=0)
     report.tolerance = {k: v.rtol for k, v in table.items()}
     report.precision = precision
+    report.model = {"name": convention.model.name, **convention.model.options.as_dict()}
     # The worker boots while we import the search and the symbolic engine.
     import hypothesis  # noqa: F401
 
@@ -670,7 +696,8 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
         if not search.died:
             report.inconsistent = search.flaky or _answers_differently(checker, search.failure)
     if not search.died and not search.out_of_time:
-        generic = _problem(GENERIC, random_point(GENERIC, seed), form, seed)
+        model = convention.model
+        generic = _problem(GENERIC, model.random_point(GENERIC, seed), form, seed, model)
         try:
             at_generic = checker.results(checker.evaluate(generic))
         except UserFunctionError as exc:
@@ -734,12 +761,13 @@ def _search(checker: _Checker, shapes, max_examples: int, seed: int, progress) -
     from .strategies import rnn_problems
 
     form = checker.conv.form
-    strategy = st.tuples(rnn_problems(shapes=shapes), st.integers(0, 2**32 - 1))
+    model = checker.conv.model
+    strategy = st.tuples(rnn_problems(shapes=shapes, model=model), st.integers(0, 2**32 - 1))
     search = _Search()
 
     def attempt(drawn) -> None:
         (dims, arrays), dh_seed = drawn
-        problem = _problem(dims, arrays, form, dh_seed)
+        problem = _problem(dims, arrays, form, dh_seed, model)
         search.count += 1
         search.shapes.add(dims)
         if progress:
@@ -791,27 +819,31 @@ def compare_gradients(
     only: Sequence[str] | None = None,
     precision: str | None = None,
     tolerances: Mapping[str, Tolerance] | None = None,
+    model: ModelSpec | None = None,
 ) -> Report:
-    """Compare one already-computed loss and gradient dict (canonical names, row layout).
+    """Compare one already-computed loss and gradient dict (canonical names, row layout) of a
+    model variant (default the vanilla RNN).
 
     Every gradient and the loss are required unless `only` names the ones given.
     """
+    model = model or _vanilla()
     table = _table(tolerances, precision)
-    required = _required("full", only)
+    convention = Convention(model=model)
+    required = _required(convention, only)
     if not isinstance(arrays, Mapping):
         raise InvalidArgumentError("arrays must be a dict of the model's input arrays")
-    dims = Dims.from_arrays(dict(arrays))
-    arrays = validate_arrays(dims, dict(arrays))
+    dims = model.dims_of(arrays)
+    arrays = model.validate(dims, arrays)
     checker = _Checker(
         InProcess(lambda *a: (loss, dict(grads) if isinstance(grads, Mapping) else grads)),
-        Convention(),
+        convention,
         table,
         precision=precision,
         required=required,
         probe_prefixes=False,
     )
     try:
-        results = checker.results(checker.evaluate(Problem(dims, arrays)))
+        results = checker.results(checker.evaluate(Problem(dims, arrays, model)))
     except UserFunctionError as exc:
         report = Report(ok=False, form="full", layout="row", examples=1, error=str(exc))
         report.dims = dims.as_dict()

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 from .cost import PATH_T
-from .errors import InternalError, SymbpttError, TargetError
-from .model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point, resolve_name
+from .errors import InternalError, InvalidArgumentError, SymbpttError, TargetError
+from .model import GRADIENT_NAMES, Dims, resolve_name
 from .usercode import FORMS, LAYOUTS, PRECISIONS
 
 __all__ = ["main"]
@@ -84,6 +84,73 @@ def _scale(text: str) -> float:
     return value
 
 
+def _variant_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a model variant, one per option of `spec.Options`."""
+    from .spec import ACTIVATIONS, REDUCTIONS
+
+    group = parser.add_argument_group("model variant")
+    group.add_argument(
+        "--no-bias",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="the model has no such bias (b or c; repeatable)",
+    )
+    group.add_argument(
+        "--h0",
+        choices=("input", "zero"),
+        default="input",
+        help="h0 an input (default) or fixed at zero",
+    )
+    group.add_argument(
+        "--inputs",
+        choices=("dense", "tokens"),
+        default="dense",
+        help="x as vectors (default) or as integer token ids",
+    )
+    group.add_argument("--activation", choices=ACTIVATIONS, default="tanh")
+    group.add_argument(
+        "--reduction",
+        choices=REDUCTIONS,
+        default="sum",
+        help="the loss summed (default) or averaged over all N*T terms",
+    )
+    group.add_argument(
+        "--truncate",
+        type=_at_least(0),
+        default=None,
+        metavar="K",
+        help="K-step truncated BPTT: only paths with t - k <= K",
+    )
+
+
+def model_spec(args: argparse.Namespace):
+    """The model variant the command line asked for (one sentence for an impossible one)."""
+    from .models import VANILLA
+
+    try:
+        return VANILLA.variant(
+            no_bias=tuple(args.no_bias),
+            h0=args.h0,
+            inputs=args.inputs,
+            activation=args.activation,
+            reduction=args.reduction,
+            truncate=args.truncate,
+        )
+    except InvalidArgumentError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _reference_options(spec) -> dict:
+    options = spec.options
+    return {
+        "truncate": options.truncate,
+        "activation": options.activation,
+        "reduction": options.reduction,
+        "inputs": options.inputs,
+    }
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symbptt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -97,6 +164,7 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=_at_least(0), default=0, help="seed of the random point")
     d.add_argument("--scale", type=_scale, default=1.0, help="scale of V and c (logit size)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead")
+    _variant_arguments(d)
     k = sub.add_parser(
         "check",
         help="check hand-written BPTT functions on random shapes and say what is wrong",
@@ -159,6 +227,7 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument(
         "--jobs", type=_at_least(1), default=1, help="targets checked in parallel (default 1)"
     )
+    _variant_arguments(k)
     formats = k.add_mutually_exclusive_group()
     formats.add_argument(
         "--json", action="store_true", help="print each report as one line of JSON"
@@ -244,20 +313,21 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     from .graph import unroll
 
     dims = Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T)
-    wrt = resolve_name(args.wrt)
+    spec = model_spec(args)
+    wrt = _gradient_name(spec, args.wrt)
     from . import cost
 
     cost.guard(dims, wrt)  # refuse what would take minutes or more memory than there is
     started = time.perf_counter()
     with _Progress(err) as report:
-        graph = unroll(dims, progress=report)
+        graph = unroll(dims, progress=report, spec=spec)
         derivation = derive(graph, progress=report)
         gradients = compile_gradients(derivation, [wrt], partials=True)
-    arrays = random_point(dims, seed=args.seed, scale=args.scale)
+    arrays = spec.random_point(dims, seed=args.seed, scale=args.scale)
     symbolic = gradients(arrays)
-    loss_ref, grads_ref = reference.forward_backward_dict(arrays)
+    loss_ref, grads_ref = reference.forward_backward_dict(arrays, **_reference_options(spec))
     total = symbolic[wrt]
-    shared = wrt in SHARED_PARAMETERS
+    shared = wrt in spec.parameters
     partials = {k: symbolic[f"{wrt}^({k})"] for k in range(1, dims.T + 1)} if shared else {}
     errors = {
         "symbolic_vs_bptt": _max_rel_error(total, grads_ref[wrt]),
@@ -285,13 +355,16 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
             }
             for p, v in zip(listed, values)
         ]
+    kept = derivation.path_count(wrt)
     return {
+        "model": {"name": spec.name, **spec.options.as_dict()},
         "dims": dims.as_dict(),
         "wrt": wrt,
         "seed": args.seed,
         "arrays": {k: np.asarray(v).tolist() for k, v in arrays.items()},
         "loss": float(symbolic["loss"]),
-        "path_count": derivation.path_count(wrt),
+        "path_count": kept,
+        "paths_dropped": derivation.path_count(wrt, truncated=False) - kept,
         "paths": paths,
         "partials": {str(k): v.tolist() for k, v in partials.items()},
         "total": total.tolist(),
@@ -303,6 +376,28 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     }
 
 
+def _gradient_name(spec, name: str) -> str:
+    """The canonical name of a gradient this variant has (one sentence when it has none)."""
+    try:
+        return resolve_name(name, spec.gradient_names)
+    except SymbpttError:
+        if name in {i.name for i in spec.base_inputs} or name in ("W_x", "W_h", "b", "c", "V"):
+            raise _UsageError(
+                f"--wrt {name}: this variant ({_describe_variant(spec)}) has no gradient with "
+                f"respect to {name}; it has {', '.join(spec.gradient_names)}"
+            ) from None
+        raise
+
+
+#: Option values of the plain model, not worth showing.
+_DEFAULTS = (None, [], "input", "dense", "tanh", "sum")
+
+
+def _describe_variant(spec) -> str:
+    changed = {k: v for k, v in spec.options.as_dict().items() if v not in _DEFAULTS}
+    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "the full model"
+
+
 def _render_derivation(record: dict, out: Console) -> None:
     d, wrt = record["dims"], record["wrt"]
     out.print(
@@ -310,6 +405,15 @@ def _render_derivation(record: dict, out: Console) -> None:
         f"{record['path_count']} paths through the unrolled graph ({record['graph_nodes']} nodes, "
         f"{record['seconds']:.2f} s)"
     )
+    variant = {k: v for k, v in record["model"].items() if k != "name" and v not in _DEFAULTS}
+    if variant:
+        shown = ", ".join(f"{k}={v}" for k, v in variant.items())
+        out.print(f"model: {record['model']['name']} RNN with {shown}", highlight=False)
+    if record["paths_dropped"]:
+        out.print(
+            f"{record['paths_dropped']} longer paths dropped by truncation "
+            f"(only t - k <= {record['model']['truncate']} counts)"
+        )
     if record["paths"] is not None:
         from rich.table import Table
 
@@ -394,6 +498,7 @@ def check_options(args: argparse.Namespace) -> dict:
         total_timeout=args.total_timeout,
         memory_mb=args.memory,
         forbid_imports=tuple(_names_list(args.forbid_import)),
+        model=model_spec(args),
     )
     try:  # our own options are checked before any user code runs
         validate_options(**options)

@@ -18,14 +18,8 @@ import symengine as se
 
 from .derivatives import Block, Derivation, Path, blocks_needed, derive
 from .graph import UnrolledGraph, unroll
-from .model import (
-    GRADIENT_NAMES,
-    INPUT_NAMES,
-    SHARED_PARAMETERS,
-    Dims,
-    resolve_name,
-    validate_arrays,
-)
+from .model import Dims, resolve_name
+from .spec import ModelSpec
 
 __all__ = [
     "CompiledFunction",
@@ -35,20 +29,44 @@ __all__ = [
     "gradient_function",
 ]
 
-_NAMESPACE = {"exp": math.exp, "log": math.log, "tanh": math.tanh, "E": math.e, "max": max}
+
+def _piecewise(*pieces: tuple[float, bool]) -> float:
+    """SymEngine's Piecewise((value, condition), ...) as printed: the first true piece."""
+    for value, condition in pieces:
+        if condition:
+            return value
+    raise ValueError("no piece of a Piecewise applies")
+
+
+#: What the emitted code may call: SymEngine prints these names.
+_NAMESPACE = {
+    "exp": math.exp,
+    "log": math.log,
+    "tanh": math.tanh,
+    "E": math.e,
+    "max": max,
+    "Max": max,
+    "Piecewise": _piecewise,
+    "True": True,
+}
 
 
 def _input_lines(graph: UnrolledGraph) -> list[str]:
-    """Unpack the input arrays into one local variable per symbol."""
-    T = graph.dims.T
+    """Unpack the input arrays into one local variable per symbol, as the spec declares them:
+    labels and token ids one-hot, everything else as floats."""
+    spec, T = graph.spec, graph.dims.T
     lines = []
-    for name in ("W_x", "W_h", "b", "V", "c", "h0"):
-        names = ", ".join(s.name for s in graph.node(name).symbols.flat)
-        lines.append(f"    {names}, = {name}.ravel().tolist()")
-    xs = [s.name for t in range(1, T + 1) for s in graph.node(f"x_{t}").symbols.flat]
-    lines.append(f"    {', '.join(xs)}, = x.ravel().tolist()")
-    ys = [s.name for t in range(1, T + 1) for s in graph.node(f"Y_{t}").symbols.flat]
-    lines.append(f"    {', '.join(ys)}, = _one_hot(y, {graph.dims.C})")
+    for item in spec.inputs:
+        if item.role in ("parameter", "initial"):
+            names = ", ".join(s.name for s in graph.node(item.name).symbols.flat)
+            lines.append(f"    {names}, = {item.name}.ravel().tolist()")
+            continue
+        node = "Y" if item.role == "label" else item.name
+        names = [s.name for t in range(1, T + 1) for s in graph.node(f"{node}_{t}").symbols.flat]
+        source = f"{item.name}.ravel().tolist()"
+        if item.integer:
+            source = f"_one_hot({item.name}, {getattr(graph.dims, item.bound)})"
+        lines.append(f"    {', '.join(names)}, = {source}")
     return lines
 
 
@@ -92,17 +110,18 @@ class CompiledFunction:
     """
 
     dims: Dims
+    spec: ModelSpec
     source: str
     shapes: dict[str, tuple[int, ...]]
     _raw: object
 
     def __call__(self, arrays: Mapping[str, np.ndarray] | None = None, **kwargs) -> dict:
-        arrays = validate_arrays(self.dims, {**(arrays or {}), **kwargs})
+        arrays = self.spec.validate(self.dims, {**(arrays or {}), **kwargs})
         return self.call_unchecked(arrays)
 
     def call_unchecked(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Skip input validation (for benchmarks and inner loops on trusted arrays)."""
-        flat = self._raw(*(arrays[n] for n in INPUT_NAMES))
+        flat = self._raw(*(arrays[n] for n in self.spec.names))
         return {k: np.array(v, dtype=float).reshape(self.shapes[k]) for k, v in flat.items()}
 
 
@@ -115,7 +134,7 @@ def compile_program(
 ) -> CompiledFunction:
     """Emit and compile Python code evaluating `outputs` (object arrays of symbols)."""
     wanted = [s for arr in outputs.values() for s in np.asarray(arr).flat]
-    lines = [f"def _symbptt_program({', '.join(INPUT_NAMES)}):"]
+    lines = [f"def _symbptt_program({', '.join(graph.spec.names)}):"]
     lines += _input_lines(graph)
     for block in blocks_needed(blocks, wanted):
         lines += _block_lines(block, cse)
@@ -128,12 +147,12 @@ def compile_program(
     namespace = dict(_NAMESPACE, _one_hot=_one_hot)
     exec(compile(source, "<symbptt generated>", "exec"), namespace)  # our own generated code
     shapes = {name: np.asarray(arr).shape for name, arr in outputs.items()}
-    return CompiledFunction(graph.dims, source, shapes, namespace["_symbptt_program"])
+    return CompiledFunction(graph.dims, graph.spec, source, shapes, namespace["_symbptt_program"])
 
 
 def compile_gradients(
     derivation: Derivation,
-    names: Iterable[str] = GRADIENT_NAMES,
+    names: Iterable[str] | None = None,
     *,
     partials: bool = False,
     cse: bool = True,
@@ -143,12 +162,14 @@ def compile_gradients(
     With `partials=True` the outputs also hold each shared parameter's partial derivative per
     step, keyed like the graph's copies (`"W_h^(3)"`).
     """
-    names = [resolve_name(n) for n in names]
+    spec = derivation.graph.spec
+    names = spec.gradient_names if names is None else names
+    names = [resolve_name(n, spec.gradient_names) for n in names]
     outputs = {"loss": derivation.loss_symbol()}
     outputs.update({name: derivation.total_derivative(name) for name in names})
     if partials:
         for name in names:
-            if name in SHARED_PARAMETERS:
+            if name in spec.parameters:
                 for k in range(1, derivation.graph.dims.T + 1):
                     outputs[f"{name}^({k})"] = derivation.partial_derivative(name, k)
     blocks = [*derivation.forward, *derivation.backward]
@@ -165,6 +186,7 @@ def compile_paths(
 
 
 @lru_cache(maxsize=512)
-def gradient_function(dims: Dims) -> CompiledFunction:
-    """The compiled symbolic loss-and-gradients function for `dims`, derived once and cached."""
-    return compile_gradients(derive(unroll(dims)))
+def gradient_function(dims: Dims, spec: ModelSpec | None = None) -> CompiledFunction:
+    """The compiled symbolic loss-and-gradients function for `dims` (and a model variant,
+    default the vanilla RNN), derived once and cached."""
+    return compile_gradients(derive(unroll(dims, spec=spec)))

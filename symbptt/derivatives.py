@@ -20,7 +20,7 @@ import symengine as se
 
 from .errors import ExpansionTooLargeError, UnknownNameError
 from .graph import Node, UnrolledGraph, symbol_matrix
-from .model import GRADIENT_NAMES, SHARED_PARAMETERS, resolve_name
+from .model import resolve_name
 from .rules import vjp
 
 __all__ = [
@@ -101,14 +101,14 @@ class Derivation:
     # -- partial and total derivatives -------------------------------------------------------
     def partial_derivative(self, parameter: str, step: int) -> np.ndarray:
         """dL/dθ^(step): the derivative w.r.t. θ's use at one step, all other uses held fixed."""
-        parameter = resolve_name(parameter, SHARED_PARAMETERS)
+        parameter = resolve_name(parameter, self.graph.spec.parameters)
         if not 1 <= step <= self.graph.dims.T:
             raise UnknownNameError(f"step={step} is outside 1..T={self.graph.dims.T}")
         return self.adjoint[f"{parameter}^({step})"]
 
     def total_derivative(self, name: str) -> np.ndarray:
         """dL/dθ through every path, as adjoint symbols; `x` is stacked to shape (T, N, D)."""
-        name = resolve_name(name, GRADIENT_NAMES)
+        name = resolve_name(name, self.graph.spec.gradient_names)
         if name == "x":
             T = self.graph.dims.T
             return np.stack([self.adjoint[f"x_{t}"] for t in range(1, T + 1)])
@@ -120,25 +120,38 @@ class Derivation:
     # -- paths ------------------------------------------------------------------------------
     def paths(self, name: str) -> list[Path]:
         """Every path from θ (every x_t for `x`) to L, in order of entry step then loss step."""
-        name = resolve_name(name, GRADIENT_NAMES)
+        name = resolve_name(name, self.graph.spec.gradient_names)
         found: list[Path] = []
         for root in self._roots(name):
             for nodes in self._walk(root):
                 graph_nodes = [self.graph.node(n) for n in nodes]
                 steps = tuple(n.step for n in graph_nodes)
                 found.append(Path(name, nodes, steps, tuple(n.kind for n in graph_nodes)))
+        K = _truncation(self.graph)
+        if K is not None:  # truncated BPTT: only the paths that reach back at most K steps
+            found = [p for p in found if p.loss_step - p.entry_step <= K]
         return sorted(found, key=lambda p: (p.entry_step, p.loss_step, p.nodes))
 
-    def path_count(self, name: str) -> int:
-        """How many paths `paths(name)` would list, counted without listing them."""
-        name = resolve_name(name, GRADIENT_NAMES)
-        count: dict[str, int] = {}
+    def path_count(self, name: str, *, truncated: bool = True) -> int:
+        """How many paths `paths(name)` would list, counted without listing them (with
+        `truncated=False`: every path of the graph, the dropped ones included)."""
+        name = resolve_name(name, self.graph.spec.gradient_names)
+        K = _truncation(self.graph) if truncated else None
+        # count[node][age]: paths from the node to L whose loss term is `age` steps after it.
+        count: dict[str, dict[int | None, int]] = {}
         for node in reversed(list(self.graph)):
             if node.name == "L":
-                count["L"] = 1
+                count["L"] = {None: 1}
             elif node.differentiable:
-                count[node.name] = sum(count.get(c, 0) for c in self.graph.children(node.name))
-        return sum(count[r] for r in self._roots(name))
+                here: dict[int | None, int] = {}
+                for c in self.graph.children(node.name):
+                    child = self.graph.node(c)
+                    for age, n in count.get(c, {}).items():
+                        parent_age = _parent_age(node, child, age, K)
+                        if parent_age is not False:
+                            here[parent_age] = here.get(parent_age, 0) + n
+                count[node.name] = here
+        return sum(sum(count[r].values()) for r in self._roots(name))
 
     def _roots(self, name: str) -> list[str]:
         """The graph nodes a derivative starts from: every x_t for "x", else the node itself."""
@@ -180,9 +193,9 @@ class Derivation:
             else:
                 below = self._path_blocks[suffix[1:]]
                 child = self.graph.node(suffix[1])
-                inputs = [self.graph.node(p).symbols for p in child.parents]
-                consts = {k: self.graph.node(v).symbols for k, v in child.consts}
-                index = child.parents.index(suffix[0])
+                inputs = child.rule_inputs(self.graph)
+                consts = child.rule_arguments(self.graph)
+                index = child.arguments.index(suffix[0])
                 g = vjp(child.local_rule(), index, below.symbols, child.symbols, inputs, consts)
             node = self.graph.node(suffix[0])
             code = f"p{len(self._path_blocks)}_{node.code}"
@@ -227,14 +240,43 @@ class Derivation:
         return out
 
 
+def _truncation(graph: UnrolledGraph) -> int | None:
+    """K of K-step truncated BPTT, or None when every path counts (K >= T - 1 included)."""
+    K = graph.spec.options.truncate
+    return None if K is None or K >= graph.dims.T - 1 else K
+
+
+def _parent_age(parent: Node, child: Node, age: int | None, K: int | None) -> int | None | bool:
+    """How many steps back from its loss term a contribution is once it reaches `parent`
+    (None: not counted by age; False: past the truncation, dropped).
+
+    Age is t - (the step of the node) for a contribution of L_t. Leaves (h0, x_t) and per-step
+    weight copies enter at the step they feed, so only the recurrent edge (h_{s-1} into step s)
+    ages a contribution; parameters gather every age that was kept.
+    """
+    if K is None or parent.step is None:
+        return None
+    base = 0 if age is None else age
+    if parent.rule is not None and child.step is not None:
+        base += child.step - parent.step
+    return base if base <= K else False
+
+
 def derive(graph: UnrolledGraph, progress: Progress | None = None) -> Derivation:
-    """Run the reverse sweep: adjoint symbols and definitions for every node of the graph."""
+    """Run the reverse sweep: adjoint symbols and definitions for every node of the graph.
+
+    With K-step truncation (the spec's `truncate`), adjoints are kept apart by age (how many
+    steps back from its loss term a contribution has come) and a contribution older than K is
+    dropped: exactly the paths with t - k <= K count. Without it there is one adjoint per node.
+    """
+    K = _truncation(graph)
     owner: dict[se.Symbol, str] = {}
     for node in graph:
         if node.differentiable:
             for s in node.symbols.flat:
                 owner[s] = node.name
-    contributions: dict[se.Symbol, list[se.Basic]] = {}
+    contributions: dict[tuple[se.Symbol, int | None], list[se.Basic]] = {}
+    ages: dict[str, set] = {}
     adjoint: dict[str, np.ndarray] = {}
     backward: list[Block] = []
     nodes = [n for n in graph if n.differentiable]
@@ -242,26 +284,52 @@ def derive(graph: UnrolledGraph, progress: Progress | None = None) -> Derivation
     for done, node in enumerate(reversed(nodes)):
         if progress and done % 64 == 0:
             progress("derive", done, total)
-        symbols = _adjoint_symbols(node)
-        if node.name == "L":
-            definition = np.asarray(se.Integer(1), dtype=object)
-        else:
+        by_age: dict[int | None, np.ndarray] = {}
+        for age in sorted(ages.pop(node.name, {None}), key=lambda a: -1 if a is None else a):
+            code = node.code if age is None else f"{node.code}_age{age}"
+            symbols = symbol_matrix("d_" + code, node.shape)
+            if node.name == "L":
+                definition = np.asarray(se.Integer(1), dtype=object)
+            else:
+                definition = np.empty(node.shape, dtype=object)
+                for index in np.ndindex(*node.shape):
+                    terms = contributions.pop((node.symbols[index], age), ())
+                    definition[index] = se.Add(*terms) if terms else se.Integer(0)
+            backward.append(
+                Block(
+                    f"dL/d{node.name}" + ("" if age is None else f" (age {age})"),
+                    symbols,
+                    definition,
+                )
+            )
+            by_age[age] = symbols
+        if set(by_age) == {None}:
+            adjoint[node.name] = by_age[None]
+        else:  # the node's adjoint: every age that was kept, added up
+            symbols = _adjoint_symbols(node)
             definition = np.empty(node.shape, dtype=object)
             for index in np.ndindex(*node.shape):
-                terms = contributions.pop(node.symbols[index], ())
-                definition[index] = se.Add(*terms) if terms else se.Integer(0)
-        adjoint[node.name] = symbols
-        backward.append(Block(f"dL/d{node.name}", symbols, definition))
+                definition[index] = se.Add(*(part[index] for part in by_age.values()))
+            backward.append(Block(f"dL/d{node.name}", symbols, definition))
+            adjoint[node.name] = symbols
         if node.rule is None:
             continue
         parents = set(node.parents)
-        for entry, entry_def, entry_adj in zip(
-            node.symbols.flat, node.definition.flat, symbols.flat
-        ):
-            for s in entry_def.free_symbols:
-                if owner.get(s) in parents:
-                    local = entry_def.diff(s).xreplace({entry_def: entry})
-                    contributions.setdefault(s, []).append(entry_adj * local)
+        for flat, (entry, entry_def) in enumerate(zip(node.symbols.flat, node.definition.flat)):
+            locals_ = [
+                (s, entry_def.diff(s).xreplace({entry_def: entry}))
+                for s in entry_def.free_symbols
+                if owner.get(s) in parents
+            ]
+            for age, symbols in by_age.items():
+                entry_adj = symbols.flat[flat]
+                for s, local in locals_:
+                    parent = graph.node(owner[s])
+                    parent_age = _parent_age(parent, node, age, K)
+                    if parent_age is False:
+                        continue
+                    contributions.setdefault((s, parent_age), []).append(entry_adj * local)
+                    ages.setdefault(parent.name, set()).add(parent_age)
     if progress:
         progress("derive", total, total)
     forward = [Block(n.name, n.symbols, n.definition) for n in graph if n.rule is not None]

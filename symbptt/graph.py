@@ -11,14 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import symengine as se
 
 from . import cost
 from .errors import UnknownNameError
-from .model import SHARED_PARAMETERS, Dims
+from .model import Dims
 from .rules import RULES, Rule
+from .spec import ModelSpec
 
 __all__ = ["Node", "UnrolledGraph", "unroll"]
 
@@ -41,6 +43,11 @@ class Node:
     rule: str | None = None
     parents: tuple[str, ...] = ()
     consts: tuple[tuple[str, str], ...] = ()
+    #: Fixed numbers the rule takes (the 1/(N T) of a mean).
+    params: tuple[tuple[str, float], ...] = ()
+    #: The rule's positional arguments: `parents`, with None where an optional input is absent
+    #: (an affine map without its bias).
+    arguments: tuple[str | None, ...] = ()
     definition: np.ndarray | None = None
 
     @property
@@ -53,6 +60,14 @@ class Node:
         if self.rule is None:
             return self.kind != "label"
         return RULES[self.rule].differentiable
+
+    def rule_inputs(self, graph: UnrolledGraph) -> list[np.ndarray | None]:
+        """The positional arguments of this node's rule, as symbols (None where absent)."""
+        return [None if a is None else graph.node(a).symbols for a in self.arguments]
+
+    def rule_arguments(self, graph: UnrolledGraph) -> dict:
+        """The keyword arguments of this node's rule: its constants' symbols and its numbers."""
+        return {**{k: graph.node(v).symbols for k, v in self.consts}, **dict(self.params)}
 
     def local_rule(self) -> Rule:
         if self.rule is None:
@@ -71,8 +86,8 @@ def symbol_matrix(code: str, shape: tuple[int, ...]) -> np.ndarray:
 class UnrolledGraph:
     """The DAG of the loss for given dimensions; nodes are kept in topological order."""
 
-    def __init__(self, dims: Dims, nodes: list[Node]):
-        self.dims = dims
+    def __init__(self, dims: Dims, nodes: list[Node], spec: ModelSpec):
+        self.dims, self.spec = dims, spec
         self.nodes: dict[str, Node] = {n.name: n for n in nodes}
         self._children: dict[str, list[str]] = {n.name: [] for n in nodes}
         for n in nodes:
@@ -99,68 +114,112 @@ class UnrolledGraph:
         return [self.nodes[c] for c in self._children[parameter] if self.nodes[c].kind == "copy"]
 
 
+class _GraphOps:
+    """The graph backend of a cell's named operations: each call adds one node at step t."""
+
+    def __init__(self, spec: ModelSpec, add: Callable[..., Node]) -> None:
+        self.options, self._add, self.step = spec.options, add, 0
+
+    def _node(self, base: str, rule: str, parents: tuple[str | None, ...], shape) -> str:
+        name = f"{base}_{self.step}"
+        self._add(name, rule, name, self.step, shape, rule=rule, parents=parents)
+        return name
+
+    def affine(self, base: str, bias: str | None, *pairs: tuple[str | None, str]) -> str:
+        """bias + sum_k A_k B_k; a pair whose A is None (h0 fixed at zero) is left out."""
+        kept = [(a, w) for a, w in pairs if a is not None]
+        parents = (bias, *[n for pair in kept for n in pair])
+        shape = (self._shape(kept[0][0])[0], self._shape(kept[0][1])[1])
+        return self._node(base, "affine", parents, shape)
+
+    def apply(self, base: str, function: str, a: str) -> str:
+        return self._node(base, function, (a,), self._shape(a))
+
+    def _shape(self, name: str) -> tuple[int, ...]:
+        return self.shapes[name]
+
+
 def unroll(
     dims: Dims,
     progress: Progress | None = None,
     *,
+    spec: ModelSpec | None = None,
     max_seconds: float | None = cost.DEFAULT_MAX_SECONDS,
 ) -> UnrolledGraph:
-    """Build the unrolled graph of the loss for `dims`, one node per matrix per step.
+    """Build the unrolled graph of the loss for `dims`, one node per matrix per step, from the
+    model's spec (default: the vanilla RNN) by calling its cell once per step.
 
     Before any work, `cost.guard` predicts the time and memory of unrolling, deriving and
     compiling every gradient, and raises ExpansionTooLargeError (one sentence with the estimate
     and the limit) above `max_seconds` or above the memory available now;
     `max_seconds=None` sets no time limit (the memory limit stays).
     """
+    from .models import VANILLA
+
+    spec = VANILLA if spec is None else spec
     cost.guard(dims, None, paths=False, max_seconds=max_seconds)
-    N, D, H, C, T = dims.N, dims.D, dims.H, dims.C, dims.T
     nodes: list[Node] = []
     by_name: dict[str, Node] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
 
     def add(name: str, kind: str, code: str, step: int | None, shape=None, **link) -> Node:
-        symbols = symbol_matrix(code, shape if shape is not None else ())
+        shape = shape if shape is not None else ()
+        symbols = symbol_matrix(code, shape)
         definition = None
         if link.get("rule") is not None:  # the definition first: a Node is never mutated
             rule = RULES[link["rule"]]
-            args = [by_name[p].symbols for p in link.get("parents", ())]
+            args = [None if p is None else by_name[p].symbols for p in link.get("parents", ())]
             kwargs = {k: by_name[v].symbols for k, v in link.get("consts", ())}
+            kwargs.update(link.get("params", ()))
             definition = np.asarray(rule.forward(*args, **kwargs), dtype=object)
             definition = definition.reshape(symbols.shape)
+            link["arguments"] = tuple(link.get("parents", ()))
+            link["parents"] = tuple(p for p in link["arguments"] if p is not None)
         node = Node(name, kind, code, step, symbols, definition=definition, **link)
         nodes.append(node)
         by_name[name] = node
+        shapes[name] = shape
         return node
 
-    shapes = {"W_x": (D, H), "W_h": (H, H), "b": (H,), "V": (H, C), "c": (C,)}
-    for p in SHARED_PARAMETERS:
-        add(p, "parameter", p, None, shapes[p])
-    add("h0", "input", "h0", 0, (N, H))
-    h_prev = "h0"
-    for t in range(1, T + 1):
+    ops = _GraphOps(spec, add)
+    ops.shapes = shapes
+    for item in spec.inputs:
+        if item.role == "parameter":
+            add(item.name, "parameter", item.name, None, item.shape_in(dims))
+    initial = next((i for i in spec.inputs if i.role == "initial"), None)
+    if initial is not None:
+        add(initial.name, "input", initial.name, 0, initial.shape_in(dims))
+    sequence = next(i for i in spec.inputs if i.role == "sequence")
+    state = None if initial is None else initial.name
+    C = dims.C
+    for t in range(1, dims.T + 1):
         if progress:
-            progress("unroll", t - 1, T)
-        for p in SHARED_PARAMETERS:
-            add(f"{p}^({t})", "copy", f"{p}_t{t}", t, shapes[p], rule="copy", parents=(p,))
-        add(f"x_{t}", "input", f"x_{t}", t, (N, D))
-        add(f"Y_{t}", "label", f"Y_{t}", t, (N, C))
-        parents = (f"b^({t})", h_prev, f"W_h^({t})", f"x_{t}", f"W_x^({t})")
-        add(f"a_{t}", "preactivation", f"a_{t}", t, (N, H), rule="affine_in", parents=parents)
-        add(f"h_{t}", "hidden", f"h_{t}", t, (N, H), rule="tanh", parents=(f"a_{t}",))
-        parents = (f"c^({t})", f"h_{t}", f"V^({t})")
-        add(f"o_{t}", "logits", f"o_{t}", t, (N, C), rule="affine_out", parents=parents)
-        add(f"m_{t}", "shift", f"m_{t}", t, (N,), rule="rowmax", parents=(f"o_{t}",))
-        consts = (("Y", f"Y_{t}"), ("m", f"m_{t}"))
-        add(
-            f"L_{t}",
-            "step_loss",
-            f"L_{t}",
-            t,
-            rule="softmax_ce",
-            parents=(f"o_{t}",),
-            consts=consts,
+            progress("unroll", t - 1, dims.T)
+        ops.step = t
+        params = {}
+        for p in spec.parameters:
+            copy = add(f"{p}^({t})", "copy", f"{p}_t{t}", t, shapes[p], rule="copy", parents=(p,))
+            params[p] = copy.name
+        # Token ids enter one-hot, as data (never differentiated): onehot(x_t) W_x = W_x[x_t].
+        kind = "label" if sequence.integer else "input"
+        x_shape = (
+            (dims.N, getattr(dims, sequence.bound))
+            if sequence.integer
+            else (sequence.shape_in(dims)[1:])
         )
-        h_prev = f"h_{t}"
-    add("L", "loss", "L", None, rule="sum", parents=tuple(f"L_{t}" for t in range(1, T + 1)))
+        add(f"{sequence.name}_{t}", kind, f"{sequence.name}_{t}", t, x_shape)
+        add(f"Y_{t}", "label", f"Y_{t}", t, (dims.N, C))
+        state, logits = spec.cell(ops, params, state, f"{sequence.name}_{t}")
+        add(f"m_{t}", "shift", f"m_{t}", t, (dims.N,), rule="rowmax", parents=(logits,))
+        consts = (("Y", f"Y_{t}"), ("m", f"m_{t}"))
+        add(f"L_{t}", "step_loss", f"L_{t}", t, rule="softmax_ce", parents=(logits,), consts=consts)
+    terms = tuple(f"L_{t}" for t in range(1, dims.T + 1))
+    if spec.options.reduction == "mean":
+        add("L_sum", "loss_sum", "L_sum", None, rule="sum", parents=terms)
+        factor = Fraction(1, dims.N * dims.T)  # exact: a Rational in the symbolic graph
+        add("L", "loss", "L", None, rule="scale", parents=("L_sum",), params=(("factor", factor),))
+    else:
+        add("L", "loss", "L", None, rule="sum", parents=terms)
     if progress:
-        progress("unroll", T, T)
-    return UnrolledGraph(dims, nodes)
+        progress("unroll", dims.T, dims.T)
+    return UnrolledGraph(dims, nodes, spec)

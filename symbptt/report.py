@@ -70,6 +70,8 @@ class Report:
     precision: str | None = None
     #: The whole check ran out of time before it could be sure.
     out_of_time: bool = False
+    #: The model variant checked: its name and options.
+    model: dict | None = None
 
     def result(self, name: str) -> ParameterResult:
         """The verdict on one gradient (or "loss"); UnknownNameError if the report has none."""

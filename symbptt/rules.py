@@ -1,137 +1,305 @@
-"""The table of local rules: each node kind's forward map and its vector-Jacobian products.
+"""The rule table: a small matrix vocabulary, each operation's forward map next to its VJP.
 
-Rules are data, one row per kind of node, in the style of HIPS autograd's `defvjp`. Every rule
-works on NumPy arrays of floats and on NumPy object arrays of SymEngine expressions alike, so the
-same row builds the symbolic unrolled graph, pulls adjoints back along a path, and (later) feeds
-the matrix-form LaTeX printer. Each rule is tested on its own against element-level symbolic
-differentiation (`tests/test_rules.py`).
+Rules are data, one row per operation, in the style of HIPS autograd's `defvjp`. Every row is
+written once and runs on three backends:
 
-Conventions: a VJP `vjp(g, out, *inputs, **consts)` returns dL/d(input) given g = dL/d(out),
-with the input's own shape. Row vectors: `affine` is `bias + sum_k A_k @ B_k`.
+- NumPy arrays of floats (evaluation, finite differences),
+- NumPy object arrays of SymEngine expressions (the engine: the unrolled graph and the paths),
+- `matexpr.MatExpr` trees (the matrix-form derivation that the printers show).
+
+So a rule may only use what all three understand: `@`, `.T`, `+`, `-`, `*`, `/`,
+`.sum(axis=...)`, `table[ids]`, and the functions of this module (`tanh`, `softmax`, ...), which
+dispatch on the backend. Each row is tested on its own against element-level symbolic
+differentiation and finite differences (`tests/test_rules.py`), and its matrix form against the
+float backend (`tests/test_matexpr.py`).
+
+Conventions: row vectors (`affine` is `bias + sum_k A_k @ B_k`). `forward(*inputs, **consts)`
+returns the node's value; `vjp(index, g, out, *inputs, **consts)` returns dL/d(inputs[index]),
+in that input's shape, given g = dL/d(out). Constants (labels, the softmax shift, row ids, a
+factor) are held fixed: nothing flows back into them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import reduce
+from operator import add
 
 import numpy as np
 import symengine as se
 
-__all__ = ["Rule", "RULES", "tanh", "exp", "log"]
+from . import matexpr
+from .errors import InternalError, InvalidArgumentError
+from .matexpr import MatExpr
+
+__all__ = [
+    "Rule",
+    "RULES",
+    "vjp",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "step",
+    "exp",
+    "log",
+    "softmax",
+    "logsumexp",
+    "rowmax",
+]
 
 
-def _elementwise(float_fn: Callable, symbolic_fn: Callable) -> Callable[[np.ndarray], np.ndarray]:
-    vectorised = np.vectorize(symbolic_fn, otypes=[object])
+# -- functions on every backend --------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Elementwise:
+    """A function applied entry by entry, under one name on every backend."""
 
-    def apply(a: np.ndarray) -> np.ndarray:
+    name: str
+    on_floats: Callable[[np.ndarray], np.ndarray]
+    on_entry: Callable[[se.Basic], se.Basic]
+
+    def __call__(self, a):
+        if isinstance(a, MatExpr):
+            return matexpr.function(self.name, a, self.on_floats)
         a = np.asarray(a)
-        return vectorised(a) if a.dtype == object else float_fn(a)
-
-    return apply
-
-
-tanh = _elementwise(np.tanh, se.tanh)
-exp = _elementwise(np.exp, se.exp)
-log = _elementwise(np.log, se.log)
+        if a.dtype == object:
+            return np.vectorize(self.on_entry, otypes=[object])(a)
+        return self.on_floats(a)
 
 
-def _softmax(o: np.ndarray, m: np.ndarray) -> np.ndarray:
-    # Shifting each row by m (its max, at run time) changes nothing mathematically and keeps
-    # exp() finite for logits of size 1000.
+identity = _Elementwise("identity", lambda a: a, lambda x: x)
+tanh = _Elementwise("tanh", np.tanh, se.tanh)
+exp = _Elementwise("exp", np.exp, se.exp)
+log = _Elementwise("log", np.log, se.log)
+# sigmoid through tanh: no overflow for large |x|, and the emitted code needs only tanh.
+sigmoid = _Elementwise(
+    "sigmoid", lambda a: (1 + np.tanh(a / 2)) / 2, lambda x: (1 + se.tanh(x / 2)) / 2
+)
+# relu and its derivative as Piecewise on symbols: SymEngine prints them as Python-evaluable
+# `Piecewise((x, 0 < x), (0, True))` and differentiates that (Max(0, x) it cannot).
+relu = _Elementwise(
+    "relu", lambda a: np.maximum(a, 0), lambda x: se.Piecewise((x, x > 0), (0, True))
+)
+#: The derivative of relu: 1 where x > 0, else 0 (0 at the kink, as PyTorch and the NumPy
+#: reference take it).
+step = _Elementwise(
+    "step", lambda a: (a > 0).astype(a.dtype), lambda x: se.Piecewise((1, x > 0), (0, True))
+)
+
+
+def _float_softmax(o: np.ndarray) -> np.ndarray:
+    return softmax(o, o.max(axis=1))
+
+
+def _float_logsumexp(o: np.ndarray) -> np.ndarray:
+    return logsumexp(o, o.max(axis=1))
+
+
+def softmax(o, m):
+    """Row-wise softmax. The shift m (each row's max, at run time) changes nothing
+    mathematically and keeps exp() finite for logits of size 1000; the matrix form omits it."""
+    if isinstance(o, MatExpr):
+        return matexpr.function("softmax", o, _float_softmax)
     e = exp(o - m[:, None])
     return e / e.sum(axis=1, keepdims=True)
 
 
-def _softmax_ce(o: np.ndarray, *, Y: np.ndarray, m: np.ndarray) -> np.ndarray:
-    lse = m + log(exp(o - m[:, None]).sum(axis=1))
-    return np.asarray((lse - (Y * o).sum(axis=1)).sum())
+def logsumexp(o, m):
+    """Row-wise log(sum(exp(o))), computed with the row shift m (see `softmax`)."""
+    if isinstance(o, MatExpr):
+        return matexpr.function("logsumexp", o, _float_logsumexp, o.shape[:1])
+    return m + log(exp(o - m[:, None]).sum(axis=1))
 
 
-def _rowmax(o: np.ndarray) -> np.ndarray:
+def rowmax(o):
+    """Each row's largest entry."""
+    if isinstance(o, MatExpr):
+        return matexpr.function("rowmax", o, lambda a: a.max(axis=1), o.shape[:1])
+    o = np.asarray(o)
     if o.dtype == object:
         return np.array([se.Max(*row) for row in o], dtype=object)
     return o.max(axis=1)
 
 
-def _affine_vjps(n_pairs: int) -> tuple[Callable, ...]:
-    vjps: list[Callable] = [lambda g, out, bias, *ab: g.sum(axis=0)]
-    for k in range(n_pairs):
-        vjps.append(lambda g, out, bias, *ab, k=k: g @ ab[2 * k + 1].T)
-        vjps.append(lambda g, out, bias, *ab, k=k: ab[2 * k].T @ g)
-    return tuple(vjps)
+def _add(*terms):
+    """Elementwise sum of terms that broadcast (a bias row joins a matrix)."""
+    if any(isinstance(t, MatExpr) for t in terms):
+        return reduce(add, terms)
+    arrays = [np.asarray(t) for t in terms]
+    if any(a.dtype == object for a in arrays):
+        # One flat Add per entry. Folding with + would let a 0-d object array decay to a
+        # SymEngine scalar, and scalar + array makes SymEngine import all of SymPy (~1 s).
+        arrays = np.broadcast_arrays(*arrays)
+        out = np.empty(arrays[0].shape, dtype=object)
+        for index in np.ndindex(*out.shape):
+            out[index] = se.Add(*(a[index] for a in arrays))
+        return out
+    return reduce(add, arrays)
 
 
+def _total(x):
+    """The sum of every entry, as a 0-d array (a MatExpr stays one)."""
+    if isinstance(x, MatExpr):
+        return x.sum()
+    x = np.asarray(x)
+    return np.asarray(x.sum(), dtype=x.dtype)
+
+
+def _number(value, like):
+    """A constant factor in the backend of `like`: exact on symbols when it is a Fraction."""
+    if isinstance(like, MatExpr):
+        return value
+    if np.asarray(like).dtype == object:
+        if isinstance(value, Fraction):
+            value = se.Rational(value.numerator, value.denominator)
+        # An array, not a SymEngine scalar: scalar * array makes SymEngine import SymPy.
+        return np.asarray(se.sympify(value), dtype=object)
+    return float(value)
+
+
+def _one_hot(ids, size, like):
+    """The (len(ids), size) one-hot matrix of the row ids, in the backend of `like`."""
+    if isinstance(like, MatExpr):
+        return matexpr.one_hot(ids, size)
+    ids = np.asarray(ids)
+    hot = ids[:, None] == np.arange(size)
+    if np.asarray(like).dtype == object:
+        return np.where(hot, se.Integer(1), se.Integer(0))
+    return hot.astype(float)
+
+
+def _repeat_rows(row, rows):
+    """The row vector repeated down `rows` rows: the adjoint of the sum over rows."""
+    if isinstance(row, MatExpr):
+        return matexpr.repeat_rows(row, rows)
+    row = np.asarray(row)
+    return np.array(np.broadcast_to(row, (rows, *row.shape)))
+
+
+# -- the rules -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rule:
-    """A node kind: its forward map and one VJP per input."""
+    """One operation: its forward map and its VJP, for every input.
+
+    `arity` is the number of inputs (None: variadic). `consts` names the keyword constants the
+    rule takes. Elementwise rules also declare `derivative(x, out)`, their local derivative
+    f'(x) written with the input and/or the output (an array of x's shape, or a scalar that
+    broadcasts), which an element-level engine can use instead of `diff`.
+    """
 
     name: str
     forward: Callable[..., np.ndarray]
-    vjps: tuple[Callable[..., np.ndarray], ...]
+    #: vjp(index, g, out, *inputs, **consts) -> dL/d(inputs[index]); None if not differentiable.
+    vjp: Callable[..., np.ndarray] | None
     #: False for nodes whose derivative is zero by construction (the softmax shift).
     differentiable: bool = True
+    arity: int | None = None
+    consts: tuple[str, ...] = ()
+    derivative: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
 
 
-def _sum(*terms: np.ndarray) -> np.ndarray:
-    if np.asarray(terms[0]).dtype == object:
-        # One flat Add: folding with + on object arrays makes SymEngine import all of SymPy.
-        return np.asarray(se.Add(*(np.asarray(t).item() for t in terms)), dtype=object)
-    return np.asarray(sum(terms[1:], start=terms[0]))
+def _elementwise(function: _Elementwise, derivative: Callable) -> Rule:
+    return Rule(
+        function.name,
+        forward=function,
+        vjp=lambda i, g, out, x: g * derivative(x, out),
+        arity=1,
+        derivative=derivative,
+    )
 
 
-def _affine(bias: np.ndarray, *ab: np.ndarray) -> np.ndarray:
-    out = ab[0] @ ab[1]
-    for k in range(2, len(ab), 2):
-        out = out + ab[k] @ ab[k + 1]
-    return bias + out
+def _affine(bias, *pairs):
+    if not pairs or len(pairs) % 2:
+        raise InvalidArgumentError(
+            f"affine takes a bias (or None) and pairs A_1, B_1, A_2, B_2, ...: got {len(pairs)} "
+            "matrices after the bias"
+        )
+    products = [pairs[k] @ pairs[k + 1] for k in range(0, len(pairs), 2)]
+    return _add(*products) if bias is None else _add(bias, *products)
+
+
+def _affine_vjp(index, g, out, bias, *pairs):
+    if index == 0:  # the bias row was added to every row
+        return g.sum(axis=0)
+    k = index - 1  # pairs[k] is A_j when k is even, B_j when k is odd
+    return g @ pairs[k + 1].T if k % 2 == 0 else pairs[k - 1].T @ g
+
+
+def _softmax_ce(o, *, Y, m):
+    return _total(logsumexp(o, m) - (Y * o).sum(axis=1))
 
 
 RULES: dict[str, Rule] = {
     rule.name: rule
     for rule in (
+        # A shared weight as used at one step (W_h^(t)): all of g is that step's share.
+        Rule("copy", forward=lambda a: a, vjp=lambda i, g, out, a: g, arity=1),
+        # bias + A_1 @ B_1 + A_2 @ B_2 + ...; inputs (bias or None, A_1, B_1, A_2, B_2, ...):
+        # a_t = b + h_{t-1} W_h + x_t W_x and o_t = c + h_t V.
+        Rule("affine", forward=_affine, vjp=_affine_vjp),
+        # table[ids]: row ids[i] of the table for each i (x_t W_x for token inputs).
         Rule(
-            "copy",
-            forward=lambda a: a,
-            vjps=(lambda g, out, a: g,),
+            "lookup",
+            forward=lambda table, *, ids: table[ids],
+            vjp=lambda i, g, out, table, *, ids: _one_hot(ids, table.shape[0], g).T @ g,
+            arity=1,
+            consts=("ids",),
+        ),
+        Rule("add", forward=_add, vjp=lambda i, g, out, *terms: g),
+        # Sum of scalars: the loss L = L_1 + ... + L_T (one flat Add on symbols).
+        Rule("sum", forward=_add, vjp=lambda i, g, out, *terms: g),
+        # A constant factor (1/(N T) for the mean); a Fraction stays exact on symbols.
+        Rule(
+            "scale",
+            forward=lambda a, *, factor: _number(factor, a) * a,
+            vjp=lambda i, g, out, a, *, factor: _number(factor, g) * g,
+            arity=1,
+            consts=("factor",),
         ),
         Rule(
-            "affine_in",  # a_t = b + h_{t-1} W_h + x_t W_x
-            forward=_affine,
-            vjps=_affine_vjps(2),
+            "matmul",
+            forward=lambda a, b: a @ b,
+            vjp=lambda i, g, out, a, b: g @ b.T if i == 0 else a.T @ g,
+            arity=2,
         ),
+        Rule("transpose", forward=lambda a: a.T, vjp=lambda i, g, out, a: g.T, arity=1),
+        # Hadamard product.
         Rule(
-            "affine_out",  # o_t = c + h_t V
-            forward=_affine,
-            vjps=_affine_vjps(1),
+            "mul",
+            forward=lambda a, b: a * b,
+            vjp=lambda i, g, out, a, b: g * b if i == 0 else g * a,
+            arity=2,
         ),
+        # Sum over the rows, (rows, cols) -> (cols,).
         Rule(
-            "tanh",
-            forward=tanh,
-            vjps=(lambda g, out, a: g * (1 - out * out),),
+            "rowsum",
+            forward=lambda a: a.sum(axis=0),
+            vjp=lambda i, g, out, a: _repeat_rows(g, a.shape[0]),
+            arity=1,
         ),
+        _elementwise(tanh, lambda x, h: 1 - h * h),
+        _elementwise(sigmoid, lambda x, s: s * (1 - s)),
+        _elementwise(relu, lambda x, out: step(x)),
+        _elementwise(identity, lambda x, out: 1),
+        _elementwise(exp, lambda x, e: e),
+        _elementwise(log, lambda x, out: 1 / x),
+        # L_t = sum_i logsumexp(o_t[i]) - o_t[i, y_t[i]], with Y one-hot and m the row shift.
         Rule(
-            "softmax_ce",  # L_t = sum_i logsumexp(o_t[i]) - o_t[i, y_t[i]]
+            "softmax_ce",
             forward=_softmax_ce,
-            vjps=(lambda g, out, o, *, Y, m: g * (_softmax(o, m) - Y),),
+            vjp=lambda i, g, out, o, *, Y, m: g * (softmax(o, m) - Y),
+            arity=1,
+            consts=("Y", "m"),
         ),
-        Rule(
-            "sum",
-            forward=_sum,
-            vjps=(),  # variadic: every input receives g unchanged (see vjp())
-        ),
-        Rule(
-            "rowmax",  # the softmax shift m_t; its value never changes the loss
-            forward=_rowmax,
-            vjps=(),
-            differentiable=False,
-        ),
+        # The softmax shift m_t; its value never changes the loss.
+        Rule("rowmax", forward=rowmax, vjp=None, differentiable=False, arity=1),
     )
 }
 
 
-def vjp(rule: Rule, index: int, g: np.ndarray, out: np.ndarray, inputs, consts) -> np.ndarray:
+def vjp(rule: Rule, index: int, g, out, inputs, consts):
     """Pull the adjoint g of a node back to its input number `index`."""
-    if rule.name == "sum":
-        return g
-    return rule.vjps[index](g, out, *inputs, **consts)
+    if rule.vjp is None:
+        raise InternalError(f"the rule {rule.name!r} is not differentiable: nothing flows back")
+    return rule.vjp(index, g, out, *inputs, **consts)

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from .model import Dims, random_point
+from .spec import ModelSpec
 
 __all__ = ["rnn_shapes", "rnn_problems"]
 
@@ -61,21 +62,30 @@ def rnn_shapes(
 
 
 @st.composite
-def _problems(draw, shapes, scale):
+def _problems(draw, shapes, scale, model):
     dims = draw(shapes)
     seed = draw(st.integers(0, 2**32 - 1))
     logit_scale = draw(scale) if isinstance(scale, st.SearchStrategy) else scale
-    return dims, random_point(dims, seed=seed, scale=logit_scale)
+    if model is None:
+        return dims, random_point(dims, seed=seed, scale=logit_scale)
+    return dims, model.random_point(dims, seed=seed, scale=logit_scale)
 
 
 def rnn_problems(
-    *, shapes: st.SearchStrategy[Dims] | None = None, logit_scale: float | st.SearchStrategy = 1.0
+    *,
+    shapes: st.SearchStrategy[Dims] | None = None,
+    logit_scale: float | st.SearchStrategy = 1.0,
+    model: ModelSpec | None = None,
 ) -> st.SearchStrategy[tuple[Dims, dict[str, np.ndarray]]]:
-    """Draw `(dims, arrays)`: shapes from `shapes` (default `rnn_shapes()`) and float64 values.
+    """Draw `(dims, arrays)`: shapes from `shapes` (default `rnn_shapes()`) and float64 values
+    (integer labels and token ids) for every input of `model` (default the vanilla RNN; a
+    variant from `VANILLA.variant(...)` has only the arrays it takes).
 
     `logit_scale` multiplies V and c; 1000 gives logits of size about 1000, where a naive
     softmax overflows.
     """
+    if model is not None and not isinstance(model, ModelSpec):
+        raise InvalidArgument(f"model={model!r} must be a ModelSpec such as VANILLA.variant(...)")
     if shapes is None:
         shapes = rnn_shapes()
     if not isinstance(shapes, st.SearchStrategy):
@@ -84,4 +94,4 @@ def rnn_problems(
         isinstance(logit_scale, (int, float)) and np.isfinite(logit_scale) and logit_scale > 0
     ):
         raise InvalidArgument(f"logit_scale={logit_scale!r} must be a positive finite number")
-    return _problems(shapes, logit_scale)
+    return _problems(shapes, logit_scale, model)

@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import InvalidArgumentError, UserFunctionError, WorkerDiedError
 from .isolation import Died, InProcess, Raised, Worker
-from .model import GRADIENT_NAMES
+from .spec import ModelSpec
 from .worker import Foreign, Opaque
 
 Runner = Worker | InProcess
@@ -28,15 +28,6 @@ FORMS = ("full", "layer")
 #: Precisions an answer may be declared to be computed in (check's `precision`).
 PRECISIONS = ("float64", "float32", "float16", "bfloat16")
 LAYOUTS = ("row", "column")
-#: Inputs of each form, in the order they are passed positionally.
-INPUTS = {
-    "full": ("x", "y", "h0", "W_x", "W_h", "b", "V", "c"),
-    "layer": ("x", "h0", "W_x", "W_h", "b", "dh"),
-}
-#: Gradients each form can return, in the default order of a returned tuple.
-GRADIENTS = {"full": GRADIENT_NAMES, "layer": ("x", "h0", "W_x", "W_h", "b")}
-_TRANSPOSED = ("W_x", "W_h", "V")
-_BIASES = ("b", "c")
 
 
 @dataclass
@@ -52,6 +43,12 @@ class UserAnswer:
     causes: dict[str, str] = field(default_factory=dict)
 
 
+def _vanilla() -> ModelSpec:
+    from .models import VANILLA
+
+    return VANILLA
+
+
 @dataclass(frozen=True)
 class Convention:
     """How the user's function takes and returns arrays.
@@ -65,6 +62,36 @@ class Convention:
     batch_first: bool = False
     names: Mapping[str, str] = field(default_factory=dict)
     order: Sequence[str] | None = None
+    #: The model (variant) the function computes; default the vanilla RNN.
+    model: ModelSpec = field(default_factory=_vanilla)
+
+    # -- what the form takes and gives, from the model --------------------------------------
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """The arrays passed, in positional order: the model's inputs (full form), or the
+        recurrent layer's and an upstream gradient dh on every h_t (layer form)."""
+        m = self.model
+        if self.form == "full":
+            return m.names
+        initial = () if m.initial is None else (m.initial.name,)
+        return (m.sequence.name, *initial, *m.state_parameters, "dh")
+
+    @property
+    def gradients(self) -> tuple[str, ...]:
+        """The gradients the form can return, in the default order of a returned tuple."""
+        m = self.model
+        if self.form == "full":
+            return m.gradient_names
+        return tuple(n for n in self.inputs if n != "dh" and n in m.gradient_names)
+
+    def _kind(self, canonical: str) -> str:
+        """How the column layout changes an input: "matrix" (transposed), "bias" (a column)."""
+        if canonical in self.model.parameters:
+            return "matrix" if len(self.model.input(canonical).shape) == 2 else "bias"
+        return "data"
+
+    def _time_major(self, canonical: str) -> bool:
+        return canonical == "dh" or canonical in self.model.time_major
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_first, bool):
@@ -92,7 +119,9 @@ class Convention:
             raise InvalidArgumentError(
                 f"layout={self.layout!r} must be one of {', '.join(LAYOUTS)}"
             )
-        known = (*INPUTS[self.form], *GRADIENTS[self.form])
+        if not isinstance(self.model, ModelSpec):
+            raise InvalidArgumentError(f"model={self.model!r} must be a ModelSpec")
+        known = (*self.inputs, *self.gradients)
         for canonical in self.names:
             if canonical not in known:
                 close = difflib.get_close_matches(canonical, known, n=1)
@@ -101,7 +130,7 @@ class Convention:
                     f"names maps {canonical!r}, which is not an array of the {self.form} form "
                     f"({', '.join(dict.fromkeys(known))}){hint}"
                 )
-        user_names = [self.user_name(n) for n in INPUTS[self.form]]
+        user_names = [self.user_name(n) for n in self.inputs]
         clashes = sorted({u for u in user_names if user_names.count(u) > 1})
         if clashes:
             raise InvalidArgumentError(
@@ -114,11 +143,11 @@ class Convention:
                 raise InvalidArgumentError(
                     f"order names {', '.join(map(repr, repeated))} more than once"
                 )
-            unknown = [n for n in self.order if n not in GRADIENTS[self.form]]
+            unknown = [n for n in self.order if n not in self.gradients]
             if unknown:
                 raise InvalidArgumentError(
                     f"order names {', '.join(map(repr, unknown))}, not gradients of the "
-                    f"{self.form} form ({', '.join(GRADIENTS[self.form])})"
+                    f"{self.form} form ({', '.join(self.gradients)})"
                 )
 
     def user_name(self, canonical: str) -> str:
@@ -128,22 +157,24 @@ class Convention:
     def to_user(self, canonical: str, value: np.ndarray) -> np.ndarray:
         """One input array as the user's function expects it."""
         if self.layout == "column":
-            if canonical in _TRANSPOSED:
+            kind = self._kind(canonical)
+            if kind == "matrix":
                 value = value.T
-            elif canonical in _BIASES:
+            elif kind == "bias":
                 value = value[:, None]
-        if self.batch_first and canonical in ("x", "y", "dh"):
+        if self.batch_first and self._time_major(canonical):
             value = np.swapaxes(value, 0, 1)
         return np.ascontiguousarray(value)
 
     def user_index(self, canonical: str, index: tuple[int, ...]) -> tuple[int, ...]:
         """Where an entry of a canonical array sits in the user's own array."""
         if self.layout == "column":
-            if canonical in _TRANSPOSED:
+            kind = self._kind(canonical)
+            if kind == "matrix":
                 index = index[::-1]
-            elif canonical in _BIASES:
+            elif kind == "bias":
                 index = (*index, 0)
-        if self.batch_first and canonical in ("x", "y", "dh"):
+        if self.batch_first and self._time_major(canonical):
             index = (index[1], index[0], *index[2:])
         return tuple(index)
 
@@ -152,7 +183,7 @@ class Convention:
 
     def arguments(self, arrays: Mapping[str, np.ndarray]) -> tuple[list, dict]:
         """Positional arguments, or keyword arguments under the user's names if any are mapped."""
-        values = {n: self.to_user(n, arrays[n]) for n in INPUTS[self.form]}
+        values = {n: self.to_user(n, arrays[n]) for n in self.inputs}
         if self.names:
             return [], {self.user_name(n): v for n, v in values.items()}
         return list(values.values()), {}
@@ -161,7 +192,7 @@ class Convention:
     def shapes_text(self, arrays: Mapping[str, np.ndarray]) -> str:
         """The shapes of one call's arguments, in the user's names and layout."""
         return ", ".join(
-            f"{self.user_name(n)}={self.to_user(n, arrays[n]).shape}" for n in INPUTS[self.form]
+            f"{self.user_name(n)}={self.to_user(n, arrays[n]).shape}" for n in self.inputs
         )
 
     def call(
@@ -194,7 +225,7 @@ class Convention:
                 how = "by keyword" if by_keyword else "positionally, in this order"
                 hint = (
                     f"; the call itself failed: symbptt passes "
-                    f"{', '.join(self.user_name(n) for n in INPUTS[self.form])} {how}"
+                    f"{', '.join(self.user_name(n) for n in self.inputs)} {how}"
                     " (declare your own argument names with names=... or --names)"
                 )
             raise UserFunctionError(
@@ -241,7 +272,7 @@ class Convention:
         return answer
 
     def _by_name(self, name: str, grads) -> dict[str, object]:
-        allowed = GRADIENTS[self.form]
+        allowed = self.gradients
         if isinstance(grads, Mapping):
             lookup = {}
             for n in allowed:
@@ -279,12 +310,13 @@ class Convention:
         )
 
     def _from_user(self, canonical: str, value: np.ndarray) -> np.ndarray:
-        if self.batch_first and canonical == "x":
+        if self.batch_first and self._time_major(canonical):
             value = np.swapaxes(value, 0, 1)
         if self.layout == "column":
-            if canonical in _TRANSPOSED:
+            kind = self._kind(canonical)
+            if kind == "matrix":
                 value = value.T
-            elif canonical in _BIASES:
+            elif kind == "bias":
                 value = value[:, 0]
         return np.asarray(value, dtype=np.float64)
 

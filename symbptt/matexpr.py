@@ -1,0 +1,546 @@
+"""Matrix expressions: the printable backend of the rule table.
+
+A `MatExpr` is a small immutable tree over named matrices. It supports exactly what the rows of
+`rules.RULES` use: `@`, `.T`, `+`, `-`, `*` (Hadamard, or by a scalar), `/`, `.sum(axis=...)`,
+the row lookup `table[ids]`, and, spelled as functions, named functions applied entry by entry
+or row by row, one-hot matrices and a row repeated down a matrix. Calling a rule's forward map
+or VJP on `MatExpr`s therefore returns that rule's matrix-form formula instead of numbers:
+
+    >>> g, B = Symbol("g", ("N", "H")), Symbol("B_1", ("K", "H"))
+    >>> print(g @ B.T)
+    g @ B_1^T
+
+`evaluate(bindings)` computes a formula with NumPy (how the tests show that each rule's matrix
+form equals its element-level derivative); `TextPrinter` writes it as plain text, and other
+formats (LaTeX) subclass it. Formulas are DAGs: evaluation and printing walk them iteratively,
+visiting a shared node once, so a formula may be as deep as a long path of the unrolled graph.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+
+from .errors import InputArrayError, InvalidArgumentError, UnknownNameError
+
+__all__ = ["MatExpr", "Symbol", "function", "one_hot", "repeat_rows", "TextPrinter"]
+
+#: A dimension is a size (3) or the name of one ("N").
+Dim = int | str
+Shape = tuple[Dim, ...]
+
+
+class MatExpr:
+    """A matrix-valued expression. Build one from `Symbol`s with the operators below."""
+
+    __slots__ = ()
+    # Without this NumPy would take a MatExpr for an object scalar and `np.float64(2) * x` would
+    # be an object array of MatExprs; with it, NumPy's operators defer to ours.
+    __array_ufunc__ = None
+
+    shape: Shape
+
+    @property
+    def children(self) -> tuple[MatExpr, ...]:
+        return ()
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __add__(self, other):
+        return _elementwise(Add, self, other)
+
+    def __radd__(self, other):
+        return _elementwise(Add, other, self)
+
+    def __sub__(self, other):
+        return _elementwise(Subtract, self, other)
+
+    def __rsub__(self, other):
+        return _elementwise(Subtract, other, self)
+
+    def __mul__(self, other):
+        return _elementwise(Multiply, self, other)
+
+    def __rmul__(self, other):
+        return _elementwise(Multiply, other, self)
+
+    def __truediv__(self, other):
+        return _elementwise(Divide, self, other)
+
+    def __rtruediv__(self, other):
+        return _elementwise(Divide, other, self)
+
+    def __matmul__(self, other):
+        return _matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _matmul(other, self)
+
+    @property
+    def T(self) -> MatExpr:  # noqa: N802 (NumPy's name)
+        if isinstance(self, Transpose):
+            return self.arg
+        # As in NumPy, transposing a vector or a scalar changes nothing.
+        return Transpose(self, self.shape[::-1]) if self.ndim == 2 else self
+
+    def sum(self, axis: int | None = None) -> MatExpr:
+        """The sum over rows (`axis=0`), over columns (`axis=1`) or of every entry (None)."""
+        if axis is None:
+            return self if self.ndim == 0 else Sum(self, (), axis=None)
+        if axis not in (0, 1) or axis >= self.ndim:
+            raise InvalidArgumentError(
+                f"axis={axis} is not an axis of {_short(self)}, of shape {_shape_text(self.shape)}"
+            )
+        return Sum(self, self.shape[:axis] + self.shape[axis + 1 :], axis=axis)
+
+    def __getitem__(self, ids) -> MatExpr:
+        """Row lookup `table[ids]`: for each i, row ids[i] of the table."""
+        _check_row_ids(ids, "the row lookup")
+        if self.ndim == 0:
+            raise InvalidArgumentError(f"{_short(self)} is a scalar and has no rows to look up")
+        return Rows(self, ids, (ids.shape[0], *self.shape[1:]))
+
+    def evaluate(self, bindings: Mapping[str, np.ndarray | int]) -> np.ndarray:
+        """The value of the expression, computed with NumPy.
+
+        `bindings` maps each symbol's name to an array of the symbol's shape, and may map a
+        dimension's name to its size (needed only for a size no bound array shows, such as the
+        row count of `one_hot`). Raises UnknownNameError for an unbound symbol or size, and
+        InputArrayError for an array whose shape disagrees with its symbol, or with another
+        array on a named dimension.
+        """
+        order = _postorder(self)
+        sizes = {k: int(v) for k, v in bindings.items() if isinstance(v, numbers.Integral)}
+        for node in order:
+            if isinstance(node, Symbol):
+                _bind_shape(node, bindings, sizes)
+        values: dict[int, np.ndarray] = {}
+        for node in order:
+            args = [values[id(c)] for c in node.children]
+            values[id(node)] = np.asarray(node._compute(args, bindings, sizes))
+        return values[id(self)]
+
+    def symbols(self) -> list[Symbol]:
+        """The symbols the expression depends on, each once, in order of first appearance."""
+        return [n for n in _postorder(self) if isinstance(n, Symbol)]
+
+    def __str__(self) -> str:
+        return TextPrinter().doprint(self)
+
+    def __repr__(self) -> str:
+        return f"MatExpr({str(self)!r}, shape={_shape_text(self.shape)})"
+
+    def _compute(self, args: list, bindings: Mapping, sizes: dict[str, int]):
+        raise NotImplementedError
+
+
+# -- the nodes ------------------------------------------------------------------------------------
+_node = dataclass(frozen=True, eq=False, repr=False)
+
+
+@_node
+class Symbol(MatExpr):
+    """A named matrix (or vector, or scalar) of the given shape."""
+
+    name: str
+    shape: Shape = ()
+
+    def _compute(self, args, bindings, sizes):
+        return bindings[self.name]
+
+
+@_node
+class Constant(MatExpr):
+    """A number (int, float or Fraction), broadcast like a scalar."""
+
+    value: numbers.Real
+    shape: Shape = ()
+
+    def _compute(self, args, bindings, sizes):
+        return float(self.value)
+
+
+@_node
+class _Binary(MatExpr):
+    left: MatExpr
+    right: MatExpr
+    shape: Shape
+
+    @property
+    def children(self):
+        return (self.left, self.right)
+
+
+class Add(_Binary):
+    def _compute(self, args, bindings, sizes):
+        return args[0] + args[1]
+
+
+class Subtract(_Binary):
+    def _compute(self, args, bindings, sizes):
+        return args[0] - args[1]
+
+
+class Multiply(_Binary):
+    """The Hadamard product of two matrices, or a matrix times a scalar."""
+
+    def _compute(self, args, bindings, sizes):
+        return args[0] * args[1]
+
+
+class Divide(_Binary):
+    """The elementwise quotient (a scalar on either side broadcasts)."""
+
+    def _compute(self, args, bindings, sizes):
+        return args[0] / args[1]
+
+
+class MatMul(_Binary):
+    def _compute(self, args, bindings, sizes):
+        return args[0] @ args[1]
+
+
+@_node
+class _Unary(MatExpr):
+    arg: MatExpr
+    shape: Shape
+
+    @property
+    def children(self):
+        return (self.arg,)
+
+
+class Transpose(_Unary):
+    def _compute(self, args, bindings, sizes):
+        return args[0].T
+
+
+@_node
+class Sum(_Unary):
+    """A sum over rows (axis 0), over columns (axis 1) or of every entry (None)."""
+
+    axis: int | None = None
+
+    def _compute(self, args, bindings, sizes):
+        return args[0].sum(axis=self.axis)
+
+
+@_node
+class Function(_Unary):
+    """A named function applied entry by entry (tanh) or row by row (softmax, rowmax)."""
+
+    name: str = ""
+    on_floats: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)
+
+    def _compute(self, args, bindings, sizes):
+        return self.on_floats(args[0])
+
+
+@_node
+class Rows(MatExpr):
+    """Row lookup `table[ids]`."""
+
+    table: MatExpr
+    ids: MatExpr
+    shape: Shape
+
+    @property
+    def children(self):
+        return (self.table, self.ids)
+
+    def _compute(self, args, bindings, sizes):
+        return args[0][_row_ids(self.ids, args[1])]
+
+
+class OneHot(_Unary):
+    """The (len(ids), size) matrix with a 1 at (i, ids[i]): onehot(ids) @ W == W[ids]."""
+
+    def _compute(self, args, bindings, sizes):
+        size = _size(self.shape[1], sizes)
+        return (_row_ids(self.arg, args[0])[:, None] == np.arange(size)).astype(float)
+
+
+class RepeatRows(_Unary):
+    """A row vector repeated down a matrix: the adjoint of the sum over rows."""
+
+    def _compute(self, args, bindings, sizes):
+        rows = _size(self.shape[0], sizes)
+        return np.broadcast_to(args[0], (rows, *args[0].shape)).copy()
+
+
+# -- what NumPy spells as functions ---------------------------------------------------------------
+def function(
+    name: str,
+    arg: MatExpr,
+    on_floats: Callable[[np.ndarray], np.ndarray],
+    shape: Shape | None = None,
+) -> MatExpr:
+    """`name(arg)`, computed by `on_floats` when evaluated. `shape` defaults to arg's (entry by
+    entry); a row-by-row reduction states its own (rowmax: `arg.shape[:1]`)."""
+    shape = arg.shape if shape is None else tuple(shape)
+    return Function(arg, shape, name=name, on_floats=on_floats)
+
+
+def one_hot(ids: MatExpr, size: Dim) -> MatExpr:
+    """The one-hot matrix of row ids: `one_hot(ids, D).T @ g` adds row i of g into row ids[i]
+    of a (D, ...) matrix of zeros, the adjoint of the row lookup `W[ids]`."""
+    _check_row_ids(ids, "one_hot")
+    return OneHot(ids, (ids.shape[0], size))
+
+
+def repeat_rows(row: MatExpr, rows: Dim) -> MatExpr:
+    """`row` repeated down `rows` rows (NumPy: np.broadcast_to(row, (rows, *row.shape)))."""
+    return RepeatRows(row, (rows, *row.shape))
+
+
+# -- printing -------------------------------------------------------------------------------------
+# How tightly a printed form binds: an operand binding more loosely than its operator is
+# bracketed. A negative constant is bracketed wherever it is an operand.
+_NEGATIVE, _SUM, _PRODUCT, _ATOM = 0, 1, 2, 3
+
+
+class TextPrinter:
+    """Plain text: `⊙` Hadamard product, `·` times a scalar, `⊘` elementwise quotient, `@`
+    matrix product, `^T` transpose, and `1` a vector of ones (`1^T @ x` sums the rows of x).
+
+    One `_print_<Node>(node, *operand_texts)` method per kind of node, SymPy style; another
+    format subclasses this and overrides the operator table and the methods it writes
+    differently, keeping the bracketing.
+    """
+
+    operators = {
+        Add: "+",
+        Subtract: "-",
+        Multiply: "⊙",
+        Divide: "⊘",
+        MatMul: "@",
+        "scalar product": "·",
+        "scalar quotient": "/",
+    }
+    #: Operators whose right operand needs no brackets either: a @ (b @ c) == a @ b @ c.
+    associative = {Add, Multiply, MatMul}
+
+    def doprint(self, expr: MatExpr) -> str:
+        texts: dict[int, str] = {}
+        for node in _postorder(expr):
+            method = getattr(self, f"_print_{type(node).__name__}")
+            texts[id(node)] = method(node, *(texts[id(c)] for c in node.children))
+        return texts[id(expr)]
+
+    # -- leaves and functions
+    def _print_Symbol(self, node):
+        return node.name
+
+    def _print_Constant(self, node):
+        return repr(node.value) if isinstance(node.value, float) else str(node.value)
+
+    def _print_Function(self, node, arg):
+        return f"{node.name}({arg})"
+
+    def _print_Rows(self, node, table, ids):
+        return f"{self._atom(node.table, table)}[{ids}]"
+
+    def _print_OneHot(self, node, ids):
+        return f"onehot({ids})"
+
+    # -- operators
+    def _print_Transpose(self, node, arg):
+        return f"{self._atom(node.arg, arg)}^T"
+
+    def _binary(self, node, left, right):
+        if self._brackets(node.left, node, right_operand=False):
+            left = f"({left})"
+        if self._brackets(node.right, node, right_operand=True):
+            right = f"({right})"
+        return f"{left} {self._operator(node)} {right}"
+
+    _print_Add = _print_Subtract = _print_Multiply = _print_Divide = _print_MatMul = _binary
+
+    def _print_Sum(self, node, arg):
+        arg = self._matmul_operand(node.arg, arg)
+        if node.axis == 0 or (node.axis is None and node.arg.ndim == 1):
+            return f"1^T @ {arg}"
+        if node.axis == 1:
+            return f"{arg} @ 1"
+        return f"1^T @ {arg} @ 1"
+
+    def _print_RepeatRows(self, node, row):
+        return f"1 @ {self._matmul_operand(node.arg, row)}"
+
+    # -- bracketing
+    def _operator(self, node: MatExpr) -> str:
+        """The operator at the top of a node's printed form ("" for atoms)."""
+        scalar = isinstance(node, _Binary) and () in (node.left.shape, node.right.shape)
+        if scalar and isinstance(node, Multiply):
+            return self.operators["scalar product"]
+        if scalar and isinstance(node, Divide):
+            return self.operators["scalar quotient"]
+        if isinstance(node, (Sum, RepeatRows)):
+            return self.operators[MatMul]
+        if isinstance(node, Constant) and _is_fraction(node.value):
+            return self.operators["scalar quotient"]
+        return self.operators.get(type(node), "")
+
+    def _binding(self, node: MatExpr) -> int:
+        if isinstance(node, (Add, Subtract)):
+            return _SUM
+        if isinstance(node, (Multiply, Divide, MatMul, Sum, RepeatRows)):
+            return _PRODUCT
+        if isinstance(node, Constant):
+            if node.value < 0:
+                return _NEGATIVE
+            return _PRODUCT if _is_fraction(node.value) else _ATOM
+        return _ATOM
+
+    def _brackets(self, child: MatExpr, parent: _Binary, *, right_operand: bool) -> bool:
+        inner, outer = self._binding(child), self._binding(parent)
+        if inner != outer:
+            return inner < outer
+        # Sums read left to right (a - b + c, a + b - c): only a - (b - c) keeps its brackets.
+        # Products that mix operators (⊙ and @, · and /) keep theirs: the reader would guess.
+        right_ok = not right_operand or type(parent) in self.associative
+        if outer == _SUM:
+            return not right_ok
+        return self._operator(child) != self._operator(parent) or not right_ok
+
+    def _atom(self, child: MatExpr, text: str) -> str:
+        return text if self._binding(child) == _ATOM else f"({text})"
+
+    def _matmul_operand(self, child: MatExpr, text: str) -> str:
+        """An operand of a product with the vector of ones: @ chains need no brackets."""
+        atom = self._binding(child) == _ATOM
+        return text if atom or self._operator(child) == self.operators[MatMul] else f"({text})"
+
+
+# -- shapes ---------------------------------------------------------------------------------------
+def _lift(value) -> MatExpr | None:
+    if isinstance(value, MatExpr):
+        return value
+    if isinstance(value, numbers.Integral):
+        return Constant(int(value))
+    if isinstance(value, Fraction):
+        return Constant(value)
+    if isinstance(value, numbers.Real):
+        return Constant(float(value))
+    return None
+
+
+def _elementwise(kind: type[_Binary], left, right):
+    a, b = _lift(left), _lift(right)
+    if a is None or b is None:
+        return NotImplemented
+    if kind is Multiply:  # 1 · x is x: the identity's derivative leaves g as it is
+        if _is_one(a):
+            return b
+        if _is_one(b):
+            return a
+    return kind(a, b, _broadcast(a, b))
+
+
+def _broadcast(a: MatExpr, b: MatExpr) -> Shape:
+    """NumPy's broadcasting, with named dimensions: equal names match, 1 stretches."""
+    out = []
+    for i in range(1, max(a.ndim, b.ndim) + 1):
+        x = a.shape[-i] if i <= a.ndim else 1
+        y = b.shape[-i] if i <= b.ndim else 1
+        if x != y and 1 not in (x, y):
+            raise InvalidArgumentError(
+                f"cannot combine {_short(a)}, of shape {_shape_text(a.shape)}, entry by entry "
+                f"with {_short(b)}, of shape {_shape_text(b.shape)}: the shapes do not broadcast"
+            )
+        out.append(y if x == 1 else x)
+    return tuple(reversed(out))
+
+
+def _matmul(left, right):
+    a, b = _lift(left), _lift(right)
+    if a is None or b is None:
+        return NotImplemented
+    if not (1 <= a.ndim <= 2 and 1 <= b.ndim <= 2) or a.shape[-1] != b.shape[0]:
+        raise InvalidArgumentError(
+            f"cannot multiply {_short(a)}, of shape {_shape_text(a.shape)}, by {_short(b)}, of "
+            f"shape {_shape_text(b.shape)}: the inner dimensions differ"
+        )
+    return MatMul(a, b, a.shape[:-1] + b.shape[1:])
+
+
+def _check_row_ids(ids, user: str) -> None:
+    if not isinstance(ids, MatExpr) or ids.ndim != 1:
+        raise InvalidArgumentError(f"{user} takes row ids as a vector MatExpr, got {ids!r}")
+
+
+def _is_one(x: MatExpr) -> bool:
+    return isinstance(x, Constant) and x.value == 1
+
+
+def _is_fraction(value) -> bool:
+    return isinstance(value, Fraction) and value.denominator != 1
+
+
+def _short(expr: MatExpr, limit: int = 60) -> str:
+    text = str(expr)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _shape_text(shape: Shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _size(dim: Dim, sizes: Mapping[str, int]) -> int:
+    if not isinstance(dim, str):
+        return dim
+    if dim not in sizes:
+        raise UnknownNameError(
+            f"the size of dimension {dim!r} is unknown: bind {dim!r} to it or bind an array "
+            "that has it"
+        )
+    return sizes[dim]
+
+
+def _bind_shape(node: Symbol, bindings: Mapping, sizes: dict[str, int]) -> None:
+    """Check a bound array against its symbol's shape; learn the sizes of named dimensions."""
+    if node.name not in bindings:
+        raise UnknownNameError(f"no array is bound to the symbol {node.name!r}")
+    shape = np.shape(bindings[node.name])
+    if len(shape) != node.ndim:
+        raise InputArrayError(
+            f"{node.name} should have shape {_shape_text(node.shape)}, got {_shape_text(shape)}"
+        )
+    for dim, size in zip(node.shape, shape):
+        expected = sizes.setdefault(dim, size) if isinstance(dim, str) else dim
+        if expected != size:
+            raise InputArrayError(
+                f"{node.name} has shape {_shape_text(shape)}, but its dimension {dim!r} is "
+                f"{expected} elsewhere"
+            )
+
+
+def _row_ids(node: MatExpr, value: np.ndarray) -> np.ndarray:
+    if not np.issubdtype(value.dtype, np.integer):
+        raise InputArrayError(
+            f"{_short(node)} holds row ids and must be integers, not {value.dtype}"
+        )
+    return value
+
+
+# -- walking a DAG without recursion --------------------------------------------------------------
+def _postorder(root: MatExpr) -> list[MatExpr]:
+    """Every node once, children before parents (iterative: formulas can be thousands deep)."""
+    order: list[MatExpr] = []
+    seen: set[int] = set()
+    stack: list[tuple[MatExpr, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+        elif id(node) not in seen:
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in reversed(node.children))
+    return order

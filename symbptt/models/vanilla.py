@@ -1,0 +1,43 @@
+"""The vanilla RNN of the seed blog, with a softmax cross-entropy loss at every step:
+
+    a_t = b + h_{t-1} W_h + x_t W_x,   h_t = act(a_t),   o_t = c + h_t V,
+    L = sum_t sum_i -log softmax(o_t[i])[y_t[i]]
+
+(row vectors, a minibatch of N). Its variants are options of the spec: no bias b or c, h0 fixed
+at zero, token ids for x (x_t W_x becomes the row lookup W_x[x_t]), the activation, a mean
+instead of a sum, truncated BPTT.
+"""
+
+from __future__ import annotations
+
+from ..spec import Input, ModelSpec
+
+__all__ = ["VANILLA"]
+
+
+def cell(ops, p, h_prev, x_t):
+    """One step: (h_t, o_t) from h_{t-1} (None when h0 is fixed at zero) and x_t.
+
+    Token ids arrive one-hot, as data: onehot(x_t) W_x is the row lookup W_x[x_t].
+    """
+    a = ops.affine("a", p.get("b"), (h_prev, p["W_h"]), (x_t, p["W_x"]))
+    h = ops.apply("h", ops.options.activation, a)
+    o = ops.affine("o", p.get("c"), (h, p["V"]))
+    return h, o
+
+
+VANILLA = ModelSpec(
+    name="vanilla",
+    base_inputs=(
+        Input("x", ("T", "N", "D"), "sequence"),
+        Input("y", ("T", "N"), "label", integer=True, bound="C"),
+        Input("h0", ("N", "H"), "initial"),
+        Input("W_x", ("D", "H"), "parameter"),
+        Input("W_h", ("H", "H"), "parameter"),
+        Input("b", ("H",), "parameter"),
+        Input("V", ("H", "C"), "parameter"),
+        Input("c", ("C",), "parameter"),
+    ),
+    cell=cell,
+    biases=("b", "c"),
+)

@@ -1,0 +1,294 @@
+"""A model as a value: its inputs, its per-step cell, its loss options and variants.
+
+A `ModelSpec` declares every input once (name, shape in terms of the dimensions, role) and a
+`cell` that builds one time step from named operations. Everything that needs names or shapes
+(validation, random points, the unrolled graph, compiled code, strategies, user-code forms, the
+command line's choices) reads them from here, so a new model is one file in `symbptt/models/`
+and a variant is one option.
+"""
+
+from __future__ import annotations
+
+import difflib
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from .errors import InputArrayError, InvalidArgumentError, UnknownNameError
+from .model import Dims
+
+__all__ = ["ROLES", "ACTIVATIONS", "Input", "Options", "ModelSpec"]
+
+#: parameter: shared by every step; initial: the state before step 1; sequence: one slice per
+#: step (x_t); label: data the loss compares against (y_t), never differentiated.
+ROLES = ("parameter", "initial", "sequence", "label")
+ACTIVATIONS = ("tanh", "relu", "identity")
+REDUCTIONS = ("sum", "mean")
+
+
+@dataclass(frozen=True)
+class Input:
+    """One input array of a model: its name, its shape in dimension letters, its role."""
+
+    name: str
+    shape: tuple[str, ...]
+    role: str
+    #: Integer data (labels, token ids) whose values lie in [0, dims.<bound>).
+    integer: bool = False
+    bound: str | None = None
+
+    def shape_in(self, dims: Dims) -> tuple[int, ...]:
+        return tuple(getattr(dims, letter) for letter in self.shape)
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Options:
+    """The variants of a model that real code uses, each one option."""
+
+    #: Biases the model does not have (names among the spec's `biases`).
+    no_bias: tuple[str, ...] = ()
+    #: "input": h0 is an input with a gradient; "zero": h0 is fixed at 0 and is no input.
+    h0: str = "input"
+    #: "dense": x_t is (N, D) and x_t W_x a product; "tokens": x_t holds ids, W_x[x_t] a lookup.
+    inputs: str = "dense"
+    activation: str = "tanh"
+    #: "sum" of every loss term, or their "mean" over all N*T terms.
+    reduction: str = "sum"
+    #: K-step truncated BPTT: only paths with t - k <= K (None: full BPTT).
+    truncate: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.no_bias, str) or not all(isinstance(b, str) for b in self.no_bias):
+            raise InvalidArgumentError(f"no_bias={self.no_bias!r} must be a sequence of names")
+        object.__setattr__(self, "no_bias", tuple(sorted(set(self.no_bias))))
+        for label, value, allowed in (
+            ("h0", self.h0, ("input", "zero")),
+            ("inputs", self.inputs, ("dense", "tokens")),
+            ("activation", self.activation, ACTIVATIONS),
+            ("reduction", self.reduction, REDUCTIONS),
+        ):
+            if value not in allowed:
+                raise InvalidArgumentError(f"{label}={value!r} must be one of {', '.join(allowed)}")
+        if self.truncate is not None and (not _whole(self.truncate) or self.truncate < 0):
+            raise InvalidArgumentError(
+                f"truncate={self.truncate!r} must be a whole number of steps >= 0 (or None)"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "no_bias": list(self.no_bias)}
+
+    def reference_options(self, form: str = "full") -> dict[str, Any]:
+        """The keyword options of the NumPy reference for this variant (absent biases and h0
+        are absent keys of the arrays); the layer form has no loss, so no reduction."""
+        options = {"truncate": self.truncate, "activation": self.activation, "inputs": self.inputs}
+        if form == "full":
+            options["reduction"] = self.reduction
+        return options
+
+
+class _Trace:
+    """A cell backend on sets of names: what each value depends on."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+
+    def affine(self, base: str, bias, *pairs) -> set:
+        found = set(bias or ())
+        for a, w in pairs:
+            found |= set(a or ()) | set(w)
+        return found
+
+    def apply(self, base: str, function: str, a) -> set:
+        return set(a)
+
+
+#: cell(ops, params, state, x_t) -> (new state, logits): one step built from named operations.
+Cell = Callable[[Any, Mapping[str, Any], Any, Any], tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model: its full list of inputs, its per-step cell, and the options of this variant."""
+
+    name: str
+    base_inputs: tuple[Input, ...]
+    cell: Cell = field(compare=False)
+    #: The inputs an option may remove: biases (no_bias) and the initial state (h0="zero").
+    biases: tuple[str, ...] = ()
+    options: Options = Options()
+
+    def __post_init__(self) -> None:
+        for bias in self.options.no_bias:
+            if bias not in self.biases:
+                close = difflib.get_close_matches(bias, self.biases, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise InvalidArgumentError(
+                    f"no_bias names {bias!r}, not a bias of the {self.name} model "
+                    f"({', '.join(self.biases)}){hint}"
+                )
+
+    def variant(self, **options: Any) -> ModelSpec:
+        """The same model with some options changed (validated)."""
+        return replace(self, options=Options(**{**asdict(self.options), **options}))
+
+    # -- names and shapes --------------------------------------------------------------------
+    @cached_property
+    def inputs(self) -> tuple[Input, ...]:
+        """The inputs this variant has, in the order the compiled functions take them."""
+        kept = []
+        for item in self.base_inputs:
+            if item.name in self.options.no_bias:
+                continue
+            if item.role == "initial" and self.options.h0 == "zero":
+                continue
+            if item.role == "sequence" and self.options.inputs == "tokens":
+                item = Input(
+                    item.name, item.shape[:-1], item.role, integer=True, bound=item.shape[-1]
+                )
+            kept.append(item)
+        return tuple(kept)
+
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(i.name for i in self.inputs)
+
+    @cached_property
+    def parameters(self) -> tuple[str, ...]:
+        """Shared weights and biases: one copy per step in the unrolled graph."""
+        return tuple(i.name for i in self.inputs if i.role == "parameter")
+
+    @cached_property
+    def gradient_names(self) -> tuple[str, ...]:
+        """Everything a gradient exists for: parameters, the initial state, dense inputs."""
+        order = ("parameter", "initial", "sequence")
+        return tuple(
+            i.name for role in order for i in self.inputs if i.role == role and not i.integer
+        )
+
+    @cached_property
+    def state_parameters(self) -> tuple[str, ...]:
+        """The parameters the recurrent state depends on (the RNN layer's, not the output's):
+        found by running the cell once on names instead of arrays."""
+        state, _ = self.cell(_Trace(self.options), {p: {p} for p in self.parameters}, set(), set())
+        return tuple(p for p in self.parameters if p in state)
+
+    @cached_property
+    def sequence(self) -> Input:
+        return next(i for i in self.inputs if i.role == "sequence")
+
+    @cached_property
+    def initial(self) -> Input | None:
+        return next((i for i in self.inputs if i.role == "initial"), None)
+
+    @cached_property
+    def time_major(self) -> tuple[str, ...]:
+        """Inputs with a leading T axis (the ones batch-first code transposes)."""
+        return tuple(i.name for i in self.inputs if i.shape and i.shape[0] == "T")
+
+    def input(self, name: str) -> Input:
+        """The named input, or UnknownNameError suggesting close names."""
+        for item in self.inputs:
+            if item.name == name:
+                return item
+        close = difflib.get_close_matches(name, self.names, n=2, cutoff=0.5)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        removed = " (this variant has none)" if name in {i.name for i in self.base_inputs} else ""
+        raise UnknownNameError(
+            f"the {self.name} model has no input {name!r}{removed}: it has "
+            f"{', '.join(self.names)}{hint}"
+        )
+
+    def shape(self, name: str, dims: Dims) -> tuple[int, ...]:
+        return self.input(name).shape_in(dims)
+
+    # -- data ------------------------------------------------------------------------------
+    def random_point(self, dims: Dims, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
+        """Seeded random inputs of this variant (the same draws as `model.random_point` for the
+        arrays both have, so a variant's point is the full model's point with arrays removed)."""
+        from .model import random_point
+
+        full = random_point(dims, seed=seed, scale=scale)
+        point = {n: full[n] for n in self.names if n in full}
+        for item in self.inputs:
+            if item.integer and item.role == "sequence":
+                rng = np.random.default_rng([seed, 1])
+                point[item.name] = rng.integers(0, getattr(dims, item.bound), item.shape_in(dims))
+        return point
+
+    def dims_of(self, arrays: Mapping[str, Any]) -> Dims:
+        """The dimensions the arrays' shapes imply (each letter from the first input that has
+        it); InputArrayError when one cannot be read."""
+        sizes: dict[str, int] = {}
+        for item in self.inputs:
+            if item.name not in arrays:
+                continue
+            shape = np.shape(arrays[item.name])
+            if len(shape) != len(item.shape):
+                raise InputArrayError(
+                    f"{item.name} must have {len(item.shape)} axes ({', '.join(item.shape)}), "
+                    f"got shape {shape}"
+                )
+            for letter, size in zip(item.shape, shape):
+                sizes.setdefault(letter, int(size))
+        missing = [letter for letter in ("N", "D", "H", "C", "T") if letter not in sizes]
+        if missing:
+            raise InputArrayError(
+                f"the arrays do not say {', '.join(missing)}: missing input array(s) among "
+                f"{', '.join(self.names)}"
+            )
+        return Dims(**{letter: sizes[letter] for letter in ("N", "D", "H", "C", "T")})
+
+    def validate(self, dims: Dims, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Check every input's presence, shape, dtype and values; float64/int64 copies.
+
+        Raises InputArrayError naming the first problem.
+        """
+        missing = [n for n in self.names if n not in arrays]
+        if missing:
+            raise InputArrayError(f"missing input array(s): {', '.join(missing)}")
+        extra = sorted(set(arrays) - set(self.names))
+        if extra:
+            raise InputArrayError(
+                f"unexpected input array(s) for this variant: {', '.join(extra)}; "
+                f"expected {', '.join(self.names)}"
+            )
+        out: dict[str, np.ndarray] = {}
+        for item in self.inputs:
+            value = np.asarray(arrays[item.name])
+            want = item.shape_in(dims)
+            if value.shape != want:
+                raise InputArrayError(
+                    f"{item.name} has shape {value.shape}, expected {want} for {dims}"
+                )
+            if item.integer:
+                what = "class labels" if item.role == "label" else "token ids"
+                if not np.issubdtype(value.dtype, np.integer):
+                    raise InputArrayError(
+                        f"{item.name} must hold integer {what}, got dtype {value.dtype}"
+                    )
+                high = getattr(dims, item.bound)
+                if value.size and (value.min() < 0 or value.max() >= high):
+                    raise InputArrayError(
+                        f"{item.name} holds {what.split()[-1]} outside [0, {high}): "
+                        f"min {value.min()}, max {value.max()}"
+                    )
+                out[item.name] = value.astype(np.int64)
+                continue
+            if value.dtype.kind not in "iuf":
+                raise InputArrayError(f"{item.name} must be a real array, got dtype {value.dtype}")
+            value = value.astype(np.float64)
+            if not np.all(np.isfinite(value)):
+                bad = tuple(int(i) for i in np.argwhere(~np.isfinite(value))[0])
+                raise InputArrayError(
+                    f"{item.name} holds a non-finite value ({value[bad]}) at index {bad}"
+                )
+            out[item.name] = value
+        return out

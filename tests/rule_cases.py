@@ -1,0 +1,165 @@
+"""One case per row of the rule table (more for variadic rows), shared by the rule tests.
+
+A case states a rule's inputs and constants with shapes in named dimensions; `float_problem`
+draws numbers for given sizes, `object_problem` and `matrix_problem` give the same problem on
+SymEngine symbols and on `MatExpr` symbols.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import symengine as se
+
+from symbptt.matexpr import Symbol
+
+#: Every dimension a case may use; each is drawn independently, so D != H and N = 1 both occur.
+DIMS = ("N", "K", "D", "H", "C")
+
+#: Where input values are drawn: log needs x > 0, relu's finite differences must not straddle 0.
+DOMAINS = {"real": (-1.5, 1.5), "positive": (0.5, 2.0), "off_kink": (0.1, 1.5)}
+
+
+@dataclass(frozen=True)
+class Operand:
+    name: str
+    shape: tuple[str, ...]
+    domain: str = "real"
+
+
+@dataclass(frozen=True)
+class Case:
+    rule: str
+    #: None stands for an absent input (affine without a bias).
+    inputs: tuple[Operand | None, ...]
+    #: Constant arrays (labels Y, the softmax shift m).
+    arrays: tuple[Operand, ...] = ()
+    #: Constant row ids: name -> (its shape, the dimension its values range over).
+    ids: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    #: Constant numbers (a factor).
+    numbers: dict[str, object] = field(default_factory=dict)
+
+
+def _op(name: str, *shape: str, domain: str = "real") -> Operand:
+    return Operand(name, shape, domain)
+
+
+CASES: dict[str, Case] = {
+    "copy": Case("copy", (_op("a", "N", "H"),)),
+    "affine, bias and two pairs": Case(
+        "affine",
+        (
+            _op("b", "H"),
+            _op("A_1", "N", "H"),
+            _op("B_1", "H", "H"),
+            _op("A_2", "N", "D"),
+            _op("B_2", "D", "H"),
+        ),
+    ),
+    "affine, bias and one pair": Case(
+        "affine", (_op("c", "C"), _op("A_1", "N", "H"), _op("B_1", "H", "C"))
+    ),
+    "affine, no bias": Case(
+        "affine",
+        (
+            None,
+            _op("A_1", "N", "K"),
+            _op("B_1", "K", "H"),
+            _op("A_2", "N", "D"),
+            _op("B_2", "D", "H"),
+        ),
+    ),
+    "lookup": Case("lookup", (_op("W", "D", "H"),), ids={"ids": (("N",), "D")}),
+    "add": Case("add", (_op("a", "N", "H"), _op("b", "N", "H"), _op("c", "N", "H"))),
+    "sum": Case("sum", (_op("L_1"), _op("L_2"), _op("L_3"))),
+    "scale, by a fraction": Case(
+        "scale", (_op("a", "N", "H"),), numbers={"factor": Fraction(1, 6)}
+    ),
+    "scale, a scalar by a float": Case("scale", (_op("L"),), numbers={"factor": 0.25}),
+    "matmul": Case("matmul", (_op("a", "N", "K"), _op("b", "K", "H"))),
+    "transpose": Case("transpose", (_op("a", "N", "H"),)),
+    "mul": Case("mul", (_op("a", "N", "H"), _op("b", "N", "H"))),
+    "rowsum": Case("rowsum", (_op("a", "N", "H"),)),
+    "tanh": Case("tanh", (_op("a", "N", "H"),)),
+    "sigmoid": Case("sigmoid", (_op("a", "N", "H"),)),
+    "relu": Case("relu", (_op("a", "N", "H", domain="off_kink"),)),
+    "identity": Case("identity", (_op("a", "N", "H"),)),
+    "exp": Case("exp", (_op("a", "N", "H"),)),
+    "log": Case("log", (_op("a", "N", "H", domain="positive"),)),
+    "softmax_ce": Case(
+        "softmax_ce", (_op("o", "N", "C"),), arrays=(_op("Y", "N", "C"), _op("m", "N"))
+    ),
+    "rowmax": Case("rowmax", (_op("o", "N", "C"),)),
+}
+
+
+@dataclass
+class Problem:
+    """A rule's inputs (None where absent) and constants, on one backend."""
+
+    inputs: list
+    consts: dict
+
+
+def _concrete(shape: tuple[str, ...], sizes: dict[str, int]) -> tuple[int, ...]:
+    return tuple(sizes[d] for d in shape)
+
+
+def float_problem(case: Case, sizes: dict[str, int], seed: int) -> Problem:
+    """Random numbers for the case; relu's inputs get a random sign but stay off the kink."""
+    rng = np.random.default_rng(seed)
+
+    def draw(op: Operand) -> np.ndarray:
+        low, high = DOMAINS[op.domain]
+        x = rng.uniform(low, high, _concrete(op.shape, sizes))
+        return x * rng.choice([-1.0, 1.0], x.shape) if op.domain == "off_kink" else x
+
+    inputs = [None if op is None else draw(op) for op in case.inputs]
+    consts: dict = {op.name: draw(op) for op in case.arrays}
+    for name, (shape, over) in case.ids.items():
+        consts[name] = rng.integers(0, sizes[over], _concrete(shape, sizes))
+    consts.update(case.numbers)
+    return Problem(inputs, consts)
+
+
+def symbol_matrix(code: str, shape: tuple[int, ...]) -> np.ndarray:
+    """An object array of fresh symbols named `code_i_j`."""
+    out = np.empty(shape, dtype=object)
+    for index in np.ndindex(*shape):
+        out[index] = se.Symbol("_".join([code, *map(str, index)]))
+    return out
+
+
+def object_problem(case: Case, floats: Problem) -> tuple[Problem, dict]:
+    """The same problem on SymEngine symbols (row ids and numbers stay as they are), and the
+    values of those symbols."""
+    values: dict = {}
+
+    def symbols(op: Operand, value: np.ndarray) -> np.ndarray:
+        s = symbol_matrix(op.name, value.shape)
+        values.update(zip(s.flat, value.flat))
+        return s
+
+    inputs = [None if op is None else symbols(op, v) for op, v in zip(case.inputs, floats.inputs)]
+    consts = dict(floats.consts)
+    consts.update({op.name: symbols(op, floats.consts[op.name]) for op in case.arrays})
+    return Problem(inputs, consts), values
+
+
+def matrix_problem(case: Case, floats: Problem, sizes: dict[str, int]) -> tuple[Problem, dict]:
+    """The same problem on MatExpr symbols with named shapes, and the bindings to evaluate it
+    (the sizes too: the one-hot matrix of row ids needs a size no bound array shows)."""
+    bindings: dict = dict(sizes)
+
+    def symbol(op: Operand, value: np.ndarray) -> Symbol:
+        bindings[op.name] = value
+        return Symbol(op.name, op.shape)
+
+    inputs = [None if op is None else symbol(op, v) for op, v in zip(case.inputs, floats.inputs)]
+    consts = dict(floats.consts)
+    consts.update({op.name: symbol(op, floats.consts[op.name]) for op in case.arrays})
+    for name, (shape, _) in case.ids.items():
+        consts[name] = symbol(Operand(name, shape), floats.consts[name])
+    return Problem(inputs, consts), bindings
