@@ -315,21 +315,25 @@ def derive(graph: UnrolledGraph, progress: Progress | None = None) -> Derivation
         if node.rule is None:
             continue
         parents = set(node.parents)
+        # Where each age of this node sends its contributions, per parent (None: every age
+        # is kept as one; False: dropped by the truncation).
+        sends = {
+            (age, p): _parent_age(graph.node(p), node, age, K) for age in by_age for p in parents
+        }
+        for p, parent_age in {(p, a) for (_, p), a in sends.items() if a is not False}:
+            ages.setdefault(p, set()).add(parent_age)
         for flat, (entry, entry_def) in enumerate(zip(node.symbols.flat, node.definition.flat)):
             locals_ = [
-                (s, entry_def.diff(s).xreplace({entry_def: entry}))
+                (s, owner[s], entry_def.diff(s).xreplace({entry_def: entry}))
                 for s in entry_def.free_symbols
                 if owner.get(s) in parents
             ]
             for age, symbols in by_age.items():
                 entry_adj = symbols.flat[flat]
-                for s, local in locals_:
-                    parent = graph.node(owner[s])
-                    parent_age = _parent_age(parent, node, age, K)
-                    if parent_age is False:
-                        continue
-                    contributions.setdefault((s, parent_age), []).append(entry_adj * local)
-                    ages.setdefault(parent.name, set()).add(parent_age)
+                for s, parent, local in locals_:
+                    parent_age = sends[age, parent]
+                    if parent_age is not False:
+                        contributions.setdefault((s, parent_age), []).append(entry_adj * local)
     if progress:
         progress("derive", total, total)
     forward = [Block(n.name, n.symbols, n.definition) for n in graph if n.rule is not None]

@@ -123,6 +123,10 @@ class ModelSpec:
     cell: Cell = field(compare=False)
     #: The inputs an option may remove: biases (no_bias) and the initial state (h0="zero").
     biases: tuple[str, ...] = ()
+    #: sample(dims, rng, scale) -> every input of the full model: how random points are drawn.
+    sample: Callable[[Dims, np.random.Generator, float], dict[str, np.ndarray]] | None = field(
+        default=None, compare=False
+    )
     options: Options = Options()
 
     def __post_init__(self) -> None:
@@ -211,11 +215,9 @@ class ModelSpec:
 
     # -- data ------------------------------------------------------------------------------
     def random_point(self, dims: Dims, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
-        """Seeded random inputs of this variant (the same draws as `model.random_point` for the
-        arrays both have, so a variant's point is the full model's point with arrays removed)."""
-        from .model import random_point
-
-        full = random_point(dims, seed=seed, scale=scale)
+        """Seeded random inputs of this variant: the full model's draw (the spec's `sample`)
+        with the arrays the variant lacks removed, so every variant shares its draws."""
+        full = self.sample(dims, np.random.default_rng(seed), scale)
         point = {n: full[n] for n in self.names if n in full}
         for item in self.inputs:
             if item.integer and item.role == "sequence":

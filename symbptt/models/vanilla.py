@@ -10,6 +10,8 @@ instead of a sum, truncated BPTT.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..spec import Input, ModelSpec
 
 __all__ = ["VANILLA"]
@@ -26,6 +28,22 @@ def cell(ops, p, h_prev, x_t):
     return h, o
 
 
+def sample(dims, rng: np.random.Generator, scale: float) -> dict[str, np.ndarray]:
+    """Random inputs of the full model: weights ~ N(0, 1/fan-in), small biases, labels uniform,
+    h0 inside tanh's range; `scale` multiplies the output layer (V, c), for large logits."""
+    N, D, H, C, T = dims.N, dims.D, dims.H, dims.C, dims.T
+    return {
+        "x": rng.standard_normal((T, N, D)),
+        "y": rng.integers(0, C, size=(T, N)),
+        "h0": rng.uniform(-0.9, 0.9, size=(N, H)),
+        "W_x": rng.standard_normal((D, H)) / np.sqrt(D),
+        "W_h": rng.standard_normal((H, H)) / np.sqrt(H),
+        "b": 0.1 * rng.standard_normal(H),
+        "V": scale * rng.standard_normal((H, C)) / np.sqrt(H),
+        "c": scale * 0.1 * rng.standard_normal(C),
+    }
+
+
 VANILLA = ModelSpec(
     name="vanilla",
     base_inputs=(
@@ -40,4 +58,5 @@ VANILLA = ModelSpec(
     ),
     cell=cell,
     biases=("b", "c"),
+    sample=sample,
 )
