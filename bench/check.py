@@ -28,8 +28,8 @@ def main(argv=None) -> int:
 
     from bptt_corpus import case_by_name
 
-    from symbptt.check import check_gradients
-    from symbptt.compile import gradient_function
+    from symbptt.checking.check import check_gradients
+    from symbptt.engine.compile import gradient_function
 
     records = []
     for name, layout in (

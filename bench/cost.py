@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from symbptt import cost
-from symbptt.model import Dims
+from symbptt.engine import cost
+from symbptt.models.dims import Dims
 
 HERE = Path(__file__).resolve().parent
 #: A point running longer than this is stopped and left out of the fit.
@@ -41,10 +41,10 @@ REPEAT_BELOW = 4.0
 def run_point(dims: Dims, wrt: str) -> dict:
     """The derive pipeline at one size, in this process; stage times and peak memory."""
     from symbptt import reference
-    from symbptt.compile import compile_gradients, compile_paths
-    from symbptt.derivatives import derive, sum_paths
-    from symbptt.graph import unroll
-    from symbptt.model import SHARED_PARAMETERS, random_point
+    from symbptt.engine.compile import compile_gradients, compile_paths
+    from symbptt.engine.derivatives import derive, sum_paths
+    from symbptt.engine.graph import unroll
+    from symbptt.models.dims import SHARED_PARAMETERS, random_point
 
     stages = {}
     started = last = time.perf_counter()

@@ -25,10 +25,10 @@ import numpy as np
 import sympy as sp
 
 from symbptt import reference
-from symbptt.compile import compile_gradients
-from symbptt.derivatives import derive
-from symbptt.graph import unroll
-from symbptt.model import Dims, random_point
+from symbptt.engine.compile import compile_gradients
+from symbptt.engine.derivatives import derive
+from symbptt.engine.graph import unroll
+from symbptt.models.dims import Dims, random_point
 
 HERE = Path(__file__).resolve().parent
 

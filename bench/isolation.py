@@ -40,7 +40,7 @@ def _timed(fn, repeat: int) -> float:
 def overhead(examples: int, repeat: int) -> list[dict]:
     from bptt_corpus import case_by_name
 
-    from symbptt.check import check_gradients
+    from symbptt.checking.check import check_gradients
 
     fn = case_by_name("correct_row_vectorised").fn
     target = f"{CORPUS}:correct_row_vectorised"
@@ -65,7 +65,7 @@ def overhead(examples: int, repeat: int) -> list[dict]:
     in_process = (
         f"import sys; sys.path.insert(0, {str(CORPUS.parent)!r})\n"
         "from bptt_corpus import correct_row_vectorised as f\n"
-        "from symbptt.check import check_gradients\n"
+        "from symbptt.checking.check import check_gradients\n"
         f"assert check_gradients(f, max_examples={examples}, isolate=False).ok\n"
     )
     fresh = {

@@ -1,8 +1,9 @@
 """symbptt: derive backpropagation through time symbolically, prove it numerically.
 
-Data flows one way: `model` (dims, names) -> `graph` (the unrolled DAG) -> `derivatives`
-(partial, total, paths) -> outputs (`compile`, `check`) -> `cli`; `reference` is the
-independent NumPy BPTT everything is checked against.
+Data flows one way: `models` (a model as a spec: inputs, cell, variants) -> `engine` (rules,
+the unrolled graph, derivatives, compiled code) -> outputs (`checking`: the checker and its
+isolated worker) -> `cli`; `reference` is the independent NumPy BPTT everything is checked
+against.
 
 The public names below are imported on first use (PEP 562), so that `import symbptt` and the
 command line start without loading SymEngine or hypothesis until they are needed.
@@ -16,16 +17,16 @@ __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
 _WHERE = {
-    "Tolerance": "check",
-    "check_gradients": "check",
-    "compare_gradients": "check",
-    "CompiledFunction": "compile",
-    "compile_gradients": "compile",
-    "compile_paths": "compile",
-    "gradient_function": "compile",
-    "Derivation": "derivatives",
-    "Path": "derivatives",
-    "derive": "derivatives",
+    "Tolerance": "checking.check",
+    "check_gradients": "checking.check",
+    "compare_gradients": "checking.check",
+    "CompiledFunction": "engine.compile",
+    "compile_gradients": "engine.compile",
+    "compile_paths": "engine.compile",
+    "gradient_function": "engine.compile",
+    "Derivation": "engine.derivatives",
+    "Path": "engine.derivatives",
+    "derive": "engine.derivatives",
     "DimensionError": "errors",
     "ExpansionTooLargeError": "errors",
     "InputArrayError": "errors",
@@ -36,15 +37,15 @@ _WHERE = {
     "UnknownNameError": "errors",
     "UserFunctionError": "errors",
     "WorkerDiedError": "errors",
-    "UnrolledGraph": "graph",
-    "unroll": "graph",
-    "GRADIENT_NAMES": "model",
-    "INPUT_NAMES": "model",
-    "SHARED_PARAMETERS": "model",
-    "Dims": "model",
-    "random_point": "model",
-    "ParameterResult": "report",
-    "Report": "report",
+    "UnrolledGraph": "engine.graph",
+    "unroll": "engine.graph",
+    "GRADIENT_NAMES": "models.dims",
+    "INPUT_NAMES": "models.dims",
+    "SHARED_PARAMETERS": "models.dims",
+    "Dims": "models.dims",
+    "random_point": "models.dims",
+    "ParameterResult": "checking.report",
+    "Report": "checking.report",
 }
 
 __all__ = sorted(_WHERE)

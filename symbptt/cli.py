@@ -24,10 +24,10 @@ import numpy as np
 if TYPE_CHECKING:
     from rich.console import Console
 
-from .cost import PATH_T
+from .checking.usercode import FORMS, LAYOUTS, PRECISIONS
+from .engine.cost import PATH_T
 from .errors import InternalError, InvalidArgumentError, SymbpttError, TargetError
-from .model import GRADIENT_NAMES, Dims, resolve_name
-from .usercode import FORMS, LAYOUTS, PRECISIONS
+from .models.dims import GRADIENT_NAMES, Dims, resolve_name
 
 __all__ = ["main"]
 
@@ -86,7 +86,7 @@ def _scale(text: str) -> float:
 
 def _variant_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a model variant, one per option of `spec.Options`."""
-    from .spec import ACTIVATIONS, REDUCTIONS
+    from .models.spec import ACTIVATIONS, REDUCTIONS
 
     group = parser.add_argument_group("model variant")
     group.add_argument(
@@ -308,14 +308,14 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
 def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     """Every number `derive` shows, checked, as one JSON-ready record."""
     from . import reference
-    from .compile import compile_gradients, compile_paths
-    from .derivatives import derive, sum_paths
-    from .graph import unroll
+    from .engine.compile import compile_gradients, compile_paths
+    from .engine.derivatives import derive, sum_paths
+    from .engine.graph import unroll
 
     dims = Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T)
     spec = model_spec(args)
     wrt = _gradient_name(spec, args.wrt)
-    from . import cost
+    from .engine import cost
 
     cost.guard(dims, wrt)  # refuse what would take minutes or more memory than there is
     started = time.perf_counter()
@@ -454,7 +454,7 @@ def _mapping(text: str) -> dict[str, str]:
 
 
 def _tolerances(items: list[str]) -> dict:
-    from .check import TOLERANCES, Tolerance
+    from .checking.check import TOLERANCES, Tolerance
 
     table = {}
     for item in items:
@@ -480,7 +480,7 @@ def _names_list(text: str) -> list[str]:
 
 def check_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of check_gradients that the command line asked for, validated."""
-    from .check import validate_options
+    from .checking.check import validate_options
     from .errors import InvalidArgumentError
 
     options = dict(
@@ -530,7 +530,7 @@ def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from .batch import check_targets, csv_table, expand_targets, verdict
+    from .checking.batch import check_targets, csv_table, expand_targets, verdict
 
     options = check_options(args)
     targets = expand_targets(args.targets)
@@ -538,7 +538,7 @@ def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
         return _check_single(targets[0], options, args, out, err)
     total = len(targets)
 
-    from .report import safe_text
+    from .checking.report import safe_text
 
     def announce(done: int, record: dict) -> None:
         wrong = [r["name"] for r in record.get("results", []) if r.get("status") == "WRONG"]
@@ -561,8 +561,8 @@ def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _check_single(target: str, options: dict, args, out: Console, err: Console) -> int:
-    from .batch import failed_record
-    from .check import check_gradients
+    from .checking.batch import failed_record
+    from .checking.check import check_gradients
 
     with _Progress(err) as progress:
         try:
@@ -585,8 +585,8 @@ def _check_single(target: str, options: dict, args, out: Console, err: Console) 
 def _render_summary(records: list[dict], out: Console) -> None:
     from rich.table import Table
 
-    from .batch import verdict
-    from .report import safe_text
+    from .checking.batch import verdict
+    from .checking.report import safe_text
 
     table = Table(title=f"symbptt check: {len(records)} targets")
     for col in ("target", "verdict", "wrong", "smallest failing shape", "error"):
@@ -642,7 +642,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def console_main() -> None:
     """The `symbptt` command: `main` in a process of its own, whose only children are the
     workers that run user code, so it adopts (and later kills) whatever they leave behind."""
-    from .isolation import adopt_orphans
+    from .checking.isolation import adopt_orphans
 
     adopt_orphans()
     sys.exit(main())

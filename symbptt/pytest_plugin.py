@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .report import Report
+    from .checking.report import Report
 
 
 def _examples(text: str) -> int:

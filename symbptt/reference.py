@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputArrayError, InvalidArgumentError, UserFunctionError
-from .model import resolve_name
+from .models.dims import resolve_name
 
 __all__ = [
     "ACTIVATIONS",
@@ -437,7 +437,7 @@ def forward_backward(
     inputs: str = "dense",
 ) -> tuple[float, dict[str, np.ndarray]]:
     """Return the loss L and its gradients, same shapes as the inputs, keyed in the order
-    W_x, W_h, b, V, c, h0, x (`symbptt.model.GRADIENT_NAMES`) without the names the variant
+    W_x, W_h, b, V, c, h0, x (`symbptt.models.dims.GRADIENT_NAMES`) without the names the variant
     lacks: "b"/"c" when b/c is None, "h0" when h0 is None (fixed at zero), "x" for
     `inputs="tokens"`. The options are described in the module docstring.
     """

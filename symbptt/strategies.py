@@ -12,8 +12,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from .model import Dims, random_point
-from .spec import ModelSpec
+from .models.dims import Dims, random_point
+from .models.spec import ModelSpec
 
 __all__ = ["rnn_shapes", "rnn_problems"]
 

@@ -25,8 +25,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .check import Tolerance, check_gradients, compare_gradients
-from .report import Report
+from .checking.check import Tolerance, check_gradients, compare_gradients
+from .checking.report import Report
 from .strategies import rnn_problems, rnn_shapes
 
 __all__ = [

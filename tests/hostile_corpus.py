@@ -566,15 +566,15 @@ def loss_and_grads_patches_isfinite_returns_nan(x, y, h0, W_x, W_h, b, V, c):
 
 @hostile(
     expect="wrong",
-    why="Imports symbptt.check and replaces _measure, _Checker.passes, the tolerance table "
-    "and Report.wrong, then returns zero gradients.",
+    why="Imports symbptt.checking.check and replaces _measure, _Checker.passes, the tolerance "
+    "table and Report.wrong, then returns zero gradients.",
 )
 def loss_and_grads_patches_checker_zero_grads(x, y, h0, W_x, W_h, b, V, c):
     import contextlib
 
     loss, grads = bptt_core(x, y, h0, W_x, W_h, b, V, c)
     with contextlib.suppress(Exception):
-        import symbptt.check as check
+        import symbptt.checking.check as check
 
         with contextlib.suppress(Exception):
             ok = check.Measurement(0.0, 0.0, (), True)
@@ -585,7 +585,7 @@ def loss_and_grads_patches_checker_zero_grads(x, y, h0, W_x, W_h, b, V, c):
             for dtype in list(check.TOLERANCES):
                 check.TOLERANCES[dtype] = check.Tolerance(rtol=1e300, floor=1.0)
     with contextlib.suppress(Exception):
-        import symbptt.report as report
+        import symbptt.checking.report as report
 
         report.Report.wrong = property(lambda self: [])
     return loss, {k: np.zeros_like(v) for k, v in grads.items()}

@@ -13,7 +13,7 @@ from fractions import Fraction
 import numpy as np
 import symengine as se
 
-from symbptt.matexpr import Symbol
+from symbptt.engine.matexpr import Symbol
 
 #: Every dimension a case may use; each is drawn independently, so D != H and N = 1 both occur.
 DIMS = ("N", "K", "D", "H", "C")

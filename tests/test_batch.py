@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from symbptt import batch
+from symbptt.checking import batch
 from symbptt.cli import main
 
 CORPUS = Path(__file__).parent / "bptt_corpus.py"
@@ -32,16 +32,16 @@ def test_a_submission_that_kills_its_checker_costs_only_its_own_verdict(tmp_path
 
 
 def test_a_failure_of_the_checker_itself_is_one_row_not_a_lost_grade_book(monkeypatch):
-    import symbptt.check
+    import symbptt.checking.check
 
-    real = symbptt.check.check_gradients
+    real = symbptt.checking.check.check_gradients
 
     def flaky_checker(target, **options):
         if target.endswith("dWh_transposed"):
-            raise symbptt.check.InternalError("symbolic and NumPy BPTT disagree")
+            raise symbptt.checking.check.InternalError("symbolic and NumPy BPTT disagree")
         return real(target, **options)
 
-    monkeypatch.setattr(symbptt.check, "check_gradients", flaky_checker)
+    monkeypatch.setattr(symbptt.checking.check, "check_gradients", flaky_checker)
     records = batch.check_targets([GOOD, f"{CORPUS}:dWh_transposed"], FAST, jobs=1)
     assert batch.verdict(records[0]) == "right"
     assert records[1]["error"].startswith("internal error: symbolic and NumPy BPTT disagree")

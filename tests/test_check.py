@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from bptt_corpus import BUGGY, CORRECT, INVISIBLE_WHEN, case_by_name
 
-from symbptt.check import Tolerance, check_gradients, compare_gradients
+from symbptt.checking.check import Tolerance, check_gradients, compare_gradients
 from symbptt.errors import InvalidArgumentError, TargetError
-from symbptt.model import Dims, random_point
+from symbptt.models.dims import Dims, random_point
 from symbptt.strategies import rnn_shapes
 
 

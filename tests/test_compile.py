@@ -6,11 +6,11 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from symbptt import reference
-from symbptt.compile import compile_gradients, gradient_function
-from symbptt.derivatives import derive
+from symbptt.engine.compile import compile_gradients, gradient_function
+from symbptt.engine.derivatives import derive
+from symbptt.engine.graph import unroll
 from symbptt.errors import InputArrayError
-from symbptt.graph import unroll
-from symbptt.model import GRADIENT_NAMES, Dims, random_point
+from symbptt.models.dims import GRADIENT_NAMES, Dims, random_point
 from symbptt.strategies import rnn_problems
 
 EDGE_SHAPES = [

@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from symbptt import cost
+from symbptt.engine import cost
+from symbptt.engine.graph import unroll
 from symbptt.errors import ExpansionTooLargeError
-from symbptt.graph import unroll
-from symbptt.model import GRADIENT_NAMES, Dims
+from symbptt.models.dims import GRADIENT_NAMES, Dims
 
 GiB = 1024**3
 #: Sizes the project documents as working (README, docs/cli.md, docs/benchmarks.md).
@@ -144,7 +144,7 @@ def test_prediction_is_the_fitted_constants_times_the_work_counts():
 
 
 def test_path_counts_match_the_derivation():
-    from symbptt.derivatives import derive
+    from symbptt.engine.derivatives import derive
 
     dims = Dims(N=1, D=1, H=1, C=2, T=4)
     graph = unroll(dims)

@@ -6,11 +6,11 @@ import sympy as sp
 from hypothesis import example, given
 
 from symbptt import reference
-from symbptt.compile import compile_gradients, compile_paths
-from symbptt.derivatives import MAX_EXPAND_T, derive, sum_paths
+from symbptt.engine.compile import compile_gradients, compile_paths
+from symbptt.engine.derivatives import MAX_EXPAND_T, derive, sum_paths
+from symbptt.engine.graph import unroll
 from symbptt.errors import ExpansionTooLargeError, UnknownNameError
-from symbptt.graph import unroll
-from symbptt.model import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point
+from symbptt.models.dims import GRADIENT_NAMES, SHARED_PARAMETERS, Dims, random_point
 from symbptt.strategies import rnn_problems, rnn_shapes
 
 

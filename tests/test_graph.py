@@ -2,10 +2,10 @@
 
 import pytest
 
-from symbptt import cost
+from symbptt.engine import cost
+from symbptt.engine.graph import unroll
 from symbptt.errors import ExpansionTooLargeError, UnknownNameError
-from symbptt.graph import unroll
-from symbptt.model import SHARED_PARAMETERS, Dims
+from symbptt.models.dims import SHARED_PARAMETERS, Dims
 
 
 def test_step_nodes_and_their_parents():

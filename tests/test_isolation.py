@@ -1,4 +1,4 @@
-"""The worker process and its wire: symbptt/worker.py (child side) and symbptt/isolation.py.
+"""The worker process and its wire: symbptt/checking/worker.py (child) and isolation.py (parent).
 
 The wire carries plain data both ways and never executes what it reads; a worker answers every
 call with Returned, Raised or Died whatever the user's code does (hang, crash, exit, print,
@@ -33,10 +33,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from symbptt import worker as wire
+from symbptt.checking import worker as wire
+from symbptt.checking.isolation import Died, InProcess, Limits, Raised, Returned, Worker
+from symbptt.checking.worker import WIRE_DTYPES, Foreign, Opaque, WireError
 from symbptt.errors import TargetError
-from symbptt.isolation import Died, InProcess, Limits, Raised, Returned, Worker
-from symbptt.worker import WIRE_DTYPES, Foreign, Opaque, WireError
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="workers need POSIX")
 
@@ -853,7 +853,7 @@ def test_processes_the_users_code_starts_are_gone_after_close(spawn, how):
 
 _ADOPTING_CHECKER = """
 import sys
-from symbptt.isolation import Died, Worker, adopt_orphans
+from symbptt.checking.isolation import Died, Worker, adopt_orphans
 
 adopt_orphans()  # as the command line does: its only children are workers
 worker = Worker.for_target(sys.argv[1])
@@ -1103,7 +1103,7 @@ def test_in_process_lets_keyboard_interrupt_through():
 
 ORPHAN_SCRIPT = """
 import sys
-from symbptt.isolation import Limits, Worker
+from symbptt.checking.isolation import Limits, Worker
 worker = Worker.for_target(sys.argv[1] + ":hang", limits=Limits(timeout=600))
 pending = worker.submit([], {})  # the request is in the pipe before anyone is killed
 print(worker.pid, flush=True)

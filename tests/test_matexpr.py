@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rule_cases import CASES, DIMS, float_problem, matrix_problem
 
+from symbptt.engine.matexpr import MatExpr, Symbol, one_hot, repeat_rows
+from symbptt.engine.rules import RULES, vjp
 from symbptt.errors import InputArrayError, InvalidArgumentError, UnknownNameError
-from symbptt.matexpr import MatExpr, Symbol, one_hot, repeat_rows
-from symbptt.rules import RULES, vjp
 
 SIZES = st.fixed_dictionaries({d: st.integers(1, 3) for d in DIMS})
 SEEDS = st.integers(0, 2**32 - 1)

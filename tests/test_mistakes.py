@@ -1,4 +1,5 @@
-"""Tests of symbptt.mistakes: the known mistakes, above all the simulated missing transpose.
+"""Tests of symbptt.checking.mistakes: the known mistakes, above all the simulated missing
+transpose.
 
 The simulator `untransposed_recurrence` is checked against a student's hand-written BPTT
 with that bug (from the corpus), against a per-loss-term loop written here for every
@@ -18,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from symbptt import reference
+from symbptt.checking.mistakes import CAUSES, alternatives, untransposed_recurrence
 from symbptt.errors import InputArrayError, InvalidArgumentError
-from symbptt.mistakes import CAUSES, alternatives, untransposed_recurrence
-from symbptt.model import GRADIENT_NAMES, Dims, random_point
+from symbptt.models.dims import GRADIENT_NAMES, Dims, random_point
 
 SETTINGS = settings(deadline=None)  # examples and derandomisation: the conftest profile
 

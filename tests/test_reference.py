@@ -26,7 +26,7 @@ from symbptt.errors import (
     UnknownNameError,
     UserFunctionError,
 )
-from symbptt.model import GRADIENT_NAMES, INPUT_NAMES, Dims, random_point
+from symbptt.models.dims import GRADIENT_NAMES, INPUT_NAMES, Dims, random_point
 from symbptt.reference import (
     ACTIVATIONS,
     INPUT_KINDS,

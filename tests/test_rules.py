@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from rule_cases import CASES, DIMS, float_problem, object_problem, symbol_matrix
 
+from symbptt.engine.rules import RULES, vjp
 from symbptt.errors import InternalError, InvalidArgumentError
-from symbptt.rules import RULES, vjp
 
 SIZES = st.fixed_dictionaries({d: st.integers(1, 3) for d in DIMS})
 SEEDS = st.integers(0, 2**32 - 1)
@@ -174,7 +174,7 @@ import sys
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 import numpy as np, symengine as se
 from rule_cases import CASES, float_problem, object_problem, symbol_matrix
-from symbptt.rules import RULES, vjp
+from symbptt.engine.rules import RULES, vjp
 for label, case in CASES.items():
     rule = RULES[case.rule]
     symbols, _ = object_problem(case, float_problem(case, dict(N=2, K=2, D=3, H=2, C=3), 0))

@@ -5,7 +5,7 @@ from bptt_corpus import case_by_name
 from hypothesis import given
 from hypothesis.errors import InvalidArgument
 
-from symbptt.model import Dims
+from symbptt.models.dims import Dims
 from symbptt.testing import (
     assert_bptt_correct,
     assert_gradients_match,
@@ -23,7 +23,7 @@ def test_assert_gradients_match_in_a_users_property_test(problem):
 
 def test_assert_gradients_match_fails_with_a_readable_message():
     dims = Dims(N=2, D=2, H=3, C=2, T=3)
-    from symbptt.model import random_point
+    from symbptt.models.dims import random_point
 
     arrays = random_point(dims, 0)
     loss, grads = case_by_name("dWh_transposed").fn(**arrays)
@@ -119,7 +119,7 @@ def test_pytest_plugin_rejects_a_bad_example_count_in_one_line(pytester, value):
 
 
 def test_assert_gradients_match_requires_every_gradient_unless_declared():
-    from symbptt.model import random_point
+    from symbptt.models.dims import random_point
     from symbptt.testing import assert_gradients_match
 
     arrays = random_point(Dims(N=2, D=2, H=2, C=3, T=2), 0)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from bptt_corpus import case_by_name
 
-from symbptt.check import check_gradients
+from symbptt.checking.check import check_gradients
+from symbptt.checking.isolation import InProcess
+from symbptt.checking.usercode import Convention
 from symbptt.errors import UserFunctionError
-from symbptt.isolation import InProcess
-from symbptt.model import Dims, random_point
+from symbptt.models.dims import Dims, random_point
 from symbptt.strategies import rnn_shapes
-from symbptt.usercode import Convention
 
 correct = case_by_name("correct_row_vectorised").fn
 ARRAYS = random_point(Dims(N=2, D=3, H=2, C=3, T=2), 0)

@@ -13,13 +13,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from symbptt import reference
-from symbptt.compile import compile_paths, gradient_function
-from symbptt.derivatives import derive, sum_paths
+from symbptt.engine.compile import compile_paths, gradient_function
+from symbptt.engine.derivatives import derive, sum_paths
+from symbptt.engine.graph import unroll
 from symbptt.errors import InvalidArgumentError
-from symbptt.graph import unroll
-from symbptt.model import Dims
 from symbptt.models import VANILLA
-from symbptt.spec import Input, ModelSpec
+from symbptt.models.dims import Dims
+from symbptt.models.spec import Input, ModelSpec
 from symbptt.strategies import rnn_shapes
 
 OPTIONS = st.fixed_dictionaries(
@@ -187,7 +187,7 @@ def _reference_function(**options):
     ids=["no b, h0 zero", "tokens relu", "mean no c", "truncated identity"],
 )
 def test_check_knows_the_variant(options):
-    from symbptt.check import check_gradients
+    from symbptt.checking.check import check_gradients
 
     model = VANILLA.variant(**options)
     report = check_gradients(_reference_function(**options), model=model, max_examples=15)
@@ -197,7 +197,7 @@ def test_check_knows_the_variant(options):
 
 
 def test_full_bptt_is_wrong_for_a_truncated_model():
-    from symbptt.check import check_gradients
+    from symbptt.checking.check import check_gradients
 
     model = VANILLA.variant(truncate=1)
     report = check_gradients(_reference_function(), model=model, max_examples=30)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..spec import Input, ModelSpec
+from .spec import Input, ModelSpec
 
 __all__ = ["VANILLA"]
 

@@ -16,11 +16,11 @@ from fractions import Fraction
 import numpy as np
 import symengine as se
 
+from ..errors import UnknownNameError
+from ..models.dims import Dims
+from ..models.spec import ModelSpec
 from . import cost
-from .errors import UnknownNameError
-from .model import Dims
 from .rules import RULES, Rule
-from .spec import ModelSpec
 
 __all__ = ["Node", "UnrolledGraph", "unroll"]
 
@@ -154,7 +154,7 @@ def unroll(
     and the limit) above `max_seconds` or above the memory available now;
     `max_seconds=None` sets no time limit (the memory limit stays).
     """
-    from .models import VANILLA
+    from ..models import VANILLA
 
     spec = VANILLA if spec is None else spec
     cost.guard(dims, None, paths=False, max_seconds=max_seconds)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UnknownNameError
+from ..errors import UnknownNameError
 from .mistakes import CAUSES
 
 __all__ = ["ParameterResult", "Report"]

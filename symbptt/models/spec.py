@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputArrayError, InvalidArgumentError, UnknownNameError
-from .model import Dims
+from ..errors import InputArrayError, InvalidArgumentError, UnknownNameError
+from .dims import Dims
 
 __all__ = ["ROLES", "ACTIVATIONS", "Input", "Options", "ModelSpec"]
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import symengine as se
 
-from .errors import ExpansionTooLargeError, UnknownNameError
+from ..errors import ExpansionTooLargeError, UnknownNameError
+from ..models.dims import resolve_name
 from .graph import Node, UnrolledGraph, symbol_matrix
-from .model import resolve_name
 from .rules import vjp
 
 __all__ = [

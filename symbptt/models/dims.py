@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DimensionError, UnknownNameError
+from ..errors import DimensionError, UnknownNameError
 
 __all__ = [  # and, read from the vanilla spec: GRADIENT_NAMES, INPUT_NAMES, SHARED_PARAMETERS
     "Dims",
@@ -34,7 +34,7 @@ def __getattr__(name: str):
     }.get(name)
     if attribute is None:  # decided before importing anything: imports ask for __path__ here
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from .models import VANILLA
+    from . import VANILLA
 
     return getattr(VANILLA, attribute)
 
@@ -43,7 +43,7 @@ def resolve_name(name: str, allowed: tuple[str, ...] | None = None) -> str:
     """Return the canonical parameter name, or raise UnknownNameError suggesting close ones
     (`allowed`: default the vanilla model's gradients)."""
     if allowed is None:
-        from .models import VANILLA
+        from . import VANILLA
 
         allowed = VANILLA.gradient_names
     if name in allowed:
@@ -84,14 +84,14 @@ class Dims:
 
     def shape(self, name: str) -> tuple[int, ...]:
         """Shape of the named input array of the vanilla model (row layout, time-major)."""
-        from .models import VANILLA
+        from . import VANILLA
 
         return VANILLA.shape(resolve_name(name, VANILLA.names), self)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Dims:
         """The dims the shapes of the vanilla model's arrays imply."""
-        from .models import VANILLA
+        from . import VANILLA
 
         return VANILLA.dims_of(arrays)
 
@@ -102,7 +102,7 @@ class Dims:
 def random_point(dims: Dims, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
     """Seeded random inputs for every array of the vanilla model (float64, labels int64);
     `scale` multiplies the output layer's weights, so that 1000 gives logits of about 1000."""
-    from .models import VANILLA
+    from . import VANILLA
 
     return VANILLA.random_point(dims, seed=seed, scale=scale)
 
@@ -110,6 +110,6 @@ def random_point(dims: Dims, seed: int = 0, scale: float = 1.0) -> dict[str, np.
 def validate_arrays(dims: Dims, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Check every input of the vanilla model (presence, shape, dtype, finiteness); return
     float64/int64 copies. Raises InputArrayError naming the first problem found."""
-    from .models import VANILLA
+    from . import VANILLA
 
     return VANILLA.validate(dims, arrays)

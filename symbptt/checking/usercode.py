@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import InvalidArgumentError, UserFunctionError, WorkerDiedError
+from ..errors import InvalidArgumentError, UserFunctionError, WorkerDiedError
+from ..models.spec import ModelSpec
 from .isolation import Died, InProcess, Raised, Worker
-from .spec import ModelSpec
 from .worker import Foreign, Opaque
 
 Runner = Worker | InProcess
@@ -44,7 +44,7 @@ class UserAnswer:
 
 
 def _vanilla() -> ModelSpec:
-    from .models import VANILLA
+    from ..models import VANILLA
 
     return VANILLA
 

@@ -25,7 +25,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from .errors import InputArrayError, InvalidArgumentError, UnknownNameError
+from ..errors import InputArrayError, InvalidArgumentError, UnknownNameError
 
 __all__ = ["MatExpr", "Symbol", "function", "one_hot", "repeat_rows", "TextPrinter"]
 

@@ -41,8 +41,8 @@ import math
 import os
 from dataclasses import dataclass
 
-from .errors import ExpansionTooLargeError
-from .model import GRADIENT_NAMES, Dims, resolve_name
+from ..errors import ExpansionTooLargeError
+from ..models.dims import GRADIENT_NAMES, Dims, resolve_name
 
 __all__ = [
     "Estimate",

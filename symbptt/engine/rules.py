@@ -30,8 +30,8 @@ from operator import add
 import numpy as np
 import symengine as se
 
+from ..errors import InternalError, InvalidArgumentError
 from . import matexpr
-from .errors import InternalError, InvalidArgumentError
 from .matexpr import MatExpr
 
 __all__ = [

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import reference
-from .model import Dims
+from .. import reference
+from ..models.dims import Dims
 
 __all__ = ["CAUSES", "Alternative", "alternatives", "untransposed_recurrence"]
 

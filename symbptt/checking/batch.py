@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from .errors import InternalError, TargetError
+from ..errors import InternalError, TargetError
 
 __all__ = ["expand_targets", "check_targets", "check_one", "failed_record", "csv_table", "verdict"]
 

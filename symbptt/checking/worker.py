@@ -2,7 +2,7 @@
 
 This file runs as a script in a fresh interpreter (`python worker.py REQ_FD RES_FD`), so it
 imports nothing of symbptt and nothing heavy: the standard library and NumPy, which the arrays
-need. The parent (`symbptt.isolation`) imports it too, for the wire format.
+need. The parent (`symbptt.checking.isolation`) imports it too, for the wire format.
 
 The wire carries frames of plain data: JSON for structure, raw bytes for arrays, never pickle.
 What the user's code returns is untrusted, so the parent decodes it with no code execution: an

@@ -16,10 +16,10 @@ from functools import lru_cache
 import numpy as np
 import symengine as se
 
+from ..models.dims import Dims, resolve_name
+from ..models.spec import ModelSpec
 from .derivatives import Block, Derivation, Path, blocks_needed, derive
 from .graph import UnrolledGraph, unroll
-from .model import Dims, resolve_name
-from .spec import ModelSpec
 
 __all__ = [
     "CompiledFunction",

@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from . import reference
-from .errors import (
+from .. import reference
+from ..errors import (
     InternalError,
     InvalidArgumentError,
     TargetError,
     UserFunctionError,
     WorkerDiedError,
 )
+from ..models.dims import Dims
+from ..models.spec import ModelSpec
 from .isolation import Died, InProcess, Limits, Raised, Worker
 from .mistakes import alternatives
-from .model import Dims
 from .report import ParameterResult, Report
-from .spec import ModelSpec
 from .usercode import PRECISIONS, Convention, Runner, UserAnswer, _vanilla
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def _truth(form: str, problem: Problem) -> tuple[float | None, dict[str, np.ndar
             a["dh"],
             **model.options.reference_options("layer"),
         )
-    from .compile import gradient_function
+    from ..engine.compile import gradient_function
 
     symbolic = gradient_function(problem.dims, model).call_unchecked(a)
     loss, grads = reference.forward_backward_dict(
@@ -679,7 +679,7 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     # The worker boots while we import the search and the symbolic engine.
     import hypothesis  # noqa: F401
 
-    from . import compile  # noqa: F401
+    from ..engine import compile  # noqa: F401
 
     load_error = _load_failure(runner, label)
     if load_error is not None:
@@ -758,7 +758,7 @@ def _search(checker: _Checker, shapes, max_examples: int, seed: int, progress) -
     from hypothesis import strategies as st
     from hypothesis.errors import Flaky
 
-    from .strategies import rnn_problems
+    from ..strategies import rnn_problems
 
     form = checker.conv.form
     model = checker.conv.model

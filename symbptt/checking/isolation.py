@@ -8,7 +8,8 @@ every call, restarted after a crash. A `target` ("file.py:function") is imported
 interpreter that has imported nothing but NumPy; a Python callable is run in a forked copy of
 this process. Either way the child's stdout and stderr (and its children's) are captured here,
 its current directory is a temporary folder, and every call has a deadline after which the
-child's whole process group is killed. What comes back is plain data (see `symbptt.worker`).
+child's whole process group is killed. What comes back is plain data (see
+`symbptt.checking.worker`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import IsolationUnavailableError, TargetError
 from . import worker as wire
-from .errors import IsolationUnavailableError, TargetError
 
 __all__ = [
     "Limits",
