@@ -24,7 +24,7 @@ import numpy as np
 if TYPE_CHECKING:
     from rich.console import Console
 
-from .checking.usercode import FORMS, LAYOUTS, PRECISIONS
+from .checking import FORMS, LAYOUTS, PRECISIONS
 from .engine.cost import PATH_T
 from .errors import InternalError, InvalidArgumentError, SymbpttError, TargetError
 from .models.dims import GRADIENT_NAMES, Dims, resolve_name
@@ -530,6 +530,10 @@ def run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
+    if _OWN_PROCESS:
+        from .checking.isolation import adopt_orphans
+
+        adopt_orphans()
     from .checking.batch import check_targets, csv_table, expand_targets, verdict
 
     options = check_options(args)
@@ -639,12 +643,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+#: True in the `symbptt` command's own process (not when main() is called from Python).
+_OWN_PROCESS = False
+
+
 def console_main() -> None:
     """The `symbptt` command: `main` in a process of its own, whose only children are the
-    workers that run user code, so it adopts (and later kills) whatever they leave behind."""
-    from .checking.isolation import adopt_orphans
-
-    adopt_orphans()
+    workers that run user code, so `check` adopts (and later kills) whatever they leave."""
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
     sys.exit(main())
 
 

@@ -17,17 +17,13 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, UserFunctionError, WorkerDiedError
 from ..models.spec import ModelSpec
+from . import FORMS, LAYOUTS, PRECISIONS
 from .isolation import Died, InProcess, Raised, Worker
 from .worker import Foreign, Opaque
 
 Runner = Worker | InProcess
 
 __all__ = ["Convention", "FORMS", "LAYOUTS", "PRECISIONS", "UserAnswer"]
-
-FORMS = ("full", "layer")
-#: Precisions an answer may be declared to be computed in (check's `precision`).
-PRECISIONS = ("float64", "float32", "float16", "bfloat16")
-LAYOUTS = ("row", "column")
 
 
 @dataclass

@@ -21,6 +21,7 @@ factor) are held fixed: nothing flows back into them.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -31,8 +32,21 @@ import numpy as np
 import symengine as se
 
 from ..errors import InternalError, InvalidArgumentError
-from . import matexpr
-from .matexpr import MatExpr
+
+
+def _matexpr():
+    """The printable backend, imported when a matrix expression first meets a rule."""
+    from . import matexpr
+
+    return matexpr
+
+
+def _is_matexpr(x: object) -> bool:
+    # Nothing can be a MatExpr before the module is loaded: a command that never prints
+    # matrix formulas never imports it.
+    module = sys.modules.get(f"{__package__}.matexpr")
+    return module is not None and isinstance(x, module.MatExpr)
+
 
 __all__ = [
     "Rule",
@@ -60,8 +74,8 @@ class _Elementwise:
     on_entry: Callable[[se.Basic], se.Basic]
 
     def __call__(self, a):
-        if isinstance(a, MatExpr):
-            return matexpr.function(self.name, a, self.on_floats)
+        if _is_matexpr(a):
+            return _matexpr().function(self.name, a, self.on_floats)
         a = np.asarray(a)
         if a.dtype == object:
             return np.vectorize(self.on_entry, otypes=[object])(a)
@@ -99,23 +113,23 @@ def _float_logsumexp(o: np.ndarray) -> np.ndarray:
 def softmax(o, m):
     """Row-wise softmax. The shift m (each row's max, at run time) changes nothing
     mathematically and keeps exp() finite for logits of size 1000; the matrix form omits it."""
-    if isinstance(o, MatExpr):
-        return matexpr.function("softmax", o, _float_softmax)
+    if _is_matexpr(o):
+        return _matexpr().function("softmax", o, _float_softmax)
     e = exp(o - m[:, None])
     return e / e.sum(axis=1, keepdims=True)
 
 
 def logsumexp(o, m):
     """Row-wise log(sum(exp(o))), computed with the row shift m (see `softmax`)."""
-    if isinstance(o, MatExpr):
-        return matexpr.function("logsumexp", o, _float_logsumexp, o.shape[:1])
+    if _is_matexpr(o):
+        return _matexpr().function("logsumexp", o, _float_logsumexp, o.shape[:1])
     return m + log(exp(o - m[:, None]).sum(axis=1))
 
 
 def rowmax(o):
     """Each row's largest entry."""
-    if isinstance(o, MatExpr):
-        return matexpr.function("rowmax", o, lambda a: a.max(axis=1), o.shape[:1])
+    if _is_matexpr(o):
+        return _matexpr().function("rowmax", o, lambda a: a.max(axis=1), o.shape[:1])
     o = np.asarray(o)
     if o.dtype == object:
         return np.array([se.Max(*row) for row in o], dtype=object)
@@ -124,7 +138,7 @@ def rowmax(o):
 
 def _add(*terms):
     """Elementwise sum of terms that broadcast (a bias row joins a matrix)."""
-    if any(isinstance(t, MatExpr) for t in terms):
+    if any(_is_matexpr(t) for t in terms):
         return reduce(add, terms)
     arrays = [np.asarray(t) for t in terms]
     if any(a.dtype == object for a in arrays):
@@ -140,7 +154,7 @@ def _add(*terms):
 
 def _total(x):
     """The sum of every entry, as a 0-d array (a MatExpr stays one)."""
-    if isinstance(x, MatExpr):
+    if _is_matexpr(x):
         return x.sum()
     x = np.asarray(x)
     return np.asarray(x.sum(), dtype=x.dtype)
@@ -148,7 +162,7 @@ def _total(x):
 
 def _number(value, like):
     """A constant factor in the backend of `like`: exact on symbols when it is a Fraction."""
-    if isinstance(like, MatExpr):
+    if _is_matexpr(like):
         return value
     if np.asarray(like).dtype == object:
         if isinstance(value, Fraction):
@@ -160,8 +174,8 @@ def _number(value, like):
 
 def _one_hot(ids, size, like):
     """The (len(ids), size) one-hot matrix of the row ids, in the backend of `like`."""
-    if isinstance(like, MatExpr):
-        return matexpr.one_hot(ids, size)
+    if _is_matexpr(like):
+        return _matexpr().one_hot(ids, size)
     ids = np.asarray(ids)
     hot = ids[:, None] == np.arange(size)
     if np.asarray(like).dtype == object:
@@ -171,8 +185,8 @@ def _one_hot(ids, size, like):
 
 def _repeat_rows(row, rows):
     """The row vector repeated down `rows` rows: the adjoint of the sum over rows."""
-    if isinstance(row, MatExpr):
-        return matexpr.repeat_rows(row, rows)
+    if _is_matexpr(row):
+        return _matexpr().repeat_rows(row, rows)
     row = np.asarray(row)
     return np.array(np.broadcast_to(row, (rows, *row.shape)))
 
