@@ -141,16 +141,6 @@ def model_spec(args: argparse.Namespace):
         raise _UsageError(str(exc)) from None
 
 
-def _reference_options(spec) -> dict:
-    options = spec.options
-    return {
-        "truncate": options.truncate,
-        "activation": options.activation,
-        "reduction": options.reduction,
-        "inputs": options.inputs,
-    }
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symbptt", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -317,7 +307,8 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     wrt = _gradient_name(spec, args.wrt)
     from .engine import cost
 
-    cost.guard(dims, wrt)  # refuse what would take minutes or more memory than there is
+    # refuse what would take minutes or more memory than there is
+    cost.guard(dims, wrt, truncate=spec.options.truncate)
     started = time.perf_counter()
     with _Progress(err) as report:
         graph = unroll(dims, progress=report, spec=spec)
@@ -325,7 +316,9 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
         gradients = compile_gradients(derivation, [wrt], partials=True)
     arrays = spec.random_point(dims, seed=args.seed, scale=args.scale)
     symbolic = gradients(arrays)
-    loss_ref, grads_ref = reference.forward_backward_dict(arrays, **_reference_options(spec))
+    loss_ref, grads_ref = reference.forward_backward_dict(
+        arrays, **spec.options.reference_options()
+    )
     total = symbolic[wrt]
     shared = wrt in spec.parameters
     partials = {k: symbolic[f"{wrt}^({k})"] for k in range(1, dims.T + 1)} if shared else {}
@@ -389,13 +382,10 @@ def _gradient_name(spec, name: str) -> str:
         raise
 
 
-#: Option values of the plain model, not worth showing.
-_DEFAULTS = (None, [], "input", "dense", "tanh", "sum")
-
-
 def _describe_variant(spec) -> str:
-    changed = {k: v for k, v in spec.options.as_dict().items() if v not in _DEFAULTS}
-    return ", ".join(f"{k}={v}" for k, v in changed.items()) or "the full model"
+    from .checking.report import describe_model
+
+    return describe_model({"name": spec.name, **spec.options.as_dict()}) or "the full model"
 
 
 def _render_derivation(record: dict, out: Console) -> None:
@@ -405,10 +395,11 @@ def _render_derivation(record: dict, out: Console) -> None:
         f"{record['path_count']} paths through the unrolled graph ({record['graph_nodes']} nodes, "
         f"{record['seconds']:.2f} s)"
     )
-    variant = {k: v for k, v in record["model"].items() if k != "name" and v not in _DEFAULTS}
+    from .checking.report import describe_model
+
+    variant = describe_model(record["model"])
     if variant:
-        shown = ", ".join(f"{k}={v}" for k, v in variant.items())
-        out.print(f"model: {record['model']['name']} RNN with {shown}", highlight=False)
+        out.print(f"model: {variant}", highlight=False)
     if record["paths_dropped"]:
         out.print(
             f"{record['paths_dropped']} longer paths dropped by truncation "

@@ -27,6 +27,7 @@ import numpy as np
 
 from .checking.check import Tolerance, check_gradients, compare_gradients
 from .checking.report import Report
+from .models.spec import ModelSpec
 from .strategies import rnn_problems, rnn_shapes
 
 __all__ = [
@@ -74,13 +75,15 @@ def assert_gradients_match(
     only: Sequence[str] | None = None,
     precision: str | None = None,
     tolerances: Mapping[str, Tolerance] | None = None,
+    model: ModelSpec | None = None,
 ) -> Report:
-    """Assert one computed loss and gradient dict (model names, row layout) are exact.
+    """Assert one computed loss and gradient dict (model names, row layout) are exact, for the
+    vanilla RNN or a variant of it (`model=VANILLA.variant(...)`).
 
     Every gradient and the loss are required unless `only` names the ones given.
     """
     report = compare_gradients(
-        arrays, loss, grads, only=only, precision=precision, tolerances=tolerances
+        arrays, loss, grads, only=only, precision=precision, tolerances=tolerances, model=model
     )
     if not report.ok:
         raise AssertionError(_failure(report))

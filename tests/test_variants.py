@@ -237,3 +237,81 @@ def test_impossible_derive_requests_exit_2(capsys, argv, message):
     code = main(["derive", *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+# -- found in review -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wrt", ["W_h", "h0", "W_x"])
+def test_mean_and_truncation_together_list_the_kept_paths(capsys, wrt):
+    import json
+
+    from symbptt.cli import main
+
+    code = main(
+        ["derive", "--T", "5", "--reduction", "mean", "--truncate", "2", "--wrt", wrt, "--json"]
+    )
+    record = json.loads(capsys.readouterr().out)
+    assert code == 0 and record["agrees"]
+    assert len(record["paths"]) == record["path_count"]
+    assert all(0 <= p["loss_step"] - p["entry_step"] <= 2 for p in record["paths"])
+    assert all(p["loss_step"] >= 1 for p in record["paths"])
+
+
+def test_a_truncation_longer_than_the_default_sequences_is_still_tested():
+    from symbptt.checking.check import check_gradients
+
+    model = VANILLA.variant(truncate=3)
+    report = check_gradients(_reference_function(), model=model, max_examples=40)
+    assert not report.ok and "W_h" in report.wrong  # full BPTT differs only at T >= 5
+    assert check_gradients(_reference_function(truncate=3), model=model, max_examples=20).ok
+
+
+def test_a_truncation_the_checker_cannot_tell_apart_is_refused():
+    from symbptt.checking.check import check_gradients
+
+    with pytest.raises(InvalidArgumentError, match="truncate=11 cannot be checked"):
+        check_gradients(_reference_function(), model=VANILLA.variant(truncate=11))
+
+
+def test_specs_with_different_cells_are_different_models():
+    from dataclasses import replace
+
+    def relu_cell(ops, p, h_prev, x_t):
+        h = ops.apply("h", "relu", ops.affine("a", p["b"], (h_prev, p["W_h"]), (x_t, p["W_x"])))
+        return h, ops.affine("o", p["c"], (h, p["V"]))
+
+    other = replace(VANILLA, cell=relu_cell)
+    assert other != VANILLA
+    dims = Dims(N=2, D=2, H=2, C=3, T=2)
+    arrays = VANILLA.random_point(dims, 0)
+    assert (
+        gradient_function(dims, other)(arrays)["loss"]
+        != gradient_function(dims, VANILLA)(arrays)["loss"]
+    )
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: VANILLA.variant(nobias=("b",)), "'nobias' is not an option of a model variant"),
+        (
+            lambda: _check(DEEP_OUTPUT),
+            "knows the vanilla RNN and its variants only",
+        ),
+        (
+            lambda: _check(VANILLA.variant(reduction="mean"), form="layer"),
+            "the layer form has no output layer and no loss",
+        ),
+    ],
+    ids=["option typo", "another model", "layer form with a loss option"],
+)
+def test_requests_the_checker_cannot_honour_are_one_sentence(call, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        call()
+
+
+def _check(model, **options):
+    from symbptt.checking.check import check_gradients
+
+    return check_gradients(lambda *a: None, model=model, max_examples=1, **options)

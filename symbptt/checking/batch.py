@@ -17,6 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from ..errors import InternalError, TargetError
+from .report import describe_model
 
 __all__ = ["expand_targets", "check_targets", "check_one", "failed_record", "csv_table", "verdict"]
 
@@ -157,6 +158,7 @@ def csv_table(records: Sequence[dict]) -> str:
                 " ".join(wrong),
                 " ".join(f"{k}={v}" for k, v in dims.items()),
                 "true" if r.get("inconsistent") else "false",
+                describe_model(r.get("model")) or "vanilla RNN",
                 (r.get("error") or "").replace("\n", " "),
             ]
         )

@@ -90,6 +90,14 @@ TOLERANCES: dict[str, Tolerance] = dict(
 _UNDECLARED_OK = ("float64", "float32")
 #: A fixed generic shape (D != H, N > 1, H > 1, T > 2) where every known bug shows.
 GENERIC = Dims(N=3, D=2, H=3, C=4, T=4)
+#: The largest truncation a check can tell from full BPTT (it needs sequences of K + 2 steps).
+MAX_CHECKED_TRUNCATE = 10
+
+
+def _longest(model: ModelSpec) -> int:
+    """The longest sequences a check draws: 4, or K + 2 so that K-step truncation shows."""
+    K = model.options.truncate
+    return GENERIC.T if K is None else max(GENERIC.T, K + 2)
 
 
 @dataclass(frozen=True)
@@ -432,9 +440,25 @@ def validate_options(
         isolate,
         progress,
     )
-    convention = Convention(
-        form, layout, batch_first, {} if names is None else names, order, model or _vanilla()
-    )
+    model = model or _vanilla()
+    if not isinstance(model, ModelSpec) or model.name != "vanilla":
+        raise InvalidArgumentError(
+            f"model={getattr(model, 'name', model)!r}: the checker's independent NumPy reference "
+            "knows the vanilla RNN and its variants only (VANILLA.variant(...))"
+        )
+    K = model.options.truncate
+    if K is not None and K > MAX_CHECKED_TRUNCATE:
+        raise InvalidArgumentError(
+            f"truncate={K} cannot be checked: K-step truncated BPTT differs from full BPTT only "
+            f"on sequences of K + 2 steps or more, and checks go up to truncate="
+            f"{MAX_CHECKED_TRUNCATE} (T={MAX_CHECKED_TRUNCATE + 2})"
+        )
+    if form == "layer" and (model.options.reduction != "sum" or "c" in model.options.no_bias):
+        raise InvalidArgumentError(
+            "the layer form has no output layer and no loss: --reduction and --no-bias c do "
+            "not apply to it"
+        )
+    convention = Convention(form, layout, batch_first, {} if names is None else names, order, model)
     required = _required(convention, only)
     table = _table(tolerances, precision)
     if shapes is not None:
@@ -697,7 +721,8 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
             report.inconsistent = search.flaky or _answers_differently(checker, search.failure)
     if not search.died and not search.out_of_time:
         model = convention.model
-        generic = _problem(GENERIC, model.random_point(GENERIC, seed), form, seed, model)
+        shape = replace(GENERIC, T=_longest(model))
+        generic = _problem(shape, model.random_point(shape, seed), form, seed, model)
         try:
             at_generic = checker.results(checker.evaluate(generic))
         except UserFunctionError as exc:
@@ -762,6 +787,10 @@ def _search(checker: _Checker, shapes, max_examples: int, seed: int, progress) -
 
     form = checker.conv.form
     model = checker.conv.model
+    if shapes is None and model.options.truncate is not None:
+        from ..strategies import rnn_shapes
+
+        shapes = rnn_shapes(max_T=_longest(model))
     strategy = st.tuples(rnn_problems(shapes=shapes, model=model), st.integers(0, 2**32 - 1))
     search = _Search()
 
@@ -849,6 +878,7 @@ def compare_gradients(
         report.dims = dims.as_dict()
         return report
     report = Report(ok=True, form="full", layout="row", examples=1, results=list(results.values()))
+    report.model = {"name": model.name, **model.options.as_dict()}
     report.ok = not report.wrong
     if not report.ok:
         report.dims = dims.as_dict()

@@ -116,6 +116,9 @@ class Report:
         )
         if self.target:
             console.print(f"target: {safe_text(self.target)}", highlight=False, soft_wrap=True)
+        variant = describe_model(self.model)
+        if variant:
+            console.print(f"model: {variant}", highlight=False, soft_wrap=True)
         console.print(
             f"symbptt check ({self.form} form, {self.layout} layout, {self.examples} examples"
             f" over {self.distinct_shapes} shapes): "
@@ -184,6 +187,20 @@ _OUTPUT_LINES = 10
 def _printable(text: str) -> str:
     """The user's output with control characters (terminal escapes) shown, not obeyed."""
     return "".join(c if c.isprintable() or c == "\t" else f"\\x{ord(c):02x}" for c in text)
+
+
+#: Option values of the plain model, not worth showing.
+_DEFAULTS = (None, [], (), "input", "dense", "tanh", "sum")
+
+
+def describe_model(model: dict | None) -> str:
+    """ "vanilla RNN with truncate=1, no_bias=['b']", or "" for the plain vanilla RNN."""
+    if not model:
+        return ""
+    changed = {k: v for k, v in model.items() if k != "name" and v not in _DEFAULTS}
+    if not changed:
+        return ""
+    return f"{model['name']} RNN with " + ", ".join(f"{k}={v}" for k, v in changed.items())
 
 
 def safe_text(text: str) -> str:

@@ -219,10 +219,16 @@ class Convention:
             hint = ""
             if outcome.at_call and outcome.type == "TypeError":
                 how = "by keyword" if by_keyword else "positionally, in this order"
+                removed = [i.name for i in self.model.base_inputs if i.name not in self.inputs]
+                variant = (
+                    f"; this model variant has no {', '.join(removed)}"
+                    if removed and self.form == "full"
+                    else ""
+                )
                 hint = (
                     f"; the call itself failed: symbptt passes "
                     f"{', '.join(self.user_name(n) for n in self.inputs)} {how}"
-                    " (declare your own argument names with names=... or --names)"
+                    f"{variant} (declare your own argument names with names=... or --names)"
                 )
             raise UserFunctionError(
                 f"{name} raised {outcome.type}: {outcome.message} "

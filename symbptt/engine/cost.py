@@ -194,18 +194,24 @@ def work(dims: Dims, wrt: str | None = "W_h", paths: bool = True) -> dict[str, f
     return counts
 
 
-def estimate(dims: Dims, wrt: str | None = "W_h", paths: bool = True) -> Estimate:
+def estimate(
+    dims: Dims, wrt: str | None = "W_h", paths: bool = True, truncate: int | None = None
+) -> Estimate:
     """Predicted wall time and peak memory of `symbptt derive` at these sizes.
 
     Covers unroll, the reverse sweep, compiling and evaluating the loss, the total and the
     per-step partials of `wrt`, and (when `paths` and T <= PATH_T) listing, compiling and
     evaluating every path. `wrt=None` estimates all gradients without paths, which is what
-    `unroll` guards. Intended to err on the slow side; see `bench/cost.py` for the fit.
+    `unroll` guards. K-step truncation (`truncate`) keeps up to K + 1 adjoints per node apart
+    by age: the whole estimate is scaled by that, which errs on the slow side. The counts are
+    the vanilla RNN's (a variant costs at most as much). Intended to err on the slow side; see
+    `bench/cost.py` for the fit.
     """
     counts = work(dims, wrt, paths)
     seconds = sum(c * counts[k] for k, c in SECONDS_PER_UNIT.items())
     size = sum(c * counts[k] for k, c in BYTES_PER_UNIT.items())
-    return Estimate(seconds=float(seconds), bytes=int(math.ceil(size)))
+    ages = 1 if truncate is None or truncate >= dims.T - 1 else truncate + 1
+    return Estimate(seconds=float(seconds) * ages, bytes=int(math.ceil(size * ages)))
 
 
 def available_bytes() -> int:
@@ -233,6 +239,7 @@ def guard(
     paths: bool = True,
     max_seconds: float | None = DEFAULT_MAX_SECONDS,
     max_bytes: int | None = None,
+    truncate: int | None = None,
 ) -> Estimate:
     """Return the estimate, or raise ExpansionTooLargeError if it exceeds a limit.
 
@@ -242,7 +249,7 @@ def guard(
     """
     if wrt is not None:
         wrt = resolve_name(wrt, GRADIENT_NAMES)
-    est = estimate(dims, wrt, paths)
+    est = estimate(dims, wrt, paths, truncate)
     too_slow = max_seconds is not None and est.seconds > max_seconds
     if not too_slow and max_bytes is None and est.bytes <= _MIN_GUARDED_BYTES:
         return est  # small enough for any machine: skip reading /proc/meminfo
@@ -251,7 +258,7 @@ def guard(
         return est
 
     def fits(d: Dims) -> bool:
-        e = estimate(d, wrt, paths)
+        e = estimate(d, wrt, paths, truncate)
         return (max_seconds is None or e.seconds <= max_seconds) and e.bytes <= limit_bytes
 
     name, largest = _dominant(dims, fits)

@@ -73,8 +73,9 @@ class Path:
 
     @property
     def loss_step(self) -> int:
-        """The step t of the loss term L_t the path ends in."""
-        return self.steps[-2] or 0
+        """The step t of the loss term L_t the path ends in (the last node with a step: a
+        mean adds an unstepped sum between L_t and L)."""
+        return next((s for s in reversed(self.steps) if s is not None), 0)
 
     def __str__(self) -> str:
         return " -> ".join(self.shown)
@@ -109,9 +110,9 @@ class Derivation:
     def total_derivative(self, name: str) -> np.ndarray:
         """dL/dθ through every path, as adjoint symbols; `x` is stacked to shape (T, N, D)."""
         name = resolve_name(name, self.graph.spec.gradient_names)
-        if name == "x":
+        if name == self.graph.spec.sequence.name:
             T = self.graph.dims.T
-            return np.stack([self.adjoint[f"x_{t}"] for t in range(1, T + 1)])
+            return np.stack([self.adjoint[f"{name}_{t}"] for t in range(1, T + 1)])
         return self.adjoint[name]
 
     def loss_symbol(self) -> np.ndarray:
@@ -154,8 +155,11 @@ class Derivation:
         return sum(sum(count[r].values()) for r in self._roots(name))
 
     def _roots(self, name: str) -> list[str]:
-        """The graph nodes a derivative starts from: every x_t for "x", else the node itself."""
-        return [f"x_{t}" for t in range(1, self.graph.dims.T + 1)] if name == "x" else [name]
+        """The graph nodes a derivative starts from: every x_t for the sequence input, else the
+        node itself."""
+        if name == self.graph.spec.sequence.name:
+            return [f"{name}_{t}" for t in range(1, self.graph.dims.T + 1)]
+        return [name]
 
     def _walk(self, root: str) -> Iterator[tuple[str, ...]]:
         # Depth-first with an explicit stack: paths are about 2T long, deeper than recursion.
@@ -350,7 +354,7 @@ def sum_paths(
     """
     total = np.zeros(shape)
     for path, value in zip(paths, values):
-        if path.wrt == "x":
+        if path.steps[0] is not None and path.kinds[0] == "input" and path.steps[0] > 0:
             total[path.entry_step - 1] += value
         else:
             total += value

@@ -157,7 +157,7 @@ def unroll(
     from ..models import VANILLA
 
     spec = VANILLA if spec is None else spec
-    cost.guard(dims, None, paths=False, max_seconds=max_seconds)
+    cost.guard(dims, None, paths=False, max_seconds=max_seconds, truncate=spec.options.truncate)
     nodes: list[Node] = []
     by_name: dict[str, Node] = {}
     shapes: dict[str, tuple[int, ...]] = {}

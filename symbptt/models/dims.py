@@ -18,7 +18,6 @@ __all__ = [  # and, read from the vanilla spec: GRADIENT_NAMES, INPUT_NAMES, SHA
     "Dims",
     "resolve_name",
     "random_point",
-    "validate_arrays",
 ]
 
 _ALIASES = {"Wh": "W_h", "Wx": "W_x", "h_0": "h0", "W_hh": "W_h", "W_xh": "W_x"}
@@ -82,19 +81,6 @@ class Dims:
                 f"C={self.C} must be at least 2: softmax over one class has zero gradient"
             )
 
-    def shape(self, name: str) -> tuple[int, ...]:
-        """Shape of the named input array of the vanilla model (row layout, time-major)."""
-        from . import VANILLA
-
-        return VANILLA.shape(resolve_name(name, VANILLA.names), self)
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Dims:
-        """The dims the shapes of the vanilla model's arrays imply."""
-        from . import VANILLA
-
-        return VANILLA.dims_of(arrays)
-
     def as_dict(self) -> dict[str, int]:
         return {"N": self.N, "D": self.D, "H": self.H, "C": self.C, "T": self.T}
 
@@ -105,11 +91,3 @@ def random_point(dims: Dims, seed: int = 0, scale: float = 1.0) -> dict[str, np.
     from . import VANILLA
 
     return VANILLA.random_point(dims, seed=seed, scale=scale)
-
-
-def validate_arrays(dims: Dims, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Check every input of the vanilla model (presence, shape, dtype, finiteness); return
-    float64/int64 copies. Raises InputArrayError naming the first problem found."""
-    from . import VANILLA
-
-    return VANILLA.validate(dims, arrays)

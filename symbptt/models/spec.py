@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import numbers
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -120,13 +120,12 @@ class ModelSpec:
 
     name: str
     base_inputs: tuple[Input, ...]
-    cell: Cell = field(compare=False)
+    #: Compared by identity: two specs with different cells are different models.
+    cell: Cell
     #: The inputs an option may remove: biases (no_bias) and the initial state (h0="zero").
     biases: tuple[str, ...] = ()
     #: sample(dims, rng, scale) -> every input of the full model: how random points are drawn.
-    sample: Callable[[Dims, np.random.Generator, float], dict[str, np.ndarray]] | None = field(
-        default=None, compare=False
-    )
+    sample: Callable[[Dims, np.random.Generator, float], dict[str, np.ndarray]] | None = None
     options: Options = Options()
 
     def __post_init__(self) -> None:
@@ -141,6 +140,14 @@ class ModelSpec:
 
     def variant(self, **options: Any) -> ModelSpec:
         """The same model with some options changed (validated)."""
+        unknown = sorted(set(options) - set(asdict(self.options)))
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], list(asdict(self.options)), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise InvalidArgumentError(
+                f"{unknown[0]!r} is not an option of a model variant "
+                f"({', '.join(asdict(self.options))}){hint}"
+            )
         return replace(self, options=Options(**{**asdict(self.options), **options}))
 
     # -- names and shapes --------------------------------------------------------------------
@@ -217,6 +224,11 @@ class ModelSpec:
     def random_point(self, dims: Dims, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:
         """Seeded random inputs of this variant: the full model's draw (the spec's `sample`)
         with the arrays the variant lacks removed, so every variant shares its draws."""
+        if self.sample is None:
+            raise InvalidArgumentError(
+                f"the {self.name} model's spec has no sample recipe: give ModelSpec a "
+                "sample(dims, rng, scale) to draw random points"
+            )
         full = self.sample(dims, np.random.default_rng(seed), scale)
         point = {n: full[n] for n in self.names if n in full}
         for item in self.inputs:
