@@ -212,7 +212,7 @@ def unroll(
         state, logits = spec.cell(ops, params, state, f"{sequence.name}_{t}")
         add(f"m_{t}", "shift", f"m_{t}", t, (dims.N,), rule="rowmax", parents=(logits,))
         consts = (("Y", f"Y_{t}"), ("m", f"m_{t}"))
-        add(f"L_{t}", "step_loss", f"L_{t}", t, rule="softmax_ce", parents=(logits,), consts=consts)
+        add(f"L_{t}", "step_loss", f"L_{t}", t, rule=spec.loss, parents=(logits,), consts=consts)
     terms = tuple(f"L_{t}" for t in range(1, dims.T + 1))
     if spec.options.reduction == "mean":
         add("L_sum", "loss_sum", "L_sum", None, rule="sum", parents=terms)

@@ -124,6 +124,9 @@ class ModelSpec:
     cell: Cell
     #: The inputs an option may remove: biases (no_bias) and the initial state (h0="zero").
     biases: tuple[str, ...] = ()
+    #: The per-step loss: a rule of the vocabulary from the step's logits and its one-hot labels
+    #: (the rows of every step's loss are then summed, or averaged with reduction="mean").
+    loss: str = "softmax_ce"
     #: sample(dims, rng, scale) -> every input of the full model: how random points are drawn.
     sample: Callable[[Dims, np.random.Generator, float], dict[str, np.ndarray]] | None = None
     options: Options = Options()

@@ -58,5 +58,6 @@ VANILLA = ModelSpec(
     ),
     cell=cell,
     biases=("b", "c"),
+    loss="softmax_ce",
     sample=sample,
 )
