@@ -374,7 +374,7 @@ def _gradient_name(spec, name: str) -> str:
     try:
         return resolve_name(name, spec.gradient_names)
     except SymbpttError:
-        if name in {i.name for i in spec.base_inputs} or name in ("W_x", "W_h", "b", "c", "V"):
+        if name in {i.name for i in spec.base_inputs}:
             raise _UsageError(
                 f"--wrt {name}: this variant ({_describe_variant(spec)}) has no gradient with "
                 f"respect to {name}; it has {', '.join(spec.gradient_names)}"

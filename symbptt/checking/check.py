@@ -27,12 +27,13 @@ from ..errors import (
     UserFunctionError,
     WorkerDiedError,
 )
+from ..models import VANILLA
 from ..models.dims import Dims
 from ..models.spec import ModelSpec
 from .isolation import Died, InProcess, Limits, Raised, Worker
 from .mistakes import alternatives
 from .report import ParameterResult, Report
-from .usercode import PRECISIONS, Convention, Runner, UserAnswer, _vanilla
+from .usercode import PRECISIONS, Convention, Runner, UserAnswer
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -440,7 +441,7 @@ def validate_options(
         isolate,
         progress,
     )
-    model = model or _vanilla()
+    model = model or VANILLA
     if not isinstance(model, ModelSpec) or model.name != "vanilla":
         raise InvalidArgumentError(
             f"model={getattr(model, 'name', model)!r}: the checker's independent NumPy reference "
@@ -855,7 +856,7 @@ def compare_gradients(
 
     Every gradient and the loss are required unless `only` names the ones given.
     """
-    model = model or _vanilla()
+    model = model or VANILLA
     table = _table(tolerances, precision)
     convention = Convention(model=model)
     required = _required(convention, only)

@@ -658,7 +658,7 @@ class InProcess:
             info = wire.describe_exception(exc, skip=_THIS_FILE)
             return Raised(info["type"], info["message"], info["frame"], info["at_call"])
         # Through the wire and back, so that an answer reads the same as from a worker.
-        reply = wire.decode(wire.encode_reply({"returned": value}, None)[8:])
+        reply = wire.roundtrip({"returned": value})
         if "unreadable" in reply:
             r = _raised(reply["unreadable"])
             return Raised(r.type, f"its answer could not be read: {r.message}", None, False)

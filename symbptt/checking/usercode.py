@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InvalidArgumentError, UserFunctionError, WorkerDiedError
+from ..models import VANILLA
 from ..models.spec import ModelSpec
 from . import FORMS, LAYOUTS, PRECISIONS
 from .isolation import Died, InProcess, Raised, Worker
@@ -39,12 +40,6 @@ class UserAnswer:
     causes: dict[str, str] = field(default_factory=dict)
 
 
-def _vanilla() -> ModelSpec:
-    from ..models import VANILLA
-
-    return VANILLA
-
-
 @dataclass(frozen=True)
 class Convention:
     """How the user's function takes and returns arrays.
@@ -59,7 +54,7 @@ class Convention:
     names: Mapping[str, str] = field(default_factory=dict)
     order: Sequence[str] | None = None
     #: The model (variant) the function computes; default the vanilla RNN.
-    model: ModelSpec = field(default_factory=_vanilla)
+    model: ModelSpec = VANILLA
 
     # -- what the form takes and gives, from the model --------------------------------------
     @property

@@ -169,6 +169,11 @@ def encode(message: dict) -> bytes:
     return _HEADER.pack(len(payload)) + payload
 
 
+def roundtrip(message: dict) -> Any:
+    """The message as the other side reads it: encoded (as a reply) and decoded again."""
+    return decode(encode_reply(message, None)[_HEADER.size :])
+
+
 def decode(payload: bytes) -> Any:
     """The message of one frame's payload; never executes anything it reads."""
     try:

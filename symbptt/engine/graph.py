@@ -117,8 +117,10 @@ class UnrolledGraph:
 class _GraphOps:
     """The graph backend of a cell's named operations: each call adds one node at step t."""
 
-    def __init__(self, spec: ModelSpec, add: Callable[..., Node]) -> None:
-        self.options, self._add, self.step = spec.options, add, 0
+    def __init__(
+        self, spec: ModelSpec, add: Callable[..., Node], shapes: dict[str, tuple[int, ...]]
+    ) -> None:
+        self.options, self._add, self.shapes, self.step = spec.options, add, shapes, 0
 
     def _node(self, base: str, rule: str, parents: tuple[str | None, ...], shape) -> str:
         name = f"{base}_{self.step}"
@@ -181,8 +183,7 @@ def unroll(
         shapes[name] = shape
         return node
 
-    ops = _GraphOps(spec, add)
-    ops.shapes = shapes
+    ops = _GraphOps(spec, add, shapes)
     for item in spec.inputs:
         if item.role == "parameter":
             add(item.name, "parameter", item.name, None, item.shape_in(dims))
