@@ -1,4 +1,5 @@
-"""The `symbptt` command line: `derive` a gradient through every path, `check` user code.
+"""The `symbptt` command line: `derive` a gradient through every path, `latex` its matrix-form
+derivation as a document, `check` user code.
 
 Every error symbptt raises on purpose becomes one line on stderr and a non-zero exit code, never
 a traceback: 1 when a numerical check fails (or checked code raised, hung or crashed), 2 for a
@@ -155,6 +156,29 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--scale", type=_scale, default=1.0, help="scale of V and c (logit size)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead")
     _variant_arguments(d)
+    lx = sub.add_parser(
+        "latex",
+        help="write the matrix-form BPTT derivation (LaTeX, Markdown or the formula language), "
+        "every line checked numerically first",
+    )
+    lx.add_argument("--T", type=_whole, default=3, help="time steps (paths listed for T <= 4)")
+    lx.add_argument("--wrt", default="W_h", help="a parameter, a comma list, or all (default W_h)")
+    lx.add_argument("--convention", choices=("row", "column"), default="row")
+    lx.add_argument(
+        "--format",
+        choices=("tex", "md", "text"),
+        default=None,
+        help="default: from the -o file's suffix (.tex, .md, else text), or tex",
+    )
+    lx.add_argument("-o", "--output", default=None, metavar="FILE", help="write to FILE")
+    lx.add_argument("--force", action="store_true", help="replace existing files")
+    lx.add_argument("--pdf", action="store_true", help="also compile FILE.pdf with pdflatex")
+    lx.add_argument("--body", action="store_true", help="LaTeX body only, for \\input")
+    lx.add_argument("--names", default="", help="your symbols, e.g. W_h=W,W_x=U")
+    lx.add_argument(
+        "--expand", action="store_true", help="add one entry written out in the raw inputs"
+    )
+    _variant_arguments(lx)
     k = sub.add_parser(
         "check",
         help="check hand-written BPTT functions on random shapes and say what is wrong",
@@ -272,6 +296,58 @@ class _Progress:
         if stage not in self.tasks:
             self.tasks[stage] = self.bar.add_task(stage, total=total)
         self.bar.update(self.tasks[stage], completed=done, total=total)
+
+
+def run_latex(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Derive, verify and write the matrix-form derivation (stdout, or -o FILE [--pdf])."""
+    from pathlib import Path
+
+    from .derivation import derivation, format_of
+    from .derivation.output import compile_pdf, write_new
+
+    spec = model_spec(args)
+    path = Path(args.output) if args.output else None
+    fmt = args.format or (format_of(path) if path else "tex")
+    if args.pdf and (path is None or fmt != "tex"):
+        raise _UsageError("--pdf needs -o FILE.tex (the PDF is written beside it)")
+    if args.body and fmt != "tex":
+        raise _UsageError("--body applies to the tex format only")
+    if args.body and args.pdf:
+        raise _UsageError("--pdf compiles a standalone document; drop --body")
+    pdf = path.with_suffix(".pdf") if args.pdf else None
+    if pdf is not None and shutil.which("pdflatex") is None:
+        from .derivation.output import PDFLATEX_MISSING
+
+        raise _UsageError(PDFLATEX_MISSING)
+    for target in filter(None, (path, pdf)):  # before any work: never a surprise overwrite
+        if target.exists() and not args.force:
+            raise _UsageError(f"{target} exists; pass --force to replace it")
+    with _Progress(err) as progress:
+        result = derivation(
+            args.T,
+            args.wrt,
+            model=spec,
+            convention=args.convention,
+            names=args.names,
+            expand=args.expand,
+            progress=progress,
+        )
+    text = result.render(fmt, body=args.body)
+    if path is None:
+        sys.stdout.write(text)
+        return 0
+    write_new(path, text, force=args.force)
+    written = [str(path)]
+    if pdf is not None:
+        compile_pdf(result.latex(), pdf, force=args.force)
+        written.append(str(pdf))
+    v = result.verification
+    print(
+        f"symbptt: wrote {' and '.join(written)} ({v.comparisons} arrays checked against the "
+        f"engine, largest relative difference {v.max_error:.1e}; {result.seconds:.2f} s)",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _max_rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -615,7 +691,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rich.console import Console
 
         out, err = Console(), Console(stderr=True)
-        return {"derive": run_derive, "check": run_check}[args.command](args, out, err)
+        commands = {"derive": run_derive, "latex": run_latex, "check": run_check}
+        return commands[args.command](args, out, err)
     except InternalError as e:
         print(f"symbptt: internal error: {e}", file=sys.stderr)
         return 3

@@ -67,3 +67,8 @@ class WorkerDiedError(UserFunctionError):
 
 class IsolationUnavailableError(SymbpttError):
     """This system cannot run user code in a separate worker process (no fork, no pipes)."""
+
+
+class DerivationCheckError(InternalError):
+    """A line of a generated derivation disagreed with the element-level engine: nothing is
+    printed, and the command line exits with status 3 (a bug of symbptt, to be reported)."""

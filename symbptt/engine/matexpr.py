@@ -27,7 +27,17 @@ import numpy as np
 
 from ..errors import InputArrayError, InvalidArgumentError, UnknownNameError
 
-__all__ = ["MatExpr", "Symbol", "function", "one_hot", "repeat_rows", "TextPrinter"]
+__all__ = [
+    "MatExpr",
+    "Symbol",
+    "Indexed",
+    "function",
+    "one_hot",
+    "repeat_rows",
+    "rebuild",
+    "to_columns",
+    "TextPrinter",
+]
 
 #: A dimension is a size (3) or the name of one ("N").
 Dim = int | str
@@ -156,6 +166,35 @@ class Symbol(MatExpr):
 
 
 @_node
+class Indexed(Symbol):
+    """A per-step quantity `base[anchor+offset]`: relative to the general step t (`h[t-1]`),
+    to the last step T (`da[T+1]`), or at a fixed step (anchor None: `da[1]`). `name`, the
+    printed form, is the key an evaluation binds."""
+
+    base: str = ""
+    offset: int = 0
+    anchor: str | None = "t"
+
+    @staticmethod
+    def make(base: str, shape: Shape, offset: int = 0, anchor: str | None = "t") -> Indexed:
+        if anchor is None:
+            index = str(offset)
+        else:
+            index = anchor if offset == 0 else f"{anchor}{offset:+d}"
+        return Indexed(f"{base}[{index}]", tuple(shape), base=base, offset=offset, anchor=anchor)
+
+    @property
+    def relative(self) -> bool:
+        return self.anchor == "t"
+
+    def at(self, step: int) -> Indexed:
+        """The same quantity at a fixed step (t := step)."""
+        if not self.relative:
+            return self
+        return Indexed.make(self.base, self.shape, self.offset + step, anchor=None)
+
+
+@_node
 class Constant(MatExpr):
     """A number (int, float or Fraction), broadcast like a scalar."""
 
@@ -226,9 +265,11 @@ class Sum(_Unary):
     """A sum over rows (axis 0), over columns (axis 1) or of every entry (None)."""
 
     axis: int | None = None
+    #: The column convention's sum over columns keeps its axis: (H, N) -> (H, 1).
+    keepdims: bool = False
 
     def _compute(self, args, bindings, sizes):
-        return args[0].sum(axis=self.axis)
+        return args[0].sum(axis=self.axis, keepdims=self.keepdims)
 
 
 @_node
@@ -237,6 +278,8 @@ class Function(_Unary):
 
     name: str = ""
     on_floats: Callable[[np.ndarray], np.ndarray] | None = field(default=None, compare=False)
+    #: A row-by-row function applied column by column (the column convention's softmax).
+    columns: bool = False
 
     def _compute(self, args, bindings, sizes):
         return self.on_floats(args[0])
@@ -258,12 +301,17 @@ class Rows(MatExpr):
         return args[0][_row_ids(self.ids, args[1])]
 
 
+@_node
 class OneHot(_Unary):
-    """The (len(ids), size) matrix with a 1 at (i, ids[i]): onehot(ids) @ W == W[ids]."""
+    """The (len(ids), size) matrix with a 1 at (i, ids[i]): onehot(ids) @ W == W[ids]; with
+    `columns`, its transpose (size, len(ids)), one column per id (the column convention)."""
+
+    columns: bool = False
 
     def _compute(self, args, bindings, sizes):
-        size = _size(self.shape[1], sizes)
-        return (_row_ids(self.arg, args[0])[:, None] == np.arange(size)).astype(float)
+        size = _size(self.shape[0 if self.columns else 1], sizes)
+        hot = (_row_ids(self.arg, args[0])[:, None] == np.arange(size)).astype(float)
+        return hot.T if self.columns else hot
 
 
 class RepeatRows(_Unary):
@@ -272,6 +320,14 @@ class RepeatRows(_Unary):
     def _compute(self, args, bindings, sizes):
         rows = _size(self.shape[0], sizes)
         return np.broadcast_to(args[0], (rows, *args[0].shape)).copy()
+
+
+class RepeatCols(_Unary):
+    """A column (k, 1) repeated across a matrix (k, cols): the column convention's RepeatRows."""
+
+    def _compute(self, args, bindings, sizes):
+        cols = _size(self.shape[1], sizes)
+        return np.broadcast_to(args[0], (args[0].shape[0], cols)).copy()
 
 
 # -- what NumPy spells as functions ---------------------------------------------------------------
@@ -337,6 +393,9 @@ class TextPrinter:
     def _print_Symbol(self, node):
         return node.name
 
+    def _print_Indexed(self, node):
+        return node.name
+
     def _print_Constant(self, node):
         return repr(node.value) if isinstance(node.value, float) else str(node.value)
 
@@ -373,6 +432,9 @@ class TextPrinter:
     def _print_RepeatRows(self, node, row):
         return f"1 @ {self._matmul_operand(node.arg, row)}"
 
+    def _print_RepeatCols(self, node, col):
+        return f"{self._matmul_operand(node.arg, col)} @ 1^T"
+
     # -- bracketing
     def _operator(self, node: MatExpr) -> str:
         """The operator at the top of a node's printed form ("" for atoms)."""
@@ -381,7 +443,7 @@ class TextPrinter:
             return self.operators["scalar product"]
         if scalar and isinstance(node, Divide):
             return self.operators["scalar quotient"]
-        if isinstance(node, (Sum, RepeatRows)):
+        if isinstance(node, (Sum, RepeatRows, RepeatCols)):
             return self.operators[MatMul]
         if isinstance(node, Constant) and _is_fraction(node.value):
             return self.operators["scalar quotient"]
@@ -390,7 +452,7 @@ class TextPrinter:
     def _binding(self, node: MatExpr) -> int:
         if isinstance(node, (Add, Subtract)):
             return _SUM
-        if isinstance(node, (Multiply, Divide, MatMul, Sum, RepeatRows)):
+        if isinstance(node, (Multiply, Divide, MatMul, Sum, RepeatRows, RepeatCols)):
             return _PRODUCT
         if isinstance(node, Constant):
             if node.value < 0:
@@ -416,6 +478,123 @@ class TextPrinter:
         """An operand of a product with the vector of ones: @ chains need no brackets."""
         atom = self._binding(child) == _ATOM
         return text if atom or self._operator(child) == self.operators[MatMul] else f"({text})"
+
+
+# -- rewriting ------------------------------------------------------------------------------------
+#: Functions applied row by row (the rest apply entry by entry).
+ROW_FUNCTIONS = ("softmax", "logsumexp", "rowmax")
+
+
+def rebuild(expr: MatExpr, replace: Callable[[MatExpr], MatExpr | None]) -> MatExpr:
+    """`expr` with every node for which `replace(node)` is not None replaced by that value,
+    outermost first, and every node above a replacement rebuilt (shapes recomputed)."""
+    out: dict[int, MatExpr] = {}
+    for node in _postorder(expr):
+        new = replace(node)
+        if new is not None:
+            out[id(node)] = new
+            continue
+        kids = [out[id(c)] for c in node.children]
+        if all(k is c for k, c in zip(kids, node.children)):
+            out[id(node)] = node
+        else:
+            out[id(node)] = _with_children(node, kids)
+    return out[id(expr)]
+
+
+def _with_children(node: MatExpr, kids: list[MatExpr]) -> MatExpr:
+    if isinstance(node, MatMul):
+        return _matmul(*kids)
+    if isinstance(node, _Binary):
+        return _elementwise(type(node), *kids)
+    (kid,) = kids[:1]
+    if isinstance(node, Transpose):
+        return kid.T
+    if isinstance(node, Sum):
+        if node.keepdims:
+            shape = tuple(1 if i == node.axis else d for i, d in enumerate(kid.shape))
+            return Sum(kid, shape, axis=node.axis, keepdims=True)
+        return kid.sum(axis=node.axis)
+    if isinstance(node, Function):
+        shape = kid.shape if node.shape == node.arg.shape else kid.shape[: len(node.shape)]
+        return Function(kid, shape, name=node.name, on_floats=node.on_floats, columns=node.columns)
+    if isinstance(node, Rows):
+        return kids[0][kids[1]]
+    if isinstance(node, OneHot):
+        return OneHot(kid, node.shape, columns=node.columns)
+    if isinstance(node, RepeatRows):
+        return repeat_rows(kid, node.shape[0])
+    if isinstance(node, RepeatCols):
+        return RepeatCols(kid, (kid.shape[0], node.shape[1]))
+    raise InvalidArgumentError(f"cannot rebuild a {type(node).__name__} node")
+
+
+def column_shape(shape: Shape) -> Shape:
+    """A row-convention shape in the column convention: matrices transposed, a vector (n,)
+    becomes the column (n, 1), scalars stay."""
+    if len(shape) == 2:
+        return shape[::-1]
+    return (shape[0], 1) if len(shape) == 1 else shape
+
+
+def to_columns(expr: MatExpr) -> MatExpr:
+    """The column-convention form of a row-convention formula.
+
+    Every row-convention quantity X is the transpose of its column-convention namesake, so the
+    result is `expr^T` with the transpose pushed down to the leaves: (A B)^T = B^T A^T, sums
+    and entry-by-entry functions commute with it, sums over rows become sums over columns, a
+    row-wise softmax becomes a column-wise one, and row ids stay ids.
+    """
+    out: dict[int, MatExpr] = {}
+    for node in _postorder(expr):
+        kids = [out[id(c)] for c in node.children]
+        out[id(node)] = _column(node, kids)
+    return out[id(expr)]
+
+
+def _column(node: MatExpr, kids: list[MatExpr]) -> MatExpr:
+    if isinstance(node, Symbol):
+        return _replace_shape(node, column_shape(node.shape))
+    if isinstance(node, Constant):
+        return node
+    if isinstance(node, MatMul):
+        return _matmul(kids[1], kids[0])
+    if isinstance(node, _Binary):
+        return _elementwise(type(node), *kids)
+    if isinstance(node, Transpose):
+        return kids[0].T
+    if isinstance(node, Sum):
+        arg = kids[0]
+        if node.axis is None or node.arg.ndim == 1:
+            return arg.sum()
+        axis = 1 - node.axis  # rows of the row form are columns of the column form
+        shape = (arg.shape[0], 1) if axis == 1 else (1, arg.shape[1])
+        return Sum(arg, shape, axis=axis, keepdims=True)
+    if isinstance(node, Function):
+        if node.name not in ROW_FUNCTIONS:
+            return Function(kids[0], kids[0].shape, name=node.name, on_floats=node.on_floats)
+        f = node.on_floats
+        shape = kids[0].shape if node.shape == node.arg.shape else (1, kids[0].shape[1])
+        return Function(kids[0], shape, name=node.name, on_floats=_on_columns(f), columns=True)
+    if isinstance(node, OneHot):  # row ids are the same list in both conventions
+        return OneHot(node.arg, node.shape[::-1], columns=True)
+    if isinstance(node, RepeatRows):
+        return RepeatCols(kids[0], (kids[0].shape[0], node.shape[0]))
+    raise InvalidArgumentError(f"{type(node).__name__} has no column-convention form")
+
+
+def _on_columns(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    def columnwise(a: np.ndarray) -> np.ndarray:
+        r = f(np.asarray(a).T)
+        return r.T if np.ndim(r) == 2 else r[None, :]
+
+    return columnwise
+
+
+def _replace_shape(node: Symbol, shape: Shape) -> Symbol:
+    from dataclasses import replace
+
+    return replace(node, shape=shape)
 
 
 # -- shapes ---------------------------------------------------------------------------------------

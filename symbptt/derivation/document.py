@@ -1,0 +1,505 @@
+"""The derivation document: sections of prose, equations and tables, written as LaTeX or
+Markdown from one list of blocks, and the plain formula language.
+
+Every formula in a block comes from the matrix form (`engine.matrix_form`) or from a path term,
+printed by `printers.LatexPrinter`; `build` is only called after `verify` has checked them all.
+The prose around the formulas is fixed text that explains them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..engine.matexpr import Indexed, column_shape
+from ..engine.matrix_form import Line, MatrixForm, PathTerm
+from .printers import FormulaPrinter, LatexPrinter, latex_name
+from .verify import Verification
+
+__all__ = ["Block", "Document", "build", "formula_text"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One piece of the document: `kind` is heading, text (inline math in $...$), equations
+    (LaTeX rows of an aligned display, each `left & = right`), table (rows of cells, the first
+    the header) or items (a list of texts)."""
+
+    kind: str
+    content: object
+
+
+@dataclass
+class Document:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def heading(self, text: str) -> None:
+        self.blocks.append(Block("heading", text))
+
+    def text(self, text: str) -> None:
+        self.blocks.append(Block("text", text))
+
+    def equations(self, rows: Sequence[str]) -> None:
+        if rows:
+            self.blocks.append(Block("equations", list(rows)))
+
+    def table(self, rows: Sequence[Sequence[str]]) -> None:
+        self.blocks.append(Block("table", [list(r) for r in rows]))
+
+    def items(self, texts: Sequence[str]) -> None:
+        self.blocks.append(Block("items", list(texts)))
+
+    # -- LaTeX ------------------------------------------------------------------------------
+    def latex_body(self) -> str:
+        out: list[str] = []
+        for block in self.blocks:
+            if block.kind == "heading":
+                out.append(f"\\section*{{{_tex_text(block.content)}}}")
+            elif block.kind == "text":
+                out.append(_tex_text(block.content) + "\n")
+            elif block.kind == "equations":
+                rows = " \\\\\n".join(block.content)
+                out.append(f"\\begin{{align*}}\n{rows}\n\\end{{align*}}")
+            elif block.kind == "table":
+                header, *rows = block.content
+                spec = "l" * len(header)
+                lines = [" & ".join(_tex_text(c) for c in header) + " \\\\ \\midrule"]
+                lines += [" & ".join(_tex_text(c) for c in r) + " \\\\" for r in rows]
+                body = "\n".join(lines)
+                out.append(
+                    f"\\begin{{center}}\\begin{{tabular}}{{{spec}}}\\toprule\n{body}\n"
+                    "\\bottomrule\\end{tabular}\\end{center}"
+                )
+            elif block.kind == "wide":  # a long formula over lines, each shrunk to fit
+                rows = [
+                    f"\\resizebox{{\\linewidth}}{{!}}{{$\\displaystyle {r}$}}"
+                    if len(r) > 500
+                    else f"$\\displaystyle {r}$"
+                    for r in block.content
+                ]
+                out.append("\\begin{flushleft}\n" + "\\\\\n".join(rows) + "\n\\end{flushleft}")
+            elif block.kind == "items":
+                items = "\n".join(f"\\item {_tex_text(t)}" for t in block.content)
+                out.append(f"\\begin{{itemize}}\n{items}\n\\end{{itemize}}")
+        return "\n\n".join(out) + "\n"
+
+    def latex(self) -> str:
+        return (
+            "\\documentclass[11pt]{article}\n"
+            "\\usepackage[T1]{fontenc}\n"
+            "\\usepackage{amsmath,amssymb}\n"
+            "\\usepackage{booktabs,graphicx}\n"
+            "\\usepackage[margin=2cm]{geometry}\n"
+            "\\allowdisplaybreaks\n"
+            f"\\title{{{_tex_text(self.title)}}}\n"
+            "\\date{}\n"
+            "\\begin{document}\n\\maketitle\n\n"
+            f"{self.latex_body()}"
+            "\\end{document}\n"
+        )
+
+    # -- Markdown ---------------------------------------------------------------------------
+    def markdown(self) -> str:
+        out = [f"# {self.title}"]
+        for block in self.blocks:
+            if block.kind == "heading":
+                out.append(f"## {block.content}")
+            elif block.kind == "text":
+                out.append(str(block.content))
+            elif block.kind == "equations":
+                rows = " \\\\\n".join(block.content)
+                out.append(f"$$\n\\begin{{aligned}}\n{rows}\n\\end{{aligned}}\n$$")
+            elif block.kind == "table":
+                header, *rows = block.content
+                lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                lines += ["| " + " | ".join(r) + " |" for r in rows]
+                out.append("\n".join(lines))
+            elif block.kind == "items":
+                out.append("\n".join(f"- {t}" for t in block.content))
+            elif block.kind == "wide":
+                rows = " \\\\\n".join(block.content)
+                out.append(f"$$\n\\begin{{aligned}}\n&{rows}\n\\end{{aligned}}\n$$")
+        return "\n\n".join(out) + "\n"
+
+
+def _tex_text(text: object) -> str:
+    """Prose for LaTeX: math between $...$ kept, the characters LaTeX reserves escaped."""
+    parts = str(text).split("$")
+    for i in range(0, len(parts), 2):  # even parts are outside math
+        p = parts[i]
+        for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#")):
+            p = p.replace(a, b)
+        p = p.replace("_", r"\_").replace("~", r"\textasciitilde{}").replace("^", r"\^{}")
+        p = p.replace("`", "")
+        parts[i] = p
+    return "$".join(parts)
+
+
+# -- building the document ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Request:
+    """What the reader asked for."""
+
+    T: int
+    wrt: tuple[str, ...]
+    names: Mapping[str, str]
+    form: MatrixForm
+    paths: Mapping[str, Sequence[PathTerm]]
+    dropped: Mapping[str, int]
+    expanded: tuple[str, str] | None = None
+
+
+def _shape_tex(shape) -> str:
+    return r" \times ".join(map(str, shape)) if len(shape) > 1 else str(shape[0]) if shape else "1"
+
+
+def build(request: Request, verification: Verification, version: str) -> Document:
+    """The whole document, from a verified derivation."""
+    form, T = request.form, request.T
+    spec, options = form.spec, form.spec.options
+    row = form.convention == "row"
+    K = options.truncate if options.truncate is not None and options.truncate < T - 1 else None
+    tex = LatexPrinter(request.names)
+    trunc = LatexPrinter(request.names, "k", truncated=True)
+    sym = tex.symbol
+    wrt_tex = ", ".join(f"${tex.total(sym(n))}$" for n in request.wrt)
+    doc = Document(
+        f"Backpropagation through time for the {spec.name} RNN, T = {T} "
+        f"({form.convention} convention)"
+    )
+    doc.text(
+        f"This derivation of {wrt_tex} was generated by symbptt {version} by applying the "
+        "vector-Jacobian rules of each matrix operation to one step of the model. Every "
+        "formula in it was checked numerically against symbptt's element-level engine before "
+        "it was printed (see the last section)."
+    )
+
+    # -- layout
+    doc.heading("Layout")
+    W_h, W_x = sym("W_h"), sym("W_x")
+    if row:
+        doc.text(
+            "Row convention (the seed blog's): each example of the minibatch is a row. "
+            f"$h_t$ is $N \\times H$, $x_t$ is $N \\times D$, weights multiply from the right "
+            f"($h_{{t-1}} {W_h}$, $x_t {W_x}$), and a bias is a row vector added to every row. "
+            r"$\mathbf{1}$ is a column of ones: $\mathbf{1}^\top X$ sums the rows of $X$; "
+            "softmax acts on each row."
+        )
+    else:
+        doc.text(
+            "Column convention (Goodfellow et al.'s): each example of the minibatch is a "
+            f"column. $h_t$ is $H \\times N$, $x_t$ is $D \\times N$, weights multiply from the "
+            f"left (${W_h} h_{{t-1}}$, ${W_x} x_t$), and a bias is a column ($H \\times 1$) "
+            r"added to every column. $\mathbf{1}$ is a column of ones: $X \mathbf{1}$ sums the "
+            "columns of $X$; softmax acts on each column."
+        )
+    doc.text(
+        r"$\odot$ is the elementwise product and $^\top$ the transpose. "
+        r"$\frac{\mathrm{d}L}{\mathrm{d}X}$ (upright d) is the total derivative of the loss: "
+        "a matrix of the shape of $X$ holding the derivative of $L$ with respect to each entry, "
+        "through every path. A partial derivative (curly $\\partial$) holds everything else "
+        "fixed."
+    )
+
+    # -- the model
+    doc.heading("The model")
+    doc.text(_variant_sentence(spec))
+    doc.equations([_row(tex, line) for line in form.model])
+    doc.text(
+        f"The loss at step $t$ is the cross-entropy of ${sym('yhat')}_t$ with the labels $y_t$, "
+        "summed over the examples; written with the matrix operations the engine uses (the "
+        "log-sum-exp of each example's logits minus the logit of its label):"
+    )
+    loss_rows = [_row(tex, form.loss)]
+    if options.reduction == "mean":
+        loss_rows.append(r"L &= \frac{1}{N\,T} \sum_{t=1}^{T} L_{t}")
+    else:
+        loss_rows.append(r"L &= \sum_{t=1}^{T} L_{t}")
+    doc.equations(loss_rows)
+    if spec.initial is None:
+        doc.text("The initial state is fixed: $h_0 = 0$ (it has no gradient).")
+    else:
+        doc.text(f"The initial state ${sym('h0')}$ is an input, with a gradient of its own.")
+
+    # -- shapes
+    doc.heading("Shapes")
+    rows = [["symbol", "shape", "what it is"]]
+    what = {
+        "sequence": "input at step $t$",
+        "label": "labels at step $t$ (class ids)",
+        "initial": "initial state",
+        "parameter": "weight or bias, shared by every step",
+    }
+    for item in spec.inputs:
+        per_step = item.role in ("sequence", "label")
+        shape = item.shape[1:] if per_step else item.shape
+        if item.integer:
+            desc = "token ids at step $t$" if item.role == "sequence" else what["label"]
+            rows.append([f"${sym(item.name)}_t$", f"${_shape_tex(shape)}$", desc])
+            continue
+        shape = shape if row else column_shape(shape)
+        name = f"${sym(item.name)}_t$" if per_step else f"${sym(item.name)}$"
+        rows.append([name, f"${_shape_tex(shape)}$", what[item.role]])
+    for line in form.model:
+        rows.append(
+            [f"${tex.doprint(line.target)}$", f"${_shape_tex(line.target.shape)}$", "per step"]
+        )
+    doc.table(rows)
+
+    # -- partial and total
+    doc.heading("Partial and total derivatives")
+    for name in request.wrt:
+        line = form.gradient(name)
+        doc.text(_partial_total_text(tex, trunc, form, name, line, K))
+
+    # -- paths
+    if request.paths:
+        doc.heading(f"Every path for T = {T}")
+        for name, terms in request.paths.items():
+            doc.text(_paths_intro(tex, spec, name, len(terms), request.dropped.get(name, 0), K, T))
+            rows = []
+            for term in terms:
+                chain = " ".join(
+                    rf"\frac{{\partial {_node_tex(tex, c)}}}{{\partial {_node_tex(tex, p)}}}"
+                    for c, p in term.jacobians
+                    if "^(" not in c  # the copy W^(k) is W itself
+                )
+                label = r" \to ".join(_node_tex(tex, n) for n in term.path.nodes[1:])
+                rows.append(rf"&\text{{path }} {label}: \quad {chain}")
+                rows.append(rf"&\quad = {tex.doprint(term.expr)}")
+            doc.equations(rows)
+            where = (
+                " (for each step, the terms entering there)" if name == spec.sequence.name else ""
+            )
+            doc.text(
+                f"The total derivative ${tex.total(sym(name))}$ is the sum of these "
+                f"{len(terms)} terms{where}."
+            )
+    else:
+        doc.text(
+            f"For T = {T} the paths are not listed one by one (they are listed for T <= 4); "
+            "the recurrences below add them all up."
+        )
+
+    # -- recurrences
+    doc.heading("Backward recurrences")
+    needed = form.lines_for(request.wrt)
+    if K is None:
+        doc.text(
+            "Each adjoint is a total derivative, computed for $t = T, T-1, \\dots, 1$: the sum "
+            "over every use of the quantity, the use at step $t+1$ (the recurrent term) "
+            "included. After the last step nothing depends on step $T+1$:"
+        )
+        ends = [line for line in form.boundaries if line.target.base.startswith("d")]
+        doc.equations([_row(tex, line) for line in ends])
+        doc.equations([_row(tex, line) for line in needed])
+    else:
+        doc.text(
+            f"With {K}-step truncated BPTT, a loss term $L_s$ reaches back at most {K} steps: "
+            f"only the paths from a use at step $k$ with $s - k \\le {K}$ count. So the "
+            "adjoints are kept per loss term $s$. For each $s$, with $k$ from $s$ down to "
+            f"$\\max(1, s-{K})$ (and $\\bar{{\\cdot}}^{{(s)}}_k = 0$ outside that window), "
+            "where $[k=s]$ is 1 if $k = s$ and 0 otherwise:"
+        )
+        doc.equations([_truncated_row(trunc, line) for line in needed])
+    doc.heading("Gradients")
+    doc.equations([_gradient_row(tex, trunc, form, form.gradient(n), K) for n in request.wrt])
+
+    from .goodfellow import comparison, plain_vanilla
+
+    if form.convention == "column" and plain_vanilla(spec):
+        doc.heading("Comparison with Goodfellow, Bengio and Courville, Deep Learning, 10.2.2")
+        for block in comparison(tex, form):
+            doc.blocks.append(block)
+
+    if request.expanded:
+        entry, tex_expr = request.expanded
+        doc.heading("One entry written out")
+        doc.text(entry)
+        doc.blocks.append(Block("wide", tex_expr))
+
+    doc.heading("Verification")
+    shapes = "; ".join(
+        ", ".join(f"{k}={v}" for k, v in d.as_dict().items()) for d in verification.shapes
+    )
+    doc.text(
+        f"Each line above was computed with NumPy at seeded random inputs for the shapes "
+        f"{shapes} (every step, every adjoint, every gradient, each step's share of a "
+        f"parameter's gradient{', every path term' if verification.paths else ''}) and "
+        f"compared entry by entry with symbptt's element-level engine: "
+        f"{verification.comparisons} arrays agreed within "
+        f"$|\\text{{ours}} - \\text{{engine}}| \\le {_power(verification.atol)} + "
+        f"{_power(verification.rtol)}\\,|\\text{{engine}}|$ (largest relative difference "
+        f"${_power(verification.max_error, digits=True)}$), in {verification.seconds:.2f} s."
+    )
+    return doc
+
+
+def _power(value: float, *, digits: bool = False) -> str:
+    """1e-12 as 10^{-12} (with `digits`, 2.7e-16 as 2.7 \\cdot 10^{-16}); 0 as 0."""
+    if value == 0:
+        return "0"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    power = f"10^{{{int(exponent)}}}"
+    return f"{mantissa} \\cdot {power}" if digits and mantissa != "1.0" else power
+
+
+def _row(printer: LatexPrinter, line: Line) -> str:
+    return f"{printer.doprint(line.target)} &= {printer.doprint(line.expr)}"
+
+
+def _truncated_row(printer: LatexPrinter, line: Line) -> str:
+    parts = []
+    for term in line.terms:
+        text = printer.doprint(term.expr)
+        if term.source == "loss":
+            text = rf"[k=s]\left({text}\right)" if " " in text else rf"[k=s]\,{text}"
+        parts.append(text)
+    return f"{printer.doprint(line.target)} &= {' + '.join(parts)}"
+
+
+def _gradient_row(tex, trunc, form: MatrixForm, line: Line, K: int | None) -> str:
+    target = tex.doprint(line.target)
+    if K is None:
+        body = tex.doprint(line.expr)
+        if line.summed:
+            return rf"{target} &= \sum_{{t=1}}^{{T}} {body}"
+        return f"{target} &= {body}"
+    body = trunc.doprint(line.expr)
+    if line.summed:
+        return rf"{target} &= \sum_{{s=1}}^{{T}} \sum_{{k=\max(1,s-{K})}}^{{s}} {body}"
+    if isinstance(line.target, Indexed):  # dx_k
+        target = LatexPrinter(tex.names, "k").doprint(line.target)
+        return rf"{target} &= \sum_{{s=k}}^{{\min(T,k+{K})}} {body}"
+    return rf"{target} &= \sum_{{s=1}}^{{\min(T,{K + 1})}} {body}"
+
+
+def _partial_total_text(tex, trunc, form, name, line: Line, K) -> str:
+    spec, sym = form.spec, tex.symbol
+    if line.summed:
+        P = sym(name)
+        copy = rf"{{{P}}}^{{(k)}}"
+        share = LatexPrinter(tex.names, "k").doprint(line.expr)
+        if K is not None:
+            share = r"\sum_{s=k}^{\min(T,k+" + str(K) + ")} " + trunc.doprint(line.expr)
+        return (
+            f"${P}$ is used at every step. Write ${copy}$ for its use at step $k$: the same "
+            f"matrix, one copy per step of the unrolled graph (Goodfellow et al. use the same "
+            f"device). The partial derivative "
+            f"$\\frac{{\\partial L}}{{\\partial {copy}}}$ holds every other use fixed; the total "
+            f"derivative adds every use up: "
+            f"${tex.total(P)} = \\sum_{{k=1}}^{{T}} \\frac{{\\partial L}}{{\\partial {copy}}}$, "
+            f"where $\\frac{{\\partial L}}{{\\partial {copy}}} = {share}$. Inside it, the "
+            f"adjoint of step $k$ is itself a total derivative: it carries every path from "
+            f"step $k$ to the losses of steps $k, k+1, \\dots, T$."
+        )
+    if name == spec.sequence.name:
+        return (
+            f"Each $x_t$ is used once, at step $t$; its total derivative "
+            f"${tex.total(sym(name) + '_t')}$ still carries every path from step $t$ to the "
+            "losses of steps $t, \\dots, T$."
+        )
+    return (
+        f"${sym(name)}$ is used once, at step 1; its total derivative carries every path from "
+        "step 1 to every loss term."
+    )
+
+
+def _paths_intro(tex, spec, name, count, dropped, K, T) -> str:
+    what = f"${tex.symbol(name)}$"
+    text = (
+        f"$L$ depends on {what} through {count} paths of the unrolled graph. Along each, "
+        "the local partial derivatives multiply (from the loss down, each applied as a "
+        "vector-Jacobian product), giving the matrix term printed below it."
+    )
+    if name in spec.parameters and name in spec.state_parameters and dropped == 0 and K is None:
+        text += f" For T = {T} that is $T(T+1)/2 = {T * (T + 1) // 2}$."
+    if dropped:
+        text += f" The {K}-step truncation drops {dropped} more paths (those with $t - k > {K}$)."
+    return text
+
+
+def _node_tex(tex: LatexPrinter, name: str) -> str:
+    """A node of the unrolled graph (`a_2`, `W_h^(1)`, `L_sum`) in LaTeX."""
+    if "^(" in name:
+        base, step = name.split("^(")
+        return f"{{{tex.symbol(base)}}}^{{({step.rstrip(')')})}}"
+    if name == "L_sum":
+        return r"L_{\mathrm{sum}}"
+    head, _, tail = name.rpartition("_")
+    if head and tail.isdigit():
+        base = "L" if head == "L" else tex.symbol(head)
+        return f"{base}_{{{tail}}}" if "_" not in base else f"{{{base}}}_{{{tail}}}"
+    return tex.symbol(name) if name != "L" else "L"
+
+
+def _variant_sentence(spec) -> str:
+    o = spec.options
+    parts = [f"activation {o.activation}"]
+    if o.inputs == "tokens":
+        parts.append("token inputs ($x_t$ holds ids, entering one-hot)")
+    if o.no_bias:
+        parts.append("no bias " + ", ".join(f"${latex_name(b)}$" for b in o.no_bias))
+    parts.append("$h_0$ fixed at 0" if o.h0 == "zero" else "$h_0$ an input")
+    parts.append(
+        "the mean of the N T loss terms" if o.reduction == "mean" else "the sum of the loss terms"
+    )
+    if o.truncate is not None:
+        parts.append(f"{o.truncate}-step truncated BPTT")
+    return f"The {spec.name} RNN ({'; '.join(parts)}), for $t = 1, \\dots, T$:"
+
+
+# -- the plain formula language ----------------------------------------------------------------
+def formula_text(
+    form: MatrixForm, wrt: Sequence[str], names: Mapping[str, str], T: int, version: str
+) -> str:
+    """The model lines and every backward line the gradients of `wrt` need, in the formula
+    language (docs/formula-language.md)."""
+    p = FormulaPrinter(names)
+    spec = form.spec
+    row = form.convention == "row"
+    shapes = []
+    for item in spec.inputs:
+        if item.role == "label" or item.integer:
+            continue
+        per_step = item.role == "sequence"
+        shape = item.shape[1:] if per_step else item.shape
+        shape = shape if row else column_shape(shape)
+        name = f"{p.name(item.name)}[t]" if per_step else p.name(item.name)
+        shapes.append(f"{name} ({','.join(map(str, shape))}{',' if len(shape) == 1 else ''})")
+    where = "row: biases added to every row, softmax per row"
+    if not row:
+        where = "column: biases added to every column, softmax per column"
+    layout = f"each example is a {where}; " + ", ".join(shapes)
+    out = [
+        f"# symbptt {version}: BPTT for the {spec.name} RNN, {form.convention} convention",
+        f"# layout: {layout}",
+        f"# variant: {_plain_variant(spec)}",
+        "# dNAME is dL/dNAME, the total derivative (same shape as NAME); "
+        "sum(t, ...) runs over t = 1..T",
+        f"# every line was checked numerically against symbptt's engine (T = {T} requested)",
+        "",
+        "# the model",
+    ]
+    out += [f"{p.doprint(line.target)} = {p.doprint(line.expr)}" for line in form.model]
+    out += ["", "# boundaries"]
+    out += [f"{p.doprint(line.target)} = {p.doprint(line.expr)}" for line in form.boundaries]
+    out += ["", "# backward, for t = T, ..., 1"]
+    out += [f"{p.doprint(line.target)} = {p.doprint(line.expr)}" for line in form.lines_for(wrt)]
+    out += ["", "# gradients"]
+    for name in wrt:
+        line = form.gradient(name)
+        body = p.doprint(line.expr)
+        if line.summed:
+            body = f"sum(t, {body})"
+        out.append(f"{p.doprint(line.target)} = {body}")
+    return "\n".join(out) + "\n"
+
+
+def _plain_variant(spec) -> str:
+    o = spec.options
+    return (
+        f"activation={o.activation} inputs={o.inputs} h0={o.h0} reduction={o.reduction} "
+        f"no_bias={','.join(o.no_bias) or '-'}"
+    )

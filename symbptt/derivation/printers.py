@@ -1,0 +1,237 @@
+"""Printers of matrix-form formulas: the plain formula language and LaTeX.
+
+One printer class per format over the same `MatExpr` trees, SymPy style (`_print_<Node>`);
+settings (the reader's names for the model's symbols, the index letter, truncation) are given
+once. Both subclass `matexpr.TextPrinter` and keep its bracketing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from ..engine.matexpr import (
+    Add,
+    Divide,
+    Indexed,
+    MatExpr,
+    MatMul,
+    Multiply,
+    Subtract,
+    Sum,
+    TextPrinter,
+)
+from ..errors import InvalidArgumentError
+
+__all__ = ["FormulaPrinter", "LatexPrinter", "latex_name", "index_text"]
+
+
+def index_text(node: Indexed, letter: str = "t") -> str:
+    """`t-1`, `T+1`, `1`: the step of a per-step symbol (`letter` for the general step)."""
+    if node.anchor is None:
+        return str(node.offset)
+    anchor = letter if node.anchor == "t" else node.anchor
+    return anchor if node.offset == 0 else f"{anchor}{node.offset:+d}"
+
+
+class _Named(TextPrinter):
+    def __init__(self, names: Mapping[str, str] | None = None, letter: str = "t") -> None:
+        self.names = dict(names or {})
+        self.letter = letter
+
+    def name(self, base: str) -> str:
+        """The reader's name of a model symbol; an adjoint `dX` follows X's name."""
+        if base in self.names:
+            return self.names[base]
+        if base.startswith("d") and base[1:] in self.names:
+            return "d" + self.names[base[1:]]
+        return base
+
+
+class FormulaPrinter(_Named):
+    """The plain formula language (docs/formula-language.md): `@`, `*`, `.T`, `**2`,
+    `sum_rows(...)`, `onehot(y[t])`, `name[t-1]`; ASCII only."""
+
+    operators = {
+        Add: "+",
+        Subtract: "-",
+        Multiply: "*",
+        Divide: "/",
+        MatMul: "@",
+        "scalar product": "*",
+        "scalar quotient": "/",
+    }
+
+    def _print_Symbol(self, node):
+        return self.name(node.name)
+
+    def _print_Indexed(self, node):
+        return f"{self.name(node.base)}[{index_text(node, self.letter)}]"
+
+    def _print_Transpose(self, node, arg):
+        return f"{self._atom(node.arg, arg)}.T"
+
+    def _print_Multiply(self, node, left, right):
+        if node.left is node.right and self._binding(node.left) == 3:
+            return f"{left}**2"
+        return self._binary(node, left, right)
+
+    def _print_Sum(self, node, arg):
+        if node.axis is None:
+            return f"sum_all({arg})"
+        return f"sum_rows({arg})" if node.axis == 0 else f"sum_cols({arg})"
+
+    def _print_OneHot(self, node, ids):
+        return f"onehot({ids})"
+
+    def _print_RepeatRows(self, node, row):
+        raise InvalidArgumentError("the formula language has no way to repeat a row")
+
+    _print_RepeatCols = _print_RepeatRows
+
+    def _binding(self, node: MatExpr) -> int:
+        if isinstance(node, Multiply) and node.left is node.right:
+            return 3  # x**2 binds like an atom
+        if isinstance(node, Sum):
+            return 3  # sum_rows(...) is a function call
+        return super()._binding(node)
+
+
+class LatexPrinter(_Named):
+    """LaTeX math: juxtaposition for the matrix product, `\\odot` for the elementwise one,
+    `^\\top`, and total derivatives written `dL/dX` with an upright d (partial ones, with a
+    curly d, belong to the text around them)."""
+
+    operators = {
+        Add: "+",
+        Subtract: "-",
+        Multiply: r"\odot",
+        Divide: r"\oslash",
+        MatMul: "",
+        "scalar product": r"\,",
+        "scalar quotient": "/",
+    }
+
+    def __init__(
+        self,
+        names: Mapping[str, str] | None = None,
+        letter: str = "t",
+        *,
+        loss: str = "L",
+        truncated: bool = False,
+    ) -> None:
+        super().__init__(names, letter)
+        self.loss, self.truncated = loss, truncated
+
+    def symbol(self, base: str) -> str:
+        """A model name in LaTeX: `W_h` -> `W_{h}`, `h0` -> `h_{0}`, `yhat` -> `\\hat{y}`."""
+        return latex_name(self.name(base))
+
+    def indexed(self, base: str, index: str) -> str:
+        inner = self.symbol(base)
+        if "_" in inner:  # W_{h} at step t: (W_{h})_{t}
+            inner = "{" + inner + "}"
+        return f"{inner}_{{{index}}}"
+
+    def _print_Symbol(self, node):
+        if node.name in ("N", "T"):
+            return node.name
+        if node.name.startswith("d") and len(node.name) > 1:  # a gradient: dW_h
+            return self.total(self.symbol(node.name[1:]))
+        return self.symbol(node.name)
+
+    def total(self, of: str, loss: str | None = None) -> str:
+        return rf"\frac{{\mathrm{{d}}{loss or self.loss}}}{{\mathrm{{d}}{of}}}"
+
+    def _print_Indexed(self, node):
+        index = index_text(node, self.letter)
+        if node.base.startswith("d"):
+            of = self.indexed(node.base[1:], index)
+            if self.truncated:
+                return rf"\bar{{{of}}}^{{(s)}}" if "_" not in of else rf"\overline{{{of}}}^{{(s)}}"
+            return self.total(of)
+        return self.indexed(node.base, index)
+
+    def _print_Constant(self, node):
+        value = node.value
+        if hasattr(value, "denominator") and value.denominator != 1:
+            return rf"\tfrac{{{value.numerator}}}{{{value.denominator}}}"
+        return super()._print_Constant(node)
+
+    def _print_Function(self, node, arg):
+        known = {"tanh": r"\tanh", "exp": r"\exp", "log": r"\log", "sigmoid": r"\sigma"}
+        head = known.get(node.name, rf"\operatorname{{{node.name}}}")
+        return rf"{head}\left({arg}\right)"
+
+    def _print_OneHot(self, node, ids):
+        return rf"\operatorname{{onehot}}\left({ids}\right)"
+
+    def _print_Transpose(self, node, arg):
+        return f"{self._atom(node.arg, arg)}^{{\\top}}"
+
+    def _print_Divide(self, node, left, right):
+        if node.left.shape == () and node.right.shape == ():
+            return rf"\frac{{{left}}}{{{right}}}"
+        return self._binary(node, left, right)
+
+    def _binary(self, node, left, right):
+        if self._brackets(node.left, node, right_operand=False):
+            left = rf"\left({left}\right)"
+        if self._brackets(node.right, node, right_operand=True):
+            right = rf"\left({right}\right)"
+        op = self._operator(node)
+        return f"{left} {op} {right}" if op else f"{left}\\,{right}"
+
+    _print_Add = _print_Subtract = _print_Multiply = _print_MatMul = _binary
+
+    def _binding(self, node: MatExpr) -> int:
+        if isinstance(node, Divide) and node.left.shape == () and node.right.shape == ():
+            return 3  # \frac{1}{N T} reads as one symbol
+        return super()._binding(node)
+
+    def _print_Sum(self, node, arg):
+        arg = self._matmul_operand(node.arg, arg)
+        if node.axis is None:
+            return rf"\mathbf{{1}}^{{\top}} {arg}\, \mathbf{{1}}"
+        if node.axis == 0:
+            return rf"\mathbf{{1}}^{{\top}} {arg}"
+        return rf"{arg}\, \mathbf{{1}}"
+
+    def _print_RepeatRows(self, node, row):
+        return rf"\mathbf{{1}}\, {self._matmul_operand(node.arg, row)}"
+
+    def _print_RepeatCols(self, node, col):
+        return rf"{self._matmul_operand(node.arg, col)}\, \mathbf{{1}}^{{\top}}"
+
+    def _atom(self, child, text):
+        return text if self._binding(child) == 3 else rf"\left({text}\right)"
+
+    def _matmul_operand(self, child, text):
+        atom = self._binding(child) == 3
+        return text if atom or isinstance(child, MatMul) else rf"\left({text}\right)"
+
+
+def latex_name(name: str) -> str:
+    """A model name as LaTeX: a trailing number or `_suffix` becomes a subscript, `yhat`
+    (any `<letter>hat`) a hat; other names are printed as they are (validated identifiers)."""
+    if name == "yhat" or (len(name) == 4 and name.endswith("hat")):
+        return rf"\hat{{{name[0]}}}"
+    m = re.fullmatch(r"([A-Za-z]+)(\d+)", name)
+    if m:
+        return f"{_letters(m.group(1))}_{{{m.group(2)}}}"
+    if "_" in name:
+        head, tail = name.split("_", 1)
+        return f"{_letters(head)}_{{{_letters(tail.replace('_', ','))}}}"
+    return _letters(name)
+
+
+_GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "theta", "lambda", "mu", "sigma", "phi",
+    "psi", "omega", "Gamma", "Delta", "Theta", "Lambda", "Sigma", "Phi", "Psi", "Omega",
+}  # fmt: skip
+
+
+def _letters(text: str) -> str:
+    if text in _GREEK:
+        return "\\" + text
+    return text if len(text) == 1 or text.isdigit() else rf"\mathrm{{{text}}}"

@@ -1,0 +1,560 @@
+"""The matrix-form derivation: BPTT's recurrences, found by applying the rule table's VJPs to
+one step of the model on printable matrix expressions.
+
+The spec's cell runs on `MatExpr`s for a general step t (the model lines, `a[t] = ...`) and
+again for step t+1 fed with step t's state (the uses of h[t] in the future). Each node's adjoint
+`dn[t]` = dL/dn_t, the *total* derivative, is the sum of the VJPs of its uses: in the loss term
+L_t, at step t, and at step t+1 (the recurrent term). A parameter's gradient is the sum over t of
+the VJPs of its uses at step t (each the *partial* derivative w.r.t. its copy at step t); h0's is
+the future term at t = 0; x_t's is the VJP of its use at step t. Nothing is typed in: another
+cell, activation or variant gives other lines.
+
+`MatrixForm.evaluate` computes the lines with NumPy for given inputs, so that every line can be
+compared with the element-level engine before it is printed (`symbptt.derivation.verify`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from functools import reduce
+from operator import add
+from typing import Any
+
+import numpy as np
+
+from ..errors import InternalError, UnknownNameError
+from ..models.dims import Dims
+from ..models.spec import ModelSpec
+from .matexpr import Constant, Function, Indexed, MatExpr, Symbol, one_hot, rebuild, to_columns
+from .rules import RULES
+
+__all__ = ["Term", "Line", "MatrixForm", "matrix_form", "CONVENTIONS"]
+
+CONVENTIONS = ("row", "column")
+
+#: Row-wise functions of a node that the derivation names as a quantity of their own.
+PREDICTIONS = {"softmax": "yhat"}
+
+#: Where a term of an adjoint comes from: the loss term L_t itself, a use at step t, a use at
+#: step t+1 (the recurrent term).
+SOURCES = ("loss", "step", "future")
+
+
+@dataclass(frozen=True)
+class Term:
+    expr: MatExpr
+    source: str = "step"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One identity `target = terms[0] + terms[1] + ...` (for every t when `target` is
+    relative; summed over t = 1..T when `summed`).
+
+    `kind`: "model" (forward), "loss", "boundary", "adjoint" (a recurrence), "gradient".
+    `about`: the node or input the line defines (`a`, `W_h`).
+    """
+
+    target: MatExpr
+    terms: tuple[Term, ...]
+    kind: str
+    about: str
+    summed: bool = False
+
+    @property
+    def expr(self) -> MatExpr:
+        if not self.terms:
+            return Constant(0)
+        return reduce(add, (t.expr for t in self.terms))
+
+    def map(self, f) -> Line:
+        return replace(
+            self,
+            target=f(self.target),
+            terms=tuple(Term(f(t.expr), t.source) for t in self.terms),
+        )
+
+
+@dataclass(frozen=True)
+class _Use:
+    """A node of the cell as run on matrix expressions: its rule, arguments and output."""
+
+    out: Indexed
+    rule: str
+    inputs: tuple[MatExpr | None, ...]
+    value: MatExpr
+
+
+class _MatrixOps:
+    """The matrix-expression backend of a cell's named operations, for step t + offset."""
+
+    def __init__(self, spec: ModelSpec, offset: int, anchor: str | None = "t") -> None:
+        self.options, self.offset, self.anchor = spec.options, offset, anchor
+        self.uses: list[_Use] = []
+
+    def affine(self, base: str, bias, *pairs) -> Indexed:
+        kept = [(a, w) for a, w in pairs if a is not None]
+        inputs = (bias, *[m for pair in kept for m in pair])
+        return self._node(base, "affine", inputs)
+
+    def apply(self, base: str, function: str, a) -> Indexed:
+        return self._node(base, function, (a,))
+
+    def _node(self, base: str, rule: str, inputs: tuple) -> Indexed:
+        value = RULES[rule].forward(*inputs)
+        out = Indexed.make(base, value.shape, self.offset, anchor=self.anchor)
+        self.uses.append(_Use(out, rule, inputs, value))
+        return out
+
+
+def _flat(state: Any) -> list[MatExpr]:
+    if state is None:
+        return []
+    if isinstance(state, (tuple, list)):
+        return [s for part in state for s in _flat(part)]
+    return [state]
+
+
+def _positions(use: _Use, node: MatExpr) -> list[int]:
+    return [i for i, x in enumerate(use.inputs) if x is node]
+
+
+def _vjp(use: _Use, index: int, g: MatExpr) -> MatExpr:
+    rule = RULES[use.rule]
+    return rule.vjp(index, g, use.out, *use.inputs)
+
+
+def _adjoint(node: Indexed) -> Indexed:
+    return Indexed.make("d" + node.base, node.shape, node.offset, anchor=node.anchor)
+
+
+@dataclass(frozen=True)
+class MatrixForm:
+    """The derivation of one model variant in one convention: model lines, the loss, the
+    boundaries, the adjoint recurrences (in the order they are computed) and the gradients."""
+
+    spec: ModelSpec
+    convention: str
+    model: tuple[Line, ...]
+    loss: Line
+    boundaries: tuple[Line, ...]
+    adjoints: tuple[Line, ...]
+    gradients: dict[str, Line] = field(default_factory=dict)
+    #: The seed dL/dL_t: 1 for a sum, 1/(N T) for a mean.
+    seed: MatExpr = Constant(1)
+    #: The name of the recurrent state (h): h[0] is the initial state.
+    state: str = "h"
+
+    @property
+    def truncate(self) -> int | None:
+        return self.spec.options.truncate
+
+    def gradient(self, name: str) -> Line:
+        if name not in self.gradients:
+            raise UnknownNameError(
+                f"no gradient of {name!r} in the {self.spec.name} model's derivation: it has "
+                f"{', '.join(self.gradients)}"
+            )
+        return self.gradients[name]
+
+    def lines_for(self, names: Iterable[str]) -> tuple[Line, ...]:
+        """The adjoint recurrences the gradients of `names` need, in computation order."""
+        defined = {line.target.base: line for line in self.adjoints}
+        needed: set[str] = set()
+        stack = [self.gradient(n).expr for n in names]
+        while stack:
+            for s in stack.pop().symbols():
+                if isinstance(s, Indexed) and s.base in defined and s.base not in needed:
+                    needed.add(s.base)
+                    stack.append(defined[s.base].expr)
+        return tuple(line for line in self.adjoints if line.target.base in needed)
+
+    def columns(self) -> MatrixForm:
+        """The same derivation in the column convention (every quantity transposed)."""
+        if self.convention == "column":
+            return self
+        return replace(
+            self,
+            convention="column",
+            model=tuple(line.map(to_columns) for line in self.model),
+            loss=self.loss.map(to_columns),
+            boundaries=tuple(line.map(to_columns) for line in self.boundaries),
+            adjoints=tuple(line.map(to_columns) for line in self.adjoints),
+            gradients={k: line.map(to_columns) for k, line in self.gradients.items()},
+        )
+
+    # -- numbers ------------------------------------------------------------------------------
+    def convert(self, name: str, array: np.ndarray, *, per_step: bool = False) -> np.ndarray:
+        """A row-convention array in this convention (a per-step stack keeps its T axis)."""
+        a = np.asarray(array)
+        if self.convention == "row" or a.dtype.kind in "iu":
+            return a
+        if per_step:
+            return np.stack([self.convert(name, part) for part in a])
+        return a.T if a.ndim == 2 else a.reshape(-1, 1) if a.ndim == 1 else a
+
+    def unconvert(self, array: np.ndarray, *, row_ndim: int) -> np.ndarray:
+        """This convention's array back in the row convention (`row_ndim` axes there)."""
+        a = np.asarray(array)
+        if self.convention == "row":
+            return a
+        return a.T if row_ndim == 2 else a.reshape(-1) if row_ndim == 1 else a
+
+    def evaluate(self, point: Mapping[str, np.ndarray], dims: Dims) -> Evaluation:
+        """Every line computed with NumPy at `point` (row-convention arrays, as the spec's
+        `random_point` draws them); results come back in the row convention."""
+        return _evaluate(self, point, dims)
+
+
+@dataclass
+class Evaluation:
+    """Numbers of a derivation, row convention: `values[(base, t)]` for the per-step
+    quantities and adjoints (adjoints summed over loss terms when truncated), `gradients` by
+    input name (x stacked to (T, N, D)), `partials[(name, k)]` each parameter's share at step k,
+    and the loss."""
+
+    values: dict[tuple[str, int], np.ndarray]
+    gradients: dict[str, np.ndarray]
+    partials: dict[tuple[str, int], np.ndarray]
+    loss: float
+    #: The bindings of a formula of this form at fixed steps, in its own convention (names
+    #: such as `h[0]`, `a[2]`, `W_h`): what a path's term is evaluated with.
+    bindings: dict[str, Any] = field(default_factory=dict)
+
+
+def matrix_form(spec: ModelSpec, convention: str = "row") -> MatrixForm:
+    """Derive the model's BPTT recurrences in matrix form, by rule application."""
+    if convention not in CONVENTIONS:
+        raise UnknownNameError(f"convention={convention!r} is not one of {', '.join(CONVENTIONS)}")
+    form = _derive(spec)
+    return form.columns() if convention == "column" else form
+
+
+def _letters(spec: ModelSpec) -> dict[str, MatExpr]:
+    return {i.name: Symbol(i.name, i.shape) for i in spec.inputs if i.role == "parameter"}
+
+
+def _run_cell(spec: ModelSpec, params, state, offset: int, anchor: str | None = "t"):
+    """The cell at step t + offset (anchor None: at step `offset`): its uses, state, logits
+    and input."""
+    ops = _MatrixOps(spec, offset, anchor)
+    x = _sequence_at(spec, offset, anchor)
+    new_state, logits = spec.cell(ops, params, state, x)
+    return ops.uses, new_state, logits, x
+
+
+def _sequence_at(spec: ModelSpec, offset: int, anchor: str | None) -> MatExpr:
+    item = spec.sequence
+    if item.integer:  # token ids enter one-hot, as data
+        return one_hot(Indexed.make(item.name, item.shape[1:], offset, anchor), item.bound)
+    return Indexed.make(item.name, item.shape[1:], offset, anchor)
+
+
+def _labels_at(spec: ModelSpec, offset: int, anchor: str | None = "t") -> MatExpr:
+    label = next(i for i in spec.inputs if i.role == "label")
+    return one_hot(Indexed.make(label.name, label.shape[1:], offset, anchor), "C")
+
+
+def _name_predictions(expr: MatExpr, nodes: Iterable[Indexed], found: dict) -> MatExpr:
+    """Write softmax(o[t]) as yhat[t]: a quantity the reader meets in the model lines."""
+    ids = {id(n) for n in nodes}
+
+    def replace_(node: MatExpr) -> MatExpr | None:
+        if isinstance(node, Function) and node.name in PREDICTIONS and id(node.arg) in ids:
+            base = PREDICTIONS[node.name]
+            arg = node.arg
+            named = Indexed.make(base, node.shape, arg.offset, arg.anchor)
+            found.setdefault(base, (named, node))
+            return named
+        return None
+
+    return rebuild(expr, replace_)
+
+
+def loss_seed(spec: ModelSpec) -> MatExpr:
+    """dL/dL_t: 1 for a sum of the loss terms, 1/(N T) for their mean (N, T as symbols)."""
+    if spec.options.reduction == "mean":
+        g = RULES["scale"].vjp(0, Constant(1), None, None, factor=1 / (Symbol("N") * Symbol("T")))
+        return g
+    return Constant(1)
+
+
+def _derive(spec: ModelSpec) -> MatrixForm:
+    params = _letters(spec)
+    initial = spec.initial
+    state_shape = ("N", "H")
+    # A first run names the state (h for the vanilla cell); the second feeds it back as h[t-1].
+    _, probe, _, _ = _run_cell(spec, params, Indexed.make("state", state_shape, -1), 0)
+    states = _flat(probe)
+    if len(states) != 1 or states[0].shape != state_shape:
+        raise InternalError(
+            f"the matrix-form derivation expects one state of shape (N, H); the {spec.name} "
+            f"cell returns {len(states)}"
+        )
+    state_name = states[0].base
+    h_prev = Indexed.make(state_name, state_shape, -1)
+    uses, state, logits, x = _run_cell(spec, params, h_prev, 0)
+    future, _, _, _ = _run_cell(spec, params, state, 1)
+    seed = loss_seed(spec)
+    Y = _labels_at(spec, 0)
+    loss_value = RULES[spec.loss].forward(logits, Y=Y, m=None)
+    loss_line = Line(Indexed.make("L", (), 0), (Term(loss_value),), "loss", "L")
+
+    nodes = [u.out for u in uses]
+    predictions: dict[str, tuple[Indexed, MatExpr]] = {}
+    adjoints: list[Line] = []
+    for use in reversed(uses):
+        n = use.out
+        terms: list[Term] = []
+        if n is logits:
+            g = RULES[spec.loss].vjp(0, seed, None, n, Y=Y, m=None)
+            terms.append(Term(_name_predictions(g, nodes, predictions), "loss"))
+        for source, group in (("step", uses), ("future", future)):
+            for consumer in group:
+                for i in _positions(consumer, n):
+                    g = _vjp(consumer, i, _adjoint(consumer.out))
+                    terms.append(Term(_name_predictions(g, nodes, predictions), source))
+        if terms:
+            adjoints.append(Line(_adjoint(n), tuple(terms), "adjoint", n.base))
+
+    model = [Line(u.out, (Term(u.value),), "model", u.out.base) for u in uses]
+    model += [
+        Line(named, (Term(value),), "model", base) for base, (named, value) in predictions.items()
+    ]
+
+    gradients: dict[str, Line] = {}
+    for name, symbol in params.items():
+        terms = tuple(
+            Term(_vjp(u, i, _adjoint(u.out))) for u in uses for i in _positions(u, symbol)
+        )
+        if terms:
+            gradients[name] = Line(Symbol("d" + name, symbol.shape), terms, "gradient", name, True)
+    h0 = Indexed.make(state_name, state_shape, 0, anchor=None)
+    boundaries = [
+        Line(
+            h0,
+            (Term(Symbol(initial.name, initial.shape) if initial else Constant(0)),),
+            "boundary",
+            state_name,
+        )
+    ]
+    if initial is not None:
+        terms = tuple(
+            Term(_at(_vjp(u, i, _adjoint(u.out)), 0)) for u in future for i in _positions(u, state)
+        )
+        gradients[initial.name] = Line(
+            Symbol("d" + initial.name, initial.shape), terms, "gradient", initial.name
+        )
+    if not spec.sequence.integer:
+        terms = tuple(Term(_vjp(u, i, _adjoint(u.out))) for u in uses for i in _positions(u, x))
+        target = Indexed.make("d" + spec.sequence.name, x.shape, 0)
+        gradients[spec.sequence.name] = Line(target, terms, "gradient", spec.sequence.name)
+    # An adjoint read from step t+1 is 0 after the last step.
+    ends = {
+        s.base: s
+        for line in adjoints
+        for term in line.terms
+        if term.source == "future"
+        for s in term.expr.symbols()
+        if isinstance(s, Indexed) and s.relative and s.offset == 1 and s.base.startswith("d")
+    }
+    for base, s in ends.items():
+        end = Indexed.make(base, s.shape, 1, anchor="T")
+        boundaries.append(Line(end, (Term(Constant(0)),), "boundary", base))
+    return MatrixForm(
+        spec=spec,
+        convention="row",
+        model=tuple(model),
+        loss=loss_line,
+        boundaries=tuple(boundaries),
+        adjoints=tuple(adjoints),
+        gradients=gradients,
+        seed=seed,
+        state=state_name,
+    )
+
+
+def _at(expr: MatExpr, step: int) -> MatExpr:
+    """The expression with t := step: every relative per-step symbol made absolute."""
+    return rebuild(expr, lambda n: n.at(step) if isinstance(n, Indexed) and n.relative else None)
+
+
+# -- numbers --------------------------------------------------------------------------------------
+def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> Evaluation:
+    spec, T = form.spec, dims.T
+    sizes = {"N": dims.N, "D": dims.D, "H": dims.H, "C": dims.C, "T": T}
+    env: dict[tuple[str, int], np.ndarray] = {}
+    plain: dict[str, np.ndarray] = {}
+    for item in spec.inputs:
+        value = np.asarray(point[item.name])
+        if item.role in ("sequence", "label"):
+            for k in range(1, T + 1):
+                env[(item.name, k)] = form.convert(item.name, value[k - 1])
+        else:
+            plain[item.name] = form.convert(item.name, value)
+    env[(form.state, 0)] = (
+        plain[spec.initial.name] if spec.initial else form.convert("h0", np.zeros((dims.N, dims.H)))
+    )
+
+    def ev(expr: MatExpr, t: int, adj: Mapping[tuple[str, int], np.ndarray]) -> np.ndarray:
+        bindings: dict[str, Any] = dict(sizes)
+        for s in expr.symbols():
+            if isinstance(s, Indexed):
+                step = s.offset + (t if s.relative else 0)
+                key = (s.base, step)
+                if key in env:
+                    bindings[s.name] = env[key]
+                elif key in adj:
+                    bindings[s.name] = adj[key]
+                elif s.base.startswith("d"):  # an adjoint past the last step (or the window)
+                    bindings[s.name] = np.zeros([sizes.get(d, d) for d in s.shape])
+                else:
+                    raise InternalError(f"{s.name} at t={t} has no value")
+            elif s.name in plain:
+                bindings[s.name] = plain[s.name]
+        return np.asarray(expr.evaluate(bindings), dtype=float)
+
+    for k in range(1, T + 1):
+        for line in form.model:
+            env[(line.target.base, k)] = ev(line.expr, k, {})
+    loss = sum(float(ev(form.loss.expr, k, {})) for k in range(1, T + 1))
+    if spec.options.reduction == "mean":
+        loss /= dims.N * T
+
+    K = form.truncate
+    windows = (
+        [(None, range(T, 0, -1))]
+        if K is None or K >= T - 1
+        else [(s, range(s, max(1, s - K) - 1, -1)) for s in range(1, T + 1)]
+    )
+    values: dict[tuple[str, int], np.ndarray] = {}
+    gradients: dict[str, np.ndarray] = {}
+    partials: dict[tuple[str, int], np.ndarray] = {}
+
+    def accumulate(store: dict, key, value) -> None:
+        store[key] = store[key] + value if key in store else value
+
+    for s, steps in windows:
+        adj: dict[tuple[str, int], np.ndarray] = {}
+        for k in steps:
+            for line in form.adjoints:
+                terms = [
+                    t for t in line.terms if not (t.source == "loss" and s is not None and k != s)
+                ]
+                adj[(line.target.base, k)] = sum(
+                    (ev(t.expr, k, adj) for t in terms),
+                    np.zeros([sizes.get(d, d) for d in line.target.shape]),
+                )
+        for key, value in adj.items():
+            accumulate(values, key, value)
+        for name, line in form.gradients.items():
+            if line.summed:
+                for k in steps:
+                    part = ev(line.expr, k, adj)
+                    accumulate(partials, (name, k), part)
+                    accumulate(gradients, name, part)
+            elif isinstance(line.target, Indexed):  # dx[t]
+                for k in steps:
+                    accumulate(gradients, (name, k), ev(line.expr, k, adj))
+            elif 1 in steps:  # dh0: from the adjoints at step 1
+                accumulate(gradients, name, ev(line.expr, 0, adj))
+    out: dict[str, np.ndarray] = {}
+    for name, line in form.gradients.items():
+        if isinstance(line.target, Indexed):
+            zero = np.zeros([sizes.get(d, d) for d in line.target.shape])
+            stack = [gradients.get((name, k), zero) for k in range(1, T + 1)]
+            out[name] = np.stack([form.unconvert(a, row_ndim=2) for a in stack])
+        else:
+            row_ndim = len(spec.input(name).shape)
+            out[name] = form.unconvert(gradients[name], row_ndim=row_ndim)
+    row = {
+        key: form.unconvert(value, row_ndim=value.ndim)
+        for key, value in {**env, **values}.items()
+        if value.dtype.kind == "f"
+    }
+    parts = {
+        key: form.unconvert(v, row_ndim=len(spec.input(key[0]).shape))
+        for key, v in partials.items()
+    }
+    bindings: dict[str, Any] = {**sizes, **plain}
+    for (base, k), value in {**env, **values}.items():
+        bindings[Indexed.make(base, (), k, anchor=None).name] = value
+    return Evaluation(row, out, parts, loss, bindings)
+
+
+# -- one path at a time -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PathTerm:
+    """One path of the unrolled graph and its term: the product of the local Jacobians along
+    it, applied as VJPs from the loss down (a matrix of the parameter's shape)."""
+
+    path: Any  # derivatives.Path
+    #: (child, parent) node names of each local Jacobian d child / d parent, loss first.
+    jacobians: tuple[tuple[str, str], ...]
+    expr: MatExpr
+
+
+def path_terms(graph: Any, paths: Iterable[Any], convention: str = "row") -> list[PathTerm]:
+    """The matrix form of each path's contribution, by the rule table's VJPs along the path
+    on the unrolled graph's own nodes (per-step quantities at fixed steps: `a[2]`)."""
+    spec = graph.spec
+    state = matrix_form(spec).state
+    letters = {i.name: i.shape for i in spec.inputs}
+    exprs: dict[str, MatExpr | None] = {}
+    uses: dict[str, tuple] = {}
+    seed_factor = 1 / (Symbol("N") * Symbol("T"))
+    for node in graph:
+        base, step = _base_of(node.name), node.step
+        if node.rule is None:
+            exprs[node.name] = _leaf(spec, node, base, step, letters, state)
+            continue
+        if node.rule == "rowmax":  # the softmax shift: no value in the matrix form
+            exprs[node.name] = None
+            continue
+        inputs = [None if a is None else exprs[a] for a in node.arguments]
+        consts = {k: exprs[v] for k, v in node.consts}
+        params = {k: seed_factor for k, _ in node.params}  # the mean's 1/(N T), symbolic
+        if node.rule == "copy":
+            exprs[node.name] = inputs[0]
+            uses[node.name] = (node, inputs, consts, params, inputs[0])
+            continue
+        value = RULES[node.rule].forward(*inputs, **consts, **params)
+        if step is None:
+            out: MatExpr = Symbol(node.name, value.shape)
+        else:
+            out = Indexed.make(base, value.shape, step, anchor=None)
+        exprs[node.name] = out
+        uses[node.name] = (node, inputs, consts, params, out)
+    terms = []
+    for path in paths:
+        g: MatExpr = Constant(1)
+        jacobians = []
+        for child, parent in reversed(list(zip(path.nodes[1:], path.nodes[:-1]))):
+            node, inputs, consts, params, out = uses[child]
+            index = node.arguments.index(parent)
+            g = RULES[node.rule].vjp(index, g, out, *inputs, **consts, **params)
+            jacobians.append((child, parent))
+        steps = [exprs[n] for n in path.nodes if isinstance(exprs.get(n), Indexed)]
+        expr = _name_predictions(g, steps, {})
+        if convention == "column":
+            expr = to_columns(expr)
+        terms.append(PathTerm(path, tuple(jacobians), expr))
+    return terms
+
+
+def _base_of(name: str) -> str:
+    head, _, tail = name.rpartition("_")
+    return head if head and tail.isdigit() else name
+
+
+def _leaf(spec: ModelSpec, node: Any, base: str, step: int | None, letters, state) -> MatExpr:
+    if node.kind == "parameter":
+        return Symbol(node.name, letters[node.name])
+    if spec.initial is not None and node.name == spec.initial.name:
+        return Indexed.make(state, ("N", "H"), 0, anchor=None)
+    if base == spec.sequence.name:
+        return _sequence_at(spec, step, None)
+    if base == "Y":
+        return _labels_at(spec, step, None)
+    raise InternalError(f"the graph's leaf {node.name} has no matrix form")
