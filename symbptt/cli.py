@@ -319,6 +319,12 @@ def run_latex(args: argparse.Namespace, out: Console, err: Console) -> int:
         from .derivation.output import PDFLATEX_MISSING
 
         raise _UsageError(PDFLATEX_MISSING)
+    if path is not None and path.is_dir():
+        raise _UsageError(f"{path} is a folder; give a file name such as {path / 'bptt.tex'}")
+    if path is not None and path.suffix.lower() == ".pdf":
+        raise _UsageError(
+            f"-o {path}: write the .tex and add --pdf (-o {path.with_suffix('.tex')} --pdf)"
+        )
     for target in filter(None, (path, pdf)):  # before any work: never a surprise overwrite
         if target.exists() and not args.force:
             raise _UsageError(f"{target} exists; pass --force to replace it")

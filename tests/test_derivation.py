@@ -195,13 +195,31 @@ def test_wrt_selects_the_lines_a_gradient_needs():
     assert "a[t] = b + h[t-1] @ W_h + x[t] @ W_x" in text  # the model lines stay
 
 
-def test_truncation_is_stated_as_a_path_filter():
+def test_truncation_is_stated_as_a_path_filter_and_not_as_the_total():
     d = derivation(4, "W_h", model=VANILLA.variant(truncate=1))
     tex = d.latex()
     assert r"[k=s]" in tex and r"\sum_{k=\max(1,s-1)}^{s}" in tex
-    assert "truncation drops" in tex
+    assert "the 1-step truncation keeps the 7 with $t - k \\le 1$ (listed below) and drops 3" in tex
+    assert r"\tilde{g}_{W_{h}} &=" in tex  # the truncated gradient is not dL/dW_h
+    assert r"\frac{\mathrm{d}L}{\mathrm{d}W_{h}} &=" not in tex
+    assert r"\tilde{g}_{W_{h}}" in d._repr_latex_() and "1-step truncation" in d._repr_latex_()
+    assert all(dims.T > 2 for dims in d.verification.shapes if dims.T > 1)
     with pytest.raises(InvalidArgumentError, match="one time index"):
         d.text()
+
+
+def test_a_truncation_that_drops_nothing_prints_full_bptt_checked_where_it_holds():
+    d = derivation(3, "W_h", model=VANILLA.variant(truncate=2))
+    assert "no path is dropped" in d.latex()
+    assert all(dims.T <= 3 for dims in d.verification.shapes)
+    text = d.text()
+    assert "truncate=2" in text and "hold only there" in text
+    assert "dW_h = sum(t, h[t-1].T @ da[t])" in text
+
+
+def test_a_truncation_too_long_to_check_is_refused():
+    with pytest.raises(InvalidArgumentError, match="use K <= 37"):
+        derivation(50, "W_h", model=VANILLA.variant(truncate=38))
 
 
 # -- Goodfellow et al. 10.18-10.28, written out here ----------------------------------------------
@@ -256,7 +274,7 @@ def test_goodfellow_10_21_as_printed_does_not_multiply():
 
 
 # -- documents ----------------------------------------------------------------------------------
-def _pdflatex(tex: str, folder: Path) -> None:
+def _pdflatex(tex: str, folder: Path) -> str:
     engine = shutil.which("pdflatex")
     assert engine, "pdflatex is needed (CI installs texlive-latex-base from Debian)"
     (folder / "d.tex").write_text(tex)
@@ -269,6 +287,14 @@ def _pdflatex(tex: str, folder: Path) -> None:
     )
     assert run.returncode == 0, run.stdout[-2000:]
     assert (folder / "d.pdf").stat().st_size > 1000
+    return (folder / "d.log").read_text(errors="replace")
+
+
+def _overfull(log: str) -> list[float]:
+    """How far each overfull line sticks out of the page, in points."""
+    import re
+
+    return [float(m) for m in re.findall(r"Overfull \\hbox \((\d+\.?\d*)pt too wide\)", log)]
 
 
 DOCUMENTS = [
@@ -280,6 +306,9 @@ DOCUMENTS = [
     ],
     dict(T=4, wrt="all", convention="column"),
     dict(T=3, wrt="all", convention="column", names="W_h=W,W_x=U", expand=True),
+    dict(T=4, wrt="all", convention="column", model=VANILLA.variant(reduction="mean")),
+    dict(T=2, wrt="all", names="x=x_in,y=lab,h=s,W_h=W_hh", expand=True),
+    dict(T=3, wrt="W_h", expand=True, model=VANILLA.variant(h0="zero", inputs="tokens")),
     dict(T=2, wrt="all", model=VANILLA.variant(inputs="tokens", activation="relu", h0="zero")),
     dict(T=4, wrt="W_h,h0,x", model=VANILLA.variant(truncate=1, reduction="mean")),
     dict(T=3, wrt="all", convention="column", model=VANILLA.variant(no_bias=("b", "c"))),
@@ -296,7 +325,8 @@ DOCUMENTS = [
     ),
 )
 def test_every_document_compiles_with_pdflatex(options, tmp_path):
-    _pdflatex(derivation(**options).latex(), tmp_path)
+    log = _pdflatex(derivation(**options).latex(), tmp_path)
+    assert max(_overfull(log), default=0) < 5, "a line sticks out of the page"
 
 
 def test_the_body_compiles_inside_a_readers_document(tmp_path):
@@ -424,10 +454,10 @@ def test_a_line_the_engine_disputes_aborts_the_command(monkeypatch, capsys, tmp_
 
 def test_another_cell_gives_other_lines():
     """A model that exists only in tests/test_variants.py: an extra tanh layer before the
-    output. Its lines come from its cell, and they equal the engine's gradients."""
-    from test_variants import DEEP_OUTPUT
+    output. Its lines come from its cell, and they equal finite differences of the test's own
+    NumPy loss."""
+    from test_variants import DEEP_OUTPUT, _deep_output_loss
 
-    from symbptt.engine.compile import gradient_function
     from symbptt.models.vanilla import sample
 
     def sample_deep(dims, rng, scale):
@@ -441,9 +471,59 @@ def test_another_cell_gives_other_lines():
     text = d.text()
     assert "z[t] = tanh(u[t])" in text and "dh[t] = du[t] @ U.T + da[t+1] @ W_h.T" in text
     assert "dU = sum(t, h[t].T @ du[t])" in text
-    dims = Dims(N=2, D=3, H=2, C=3, T=4)
+    dims = Dims(N=2, D=2, H=2, C=3, T=3)
     arrays = spec.random_point(dims, 1)
-    ours = matrix_form(spec).evaluate(arrays, dims)
-    truth = gradient_function(dims, spec)(arrays)
-    for name in spec.gradient_names:
-        _close(ours.gradients[name], truth[name], name)
+    for convention in ("row", "column"):
+        ours = matrix_form(spec, convention).evaluate(arrays, dims)
+        _close(ours.loss, _deep_output_loss(arrays), "loss")
+        for name in spec.gradient_names:  # central differences of the test's own NumPy loss
+            fd = np.zeros_like(arrays[name])
+            for index in np.ndindex(*fd.shape):
+                up, down = dict(arrays), dict(arrays)
+                up[name], down[name] = arrays[name].copy(), arrays[name].copy()
+                up[name][index] += 1e-6
+                down[name][index] -= 1e-6
+                fd[index] = (_deep_output_loss(up) - _deep_output_loss(down)) / 2e-6
+            np.testing.assert_allclose(ours.gradients[name], fd, rtol=1e-5, atol=1e-7)
+
+
+def test_paths_start_where_the_parameter_enters():
+    tex = derivation(2, "h0,W_h").latex()
+    assert (
+        r"\text{path }  h_{0} \to a_{1}" in tex.replace("  ", "  ")
+        or r"\text{path } h_{0} \to a_{1}" in tex
+    )
+    assert r"\text{path } {W_{h}}^{(1)} \to a_{1}" in tex
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--wrt", "x", "--inputs", "tokens"], "x holds token ids in this variant"),
+        (["--wrt", "h0", "--h0", "zero"], "h0 is fixed at zero in this variant"),
+        (["--wrt", "b", "--no-bias", "b"], "this variant has no bias b"),
+        (["--names", "W_h=a_t"], "which reads as 'a' at a step"),
+        (["--names", "W_h=W1,W_x=W_1"], "names that print alike"),
+        (["--names", "o=do"], "reads as the gradient of 'o'"),
+        (["--T", "50", "--truncate", "38"], "use K <= 37"),
+    ],
+    ids=["tokens x", "h0 zero", "no bias", "a at a step", "print alike", "do", "long K"],
+)
+def test_impossible_requests_are_one_sentence(args, message, capsys):
+    assert main(["latex", "--format", "text", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_output_paths_that_cannot_be_written_are_refused_first(tmp_path, capsys):
+    assert main(["latex", "-o", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["latex", "-o", str(tmp_path / "d.pdf")]) == 2
+    assert "add --pdf" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_written_out_entry_is_not_zero_when_h0_is():
+    d = derivation(3, "W_h", model=VANILLA.variant(h0="zero"), expand=True)
+    entry = next(b for b in d.document.blocks if b.kind == "lines" and "_{1} = " in b.content[0])
+    assert "T = 2" in d.latex() and len("".join(entry.content)) > 100

@@ -203,3 +203,57 @@ def test_deep_formulas_print_and_evaluate_without_recursion():
 
 def test_symbols_are_listed_once_in_order():
     assert [s.name for s in (x @ y + x @ y).symbols()] == ["x", "y"]
+
+
+# -- the column convention: every formula transposed, pushed down to the leaves -----------------
+def _column_cases():
+    from symbptt.engine import rules
+
+    X, W, b = Symbol("X", ("N", "H")), Symbol("W", ("H", "C")), Symbol("b", ("C",))
+    ids = Symbol("ids", ("N",))
+    return {
+        "affine": b + X @ W,
+        "transpose": (X @ W).T @ X,
+        "elementwise": rules.tanh(X) * (1 - X * X),
+        "softmax": rules.softmax(X @ W, None) - one_hot(ids, "C"),
+        "rows summed": (X @ W).sum(axis=0) + b,
+        "row reduction": rules.logsumexp(X @ W, None),
+        "repeat": repeat_rows(b, "N") * (X @ W),
+        "scalar": (1 / (Symbol("N") * Symbol("T"))) * (X @ W),
+    }
+
+
+@pytest.mark.parametrize("label", list(_column_cases()))
+def test_to_columns_is_the_transpose_of_the_row_form(label):
+    from symbptt.engine.matexpr import to_columns
+
+    expr = _column_cases()[label]
+    rng = np.random.default_rng(0)
+    sizes = {"N": 3, "H": 2, "C": 4, "T": 5}
+    row = {
+        "X": rng.standard_normal((3, 2)),
+        "W": rng.standard_normal((2, 4)),
+        "b": rng.standard_normal(4),
+        "ids": np.array([0, 3, 1]),
+    }
+    column = {
+        k: v.T if v.ndim == 2 else v.reshape(-1, 1) if v.dtype.kind == "f" else v
+        for k, v in row.items()
+    }
+    want = np.asarray(expr.evaluate({**row, **sizes}))
+    got = np.asarray(to_columns(expr).evaluate({**column, **sizes}))
+    # A per-feature vector (k,) is a column (k, 1); a per-example one (N,) a row (1, N).
+    expected = want.T if want.ndim == 2 else want.reshape(got.shape) if want.ndim == 1 else want
+    assert got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_rebuild_keeps_the_shape_of_a_column_reduction():
+    from symbptt.engine import rules
+    from symbptt.engine.matexpr import rebuild, to_columns
+
+    O = Symbol("O", ("N", "C"))
+    column = to_columns(rules.logsumexp(O, None))
+    assert column.shape == (1, "N")
+    swapped = rebuild(column, lambda n: Symbol("P", n.shape) if n is column.arg else None)
+    assert swapped.shape == (1, "N")

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ExpansionTooLargeError, InvalidArgumentError
+from ..errors import InvalidArgumentError
 from ..models.dims import Dims, resolve_name
 from ..models.spec import ModelSpec
 from .printers import LatexPrinter, latex_name
@@ -102,19 +102,9 @@ class Derivation:
         return self.markdown()
 
     def _repr_latex_(self) -> str:
-        from .printers import LatexPrinter
+        from .document import recurrence_rows
 
-        tex = LatexPrinter(self.names)
-        rows = [
-            f"{tex.doprint(line.target)} &= {tex.doprint(line.expr)}"
-            for line in self.form.lines_for(self.wrt)
-        ]
-        for name in self.wrt:
-            line = self.form.gradient(name)
-            body = tex.doprint(line.expr)
-            if line.summed:
-                body = r"\sum_{t=1}^{T} " + body
-            rows.append(f"{tex.doprint(line.target)} &= {body}")
+        rows = recurrence_rows(self.form, self.wrt, self.names, self.T)
         return "$$\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}$$"
 
 
@@ -165,13 +155,51 @@ def parse_names(
                 f"--names gives {seen[value]} and {key} the same name {value!r}"
             )
         seen[value] = key
-    for key, value in final.items():
-        if value.startswith("d") and value[1:] in seen:
+    rendered: dict[str, str] = {}
+    for key, value in final.items():  # W1 and W_1 both print as W_{1}
+        tex = latex_name(value)
+        if tex in rendered:
+            raise InvalidArgumentError(
+                f"--names gives {rendered[tex]} and {key} names that print alike "
+                f"({final[rendered[tex]]!r} and {value!r})"
+            )
+        rendered[tex] = key
+    per_step = {final[k] for k in known if k not in spec.names or _per_step(spec, k)}
+    for key, value in pairs.items():
+        if value.startswith("d") and (value[1:] in seen or value[1:] in final):
             raise InvalidArgumentError(
                 f"--names gives {key} the name {value!r}, which reads as the gradient of "
                 f"{value[1:]!r}"
             )
+        head, _, suffix = value.partition("_")
+        digits = re.fullmatch(r"([A-Za-z]+)(\d+)", value)
+        if digits:
+            head, suffix = digits.groups()
+        if (
+            head in per_step
+            and head != value
+            and (suffix in ("t", "k", "s", "T") or suffix.isdigit())
+        ):
+            raise InvalidArgumentError(
+                f"--names gives {key} the name {value!r}, which reads as {head!r} at a step"
+            )
     return pairs
+
+
+def _why_no_gradient(spec: ModelSpec, name: str) -> str:
+    """Why an input of the full model has no gradient in this variant."""
+    o = spec.options
+    if name in o.no_bias:
+        return f"this variant has no bias {name} (--no-bias {name})"
+    if spec.initial is None and name in {i.name for i in spec.base_inputs if i.role == "initial"}:
+        return f"{name} is fixed at zero in this variant (--h0 zero): it has no gradient"
+    if name == spec.sequence.name and spec.sequence.integer:
+        return f"{name} holds token ids in this variant (--inputs tokens): ids have no gradient"
+    return f"{name} is data (labels), not differentiated"
+
+
+def _per_step(spec: ModelSpec, name: str) -> bool:
+    return spec.input(name).role in ("sequence", "label", "initial")
 
 
 def _wrt_list(wrt: str | Sequence[str], spec: ModelSpec) -> tuple[str, ...]:
@@ -183,6 +211,8 @@ def _wrt_list(wrt: str | Sequence[str], spec: ModelSpec) -> tuple[str, ...]:
         return spec.gradient_names
     out: list[str] = []
     for w in items:
+        if w not in spec.gradient_names and w in {i.name for i in spec.base_inputs}:
+            raise InvalidArgumentError(f"--wrt {w}: {_why_no_gradient(spec, w)}")
         name = resolve_name(w, spec.gradient_names)
         if name not in out:
             out.append(name)
@@ -230,11 +260,6 @@ def derivation(
     wrt = _wrt_list(wrt, spec)
     form = matrix_form(spec, convention)
     reader_names = parse_names(names, spec, [line.target.base for line in form.model])
-    if expand and T > 3:
-        raise ExpansionTooLargeError(
-            f"expand writes one entry out in the raw inputs, which grows exponentially with T: "
-            f"T={T} is too large (at most 3)"
-        )
     terms: dict = {}
     dropped: dict[str, int] = {}
     path_dims = Dims(N=2, D=3, H=2, C=3, T=T)
@@ -248,7 +273,11 @@ def derivation(
             all_terms += terms[name]
             dropped[name] = derived.path_count(name, truncated=False) - len(paths)
     verification = verify(
-        form, path_terms=all_terms, path_dims=path_dims if all_terms else None, progress=progress
+        form,
+        path_terms=all_terms,
+        path_dims=path_dims if all_terms else None,
+        shapes=_verification_shapes(spec, T),
+        progress=progress,
     )
     if convention == "column" and plain_vanilla(spec):
         verification.comparisons += check_book()
@@ -263,9 +292,38 @@ def derivation(
     return Derivation(T, wrt, convention, reader_names, form, document, verification, seconds, text)
 
 
-def _expanded_entry(spec, name, names, form) -> tuple[str, str]:
-    """One entry of dL/d(name) for N = D = H = 1, C = 2, T = 1, written out in the raw inputs
-    with SymPy's LaTeX printer, and checked against the compiled engine at a random point."""
+#: The largest T the verification unrolls for K-step truncation (it needs T = K + 3).
+MAX_VERIFY_T = 40
+
+
+def _verification_shapes(spec: ModelSpec, T: int) -> list[Dims]:
+    """The shapes the printed lines are checked at. Without truncation, SHAPES. With K-step
+    truncation where it drops paths (T > K + 1), the printed lines are the truncated ones:
+    checked at T = K + 2 and K + 3, where it drops some, and T = 1. Where it drops none
+    (T <= K + 1), the printed lines are full BPTT, which holds for T <= K + 1: checked there."""
+    from dataclasses import replace
+
+    from .verify import SHAPES
+
+    K = spec.options.truncate
+    if K is None:
+        return list(SHAPES)
+    if K >= T - 1:
+        return [replace(d, T=min(d.T, K + 1)) for d in SHAPES]
+    if K + 3 > MAX_VERIFY_T:
+        raise InvalidArgumentError(
+            f"--truncate {K} with T={T}: the truncated formulas are checked at T = K + 3 = "
+            f"{K + 3} steps, more than the {MAX_VERIFY_T} symbptt checks quickly; use K <= "
+            f"{MAX_VERIFY_T - 3}"
+        )
+    a, b, c = SHAPES
+    return [replace(a, T=K + 2), replace(b, T=K + 3), replace(c, T=1)]
+
+
+def _expanded_entry(spec, name, names, form) -> tuple[str, list[str]]:
+    """One entry of dL/d(name) for N = D = H = 1, C = 2 and T = 1 (T = 2 when it is 0 at
+    T = 1, as dL/dW_h is with h0 = 0), written out in the raw inputs with SymPy's LaTeX
+    printer, and checked against the compiled engine at a random point."""
     import numpy as np
     import sympy
 
@@ -274,48 +332,73 @@ def _expanded_entry(spec, name, names, form) -> tuple[str, str]:
     from ..engine.graph import unroll
     from ..errors import DerivationCheckError
 
-    dims = Dims(N=1, D=1, H=1, C=2, T=1)
-    derived = derive(unroll(dims, spec=spec))
-    total = derived.total_derivative(name)
-    entry = total.flat[0]
-    expr = derived.expand(np.asarray([entry], dtype=object))[0]
-    sym_expr = sympy.sympify(str(expr))
+    for T in (1, 2):
+        dims = Dims(N=1, D=1, H=1, C=2, T=T)
+        derived = derive(unroll(dims, spec=spec))
+        entry = derived.total_derivative(name).flat[0]
+        expr = derived.expand(np.asarray([entry], dtype=object))[0]
+        sym_expr = sympy.sympify(str(expr))  # our own generated expression, not user text
+        if sym_expr != 0:
+            break
     point = spec.random_point(dims, seed=7)
-    values = {}
-    for item in spec.inputs:
-        arr = np.asarray(point[item.name])
-        if item.role in ("sequence", "label"):
-            for t in range(1, dims.T + 1):
-                for index in np.ndindex(*arr.shape[1:]):
-                    values["_".join([f"{item.name}_{t}", *map(str, index)])] = arr[t - 1][index]
-        else:
-            for index in np.ndindex(*arr.shape):
-                values["_".join([item.name, *map(str, index)])] = arr[index]
-    for t in range(1, dims.T + 1):
-        for c in range(dims.C):
-            values[f"Y_{t}_0_{c}"] = float(point["y"][t - 1][0] == c)
-        if spec.sequence.integer:  # token ids enter one-hot
-            for d in range(dims.D):
-                values[f"{spec.sequence.name}_{t}_0_{d}"] = float(point["x"][t - 1][0] == d)
-    subs = {s: values[str(s)] for s in sym_expr.free_symbols if str(s) in values}
+    entries = _entries(spec, dims, point, LatexPrinter(names), form.state)
+    subs = {s: entries[str(s)][0] for s in sym_expr.free_symbols}
     ours = float(sym_expr.evalf(subs=subs))
     truth = float(np.asarray(gradient_function(dims, spec)(point)[name]).flat[0])
     if not np.isclose(ours, truth, rtol=1e-9, atol=1e-12):
         raise DerivationCheckError(
             f"the written-out entry of d{name} disagrees with the engine ({ours} vs {truth})"
         )
-    pretty = {s: sympy.Symbol(_entry_tex(str(s), names)) for s in sym_expr.free_symbols}
+    pretty = {s: sympy.Symbol(entries[str(s)][1]) for s in sym_expr.free_symbols}
+    tex = LatexPrinter(names)
+    label = tex.symbol(name)
     sentence = (
-        f"For $N = D = H = 1$, $C = 2$ and $T = 1$, every matrix but the output layer's is a "
-        f"number. The first entry of the gradient of ${latex_name(names.get(name, name))}$, "
-        "written out in the raw inputs ($V_c$, $c_c$: class $c$'s entries; $Y_{t,c}$ is 1 "
-        "if the label at step $t$ is $c$), checked against the engine at a random point. The "
-        "expression grows exponentially with $T$, which is why the derivation names every "
-        "intermediate quantity."
+        f"For $N = D = H = 1$, $C = 2$ and $T = {T}$, every matrix but those of the classes "
+        f"is a number. The first entry of the gradient of ${label}$, written out in the raw "
+        "inputs (a subscript $c$ is class $c$'s entry; $Y_{t,c}$ is 1 if the label at step "
+        "$t$ is $c$), checked against the engine at a random point. The expression grows "
+        "exponentially with $T$, which is why the derivation names every intermediate "
+        "quantity."
     )
-    lhs = LatexPrinter(names).total(latex_name(names.get(name, name)))
-    pretty_expr = sym_expr.xreplace(pretty)
-    return sentence, [f"\\left({lhs}\\right)_{{1}} = ", *_split_lines(pretty_expr)]
+    lhs = tex.total(label)
+    return sentence, [f"\\left({lhs}\\right)_{{1}} = ", *_split_lines(sym_expr.xreplace(pretty))]
+
+
+def _entries(spec, dims, point, tex, state) -> dict[str, tuple[float, str]]:
+    """Every scalar of the unrolled graph's inputs, by the engine's symbol name (`W_h_0_0`,
+    `x_1_0_0`, `Y_1_0_1`): its value at `point` and its LaTeX (only class indices shown)."""
+    import numpy as np
+
+    out: dict[str, tuple[float, str]] = {}
+
+    def add(code: str, array: np.ndarray, letters, base: str) -> None:
+        for index in np.ndindex(*array.shape):
+            keep = [str(i) for i, letter in zip(index, letters) if letter == "C"]
+            tex_name = base
+            if keep:
+                tex_name = (
+                    f"{{{base}}}_{{{','.join(keep)}}}" if "_" in base else f"{base}_{{{keep[0]}}}"
+                )
+            out["_".join([code, *map(str, index)])] = (float(array[index]), tex_name)
+
+    label = next(i for i in spec.inputs if i.role == "label")
+    for item in spec.inputs:
+        value = np.asarray(point[item.name])
+        if item.role == "parameter":
+            add(item.name, value, item.shape, tex.symbol(item.name))
+        elif item.role == "initial":
+            add(item.name, value, item.shape, tex.indexed(state, "0"))
+        elif item.role == "sequence":
+            for t in range(1, dims.T + 1):
+                step = value[t - 1]
+                if item.integer:  # ids enter one-hot, as data
+                    step = (step[:, None] == np.arange(getattr(dims, item.bound))).astype(float)
+                add(f"{item.name}_{t}", step, ("N", "D"), tex.indexed(item.name, str(t)))
+    for t in range(1, dims.T + 1):
+        hot = (np.asarray(point[label.name])[t - 1][:, None] == np.arange(dims.C)).astype(float)
+        for c in range(dims.C):
+            out[f"Y_{t}_0_{c}"] = (float(hot[0, c]), f"Y_{{{t},{c}}}")
+    return out
 
 
 def _split_lines(expr) -> list[str]:
@@ -333,23 +416,3 @@ def _split_lines(expr) -> list[str]:
             rows[-1] += r" \Big)"
             return rows
     return [sympy.latex(expr)]
-
-
-def _entry_tex(code: str, names: Mapping[str, str]) -> str:
-    """An entry's symbol (`W_h_0_0`, `x_2_0_0`, `V_0_1`, `Y_1_0_1`) as LaTeX for N=D=H=1."""
-    from .printers import latex_name
-
-    head, *index = code.split("_")
-    while index and not index[0].isdigit():  # names with an underscore: W_h, W_x
-        head, index = f"{head}_{index[0]}", index[1:]
-    steps = {"x": 1, "Y": 1}
-    step = index[0] if head in steps else None
-    rest = index[1:] if step else index
-    inner = latex_name(names.get(head, head)) if head != "Y" else "Y"
-    classes = [str(int(i)) for i in rest[1:]] if head in ("V", "Y") or step else []
-    if head == "c":
-        classes = rest
-    subscript = ",".join(([step] if step else []) + [c for c in classes if head in ("V", "c", "Y")])
-    if not subscript:
-        return inner
-    return f"{{{inner}}}_{{{subscript}}}" if "_" in inner else f"{inner}_{{{subscript}}}"

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..engine.matexpr import Indexed, column_shape
-from ..engine.matrix_form import Line, MatrixForm, PathTerm
-from .printers import FormulaPrinter, LatexPrinter, latex_name
+from ..engine.matrix_form import PREDICTIONS, Line, MatrixForm, PathTerm
+from .printers import FormulaPrinter, LatexPrinter
 from .verify import Verification
 
 __all__ = ["Block", "Document", "build", "formula_text"]
@@ -23,7 +23,7 @@ __all__ = ["Block", "Document", "build", "formula_text"]
 class Block:
     """One piece of the document: `kind` is heading, text (inline math in $...$), equations
     (LaTeX rows of an aligned display, each `left & = right`), table (rows of cells, the first
-    the header) or items (a list of texts)."""
+    the header) or lines (formulas one per line, each shrunk to the page width if wider)."""
 
     kind: str
     content: object
@@ -47,12 +47,9 @@ class Document:
     def table(self, rows: Sequence[Sequence[str]]) -> None:
         self.blocks.append(Block("table", [list(r) for r in rows]))
 
-    def items(self, texts: Sequence[str]) -> None:
-        self.blocks.append(Block("items", list(texts)))
-
     # -- LaTeX ------------------------------------------------------------------------------
     def latex_body(self) -> str:
-        out: list[str] = []
+        out: list[str] = [FIT_MACRO]
         for block in self.blocks:
             if block.kind == "heading":
                 out.append(f"\\section*{{{_tex_text(block.content)}}}")
@@ -68,20 +65,12 @@ class Document:
                 lines += [" & ".join(_tex_text(c) for c in r) + " \\\\" for r in rows]
                 body = "\n".join(lines)
                 out.append(
-                    f"\\begin{{center}}\\begin{{tabular}}{{{spec}}}\\toprule\n{body}\n"
+                    f"\\begin{{center}}\\small\\begin{{tabular}}{{{spec}}}\\toprule\n{body}\n"
                     "\\bottomrule\\end{tabular}\\end{center}"
                 )
-            elif block.kind == "wide":  # a long formula over lines, each shrunk to fit
-                rows = [
-                    f"\\resizebox{{\\linewidth}}{{!}}{{$\\displaystyle {r}$}}"
-                    if len(r) > 500
-                    else f"$\\displaystyle {r}$"
-                    for r in block.content
-                ]
-                out.append("\\begin{flushleft}\n" + "\\\\\n".join(rows) + "\n\\end{flushleft}")
-            elif block.kind == "items":
-                items = "\n".join(f"\\item {_tex_text(t)}" for t in block.content)
-                out.append(f"\\begin{{itemize}}\n{items}\n\\end{{itemize}}")
+            elif block.kind == "lines":  # formulas one per line, each shrunk if too wide
+                rows = "\\\\\n".join(f"\\symbpttfit{{{r}}}" for r in block.content)
+                out.append(f"\\begin{{flushleft}}\n{rows}\n\\end{{flushleft}}")
         return "\n\n".join(out) + "\n"
 
     def latex(self) -> str:
@@ -115,12 +104,21 @@ class Document:
                 lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
                 lines += ["| " + " | ".join(r) + " |" for r in rows]
                 out.append("\n".join(lines))
-            elif block.kind == "items":
-                out.append("\n".join(f"- {t}" for t in block.content))
-            elif block.kind == "wide":
-                rows = " \\\\\n".join(block.content)
-                out.append(f"$$\n\\begin{{aligned}}\n&{rows}\n\\end{{aligned}}\n$$")
+            elif block.kind == "lines":
+                rows = " \\\\\n".join(f"&{r}" for r in block.content)
+                out.append(f"$$\n\\begin{{aligned}}\n{rows}\n\\end{{aligned}}\n$$")
         return "\n\n".join(out) + "\n"
+
+
+#: \symbpttfit{math}: display math at its natural size, or shrunk to the line's width when it
+#: is wider (defined once, also when the body is \input into a reader's document).
+FIT_MACRO = r"""\makeatletter
+\@ifundefined{symbpttfit}{%
+\newsavebox{\symbpttbox}%
+\newcommand{\symbpttfit}[1]{\sbox{\symbpttbox}{$\displaystyle #1$}%
+\ifdim\wd\symbpttbox>\linewidth\resizebox{\linewidth}{!}{\usebox{\symbpttbox}}%
+\else\usebox{\symbpttbox}\fi}}{}
+\makeatother"""
 
 
 def _tex_text(text: object) -> str:
@@ -177,37 +175,43 @@ def build(request: Request, verification: Verification, version: str) -> Documen
 
     # -- layout
     doc.heading("Layout")
-    W_h, W_x = sym("W_h"), sym("W_x")
+    state, seq = form.state, spec.sequence.name
+    h_t, x_t = tex.indexed(state, "t"), tex.indexed(seq, "t")
+    weights = [line for line in form.model if line.target.base not in PREDICTIONS.values()]
+    first = tex.doprint(weights[0].expr) if weights else ""
     if row:
         doc.text(
             "Row convention (the seed blog's): each example of the minibatch is a row. "
-            f"$h_t$ is $N \\times H$, $x_t$ is $N \\times D$, weights multiply from the right "
-            f"($h_{{t-1}} {W_h}$, $x_t {W_x}$), and a bias is a row vector added to every row. "
+            f"${h_t}$ is $N \\times H$, ${x_t}$ is $N \\times D$, weights multiply from the "
+            f"right (${first}$), and a bias is a row vector added to every row. "
             r"$\mathbf{1}$ is a column of ones: $\mathbf{1}^\top X$ sums the rows of $X$; "
             "softmax acts on each row."
         )
     else:
         doc.text(
             "Column convention (Goodfellow et al.'s): each example of the minibatch is a "
-            f"column. $h_t$ is $H \\times N$, $x_t$ is $D \\times N$, weights multiply from the "
-            f"left (${W_h} h_{{t-1}}$, ${W_x} x_t$), and a bias is a column ($H \\times 1$) "
-            r"added to every column. $\mathbf{1}$ is a column of ones: $X \mathbf{1}$ sums the "
-            "columns of $X$; softmax acts on each column."
+            f"column. ${h_t}$ is $H \\times N$, ${x_t}$ is $D \\times N$, weights multiply from "
+            f"the left (${first}$), and a bias is a column ($H \\times 1$) added to every "
+            r"column. $\mathbf{1}$ is a column of ones: $X \mathbf{1}$ sums the columns of "
+            "$X$; softmax acts on each column."
         )
     doc.text(
         r"$\odot$ is the elementwise product and $^\top$ the transpose. "
         r"$\frac{\mathrm{d}L}{\mathrm{d}X}$ (upright d) is the total derivative of the loss: "
         "a matrix of the shape of $X$ holding the derivative of $L$ with respect to each entry, "
         "through every path. A partial derivative (curly $\\partial$) holds everything else "
-        "fixed."
+        "fixed. $\\operatorname{onehot}(y_t)$ has a 1 where an example's label is, 0 "
+        "elsewhere; $\\operatorname{step}(z)$ is 1 where $z > 0$, else 0 (the derivative of "
+        "relu); $L_{\\mathrm{sum}}$ is the sum of the loss terms before a mean divides it."
     )
 
     # -- the model
     doc.heading("The model")
-    doc.text(_variant_sentence(spec))
+    doc.text(_variant_sentence(spec, tex, form.state))
     doc.equations([_row(tex, line) for line in form.model])
     doc.text(
-        f"The loss at step $t$ is the cross-entropy of ${sym('yhat')}_t$ with the labels $y_t$, "
+        f"The loss at step $t$ is the cross-entropy of ${tex.indexed('yhat', 't')}$ with the "
+        f"labels ${tex.indexed(_label(spec), 't')}$, "
         "summed over the examples; written with the matrix operations the engine uses (the "
         "log-sum-exp of each example's logits minus the logit of its label):"
     )
@@ -236,10 +240,10 @@ def build(request: Request, verification: Verification, version: str) -> Documen
         shape = item.shape[1:] if per_step else item.shape
         if item.integer:
             desc = "token ids at step $t$" if item.role == "sequence" else what["label"]
-            rows.append([f"${sym(item.name)}_t$", f"${_shape_tex(shape)}$", desc])
+            rows.append([f"${tex.indexed(item.name, 't')}$", f"${_shape_tex(shape)}$", desc])
             continue
         shape = shape if row else column_shape(shape)
-        name = f"${sym(item.name)}_t$" if per_step else f"${sym(item.name)}$"
+        name = f"${tex.indexed(item.name, 't')}$" if per_step else f"${sym(item.name)}$"
         rows.append([name, f"${_shape_tex(shape)}$", what[item.role]])
     for line in form.model:
         rows.append(
@@ -265,17 +269,21 @@ def build(request: Request, verification: Verification, version: str) -> Documen
                     for c, p in term.jacobians
                     if "^(" not in c  # the copy W^(k) is W itself
                 )
-                label = r" \to ".join(_node_tex(tex, n) for n in term.path.nodes[1:])
-                rows.append(rf"&\text{{path }} {label}: \quad {chain}")
-                rows.append(rf"&\quad = {tex.doprint(term.expr)}")
-            doc.equations(rows)
+                nodes = term.path.nodes
+                shown = nodes[1:] if "^(" in nodes[1] else nodes  # start at the copy W^(k)
+                label = r" \to ".join(_node_tex(tex, n) for n in shown)
+                rows.append(rf"\text{{path }} {label}: \quad {chain}")
+                rows.append(rf"\quad = {tex.doprint(term.expr)}")
+            doc.blocks.append(Block("lines", rows))
             where = (
                 " (for each step, the terms entering there)" if name == spec.sequence.name else ""
             )
-            doc.text(
-                f"The total derivative ${tex.total(sym(name))}$ is the sum of these "
-                f"{len(terms)} terms{where}."
+            what = (
+                f"The truncated gradient ${_gradient_symbol(tex, name, K)}$"
+                if K is not None
+                else f"The total derivative ${tex.total(sym(name))}$"
             )
+            doc.text(f"{what} is the sum of these {len(terms)} terms{where}.")
     else:
         doc.text(
             f"For T = {T} the paths are not listed one by one (they are listed for T <= 4); "
@@ -291,7 +299,13 @@ def build(request: Request, verification: Verification, version: str) -> Documen
             "over every use of the quantity, the use at step $t+1$ (the recurrent term) "
             "included. After the last step nothing depends on step $T+1$:"
         )
-        ends = [line for line in form.boundaries if line.target.base.startswith("d")]
+        if options.truncate is not None:
+            doc.text(
+                f"With {options.truncate}-step truncated BPTT and $T = {T} \\le "
+                f"{options.truncate} + 1$, no path is dropped: the lines below are full BPTT, "
+                f"and they hold for every $T \\le {options.truncate + 1}$ (checked there)."
+            )
+        ends = [line for line in form.boundaries if line.target.adjoint]
         doc.equations([_row(tex, line) for line in ends])
         doc.equations([_row(tex, line) for line in needed])
     else:
@@ -309,15 +323,15 @@ def build(request: Request, verification: Verification, version: str) -> Documen
     from .goodfellow import comparison, plain_vanilla
 
     if form.convention == "column" and plain_vanilla(spec):
-        doc.heading("Comparison with Goodfellow, Bengio and Courville, Deep Learning, 10.2.2")
+        doc.heading("Comparison with Goodfellow et al., Deep Learning, 10.2.2")
         for block in comparison(tex, form):
             doc.blocks.append(block)
 
     if request.expanded:
-        entry, tex_expr = request.expanded
+        entry, rows = request.expanded
         doc.heading("One entry written out")
         doc.text(entry)
-        doc.blocks.append(Block("wide", tex_expr))
+        doc.blocks.append(Block("lines", rows))
 
     doc.heading("Verification")
     shapes = "; ".join(
@@ -331,7 +345,13 @@ def build(request: Request, verification: Verification, version: str) -> Documen
         f"{verification.comparisons} arrays agreed within "
         f"$|\\text{{ours}} - \\text{{engine}}| \\le {_power(verification.atol)} + "
         f"{_power(verification.rtol)}\\,|\\text{{engine}}|$ (largest relative difference "
-        f"${_power(verification.max_error, digits=True)}$), in {verification.seconds:.2f} s."
+        f"${_power(verification.max_error, digits=True)}$)."
+        + (
+            " The path terms also add up to the engine's total derivative, which the engine "
+            "gets by differentiating each entry, not from the rules used here."
+            if verification.paths
+            else ""
+        )
     )
     return doc
 
@@ -343,6 +363,27 @@ def _power(value: float, *, digits: bool = False) -> str:
     mantissa, exponent = f"{value:.1e}".split("e")
     power = f"10^{{{int(exponent)}}}"
     return f"{mantissa} \\cdot {power}" if digits and mantissa != "1.0" else power
+
+
+def recurrence_rows(form: MatrixForm, wrt, names, T: int) -> list[str]:
+    """The backward lines the gradients of `wrt` need and the gradients themselves, as rows of
+    an aligned display (truncated when K-step truncation drops paths at this T), preceded by a
+    row stating the layout: the compact form Jupyter shows."""
+    K = form.truncate if form.truncate is not None and form.truncate < T - 1 else None
+    tex = LatexPrinter(names)
+    trunc = LatexPrinter(names, "k", truncated=True)
+    needed = form.lines_for(wrt)
+    layout = "each example is a row" if form.convention == "row" else "each example is a column"
+    rows = [rf"&\text{{{form.convention} convention: {layout}}}"]
+    if K is None:
+        ends = [line for line in form.boundaries if line.target.adjoint]
+        rows += [_row(tex, line) for line in (*ends, *needed)]
+    else:
+        window = rf"$k = s, \dots, \max(1, s-{K})$"
+        rows.append(rf"&\text{{{K}-step truncation: for each loss term $s$, {window}}}")
+        rows += [_truncated_row(trunc, line) for line in needed]
+    rows += [_gradient_row(tex, trunc, form, form.gradient(n), K) for n in wrt]
+    return rows
 
 
 def _row(printer: LatexPrinter, line: Line) -> str:
@@ -359,64 +400,92 @@ def _truncated_row(printer: LatexPrinter, line: Line) -> str:
     return f"{printer.doprint(line.target)} &= {' + '.join(parts)}"
 
 
+def _gradient_symbol(tex: LatexPrinter, name: str, K: int | None, index: str = "") -> str:
+    """dL/dθ (the total derivative), or g̃_θ for the K-step truncated gradient, which is not."""
+    of = tex.indexed(name, index) if index else tex.symbol(name)
+    return rf"\tilde{{g}}_{{{of}}}" if K is not None else tex.total(of)
+
+
 def _gradient_row(tex, trunc, form: MatrixForm, line: Line, K: int | None) -> str:
-    target = tex.doprint(line.target)
+    name = line.about
     if K is None:
-        body = tex.doprint(line.expr)
+        target, body = tex.doprint(line.target), tex.doprint(line.expr)
         if line.summed:
             return rf"{target} &= \sum_{{t=1}}^{{T}} {body}"
         return f"{target} &= {body}"
     body = trunc.doprint(line.expr)
     if line.summed:
+        target = _gradient_symbol(tex, name, K)
         return rf"{target} &= \sum_{{s=1}}^{{T}} \sum_{{k=\max(1,s-{K})}}^{{s}} {body}"
-    if isinstance(line.target, Indexed):  # dx_k
-        target = LatexPrinter(tex.names, "k").doprint(line.target)
+    if isinstance(line.target, Indexed):  # x_k
+        target = _gradient_symbol(tex, name, K, "k")
         return rf"{target} &= \sum_{{s=k}}^{{\min(T,k+{K})}} {body}"
-    return rf"{target} &= \sum_{{s=1}}^{{\min(T,{K + 1})}} {body}"
+    return rf"{_gradient_symbol(tex, name, K)} &= \sum_{{s=1}}^{{\min(T,{K + 1})}} {body}"
 
 
 def _partial_total_text(tex, trunc, form, name, line: Line, K) -> str:
-    spec, sym = form.spec, tex.symbol
+    sym = tex.symbol
+    at_k = LatexPrinter(tex.names, "k")
+    adjoints = [s for s in line.expr.symbols() if s.adjoint]
     if line.summed:
         P = sym(name)
         copy = rf"{{{P}}}^{{(k)}}"
-        share = LatexPrinter(tex.names, "k").doprint(line.expr)
-        if K is not None:
-            share = r"\sum_{s=k}^{\min(T,k+" + str(K) + ")} " + trunc.doprint(line.expr)
-        return (
+        partial = rf"\frac{{\partial L}}{{\partial {copy}}}"
+        intro = (
             f"${P}$ is used at every step. Write ${copy}$ for its use at step $k$: the same "
-            f"matrix, one copy per step of the unrolled graph (Goodfellow et al. use the same "
-            f"device). The partial derivative "
-            f"$\\frac{{\\partial L}}{{\\partial {copy}}}$ holds every other use fixed; the total "
-            f"derivative adds every use up: "
-            f"${tex.total(P)} = \\sum_{{k=1}}^{{T}} \\frac{{\\partial L}}{{\\partial {copy}}}$, "
-            f"where $\\frac{{\\partial L}}{{\\partial {copy}}} = {share}$. Inside it, the "
-            f"adjoint of step $k$ is itself a total derivative: it carries every path from "
-            f"step $k$ to the losses of steps $k, k+1, \\dots, T$."
+            "matrix, one copy per step of the unrolled graph (Goodfellow et al. use the same "
+            f"device). The partial derivative ${partial}$ holds every other use fixed"
         )
-    if name == spec.sequence.name:
+        if K is None:
+            inner = at_k.doprint(adjoints[0]) if adjoints else ""
+            return (
+                f"{intro}; the total derivative adds every use up: "
+                f"${tex.total(P)} = \\sum_{{k=1}}^{{T}} {partial}$, where "
+                f"${partial} = {at_k.doprint(line.expr)}$."
+                + (
+                    f" Inside it, ${inner}$ is itself a total derivative: it carries every "
+                    "path from that quantity to every loss term it reaches."
+                    if inner
+                    else ""
+                )
+            )
+        share = rf"\tilde{{g}}_{{{copy}}}"
         return (
-            f"Each $x_t$ is used once, at step $t$; its total derivative "
-            f"${tex.total(sym(name) + '_t')}$ still carries every path from step $t$ to the "
-            "losses of steps $t, \\dots, T$."
+            f"{intro}. With {K}-step truncated BPTT the gradient is not the total derivative: "
+            f"the share of the use at step $k$ keeps only the loss terms $L_s$ with "
+            f"$k \\le s \\le k+{K}$, ${share} = \\sum_{{s=k}}^{{\\min(T,k+{K})}} "
+            f"{trunc.doprint(line.expr)}$, and ${_gradient_symbol(tex, name, K)} = "
+            f"\\sum_{{k=1}}^{{T}} {share}$ (the total derivative would let $s$ run to $T$)."
+        )
+    which = "truncated gradient" if K is not None else "total derivative"
+    if isinstance(line.target, Indexed):
+        x_t = tex.indexed(name, "t")
+        return (
+            f"Each ${x_t}$ is used once, at step $t$; its {which} "
+            f"${_gradient_symbol(tex, name, K, 't')}$ carries every "
+            f"{'kept ' if K is not None else ''}path from step $t$ to the loss terms."
         )
     return (
-        f"${sym(name)}$ is used once, at step 1; its total derivative carries every path from "
-        "step 1 to every loss term."
+        f"${sym(name)}$ is used once, at step 1; its {which} carries every "
+        f"{'kept ' if K is not None else ''}path from step 1 to the loss terms."
     )
 
 
 def _paths_intro(tex, spec, name, count, dropped, K, T) -> str:
     what = f"${tex.symbol(name)}$"
-    text = (
-        f"$L$ depends on {what} through {count} paths of the unrolled graph. Along each, "
-        "the local partial derivatives multiply (from the loss down, each applied as a "
-        "vector-Jacobian product), giving the matrix term printed below it."
-    )
-    if name in spec.parameters and name in spec.state_parameters and dropped == 0 and K is None:
-        text += f" For T = {T} that is $T(T+1)/2 = {T * (T + 1) // 2}$."
+    every = count + dropped
+    text = f"$L$ depends on {what} through {every} paths of the unrolled graph"
     if dropped:
-        text += f" The {K}-step truncation drops {dropped} more paths (those with $t - k > {K}$)."
+        text += (
+            f"; the {K}-step truncation keeps the {count} with $t - k \\le {K}$ (listed below) "
+            f"and drops {dropped}"
+        )
+    text += (
+        ". Along each, the local partial derivatives multiply (from the loss down, each "
+        "applied as a vector-Jacobian product), giving the matrix term printed below it."
+    )
+    if every == T * (T + 1) // 2 and name in spec.parameters:
+        text += f" For T = {T} that is $T(T+1)/2 = {every}$."
     return text
 
 
@@ -434,14 +503,20 @@ def _node_tex(tex: LatexPrinter, name: str) -> str:
     return tex.symbol(name) if name != "L" else "L"
 
 
-def _variant_sentence(spec) -> str:
+def _label(spec) -> str:
+    return next(i.name for i in spec.inputs if i.role == "label")
+
+
+def _variant_sentence(spec, tex: LatexPrinter, state: str) -> str:
     o = spec.options
     parts = [f"activation {o.activation}"]
     if o.inputs == "tokens":
-        parts.append("token inputs ($x_t$ holds ids, entering one-hot)")
+        x_t = tex.indexed(spec.sequence.name, "t")
+        parts.append(f"token inputs (${x_t}$ holds ids, entering one-hot)")
     if o.no_bias:
-        parts.append("no bias " + ", ".join(f"${latex_name(b)}$" for b in o.no_bias))
-    parts.append("$h_0$ fixed at 0" if o.h0 == "zero" else "$h_0$ an input")
+        parts.append("no bias " + ", ".join(f"${tex.symbol(b)}$" for b in o.no_bias))
+    h_0 = tex.indexed(state, "0")
+    parts.append(f"${h_0}$ fixed at 0" if o.h0 == "zero" else f"${h_0}$ an input")
     parts.append(
         "the mean of the N T loss terms" if o.reduction == "mean" else "the sum of the loss terms"
     )
@@ -476,6 +551,14 @@ def formula_text(
         f"# symbptt {version}: BPTT for the {spec.name} RNN, {form.convention} convention",
         f"# layout: {layout}",
         f"# variant: {_plain_variant(spec)}",
+        *(
+            [
+                f"# with {spec.options.truncate}-step truncation no path is dropped for "
+                f"T <= {spec.options.truncate + 1}: these full-BPTT lines hold only there"
+            ]
+            if spec.options.truncate is not None
+            else []
+        ),
         "# dNAME is dL/dNAME, the total derivative (same shape as NAME); "
         "sum(t, ...) runs over t = 1..T",
         f"# every line was checked numerically against symbptt's engine (T = {T} requested)",
@@ -501,5 +584,5 @@ def _plain_variant(spec) -> str:
     o = spec.options
     return (
         f"activation={o.activation} inputs={o.inputs} h0={o.h0} reduction={o.reduction} "
-        f"no_bias={','.join(o.no_bias) or '-'}"
+        f"no_bias={','.join(o.no_bias) or '-'} truncate={o.truncate}"
     )

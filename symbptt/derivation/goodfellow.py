@@ -142,16 +142,19 @@ def comparison(tex: LatexPrinter, form) -> list[Block]:
             grad("W_x"),
         ],
     ]
+    h_t = tex.indexed(form.state, "t")
+    da_next = tex.total(tex.indexed("a", "t+1"))
     return [
         Block(
             "text",
-            "The book derives the same gradients for one example ($N = 1$, column vectors) "
-            f"and writes $W$ for ${W}$, $U$ for ${U}$, $h^{{(t)}}$ for $h_t$ and "
+            "Goodfellow, Bengio and Courville (Deep Learning, 2016, section 10.2.2) derive the "
+            "same gradients for one example ($N = 1$, column vectors). The book writes $W$ for "
+            f"our ${W}$, $U$ for ${U}$, $h^{{(t)}}$ for ${h_t}$ and "
             r"$\nabla_{X} L$ for $\frac{\mathrm{d}L}{\mathrm{d}X}$; its "
-            r"$\operatorname{diag}(1 - (h^{(t)})^2)\,v$ is our $(1 - h_t \odot h_t) \odot v$, "
-            "and with $N$ columns its sums over $t$ also run over the columns. Each of the "
-            "book's equations below was checked numerically against the engine at $N = 1$, "
-            "$H = 3$ (10.21 with its factors reordered, as shown).",
+            rf"$\operatorname{{diag}}(1 - (h^{{(t)}})^2)\,v$ is our $(1 - {h_t} \odot {h_t}) "
+            r"\odot v$, and with $N$ columns its sums over $t$ also run over the columns. Each "
+            "of the book's equations below was checked numerically against the engine at "
+            "$N = 1$, $H = 3$ (10.21 with its factors reordered, as shown).",
         ),
         Block("table", rows),
         Block(
@@ -161,7 +164,7 @@ def comparison(tex: LatexPrinter, form) -> list[Block]:
             r"$H \times 1$ vector times an $H \times H$ matrix, which is undefined for "
             r"$H > 1$. Read it with the factors reordered, as in the table: the diagonal "
             "matrix multiplies the gradient first. That product is our "
-            r"$\frac{\mathrm{d}L}{\mathrm{d}a_{t+1}}$, which the book never names; eqs. 10.20, "
-            "10.25 and 10.27 are the chain-rule forms that 10.21, 10.26 and 10.28 evaluate.",
+            f"${da_next}$, which the book never names; eqs. 10.20, 10.25 and 10.27 are the "
+            "chain-rule forms that 10.21, 10.26 and 10.28 evaluate.",
         ),
     ]

@@ -69,27 +69,26 @@ def compile_pdf(tex: str, pdf_path: Path, *, force: bool = False) -> Path:
     with tempfile.TemporaryDirectory(prefix="symbptt-tex-") as work:
         source = Path(work) / "derivation.tex"
         source.write_text(tex, encoding="utf-8")
-        for _ in range(2):
-            try:
-                run = subprocess.run(
-                    [
-                        engine,
-                        "-interaction=nonstopmode",
-                        "-halt-on-error",
-                        "-no-shell-escape",
-                        source.name,
-                    ],
-                    cwd=work,
-                    capture_output=True,
-                    text=True,
-                    errors="replace",
-                    timeout=PDFLATEX_SECONDS,
-                    stdin=subprocess.DEVNULL,
-                )
-            except subprocess.TimeoutExpired:
-                raise PdfError(f"pdflatex took more than {PDFLATEX_SECONDS} s; gave up") from None
-            if run.returncode != 0:
-                raise PdfError(f"pdflatex failed: {_first_error(run.stdout)}")
+        try:
+            run = subprocess.run(
+                [
+                    engine,
+                    "-interaction=nonstopmode",
+                    "-halt-on-error",
+                    "-no-shell-escape",
+                    source.name,
+                ],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                errors="replace",
+                timeout=PDFLATEX_SECONDS,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise PdfError(f"pdflatex took more than {PDFLATEX_SECONDS} s; gave up") from None
+        if run.returncode != 0:
+            raise PdfError(f"pdflatex failed: {_first_error(run.stdout)}")
         data = (Path(work) / "derivation.pdf").read_bytes()
     write_new(pdf_path, data, force=force)
     return pdf_path

@@ -19,6 +19,7 @@ from ..engine.matexpr import (
     Multiply,
     Subtract,
     Sum,
+    Symbol,
     TextPrinter,
 )
 from ..errors import InvalidArgumentError
@@ -40,12 +41,13 @@ class _Named(TextPrinter):
         self.letter = letter
 
     def name(self, base: str) -> str:
-        """The reader's name of a model symbol; an adjoint `dX` follows X's name."""
-        if base in self.names:
-            return self.names[base]
-        if base.startswith("d") and base[1:] in self.names:
-            return "d" + self.names[base[1:]]
-        return base
+        """The reader's name of a model symbol."""
+        return self.names.get(base, base)
+
+    def name_of(self, node: Symbol) -> str:
+        """A symbol's printed name: an adjoint `dX` (dL/dX) follows X's name."""
+        base = node.base if isinstance(node, Indexed) else node.name
+        return "d" + self.name(base[1:]) if node.adjoint else self.name(base)
 
 
 class FormulaPrinter(_Named):
@@ -63,10 +65,10 @@ class FormulaPrinter(_Named):
     }
 
     def _print_Symbol(self, node):
-        return self.name(node.name)
+        return self.name_of(node)
 
     def _print_Indexed(self, node):
-        return f"{self.name(node.base)}[{index_text(node, self.letter)}]"
+        return f"{self.name_of(node)}[{index_text(node, self.letter)}]"
 
     def _print_Transpose(self, node, arg):
         return f"{self._atom(node.arg, arg)}.T"
@@ -117,11 +119,10 @@ class LatexPrinter(_Named):
         names: Mapping[str, str] | None = None,
         letter: str = "t",
         *,
-        loss: str = "L",
         truncated: bool = False,
     ) -> None:
         super().__init__(names, letter)
-        self.loss, self.truncated = loss, truncated
+        self.truncated = truncated
 
     def symbol(self, base: str) -> str:
         """A model name in LaTeX: `W_h` -> `W_{h}`, `h0` -> `h_{0}`, `yhat` -> `\\hat{y}`."""
@@ -134,22 +135,19 @@ class LatexPrinter(_Named):
         return f"{inner}_{{{index}}}"
 
     def _print_Symbol(self, node):
-        if node.name in ("N", "T"):
-            return node.name
-        if node.name.startswith("d") and len(node.name) > 1:  # a gradient: dW_h
+        if node.adjoint:  # a gradient: dW_h
             return self.total(self.symbol(node.name[1:]))
         return self.symbol(node.name)
 
-    def total(self, of: str, loss: str | None = None) -> str:
-        return rf"\frac{{\mathrm{{d}}{loss or self.loss}}}{{\mathrm{{d}}{of}}}"
+    def total(self, of: str) -> str:
+        return rf"\frac{{\mathrm{{d}}L}}{{\mathrm{{d}}{of}}}"
 
     def _print_Indexed(self, node):
         index = index_text(node, self.letter)
-        if node.base.startswith("d"):
-            of = self.indexed(node.base[1:], index)
-            if self.truncated:
-                return rf"\bar{{{of}}}^{{(s)}}" if "_" not in of else rf"\overline{{{of}}}^{{(s)}}"
-            return self.total(of)
+        if node.adjoint:
+            if self.truncated:  # the share of loss term s: a K-step truncated adjoint
+                return rf"\bar{{{self.symbol(node.base[1:])}}}^{{(s)}}_{{{index}}}"
+            return self.total(self.indexed(node.base[1:], index))
         return self.indexed(node.base, index)
 
     def _print_Constant(self, node):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -63,14 +63,6 @@ class Verification:
         self.max_error = max(self.max_error, float((error / scale).max(initial=0.0)))
 
 
-def _shapes(form: MatrixForm, shapes: Sequence[Dims]) -> list[Dims]:
-    K = form.truncate
-    if K is None:
-        return list(shapes)
-    # Long enough that the truncation drops paths (T > K + 1), capped for speed.
-    return [replace(d, T=max(d.T, min(K + 2, 12))) for d in shapes]
-
-
 def verify(
     form: MatrixForm,
     *,
@@ -80,15 +72,17 @@ def verify(
     seed: int = 0,
     progress: Progress | None = None,
 ) -> Verification:
-    """Check every line of `form` (and each path term, at `path_dims`) against the engine."""
-    from ..engine.compile import compile_paths, compile_program
-    from ..engine.derivatives import derive
+    """Check every line of `form` (and each path term, at `path_dims`) against the engine, at
+    `shapes` (the caller picks their T: with K-step truncation, T > K + 1 where the printed
+    lines are the truncated ones, T <= K + 1 where they are full BPTT)."""
+    from ..engine.compile import compile_paths, compile_program, gradient_function
+    from ..engine.derivatives import derive, sum_paths
     from ..engine.graph import unroll
 
     start = time.perf_counter()
     report = Verification()
     spec = form.spec
-    todo = _shapes(form, shapes)
+    todo = list(shapes)
     for done, dims in enumerate(todo):
         if progress:
             progress("verify", done, len(todo) + bool(path_terms))
@@ -121,15 +115,14 @@ def verify(
         for base in engine_nodes:
             for k in steps:
                 report.compare(f"{base}[{k}]", ours.values[(base, k)], truth[f"{base}[{k}]"], dims)
-        for line in form.model:  # named predictions (yhat = softmax(o)), recomputed here
-            base = line.target.base
+        for line in form.model:  # named predictions (yhat = softmax(o)): the printed line
+            base = line.target.base  # evaluated on the engine's own o
             if base not in engine_nodes:
+                (arg,) = line.expr.symbols()
                 for k in steps:
-                    o = truth[f"{_argument_base(line)}[{k}]"]
-                    e = np.exp(o - o.max(axis=1, keepdims=True))
-                    report.compare(
-                        f"{base}[{k}]", ours.values[(base, k)], e / e.sum(1, keepdims=True), dims
-                    )
+                    o = form.convert(truth[f"{arg.base}[{k}]"])
+                    value = form.unconvert(line.expr.evaluate({arg.name: o}), row_ndim=2)
+                    report.compare(f"{base}[{k}]", ours.values[(base, k)], value, dims)
         for line in form.adjoints:
             base = line.target.base
             for k in steps:
@@ -164,15 +157,28 @@ def verify(
                 truth[f"path{i}"],
                 path_dims,
             )
+        # The terms add up to the engine's total, which comes from differentiating each entry
+        # (not from the rule table these terms were built with).
+        totals = gradient_function(path_dims, spec)(point)
+        for name in dict.fromkeys(t.path.wrt for t in path_terms):
+            mine = [(i, t) for i, t in enumerate(path_terms) if t.path.wrt == name]
+            shape = totals[name].shape
+            summed = sum_paths(
+                [t.path for _, t in mine], [truth[f"path{i}"] for i, _ in mine], shape
+            )
+            ours_sum = sum_paths(
+                [t.path for _, t in mine],
+                [
+                    form.unconvert(t.expr.evaluate(ours.bindings), row_ndim=truth[f"path{i}"].ndim)
+                    for i, t in mine
+                ],
+                shape,
+            )
+            report.compare(f"the sum of the paths of {name}", ours_sum, totals[name], path_dims)
+            report.compare(f"the engine's paths of {name}", summed, totals[name], path_dims)
         report.paths = len(path_terms)
         report.shapes.append(path_dims)
     if progress:
         progress("verify", 1, 1)
     report.seconds = time.perf_counter() - start
     return report
-
-
-def _argument_base(line) -> str:
-    """The node a named prediction is computed from (o for yhat = softmax(o))."""
-    (arg,) = line.expr.symbols()
-    return arg.base

@@ -156,10 +156,12 @@ _node = dataclass(frozen=True, eq=False, repr=False)
 
 @_node
 class Symbol(MatExpr):
-    """A named matrix (or vector, or scalar) of the given shape."""
+    """A named matrix (or vector, or scalar) of the given shape; `adjoint` marks dL/dX, the
+    total derivative of the loss w.r.t. X (named `dX`), which printers write as such."""
 
     name: str
     shape: Shape = ()
+    adjoint: bool = False
 
     def _compute(self, args, bindings, sizes):
         return bindings[self.name]
@@ -176,12 +178,20 @@ class Indexed(Symbol):
     anchor: str | None = "t"
 
     @staticmethod
-    def make(base: str, shape: Shape, offset: int = 0, anchor: str | None = "t") -> Indexed:
+    def make(
+        base: str,
+        shape: Shape,
+        offset: int = 0,
+        anchor: str | None = "t",
+        *,
+        adjoint: bool = False,
+    ) -> Indexed:
         if anchor is None:
             index = str(offset)
         else:
             index = anchor if offset == 0 else f"{anchor}{offset:+d}"
-        return Indexed(f"{base}[{index}]", tuple(shape), base=base, offset=offset, anchor=anchor)
+        name = f"{base}[{index}]"
+        return Indexed(name, tuple(shape), adjoint, base=base, offset=offset, anchor=anchor)
 
     @property
     def relative(self) -> bool:
@@ -191,7 +201,9 @@ class Indexed(Symbol):
         """The same quantity at a fixed step (t := step)."""
         if not self.relative:
             return self
-        return Indexed.make(self.base, self.shape, self.offset + step, anchor=None)
+        return Indexed.make(
+            self.base, self.shape, self.offset + step, anchor=None, adjoint=self.adjoint
+        )
 
 
 @_node
@@ -516,7 +528,12 @@ def _with_children(node: MatExpr, kids: list[MatExpr]) -> MatExpr:
             return Sum(kid, shape, axis=node.axis, keepdims=True)
         return kid.sum(axis=node.axis)
     if isinstance(node, Function):
-        shape = kid.shape if node.shape == node.arg.shape else kid.shape[: len(node.shape)]
+        if node.shape == node.arg.shape:  # entry by entry, or softmax: the argument's shape
+            shape = kid.shape
+        elif node.columns:  # a reduction of each column: (k, N) -> (1, N)
+            shape = (1, kid.shape[1])
+        else:  # a reduction of each row: (N, k) -> (N,)
+            shape = kid.shape[:1]
         return Function(kid, shape, name=node.name, on_floats=node.on_floats, columns=node.columns)
     if isinstance(node, Rows):
         return kids[0][kids[1]]

@@ -36,13 +36,12 @@ CONVENTIONS = ("row", "column")
 #: Row-wise functions of a node that the derivation names as a quantity of their own.
 PREDICTIONS = {"softmax": "yhat"}
 
-#: Where a term of an adjoint comes from: the loss term L_t itself, a use at step t, a use at
-#: step t+1 (the recurrent term).
-SOURCES = ("loss", "step", "future")
-
 
 @dataclass(frozen=True)
 class Term:
+    """One term of a line; `source` says where it comes from: "loss" (the loss term L_t
+    itself), "step" (a use at step t) or "future" (a use at step t+1, the recurrent term)."""
+
     expr: MatExpr
     source: str = "step"
 
@@ -126,7 +125,7 @@ def _vjp(use: _Use, index: int, g: MatExpr) -> MatExpr:
 
 
 def _adjoint(node: Indexed) -> Indexed:
-    return Indexed.make("d" + node.base, node.shape, node.offset, anchor=node.anchor)
+    return Indexed.make("d" + node.base, node.shape, node.offset, anchor=node.anchor, adjoint=True)
 
 
 @dataclass(frozen=True)
@@ -185,13 +184,11 @@ class MatrixForm:
         )
 
     # -- numbers ------------------------------------------------------------------------------
-    def convert(self, name: str, array: np.ndarray, *, per_step: bool = False) -> np.ndarray:
-        """A row-convention array in this convention (a per-step stack keeps its T axis)."""
+    def convert(self, array: np.ndarray) -> np.ndarray:
+        """A row-convention array in this convention (integer ids stay as they are)."""
         a = np.asarray(array)
         if self.convention == "row" or a.dtype.kind in "iu":
             return a
-        if per_step:
-            return np.stack([self.convert(name, part) for part in a])
         return a.T if a.ndim == 2 else a.reshape(-1, 1) if a.ndim == 1 else a
 
     def unconvert(self, array: np.ndarray, *, row_ndim: int) -> np.ndarray:
@@ -329,7 +326,9 @@ def _derive(spec: ModelSpec) -> MatrixForm:
             Term(_vjp(u, i, _adjoint(u.out))) for u in uses for i in _positions(u, symbol)
         )
         if terms:
-            gradients[name] = Line(Symbol("d" + name, symbol.shape), terms, "gradient", name, True)
+            gradients[name] = Line(
+                Symbol("d" + name, symbol.shape, adjoint=True), terms, "gradient", name, True
+            )
     h0 = Indexed.make(state_name, state_shape, 0, anchor=None)
     boundaries = [
         Line(
@@ -344,11 +343,11 @@ def _derive(spec: ModelSpec) -> MatrixForm:
             Term(_at(_vjp(u, i, _adjoint(u.out)), 0)) for u in future for i in _positions(u, state)
         )
         gradients[initial.name] = Line(
-            Symbol("d" + initial.name, initial.shape), terms, "gradient", initial.name
+            Symbol("d" + initial.name, initial.shape, adjoint=True), terms, "gradient", initial.name
         )
     if not spec.sequence.integer:
         terms = tuple(Term(_vjp(u, i, _adjoint(u.out))) for u in uses for i in _positions(u, x))
-        target = Indexed.make("d" + spec.sequence.name, x.shape, 0)
+        target = Indexed.make("d" + spec.sequence.name, x.shape, 0, adjoint=True)
         gradients[spec.sequence.name] = Line(target, terms, "gradient", spec.sequence.name)
     # An adjoint read from step t+1 is 0 after the last step.
     ends = {
@@ -357,10 +356,10 @@ def _derive(spec: ModelSpec) -> MatrixForm:
         for term in line.terms
         if term.source == "future"
         for s in term.expr.symbols()
-        if isinstance(s, Indexed) and s.relative and s.offset == 1 and s.base.startswith("d")
+        if isinstance(s, Indexed) and s.relative and s.offset == 1 and s.adjoint
     }
     for base, s in ends.items():
-        end = Indexed.make(base, s.shape, 1, anchor="T")
+        end = Indexed.make(base, s.shape, 1, anchor="T", adjoint=True)
         boundaries.append(Line(end, (Term(Constant(0)),), "boundary", base))
     return MatrixForm(
         spec=spec,
@@ -390,11 +389,11 @@ def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> 
         value = np.asarray(point[item.name])
         if item.role in ("sequence", "label"):
             for k in range(1, T + 1):
-                env[(item.name, k)] = form.convert(item.name, value[k - 1])
+                env[(item.name, k)] = form.convert(value[k - 1])
         else:
-            plain[item.name] = form.convert(item.name, value)
+            plain[item.name] = form.convert(value)
     env[(form.state, 0)] = (
-        plain[spec.initial.name] if spec.initial else form.convert("h0", np.zeros((dims.N, dims.H)))
+        plain[spec.initial.name] if spec.initial else form.convert(np.zeros((dims.N, dims.H)))
     )
 
     def ev(expr: MatExpr, t: int, adj: Mapping[tuple[str, int], np.ndarray]) -> np.ndarray:
@@ -407,7 +406,7 @@ def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> 
                     bindings[s.name] = env[key]
                 elif key in adj:
                     bindings[s.name] = adj[key]
-                elif s.base.startswith("d"):  # an adjoint past the last step (or the window)
+                elif s.adjoint:  # an adjoint past the last step (or the window)
                     bindings[s.name] = np.zeros([sizes.get(d, d) for d in s.shape])
                 else:
                     raise InternalError(f"{s.name} at t={t} has no value")
@@ -514,7 +513,9 @@ def path_terms(graph: Any, paths: Iterable[Any], convention: str = "row") -> lis
             continue
         inputs = [None if a is None else exprs[a] for a in node.arguments]
         consts = {k: exprs[v] for k, v in node.consts}
-        params = {k: seed_factor for k, _ in node.params}  # the mean's 1/(N T), symbolic
+        params = dict(node.params)
+        if node.rule == "scale" and spec.options.reduction == "mean":
+            params["factor"] = seed_factor  # the mean's 1/(N T), with N and T as symbols
         if node.rule == "copy":
             exprs[node.name] = inputs[0]
             uses[node.name] = (node, inputs, consts, params, inputs[0])
