@@ -1,7 +1,9 @@
 """Benchmark: `symbptt check` on a correct hand-written BPTT with 100 random shapes.
 
 Times the Python API (`check_gradients`, warm and cold symbolic cache) and the command line
-as a user runs it (a fresh process: imports included). Target: under 10 s on this machine.
+as a user runs it (a fresh process: imports included), also on code as people write it (the
+char-RNN script and the CS231n pair in examples/), against the plain command line measured in
+the same run. Target: under 10 s on this machine.
 
     python bench/check.py [--out bench/results/check.json]
 """
@@ -109,6 +111,46 @@ def main(argv=None) -> int:
         }
     )
     print(f"cli  correct_row_vectorised     fresh process: {elapsed:.2f} s (target < 10 s)")
+    baseline = elapsed
+    examples = HERE.parent / "examples"
+    styled = {
+        "char-rnn script (lossFun, --style char-rnn --defs-only --clip 5)": [
+            f"{examples / 'char_rnn.py'}:lossFun",
+            "--style",
+            "char-rnn",
+            "--defs-only",
+            "--clip",
+            "5",
+        ],
+        "CS231n pair (rnn_forward,rnn_backward --form layer --batch-first)": [
+            f"{examples / 'rnn_layers.py'}:rnn_forward,rnn_backward",
+            "--form",
+            "layer",
+            "--batch-first",
+        ],
+    }
+    for label, target in styled.items():
+        t0 = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "symbptt", "check", *target, "--examples", str(args.examples)],
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - t0
+        assert done.returncode == 0, done.stdout + done.stderr
+        records.append(
+            {
+                "what": "cli_style",
+                "function": label,
+                "examples": args.examples,
+                "seconds": elapsed,
+                "ratio_to_plain_cli": elapsed / baseline,
+            }
+        )
+        print(
+            f"cli  {label}: {elapsed:.2f} s, {elapsed / baseline:.2f}x the plain check "
+            "(target < 10 s)"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(records, indent=1) + "\n")
     print(f"wrote {args.out}")

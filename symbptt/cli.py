@@ -25,7 +25,7 @@ import numpy as np
 if TYPE_CHECKING:
     from rich.console import Console
 
-from .checking import FORMS, LAYOUTS, PRECISIONS
+from .checking import FORMS, LAYOUTS, PRECISIONS, STYLES
 from .engine.cost import PATH_T
 from .errors import InternalError, InvalidArgumentError, SymbpttError, TargetError
 from .models.dims import GRADIENT_NAMES, Dims, resolve_name
@@ -75,6 +75,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (0 < value < math.inf):
+        raise argparse.ArgumentTypeError(f"{text} must be a positive number")
+    return value
+
+
 def _scale(text: str) -> float:
     try:
         value = float(text)
@@ -109,7 +119,12 @@ def _variant_arguments(parser: argparse.ArgumentParser) -> None:
         default="dense",
         help="x as vectors (default) or as integer token ids",
     )
-    group.add_argument("--activation", choices=ACTIVATIONS, default="tanh")
+    group.add_argument(
+        "--activation",
+        choices=ACTIVATIONS,
+        default="tanh",
+        help="the hidden layer's (default tanh)",
+    )
     group.add_argument(
         "--reduction",
         choices=REDUCTIONS,
@@ -163,7 +178,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     lx.add_argument("--T", type=_whole, default=3, help="time steps (paths listed for T <= 4)")
     lx.add_argument("--wrt", default="W_h", help="a parameter, a comma list, or all (default W_h)")
-    lx.add_argument("--convention", choices=("row", "column"), default="row")
+    lx.add_argument(
+        "--convention",
+        choices=("row", "column"),
+        default="row",
+        help="row: a_t = b + h_{t-1} W_h + x_t W_x (default); column: a_t = b + W_h h_{t-1} + "
+        "W_x x_t",
+    )
     lx.add_argument(
         "--format",
         choices=("tex", "md", "text"),
@@ -184,16 +205,73 @@ def _parser() -> argparse.ArgumentParser:
         help="check hand-written BPTT functions on random shapes and say what is wrong",
         description="Check hand-written BPTT: each function runs in its own worker process "
         "with time and memory limits; exit 0 when every target is right, 1 when any is wrong "
-        "or failed, 2 for usage errors.",
+        "or failed, 2 for usage errors, 4 when right on ordinary inputs but NaN or inf on "
+        "saturated ones.",
     )
     k.add_argument(
         "targets",
         nargs="+",
         metavar="TARGET",
-        help="path/to/file.py:function; the path may be a glob pattern (subs/*/rnn.py:f)",
+        help="path/to/file.py:function, or file.py:forward,backward for a layer pair; the "
+        "path may be a glob pattern (subs/*/rnn.py:f)",
     )
-    k.add_argument("--form", choices=FORMS, default="full")
-    k.add_argument("--layout", choices=LAYOUTS, default="row")
+    k.add_argument(
+        "--form",
+        choices=FORMS,
+        default="full",
+        help="full: loss and every gradient; layer: one RNN layer's VJP given dh on every h_t",
+    )
+    k.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="row",
+        help="row: x W, as in the model; column: W x, weights transposed, biases (H, 1)",
+    )
+    k.add_argument(
+        "--style",
+        choices=STYLES,
+        default="plain",
+        help="char-rnn: a min-char-rnn lossFun(inputs, targets, hprev) reading its weights "
+        "and sizes from module globals, one sequence per call",
+    )
+    k.add_argument(
+        "--globals",
+        default="",
+        metavar="NAME=D|H|C",
+        help="char-rnn style: more size globals to set, e.g. seq_length=D",
+    )
+    k.add_argument(
+        "--defs-only",
+        action="store_true",
+        help="import the file running only its imports, definitions and constant "
+        "assignments (a training script's top level never runs)",
+    )
+    k.add_argument(
+        "--clip",
+        type=_positive,
+        default=None,
+        metavar="V",
+        help="your code clips each gradient entry to [-V, V]; the truth is clipped the same",
+    )
+    k.add_argument(
+        "--clip-norm",
+        type=_positive,
+        default=None,
+        metavar="V",
+        help="your code scales the parameters' gradients to a global L2 norm of at most V",
+    )
+    k.add_argument(
+        "--allow-broadcast-shapes",
+        action="store_true",
+        help="accept a gradient shaped like its parameter up to axes of size 1 (db (1, H) "
+        "for b (H,))",
+    )
+    k.add_argument(
+        "--no-probe",
+        action="store_true",
+        help="skip the saturated inputs (pre-activations and logits of about 1000) tried "
+        "after a right verdict",
+    )
     k.add_argument("--batch-first", action="store_true", help="x is (N, T, D), y is (N, T)")
     k.add_argument("--names", default="", help="your names, e.g. W_h=Whh,W_x=Wxh,V=Why")
     k.add_argument("--order", default="", help="order of a returned gradient tuple, e.g. W_x,W_h")
@@ -210,7 +288,9 @@ def _parser() -> argparse.ArgumentParser:
         "their own, lower ones refused",
     )
     k.add_argument("--examples", type=_at_least(1), default=100, help="random problems to try")
-    k.add_argument("--seed", type=_at_least(0), default=0)
+    k.add_argument(
+        "--seed", type=_at_least(0), default=0, help="seed of the search (reproducible checks)"
+    )
     k.add_argument(
         "--tolerance",
         action="append",
@@ -572,9 +652,16 @@ def check_options(args: argparse.Namespace) -> dict:
         memory_mb=args.memory,
         forbid_imports=tuple(_names_list(args.forbid_import)),
         model=model_spec(args),
+        style=args.style,
+        globals=_mapping(args.globals) or None,
+        defs_only=args.defs_only,
+        clip=args.clip,
+        clip_norm=args.clip_norm,
+        allow_broadcast_shapes=args.allow_broadcast_shapes,
+        probe=not args.no_probe,
     )
     try:  # our own options are checked before any user code runs
-        validate_options(**options)
+        validate_options(fn=args.targets[0], **options)
     except InvalidArgumentError as exc:
         raise _UsageError(str(exc)) from None
     return options
@@ -634,7 +721,8 @@ def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
         sys.stdout.write(csv_table(records))
     else:
         _render_summary(records, out)
-    return 0 if all(r["ok"] for r in records) else 1
+    statuses = {exit_status(r) for r in records}
+    return 1 if 1 in statuses else max(statuses)
 
 
 def _check_single(target: str, options: dict, args, out: Console, err: Console) -> int:
@@ -656,7 +744,17 @@ def _check_single(target: str, options: dict, args, out: Console, err: Console) 
         print(json.dumps(record))
     else:
         report.render(out)
-    return 0 if report.ok else 1
+    return exit_status(report.to_dict())
+
+
+def exit_status(record: dict) -> int:
+    """0 right; 4 right on ordinary inputs but NaN or inf on saturated ones; 1 otherwise."""
+    if record.get("ok"):
+        return 0
+    wrong = any(r.get("status") == "WRONG" for r in record.get("results", []))
+    if record.get("overflow") and not wrong and not record.get("error"):
+        return 4
+    return 1
 
 
 def _render_summary(records: list[dict], out: Console) -> None:

@@ -1138,7 +1138,8 @@ def loss_and_grads_modifies_inputs_in_place(x, y, h0, W_x, W_h, b, V, c):
     expect="wrong",
     variant="undeclared",
     expect_error=True,
-    why="The same column-layout code checked without --layout column: b[:, 0] fails on (H,).",
+    why="The same column-layout code checked without --layout column: b[:, 0] fails on (H,), "
+    "and the check stops with the fix (--layout column), a usage error.",
 )
 def loss_and_grads_column_layout(x, y, h0, W_x, W_h, b, V, c):
     loss, g = bptt_core(x, y, h0, W_x.T, W_h.T, b[:, 0], V.T, c[:, 0])

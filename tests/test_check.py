@@ -143,7 +143,10 @@ BAD_CALLS = {
     "only unknown": (dict(only=("W_hh",)), r"only names 'W_hh', not among"),
     "only empty": (dict(only=()), r"only=\(\) must be a non-empty sequence"),
     "precision unknown": (dict(precision="float8"), r"precision='float8' must be one of"),
-    "not a function": (dict(fn=42), r"fn must be a function or a 'file.py:function' string"),
+    "not a function": (
+        dict(fn=42),
+        r"fn must be a function, a \(forward, backward\) pair or a 'file.py:function' string",
+    ),
     "isolate not bool": (dict(isolate="yes"), r"isolate='yes' must be True or False"),
 }
 

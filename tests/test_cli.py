@@ -124,9 +124,10 @@ def test_check_passes_a_correct_function(capsys):
 def test_check_column_layout(capsys):
     code, _, _ = _run(capsys, "check", f"{CORPUS}:correct_column_karpathy", "--layout", "column")
     assert code == 0
-    # The same function checked in the wrong layout cannot pass.
-    code, out, _ = _run(capsys, "check", f"{CORPUS}:correct_column_karpathy", "--examples", "20")
-    assert code == 1
+    # The same function checked in the wrong layout cannot pass: it is a usage error that names
+    # the layout it is right in.
+    code, out, err = _run(capsys, "check", f"{CORPUS}:correct_column_karpathy", "--examples", "20")
+    assert code == 2 and "--layout column" in err
 
 
 def test_check_finds_the_bug_and_says_where(capsys):

@@ -9,3 +9,5 @@ FORMS = ("full", "layer")
 LAYOUTS = ("row", "column")
 #: Precisions an answer may be declared to be computed in (check's `precision`).
 PRECISIONS = ("float64", "float32", "float16", "bfloat16")
+#: How a user's code is written: symbptt's signature, or a min-char-rnn script's lossFun.
+STYLES = ("plain", "char-rnn")

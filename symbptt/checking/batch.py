@@ -45,11 +45,15 @@ def expand_targets(patterns: Sequence[str]) -> list[str]:
 
 
 def verdict(record: dict) -> str:
-    """ "right", "wrong" (a gradient or the loss is wrong or missing) or "error" (the code
-    raised, hung, crashed, could not be imported, or the check ran out of time)."""
+    """ "right", "wrong" (a gradient or the loss is wrong or missing), "overflow" (right on
+    ordinary inputs, NaN or inf on saturated ones) or "error" (the code raised, hung, crashed,
+    could not be imported, or the check ran out of time)."""
     if record.get("ok"):
         return "right"
-    return "error" if record.get("error") else "wrong"
+    if record.get("error"):
+        return "error"
+    wrong = any(r.get("status") == "WRONG" for r in record.get("results", []))
+    return "overflow" if record.get("overflow") and not wrong else "wrong"
 
 
 def check_one(target: str, options: dict) -> dict:
@@ -127,7 +131,15 @@ def _checker_process() -> None:
 
 def failed_record(target: str, message: str) -> dict:
     """The record of a target that could not be checked at all: why, in `error`."""
-    return {"target": target, "ok": False, "error": message, "results": [], "notes": []}
+    return {
+        "target": target,
+        "ok": False,
+        "error": message,
+        "results": [],
+        "notes": [],
+        "inconsistent": False,
+        "output": "",
+    }
 
 
 #: Columns of the grade book, in order.

@@ -30,10 +30,12 @@ from ..errors import (
 from ..models import VANILLA
 from ..models.dims import Dims
 from ..models.spec import ModelSpec
+from . import styles
 from .isolation import Died, InProcess, Limits, Raised, Worker
 from .mistakes import alternatives
 from .report import ParameterResult, Report
-from .usercode import PRECISIONS, Convention, Runner, UserAnswer
+from .styles import Style
+from .usercode import PRECISIONS, CallConventionMismatch, Convention, Runner, UserAnswer
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -126,6 +128,77 @@ def _problem(
     return Problem(dims, arrays, model)
 
 
+@dataclass(frozen=True)
+class Clipping:
+    """Declared clipping of the returned gradients: elementwise to +-value, or scaled to a
+    global L2 norm of at most `norm` (over the parameters' gradients, as PyTorch's
+    clip_grad_norm_). With `per_row`, each example is clipped on its own (a char-rnn lossFun
+    is called once per sequence and clips its own gradients)."""
+
+    value: float | None = None
+    norm: float | None = None
+    per_row: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.value is not None or self.norm is not None
+
+    def apply(self, grads: dict[str, np.ndarray], parameters) -> tuple[dict, int, int]:
+        """The clipped gradients, how many entries clipping changed, and how many there are."""
+        out = dict(grads)
+        names = [n for n in grads if n in parameters]
+        if self.value is not None:
+            for n in names:
+                out[n] = np.clip(grads[n], -self.value, self.value)
+        elif self.norm is not None:
+            total = math.sqrt(sum(float(np.sum(grads[n] ** 2)) for n in names))
+            if total > self.norm:
+                for n in names:
+                    out[n] = grads[n] * (self.norm / total)
+        changed = sum(int(np.sum(out[n] != grads[n])) for n in names)
+        return out, changed, sum(int(np.size(grads[n])) for n in names)
+
+
+def _clipped_truth(
+    form: str, problem: Problem, clipping: Clipping
+) -> tuple[float | None, dict[str, np.ndarray], int, int]:
+    """The truth as the declared clipping leaves it (per example when each call is one), and
+    how many gradient entries the clipping changed out of how many."""
+    if not clipping.active:
+        loss, grads = _truth(form, problem)
+        return loss, grads, 0, 0
+    params = problem.model.parameters
+    if not clipping.per_row:
+        loss, grads = _truth(form, problem)
+        clipped, changed, total = clipping.apply(grads, params)
+        return loss, clipped, changed, total
+    loss, full = _truth(form, problem)
+    summed: dict[str, np.ndarray] = {}
+    changed = total = 0
+    for n in range(problem.dims.N):
+        clipped, c, t = clipping.apply(_truth(form, _row(problem, n))[1], params)
+        for name in params:
+            if name in clipped:
+                summed[name] = summed[name] + clipped[name] if name in summed else clipped[name]
+        changed, total = changed + c, total + t
+    # Only the parameters' gradients are clipped; h0's and x's are the truth's.
+    return loss, {k: summed.get(k, v) for k, v in full.items()}, changed, total
+
+
+def _row(problem: Problem, n: int) -> Problem:
+    """Example n of a problem, as a problem of its own (N = 1)."""
+    arrays = {}
+    for item in problem.model.inputs:
+        value = problem.arrays[item.name]
+        if item.shape and item.shape[0] == "T":
+            arrays[item.name] = value[:, n : n + 1]
+        elif item.shape and item.shape[0] == "N":
+            arrays[item.name] = value[n : n + 1]
+        else:
+            arrays[item.name] = value
+    return Problem(replace(problem.dims, N=1), arrays, problem.model)
+
+
 def _truth(form: str, problem: Problem) -> tuple[float | None, dict[str, np.ndarray]]:
     a, model = problem.arrays, problem.model
     if form == "layer":
@@ -182,8 +255,13 @@ def _matches(got, candidate, truth, tol: Tolerance, global_scale: float) -> bool
     )
 
 
-def _likely_cause(name, got, truth, problem: Problem, form: str, tol, global_scale):
+def _likely_cause(
+    name, got, truth, problem: Problem, form: str, tol, global_scale, per_row: bool = False
+):
     """The first known mistake whose result the wrong answer equals, with its detail."""
+    clipped = _clipping_cause(name, got, truth, problem, form, tol, global_scale, per_row)
+    if clipped:
+        return "clipped", clipped
     options = problem.model.options.reference_options(form)
     for alt in alternatives(name, truth, problem.dims, problem.arrays, form, **options):
         if _matches(got, alt.value, truth, tol, global_scale):
@@ -194,6 +272,28 @@ def _likely_cause(name, got, truth, problem: Problem, form: str, tol, global_sca
         if abs(alpha - 1) > 1e-3 and _matches(got, alpha * truth, truth, tol, global_scale):
             return "scaled", f"factor {alpha:.6g}"
     return None, None
+
+
+def _clipping_cause(name, got, truth, problem, form, tol, global_scale, per_row) -> str | None:
+    """'at ±v' when got is the truth clipped elementwise at some v (per example, summed, when
+    the code is called once per sequence): v is read off the largest value it returned."""
+    if name == "loss":
+        return None
+    top = float(np.abs(got).max(initial=0.0))
+    if top <= 0:
+        return None
+    if not per_row or problem.dims.N == 1:
+        if float(np.abs(truth).max(initial=0.0)) > top * (1 + 1e-6):
+            if _matches(got, np.clip(truth, -top, top), truth, tol, global_scale):
+                return f"at ±{top:g}"
+        return None
+    rows = [_truth(form, _row(problem, n))[1][name] for n in range(problem.dims.N)]
+    for k in range(1, problem.dims.N + 1):  # v times the number of rows clipped at the max
+        v = top / k
+        candidate = sum(np.clip(r, -v, v) for r in rows)
+        if _matches(got, candidate, truth, tol, global_scale):
+            return f"at ±{v:g}, in each sequence"
+    return None
 
 
 @dataclass
@@ -221,11 +321,17 @@ class _Checker:
         required: Sequence[str] = (),
         probe_prefixes: bool = True,
         deadline: float = math.inf,
+        clipping: Clipping = Clipping(),
+        fit: Callable[[Dims], Dims] | None = None,
+        probe: bool = False,
     ):
         self.runner, self.conv, self.tolerances = runner, convention, tolerances
         self.precision, self.required = precision, tuple(required)
         self.probe_prefixes, self.deadline = probe_prefixes, deadline
+        self.clipping, self.fit, self.probe = clipping, fit, probe
         self.low_precision: set[str] = set()  # dtypes below float64 the user computed in
+        #: Gradient entries the declared clipping changed, and all entries, over the examples.
+        self.clipped = [0, 0]
 
     def remaining(self) -> float:
         return self.deadline - time.monotonic()
@@ -238,7 +344,10 @@ class _Checker:
         if self.remaining() <= 0:
             raise _OutOfTime
         pending = self.conv.submit(self.runner, problem.arrays, timeout=self.remaining())
-        loss, truth = _truth(self.conv.form, problem)  # while the user's code runs
+        # The truth while the user's code runs (clipped as declared).
+        loss, truth, changed, total = _clipped_truth(self.conv.form, problem, self.clipping)
+        self.clipped[0] += changed
+        self.clipped[1] += total
         try:
             answer = pending()
         except WorkerDiedError:
@@ -286,6 +395,7 @@ class _Checker:
     def failing(self, ev: Evaluation) -> bool:
         return bool(
             ev.answer.problems
+            or ev.answer.shape_notes
             or self.missing(ev.answer)
             or not all(m.ok for m in ev.measured.values())
         )
@@ -298,7 +408,8 @@ class _Checker:
         """
         answer, problem = ev.answer, ev.problem
         d = problem.dims
-        shape = f"N={d.N} D={d.D} H={d.H} C={d.C} T={d.T}"
+        shape = f"N={d.N} D={d.D} H={d.H}" + (f" C={d.C}" if self.conv.form == "full" else "")
+        shape += f" T={d.T}"
         names = [*self.conv.gradients, *(["loss"] if self.conv.form == "full" else [])]
         results = {}
         for name in names:
@@ -326,6 +437,11 @@ class _Checker:
             r.shape = shape
             if not ok:
                 self._explain(r, ev)
+            note = answer.shape_notes.get(name)
+            if note:  # the values may be right; the shape is not
+                r.status = "WRONG"
+                r.likely_cause = r.likely_cause or "singleton_axes"
+                r.message = note + ("; its values are right" if ok else "")
             results[name] = r
         return results
 
@@ -343,6 +459,7 @@ class _Checker:
                 self.conv.form,
                 self.tolerance(answer, name),
                 abs(ev.loss) if name == "loss" else ev.global_scale,
+                per_row=self.clipping.per_row,
             )
         except Exception as exc:  # a diagnosis that fails never changes the verdict
             r.message = f"no likely cause could be worked out ({type(exc).__name__}: {exc})"
@@ -392,6 +509,11 @@ class _OutOfTime(Exception):
     """The whole check's time limit has passed."""
 
 
+class _Usage(BaseException):
+    """The function is not called the way the check was told: stop, and say so as a usage
+    error (a BaseException, so that hypothesis neither replays nor shrinks it)."""
+
+
 @dataclass
 class _Search:
     """What the hypothesis search saw: every failure is kept, not just the replayable one."""
@@ -401,6 +523,7 @@ class _Search:
     failure: Evaluation | None = None  # the last (smallest) wrong answer seen
     error: str | None = None  # the function raised or returned something unreadable
     error_dims: Dims | None = None
+    error_problem: Problem | None = None
     died: bool = False  # the worker hung, crashed or exited: no more calls worth making
     out_of_time: bool = False
     flaky: bool = False  # hypothesis replayed a failure and it did not fail again
@@ -427,9 +550,17 @@ def validate_options(
     isolate: bool = True,
     progress: Callable[[int, int], None] | None = None,
     model: ModelSpec | None = None,
-) -> tuple[Convention, tuple[str, ...], dict[str, Tolerance]]:
+    style: str = "plain",
+    globals: Mapping[str, str] | None = None,  # noqa: A002 (the option's name)
+    defs_only: bool = False,
+    clip: float | None = None,
+    clip_norm: float | None = None,
+    allow_broadcast_shapes: bool = False,
+    probe: bool = True,
+) -> tuple[Convention, tuple[str, ...], dict[str, Tolerance], Style]:
     """Every argument of check_gradients checked before any work, one sentence each
-    (InvalidArgumentError); the convention, the required values and the tolerance table."""
+    (InvalidArgumentError); the convention, the required values, the tolerance table and the
+    style's settings."""
     _validate(
         callable if fn is None else fn,
         max_examples,
@@ -459,23 +590,63 @@ def validate_options(
             "the layer form has no output layer and no loss: --reduction and --no-bias c do "
             "not apply to it"
         )
-    convention = Convention(form, layout, batch_first, {} if names is None else names, order, model)
-    required = _required(convention, only)
+    for label, value in (("clip", clip), ("clip_norm", clip_norm)):
+        if value is not None and (not _real(value) or not (0 < value < math.inf)):
+            raise InvalidArgumentError(f"{label}={value!r} must be a positive number")
+    if clip is not None and clip_norm is not None:
+        raise InvalidArgumentError("declare one of clip and clip_norm, not both")
+    for label, value in (
+        ("defs_only", defs_only),
+        ("allow_broadcast_shapes", allow_broadcast_shapes),
+        ("probe", probe),
+    ):
+        if not isinstance(value, bool):
+            raise InvalidArgumentError(f"{label}={value!r} must be True or False")
+    if globals is not None and not isinstance(globals, Mapping):
+        raise InvalidArgumentError("globals must map a global's name to D, H or C")
+    if (clip is not None or clip_norm is not None) and form == "layer":
+        raise InvalidArgumentError("clip and clip_norm apply to the full form's gradients")
+    settled = styles.resolve(
+        fn,
+        style=style,
+        form=form,
+        layout=layout,
+        batch_first=batch_first,
+        names=names,
+        order=order,
+        only=only,
+        model=model,
+        globals_=globals,
+        defs_only=defs_only,
+    )
+    convention = Convention(
+        settled.form,
+        settled.layout,
+        batch_first,
+        settled.names,
+        settled.order,
+        settled.model,
+        allow_broadcast_shapes=allow_broadcast_shapes,
+    )
+    if settled.adapter and settled.adapter["kind"] == "pair" and settled.order is None:
+        convention = replace(convention, order=convention.gradients)
+    required = _required(convention, settled.only)
     table = _table(tolerances, precision)
     if shapes is not None:
         from hypothesis.strategies import SearchStrategy
 
         if not isinstance(shapes, SearchStrategy):
             raise InvalidArgumentError(f"shapes={shapes!r} must be a strategy such as rnn_shapes()")
-    return convention, required, table
+    return convention, required, table, settled
 
 
 def _validate(
     fn, max_examples, seed, timeout, total_timeout, memory_mb, forbid_imports, isolate, progress
 ) -> None:
-    if not (callable(fn) or isinstance(fn, str)):
+    if not (callable(fn) or isinstance(fn, str) or styles.pair_of(fn)):
         raise InvalidArgumentError(
-            f"fn must be a function or a 'file.py:function' string, got {type(fn).__name__}"
+            f"fn must be a function, a (forward, backward) pair or a 'file.py:function' "
+            f"string, got {type(fn).__name__}"
         )
     if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
         raise InvalidArgumentError(f"max_examples={max_examples!r} must be a positive integer")
@@ -543,12 +714,16 @@ def _table(tolerances, precision) -> dict[str, Tolerance]:
     return {**TOLERANCES, **tolerances}
 
 
-def _runner(fn, isolate: bool, limits: Limits, forbid: tuple[str, ...]) -> Runner:
+def _runner(
+    fn, isolate: bool, limits: Limits, forbid: tuple[str, ...], adapter, defs_only: bool
+) -> Runner:
     if isinstance(fn, str):
-        return Worker.for_target(fn, limits=limits, forbid=forbid)
+        return Worker.for_target(
+            fn, limits=limits, forbid=forbid, adapter=adapter, defs_only=defs_only
+        )
     if isolate:
-        return Worker.for_callable(fn, limits=limits, forbid=forbid)
-    return InProcess(fn)
+        return Worker.for_callable(fn, limits=limits, forbid=forbid, adapter=adapter)
+    return InProcess(fn, adapter)
 
 
 def _load_failure(runner: Runner, target: str) -> str | None:
@@ -567,7 +742,13 @@ def _load_failure(runner: Runner, target: str) -> str | None:
     if isinstance(failure, Died):
         return f"{target} {failure.reason}"
     where = f" ({failure.frame})" if isinstance(failure, Raised) and failure.frame else ""
-    return f"could not import {target}: {failure.type}: {failure.message}{where}"
+    hint = ""
+    if isinstance(runner, Worker) and not runner.defs_only:
+        hint = (
+            "; if it is a training script, --defs-only (defs_only=True) imports only its "
+            "imports, definitions and constants"
+        )
+    return f"could not import {target}: {failure.type}: {failure.message}{where}{hint}"
 
 
 def check_gradients(
@@ -591,6 +772,13 @@ def check_gradients(
     isolate: bool = True,
     progress: Callable[[int, int], None] | None = None,
     model: ModelSpec | None = None,
+    style: str = "plain",
+    globals: Mapping[str, str] | None = None,  # noqa: A002 (the option's name)
+    defs_only: bool = False,
+    clip: float | None = None,
+    clip_norm: float | None = None,
+    allow_broadcast_shapes: bool = False,
+    probe: bool = True,
 ) -> Report:
     """Check the gradients fn returns on random shapes and values; say what is wrong and where.
 
@@ -620,6 +808,22 @@ def check_gradients(
         isolate: False runs a callable in this process, without limits (to debug it).
         model: the model variant fn computes (`VANILLA.variant(no_bias=("b",), ...)`);
             default the vanilla RNN.
+        style: "plain" (the signatures above) or "char-rnn": a min-char-rnn
+            `lossFun(inputs, targets, hprev)` reading its weights (Wxh, Whh, Why, bh, by;
+            rename with names) and sizes (vocab_size, hidden_size) from module globals, one
+            sequence per call, returning (loss, dWxh, dWhh, dWhy, dbh, dby, hlast). For the
+            layer form, fn may be a pair: "file.py:rnn_forward,rnn_backward" or a tuple
+            (forward, backward) in CS231n's shape (a step pair when the names say "step").
+        globals: for the char-rnn style, more size globals to set: {"seq_length": "D"}.
+        defs_only: import a target file running only its imports, definitions and constant
+            assignments (a training script's top level never runs).
+        clip, clip_norm: the function clips its gradients elementwise to +-clip, or scales
+            them to a global L2 norm of at most clip_norm; the truth is clipped the same way.
+        allow_broadcast_shapes: accept a gradient whose shape differs from its parameter's by
+            axes of size 1 (a (1, H) db for a (H,) b); by default that is a finding.
+        probe: after a right verdict, also try saturated inputs (pre-activations and logits in
+            the thousands) where the true gradient is finite; NaN or inf there is reported as
+            `report.overflow`.
 
     Returns:
         A `Report`; `report.ok` is False when any required gradient or the loss is wrong or
@@ -633,7 +837,7 @@ def check_gradients(
         IsolationUnavailableError: this system cannot start a worker (use isolate=False).
         InternalError: the symbolic engine and the NumPy reference disagree (a symbptt bug).
     """
-    convention, required, table = validate_options(
+    convention, required, table, settled = validate_options(
         fn=fn,
         form=form,
         layout=layout,
@@ -653,10 +857,17 @@ def check_gradients(
         isolate=isolate,
         progress=progress,
         model=model,
+        style=style,
+        globals=globals,
+        defs_only=defs_only,
+        clip=clip,
+        clip_norm=clip_norm,
+        allow_broadcast_shapes=allow_broadcast_shapes,
+        probe=probe,
     )
     limits = Limits.for_check(timeout, total_timeout, memory_mb)
     started = time.monotonic()
-    runner = _runner(fn, isolate, limits, tuple(forbid_imports))
+    runner = _runner(fn, isolate, limits, tuple(forbid_imports), settled.adapter, defs_only)
     checker = _Checker(
         runner,
         convention,
@@ -664,6 +875,9 @@ def check_gradients(
         precision=precision,
         required=required,
         deadline=started + float(total_timeout),
+        clipping=Clipping(clip, clip_norm, settled.per_row),
+        fit=settled.fit,
+        probe=probe,
     )
     try:
         report = _run(
@@ -701,6 +915,9 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     report.tolerance = {k: v.rtol for k, v in table.items()}
     report.precision = precision
     report.model = {"name": convention.model.name, **convention.model.options.as_dict()}
+    report.batch_first = convention.batch_first
+    adapter = getattr(runner, "adapter", None) or {}
+    report.style = adapter.get("kind", "plain")
     # The worker boots while we import the search and the symbolic engine.
     import hypothesis  # noqa: F401
 
@@ -713,6 +930,12 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     search = _search(checker, shapes, max_examples, seed, progress)
     if search.died:  # restarting a worker that hung or crashed, to probe, only costs time
         checker.probe_prefixes = False
+    elif search.failure is not None or search.error is not None:
+        failed = search.failure.problem if search.failure is not None else search.error_problem
+        if failed is not None:
+            fix = _setup_fix(checker, failed)
+            if fix:
+                raise TargetError(fix)
     report.examples, report.distinct_shapes = search.count, len(search.shapes)
     report.out_of_time = search.out_of_time
     at_failing = at_generic = None
@@ -723,9 +946,13 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     if not search.died and not search.out_of_time:
         model = convention.model
         shape = replace(GENERIC, T=_longest(model))
+        if checker.fit is not None:
+            shape = checker.fit(shape)
         generic = _problem(shape, model.random_point(shape, seed), form, seed, model)
         try:
             at_generic = checker.results(checker.evaluate(generic))
+        except CallConventionMismatch as exc:
+            raise TargetError(str(exc)) from None
         except UserFunctionError as exc:
             search.error = search.error or str(exc)
             search.error_dims = search.error_dims or GENERIC
@@ -760,12 +987,127 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
             f"every answer was judged at the declared {precision} precision "
             f"(relative tolerance {table[precision].rtol:g})"
         )
+    if report.ok and checker.probe and not report.out_of_time:
+        _probe(checker, report, seed)
+    changed, total = checker.clipped
+    if checker.clipping.active and total:
+        bound = (
+            f"±{checker.clipping.value:g}"
+            if checker.clipping.value is not None
+            else f"a norm of {checker.clipping.norm:g}"
+        )
+        report.notes.append(
+            f"the declared clipping to {bound} changed {changed} of {total} true gradient "
+            f"entries over the examples tried"
+            + ("; it never acted, so it was not tested" if changed == 0 else "")
+        )
     unchecked = [r.name for r in report.results if r.status == "NOT CHECKED"]
     if unchecked:
         report.notes.append(f"not checked (not returned, not required): {', '.join(unchecked)}")
     if runner.restarts:
         report.notes.append(f"the worker process was restarted {runner.restarts} time(s)")
     return report
+
+
+def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
+    """When the failing call is right under another declaration (batch-first x, the other
+    layout), the failure is in how the check was set up: the sentence that says so."""
+    conv = checker.conv
+    if (getattr(checker.runner, "adapter", None) or {}).get("kind") == "char-rnn":
+        return None  # lossFun's arrays are one sequence of ids at a time: nothing to flip
+    flips = []
+    if any(conv._time_major(n) for n in conv.inputs):
+        flips.append(("batch_first", not conv.batch_first))
+    if conv.model.options.inputs == "dense" or conv.form == "layer":
+        flips.append(("layout", "row" if conv.layout == "column" else "column"))
+    model = conv.model
+    shape = replace(GENERIC, T=_longest(model))
+    if checker.fit is not None:
+        shape = checker.fit(shape)
+    fresh = [_problem(shape, model.random_point(shape, k), conv.form, k, model) for k in (1, 2)]
+    # A function that fails only sometimes is not a set-up mistake: as declared it must fail
+    # again on the failing problem and on two fresh ones.
+    for again in (problem, *fresh):
+        try:
+            if not checker.failing(checker.evaluate(again)):
+                return None
+        except UserFunctionError:
+            pass
+        except _OutOfTime:
+            return None
+    for option, value in flips:
+        other = _Checker(
+            checker.runner,
+            replace(conv, **{option: value}),
+            checker.tolerances,
+            precision=checker.precision,
+            required=checker.required,
+            probe_prefixes=False,
+            deadline=checker.deadline,
+            clipping=checker.clipping,
+        )
+        try:  # and right under the other declaration, on all three
+            right = all(not other.failing(other.evaluate(p)) for p in (problem, *fresh))
+        except (UserFunctionError, _OutOfTime):
+            continue
+        if right:
+            if option == "batch_first":
+                flag = "--batch-first" if value else "no --batch-first"
+                how = f"batch_first={value} ({flag})"
+                what = "batch-first, (N, T, ...)" if value else "time-major, (T, N, ...)"
+            else:
+                how = f"layout={value!r} (--layout {value})"
+                what = f"in the {value} layout"
+            return (
+                f"{checker.runner.name} is right when its arrays are {what}, and fails as "
+                f"declared: check it with {how}"
+            )
+    return None
+
+
+def _probe(checker: _Checker, report: Report, seed: int) -> None:
+    """Saturated inputs where the truth is finite: pre-activations in the thousands (tanh
+    saturates), and logits in the thousands (softmax without its max shift overflows). NaN,
+    inf or an exception there, from a function right on ordinary inputs, is `report.overflow`;
+    a finite wrong answer there is WRONG like any other."""
+    conv = checker.conv
+    model, form = conv.model, conv.form
+    shape = replace(GENERIC, T=min(_longest(model), 3))
+    if checker.fit is not None:
+        shape = checker.fit(shape)
+    cases = []
+    arrays = model.random_point(shape, seed)
+    cases.append(("pre-activations of about 1000", {**arrays, "W_x": arrays["W_x"] * 1000.0}))
+    if form == "full":
+        cases.append(("logits of about 1000", model.random_point(shape, seed, scale=1000.0)))
+    for label, values in cases:
+        problem = _problem(shape, values, form, seed, model)
+        try:
+            ev = checker.evaluate(problem)
+        except CallConventionMismatch as exc:
+            raise TargetError(str(exc)) from None
+        except (UserFunctionError, _OutOfTime) as exc:
+            if isinstance(exc, UserFunctionError):
+                report.overflow = f"right on ordinary inputs, but with {label}: {exc}"
+                report.dims = shape.as_dict()
+                report.ok = False
+            return
+        bad = {n: p for n, p in ev.answer.problems.items() if "non-finite" in p}
+        if bad:
+            first = next(iter(bad.values()))
+            report.overflow = (
+                f"right on ordinary inputs, but with {label} (where every true gradient is "
+                f"finite) {first}"
+            )
+            report.dims = shape.as_dict()
+            report.ok = False
+            return
+        if checker.failing(ev):
+            report.results_from(None, checker.results(ev))
+            report.dims = shape.as_dict()
+            report.notes.append(f"wrong only with {label}, where the truth is finite")
+            report.ok = False
+            return
 
 
 def _answers_differently(checker: _Checker, failure: Evaluation) -> bool:
@@ -788,10 +1130,12 @@ def _search(checker: _Checker, shapes, max_examples: int, seed: int, progress) -
 
     form = checker.conv.form
     model = checker.conv.model
-    if shapes is None and model.options.truncate is not None:
+    if shapes is None and (model.options.truncate is not None or checker.fit is not None):
         from ..strategies import rnn_shapes
 
         shapes = rnn_shapes(max_T=_longest(model))
+    if checker.fit is not None:
+        shapes = shapes.map(checker.fit)
     strategy = st.tuples(rnn_problems(shapes=shapes, model=model), st.integers(0, 2**32 - 1))
     search = _Search()
 
@@ -810,8 +1154,11 @@ def _search(checker: _Checker, shapes, max_examples: int, seed: int, progress) -
         except WorkerDiedError as exc:
             search.error, search.error_dims, search.died = str(exc), dims, True
             raise _Abort from None
+        except CallConventionMismatch as exc:
+            raise _Usage(str(exc)) from None
         except UserFunctionError as exc:
             search.error, search.error_dims = str(exc), dims
+            search.error_problem = problem
             raise _Mismatch from None
         if checker.failing(ev):
             search.failure = ev
@@ -831,6 +1178,8 @@ def _search(checker: _Checker, shapes, max_examples: int, seed: int, progress) -
         hypothesis_seed(seed)(run)()
     except (_Mismatch, _Abort):
         pass
+    except _Usage as usage:
+        raise TargetError(str(usage)) from None
     except InternalError:
         raise
     except Exception as exc:  # hypothesis' own verdicts (e.g. flakiness) never hide a failure

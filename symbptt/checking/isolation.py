@@ -129,8 +129,14 @@ def function_name(fn: Callable) -> str:
 def split_target(target: str) -> tuple[Path, str]:
     """`path/to/file.py:function` -> (path, function), checking the path is a file."""
     path_text, sep, name = target.rpartition(":")
-    if not sep or not path_text or not name or not name.isidentifier():
-        raise TargetError(f"{target!r} is not of the form path/to/file.py:function")
+    names = name.split(",")
+    if not sep or not path_text or not name or not all(n.isidentifier() for n in names):
+        raise TargetError(
+            f"{target!r} is not of the form path/to/file.py:function (or file.py:forward,backward "
+            "for a layer pair)"
+        )
+    if len(names) > 2:
+        raise TargetError(f"{target!r} names {len(names)} functions; a pair is forward,backward")
     path = Path(path_text)
     if not path.is_file():
         raise TargetError(f"no such file: {path_text}")
@@ -251,8 +257,12 @@ class Worker:
         fn: Callable | None = None,
         limits: Limits = Limits(),
         forbid: tuple[str, ...] = (),
+        adapter: dict | None = None,
+        defs_only: bool = False,
     ) -> None:
         self.target, self.fn, self.limits, self.forbid = target, fn, limits, tuple(forbid)
+        #: How the user's code is called (`worker.adapt`): None, or a char-rnn or pair adapter.
+        self.adapter, self.defs_only = adapter, defs_only
         self.pid: int | None = None
         self.process: subprocess.Popen | None = None
         self.requests = self.responses = -1
@@ -275,23 +285,40 @@ class Worker:
 
     @classmethod
     def for_target(
-        cls, target: str, *, limits: Limits = Limits(), forbid: tuple[str, ...] = ()
+        cls,
+        target: str,
+        *,
+        limits: Limits = Limits(),
+        forbid: tuple[str, ...] = (),
+        adapter: dict | None = None,
+        defs_only: bool = False,
     ) -> Worker:
-        worker = cls(target=target, limits=limits, forbid=forbid)
+        worker = cls(target=target, limits=limits, forbid=forbid, adapter=adapter)
+        worker.defs_only = defs_only
         worker.start()
         return worker
 
     @classmethod
     def for_callable(
-        cls, fn: Callable, *, limits: Limits = Limits(), forbid: tuple[str, ...] = ()
+        cls,
+        fn: Callable | tuple,
+        *,
+        limits: Limits = Limits(),
+        forbid: tuple[str, ...] = (),
+        adapter: dict | None = None,
     ) -> Worker:
-        worker = cls(fn=fn, limits=limits, forbid=forbid)
+        """A fork running fn (a pair of functions for the pair adapter)."""
+        worker = cls(fn=fn, limits=limits, forbid=forbid, adapter=adapter)
         worker.start()
         return worker
 
     @property
     def name(self) -> str:
-        return self.function if self.target is not None else function_name(self.fn)
+        if self.target is not None:
+            return self.function
+        if isinstance(self.fn, tuple):
+            return ",".join(function_name(f) for f in self.fn)
+        return function_name(self.fn)
 
     # -- life cycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -350,6 +377,8 @@ class Worker:
             "function": self.function,
             "folder": str(self.path.resolve().parent),
             "forbid": list(self.forbid),
+            "adapter": self.adapter,
+            "defs_only": self.defs_only,
             **self._limit_values(),
         }
 
@@ -392,7 +421,10 @@ class Worker:
             wire.set_limits(values["memory"], values["file_size"], values["cpu"])
             wire.forbid(list(self.forbid))
             wire.send(res_w, {"kind": "loaded"})
-            wire.serve(self.fn, req_r, res_w)
+            functions = list(self.fn) if isinstance(self.fn, tuple) else [self.fn]
+            namespace = getattr(functions[0], "__globals__", {})
+            fn = wire.adapt(functions, namespace, self.adapter)
+            wire.serve(fn, req_r, res_w, user_file=wire._user_file(functions[0]))
         except BaseException:
             status = 1
         finally:
@@ -637,13 +669,15 @@ def _raised(info: Any) -> Raised:
 class InProcess:
     """Calls the function here, without isolation (`isolate=False`): for debugging with pdb."""
 
-    def __init__(self, fn: Callable) -> None:
-        self.fn = fn
+    def __init__(self, fn: Callable | tuple, adapter: dict | None = None) -> None:
+        functions = list(fn) if isinstance(fn, tuple) else [fn]
+        self.label = ",".join(function_name(f) for f in functions)
+        self.fn = wire.adapt(functions, getattr(functions[0], "__globals__", {}), adapter)
         self.restarts = 0
 
     @property
     def name(self) -> str:
-        return function_name(self.fn)
+        return self.label
 
     def load(self) -> None:
         return None

@@ -19,7 +19,7 @@ import numpy as np
 from .. import reference
 from ..models.dims import Dims
 
-__all__ = ["CAUSES", "Alternative", "alternatives", "untransposed_recurrence"]
+__all__ = ["CAUSES", "Alternative", "alternatives", "state_mistakes", "untransposed_recurrence"]
 
 #: What each cause means, as the report prints it after "likely cause:".
 CAUSES = {
@@ -35,6 +35,11 @@ CAUSES = {
     "untransposed_recurrence": "equals BPTT with dh_{t-1} = da_t W_h, where W_h^T belongs (a "
     "missing transpose in the recurrence)",
     "scaled": "equals the true value times a constant factor",
+    "clipped": "equals the true gradient clipped elementwise (declare it with clip=..., --clip)",
+    "h_t_for_h_prev": "equals sum_t h_t^T da_t: uses h_t where h_{t-1} belongs",
+    "zero_initial_state": "equals the gradient with h_0 taken as zero in dW_h (the backward "
+    "pass starts from zeros instead of the initial state it was given)",
+    "singleton_axes": "has axes of size 1 added or dropped",
 }
 
 
@@ -85,15 +90,16 @@ def _direct_dh(arrays: Mapping[str, np.ndarray], hs: np.ndarray, reduction: str)
     return dlogits @ V.T
 
 
-def _mistaken_adjoints(dh, slope, W_h, k: int | None) -> np.ndarray:
-    """da_1..da_T when dh_{t-1} = da_t W_h, full or with each L_t reaching back k steps."""
+def _adjoints(dh, slope, W, k: int | None) -> np.ndarray:
+    """da_1..da_T when dh_{t-1} = da_t W (W_h^T: the truth; W_h: the missing-transpose
+    mistake), full or with each L_t reaching back k steps."""
     T = dh.shape[0]
     da = np.zeros_like(dh)
     if k is None or k >= T - 1:
         carry = np.zeros_like(dh[0])
         for t in reversed(range(T)):
             da[t] = (dh[t] + carry) * slope[t]
-            carry = da[t] @ W_h  # the mistake: W_h where W_h.T belongs
+            carry = da[t] @ W
         return da
     for t in range(T):
         stop = max(t - k, 0)
@@ -101,7 +107,7 @@ def _mistaken_adjoints(dh, slope, W_h, k: int | None) -> np.ndarray:
         for s in range(t, stop - 1, -1):
             da[s] += g
             if s > stop:
-                g = (g @ W_h) * slope[s - 1]
+                g = (g @ W) * slope[s - 1]
     return da
 
 
@@ -126,7 +132,8 @@ def untransposed_recurrence(
     else:
         dh = _direct_dh(arrays, hs, options.get("reduction", "sum"))
     W_x, W_h = np.asarray(W_x, dtype=np.float64), np.asarray(W_h, dtype=np.float64)
-    da = _mistaken_adjoints(dh, _slope(activation, hs), W_h, options.get("truncate"))
+    # The mistake: W_h where W_h.T belongs.
+    da = _adjoints(dh, _slope(activation, hs), W_h, options.get("truncate"))
     T, N, H = hs.shape
     first = np.zeros((N, H)) if h0 is None else np.asarray(h0, dtype=np.float64)
     h_prev = np.concatenate([first[None], hs[:-1]])
@@ -140,6 +147,31 @@ def untransposed_recurrence(
         mistaken["W_x"] = x.reshape(-1, x.shape[-1]).T @ rows
         mistaken["x"] = da @ W_x.T
     return {name: mistaken.get(name, value) for name, value in truth.items()}
+
+
+def state_mistakes(
+    arrays: Mapping[str, np.ndarray], form: str = "full", **options
+) -> dict[str, np.ndarray]:
+    """dW_h under two mistakes in which state multiplies da_t: "h_t_for_h_prev" (sum_t h_t^T
+    da_t) and "zero_initial_state" (h_0 taken as zero, as when the backward pass starts from
+    zeros instead of the hprev it was given); the adjoints da_t are the true ones."""
+    activation, inputs = options.get("activation", "tanh"), options.get("inputs", "dense")
+    x, h0, W_x, W_h, b = _layer_inputs(arrays)
+    hs = reference.layer_forward(x, h0, W_x, W_h, b, activation=activation, inputs=inputs)
+    if form == "layer":
+        dh = np.asarray(arrays["dh"], dtype=np.float64)
+    else:
+        dh = _direct_dh(arrays, hs, options.get("reduction", "sum"))
+    W_h = np.asarray(W_h, dtype=np.float64)
+    da = _adjoints(dh, _slope(activation, hs), W_h.T, options.get("truncate"))
+    T, N, H = hs.shape
+    rows = da.reshape(-1, H)
+    first = np.zeros((N, H))
+    h_prev = np.concatenate([first[None], hs[:-1]])
+    out = {"h_t_for_h_prev": hs.reshape(-1, H).T @ rows}
+    if h0 is not None and np.any(np.asarray(h0) != 0):
+        out["zero_initial_state"] = h_prev.reshape(-1, H).T @ rows
+    return out
 
 
 def alternatives(
@@ -178,3 +210,6 @@ def alternatives(
     if dims.H > 1:
         mistaken = untransposed_recurrence(arrays, form, **options)
         yield Alternative("untransposed_recurrence", mistaken[name])
+    if name == "W_h":
+        for cause, value in state_mistakes(arrays, form, **options).items():
+            yield Alternative(cause, value)

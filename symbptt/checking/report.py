@@ -72,6 +72,12 @@ class Report:
     out_of_time: bool = False
     #: The model variant checked: its name and options.
     model: dict | None = None
+    #: How the function was called: "plain", "char-rnn" or "pair"; x batch-first or not.
+    style: str = "plain"
+    batch_first: bool = False
+    #: Right on ordinary inputs but NaN or inf on saturated ones where the truth is finite:
+    #: one sentence (the command line exits 4).
+    overflow: str | None = None
 
     def result(self, name: str) -> ParameterResult:
         """The verdict on one gradient (or "loss"); UnknownNameError if the report has none."""
@@ -114,17 +120,32 @@ class Report:
         verdict = (
             "[green]all checked gradients are right[/green]" if self.ok else "[red]WRONG[/red]"
         )
+        if self.overflow and not self.wrong and not self.error:
+            verdict = "[yellow]right on ordinary inputs, overflows on saturated ones[/yellow]"
         if self.target:
             console.print(f"target: {safe_text(self.target)}", highlight=False, soft_wrap=True)
         variant = describe_model(self.model)
         if variant:
             console.print(f"model: {variant}", highlight=False, soft_wrap=True)
+        how = [f"{self.form} form", f"{self.layout} layout"]
+        if self.style != "plain":
+            how.insert(0, f"{self.style} style")
+        if self.batch_first:
+            how.append("batch-first")
+        examples = f"{self.examples} example{'s' * (self.examples != 1)}"
+        if self.distinct_shapes:
+            plural = "s" * (self.distinct_shapes != 1)
+            examples += f" over {self.distinct_shapes} shape{plural}"
         console.print(
-            f"symbptt check ({self.form} form, {self.layout} layout, {self.examples} examples"
-            f" over {self.distinct_shapes} shapes): "
-            f"{verdict}",
+            f"symbptt check ({', '.join(how)}, {examples}): {verdict}",
             soft_wrap=True,
         )
+        if self.overflow:
+            console.print(
+                f"[yellow]overflow:[/yellow] {safe_text(self.overflow)}",
+                highlight=False,
+                soft_wrap=True,
+            )
         if self.error:
             console.print(
                 f"[red]error:[/red] {safe_text(self.error)}", highlight=False, soft_wrap=True

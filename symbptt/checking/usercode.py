@@ -24,7 +24,13 @@ from .worker import Foreign, Opaque
 
 Runner = Worker | InProcess
 
-__all__ = ["Convention", "FORMS", "LAYOUTS", "PRECISIONS", "UserAnswer"]
+__all__ = ["CallConventionMismatch", "Convention", "FORMS", "LAYOUTS", "PRECISIONS", "UserAnswer"]
+
+
+class CallConventionMismatch(UserFunctionError):
+    """The function does not take or return arrays the way the check was told (its signature,
+    a tuple without a declared order, an unknown key, batch-first arrays): a usage error of the
+    check (exit 2), never a wrong gradient."""
 
 
 @dataclass
@@ -38,6 +44,9 @@ class UserAnswer:
     dtypes: dict[str, str] = field(default_factory=dict)
     #: A cause already evident from the answer's form (a transposed shape).
     causes: dict[str, str] = field(default_factory=dict)
+    #: Gradients whose values were read, but whose shape differs from their parameter's by
+    #: axes of size 1 (a (1, H) db for a (H,) b): one sentence each.
+    shape_notes: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,8 @@ class Convention:
     order: Sequence[str] | None = None
     #: The model (variant) the function computes; default the vanilla RNN.
     model: ModelSpec = VANILLA
+    #: Accept a gradient whose shape differs from its parameter's only by axes of size 1.
+    allow_broadcast_shapes: bool = False
 
     # -- what the form takes and gives, from the model --------------------------------------
     @property
@@ -210,6 +221,22 @@ class Convention:
             raise WorkerDiedError(
                 f"{name} {outcome.reason} when called with shapes {self.shapes_text(arrays)}"
             )
+        if isinstance(outcome, Raised) and outcome.type == "CallConventionError":
+            raise CallConventionMismatch(f"{name}: {outcome.message}")
+        if isinstance(outcome, Raised) and outcome.at_call and outcome.type == "TypeError":
+            how = "by keyword" if by_keyword else "positionally, in this order"
+            removed = [i.name for i in self.model.base_inputs if i.name not in self.inputs]
+            variant = (
+                f"; this model variant has no {', '.join(removed)}"
+                if removed and self.form == "full"
+                else ""
+            )
+            raise CallConventionMismatch(
+                f"{name} cannot be called as the check calls it ({outcome.message}): symbptt "
+                f"passes {', '.join(self.user_name(n) for n in self.inputs)} {how}{variant}; "
+                "declare your argument names with names=... (--names), or use the style or "
+                "form your code is written in (--style char-rnn, --form layer)"
+            )
         if isinstance(outcome, Raised):  # the user's bug, reported with their own line
             hint = ""
             if outcome.at_call and outcome.type == "TypeError":
@@ -232,7 +259,7 @@ class Convention:
             )
         try:
             return self._answer(name, outcome.value, arrays)
-        except UserFunctionError:
+        except UserFunctionError:  # CallConventionMismatch included
             raise
         except Exception as exc:  # something in the answer that NumPy cannot read
             raise UserFunctionError(
@@ -242,7 +269,7 @@ class Convention:
     def _answer(self, name: str, result, arrays) -> UserAnswer:
         if self.form == "full":
             if not (isinstance(result, (tuple, list)) and len(result) == 2):
-                raise UserFunctionError(
+                raise CallConventionMismatch(
                     f"{name} returned {_describe(result)}; the full form must return a "
                     "pair (loss, grads)"
                 )
@@ -257,7 +284,12 @@ class Convention:
             answer.dtypes["loss"] = loss_dtype
         for canonical, value in raw.items():
             expected = self.user_shape(canonical, arrays[canonical].shape)
+            self._refuse_other_batch_axis(name, canonical, value, arrays)
             problem, cause = _array_problem(self.user_name(canonical), value, expected)
+            if problem is None:
+                note = self._singleton_axes(canonical, value, expected)
+                if note:
+                    answer.shape_notes[canonical] = note
             if problem:
                 answer.problems[canonical] = problem
                 if cause:
@@ -267,6 +299,34 @@ class Convention:
             value = np.asarray(value.array if isinstance(value, Foreign) else value)
             answer.grads[canonical] = self._from_user(canonical, value.reshape(expected))
         return answer
+
+    def _refuse_other_batch_axis(self, name: str, canonical: str, value, arrays) -> None:
+        """A time-major gradient returned batch-first (or the other way round) means the
+        batch_first declaration is wrong: a usage error with the fix, not a wrong value."""
+        if not self._time_major(canonical):
+            return
+        shape = np.shape(value.array if isinstance(value, Foreign) else value)
+        expected = self.user_shape(canonical, arrays[canonical].shape)
+        swapped = (expected[1], expected[0], *expected[2:]) if len(expected) >= 2 else expected
+        if shape != expected and shape == swapped:
+            fix = "drop --batch-first" if self.batch_first else "add --batch-first"
+            raise CallConventionMismatch(
+                f"{name} returned d{self.user_name(canonical)} with shape {shape}, which is "
+                f"{'time-major (T, N, ...)' if self.batch_first else 'batch-first (N, T, ...)'}"
+                f" where {expected} was expected: {fix} (batch_first=...)"
+            )
+
+    def _singleton_axes(self, canonical: str, value, expected) -> str | None:
+        shape = np.shape(value.array if isinstance(value, Foreign) else value)
+        if shape == tuple(expected) or self.allow_broadcast_shapes:
+            return None
+        user = self.user_name(canonical)
+        return (
+            f"d{user} has shape {shape}, expected {tuple(expected)}: the same entries with axes "
+            f"of size 1 added or dropped, so {user} -= lr * d{user} would change {user}'s shape "
+            f"to {np.broadcast_shapes(shape, tuple(expected))} (allow_broadcast_shapes=True, "
+            "--allow-broadcast-shapes, accepts it)"
+        )
 
     def _by_name(self, name: str, grads) -> dict[str, object]:
         allowed = self.gradients
@@ -281,7 +341,7 @@ class Convention:
                 if key not in lookup:
                     close = difflib.get_close_matches(str(key), list(lookup), n=1)
                     hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    raise UserFunctionError(
+                    raise CallConventionMismatch(
                         f"{name} returned a gradient under the unexpected key {key!r}"
                         f"{hint}; expected keys among "
                         f"{', '.join(self.user_name(n) for n in allowed)}"
@@ -291,17 +351,17 @@ class Convention:
         if isinstance(grads, (tuple, list)):
             order = list(self.order) if self.order is not None else None
             if order is None:
-                raise UserFunctionError(
+                raise CallConventionMismatch(
                     f"{name} returned its gradients as a {type(grads).__name__}; "
                     "declare their order (order=... in Python, --order on the command line)"
                 )
             if len(grads) != len(order):
-                raise UserFunctionError(
+                raise CallConventionMismatch(
                     f"{name} returned {len(grads)} gradients but the declared order names "
                     f"{len(order)} ({', '.join(order)})"
                 )
             return dict(zip(order, grads))
-        raise UserFunctionError(
+        raise CallConventionMismatch(
             f"{name} returned gradients as {_describe(grads)}; return a dict keyed by "
             "parameter name, or a tuple with a declared order"
         )

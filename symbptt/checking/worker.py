@@ -448,8 +448,9 @@ def forbid(names: list[str]) -> None:
     sys.meta_path.insert(0, _Forbidden(list(names)))
 
 
-def load(path: str) -> Any:
-    """Import the user's file as a module (raising whatever its top-level code raises)."""
+def load(path: str, defs_only: bool = False) -> Any:
+    """Import the user's file as a module (raising whatever its top-level code raises); with
+    `defs_only`, run only its imports, definitions and simple constant assignments."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("__symbptt_submission__", path)
@@ -457,8 +458,145 @@ def load(path: str) -> Any:
         raise ImportError(f"{path} is not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses and pickling look their module up here
-    spec.loader.exec_module(module)
+    if defs_only:
+        with open(path, encoding="utf-8") as f:
+            code = definitions_only(f.read(), path)
+        exec(code, module.__dict__)  # the user's own file, cut to its definitions
+    else:
+        spec.loader.exec_module(module)
     return module
+
+
+def definitions_only(source: str, path: str = "<source>") -> Any:
+    """The module's code with only its imports, function and class definitions, docstring
+    and simple constant assignments (`hidden_size = 100`): a training script's top level that
+    reads data or loops forever is left out."""
+    import ast
+
+    tree = ast.parse(source, path)
+    keep = []
+    for node in tree.body:
+        if isinstance(
+            node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        ):
+            keep.append(node)
+        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            keep.append(node)  # a docstring
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and _constant(node.value):
+            keep.append(node)
+    tree.body = keep
+    return compile(tree, path, "exec")
+
+
+def _constant(node: Any) -> bool:
+    """A literal, or arithmetic on literals: `100`, `1e-1`, `-5`, `2 * 64`, `(1, 2)`."""
+    import ast
+
+    if node is None:
+        return False
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp):
+        return _constant(node.operand)
+    if isinstance(node, ast.BinOp):
+        return _constant(node.left) and _constant(node.right)
+    if isinstance(node, (ast.Tuple, ast.List)):
+        return all(_constant(e) for e in node.elts)
+    return False
+
+
+# -- code as people write it, adapted to one call per problem -------------------------------------
+class CallConventionError(Exception):
+    """The user's code does not fit the declared style (what it takes or returns): a usage
+    error of the check, reported as such, never as a wrong gradient."""
+
+
+class CharRNN:
+    """A min-char-rnn `lossFun(inputs, targets, hprev) -> (loss, dWxh, dWhh, dWhy, dbh, dby,
+    hlast)` as one call on a batch: its weights and size globals are set in its module before
+    each sequence (from fresh copies), each row of the batch is one call with token-id lists
+    and an (H, 1) hprev, and the losses and gradients are added up over the rows."""
+
+    def __init__(self, fn: Callable, namespace: dict, weights: list, sizes: dict) -> None:
+        self.fn, self.namespace, self.weights, self.sizes = fn, namespace, weights, sizes
+
+    def __call__(self, **arrays: Any) -> tuple:
+        x, y, h0 = (np.asarray(arrays.pop(k)) for k in ("x", "y", "h0"))
+        D = np.asarray(arrays[self.weights[0]]).shape[1]  # Wxh is (H, D)
+        letters = {"D": D, "C": D, "H": h0.shape[1]}
+        N = x.shape[1]
+        loss, grads = 0.0, None
+        for n in range(N):
+            for name in self.weights:  # fresh copies: an in-place update stays in its call
+                self.namespace[name] = np.array(arrays[name], dtype=np.float64)
+            for name, letter in self.sizes.items():
+                self.namespace[name] = int(letters[letter])
+            inputs = [int(i) for i in x[:, n]]
+            targets = [int(i) for i in y[:, n]]
+            hprev = np.array(h0[n], dtype=np.float64).reshape(-1, 1)
+            result = self.fn(inputs, targets, hprev)
+            if not isinstance(result, (tuple, list)) or len(result) < 1 + len(self.weights):
+                what = type(result).__name__
+                size = f" of length {len(result)}" if isinstance(result, (tuple, list)) else ""
+                raise CallConventionError(
+                    f"the char-rnn style expects lossFun to return (loss, "
+                    f"{', '.join('d' + w for w in self.weights)}, hlast); it returned a "
+                    f"{what}{size}"
+                )
+            loss = loss + result[0]
+            parts = list(result[1 : 1 + len(self.weights)])
+            grads = parts if grads is None else [g + p for g, p in zip(grads, parts)]
+        return loss, tuple(grads or ())
+
+
+class LayerPair:
+    """CS231n's `forward(x, h0, Wx, Wh, b) -> (h, cache)` and `backward(dh, cache) -> (dx, dh0,
+    dWx, dWh, db)` as one call (the cache never leaves this process). With `step`, the step
+    pair `rnn_step_forward(x, prev_h, ...)` on the one step of a T = 1 problem."""
+
+    def __init__(self, forward: Callable, backward: Callable, step: bool, batch_first: bool):
+        self.forward, self.backward = forward, backward
+        self.step, self.batch_first = step, batch_first
+
+    def __call__(self, *args: Any) -> Any:
+        *inputs, dh = args
+        if self.step:  # the one step: drop the T axis going in, restore it coming out
+            axis = 1 if self.batch_first else 0
+            x_shape = np.shape(inputs[0])
+            inputs[0] = np.take(inputs[0], 0, axis=axis)
+            dh = np.take(dh, 0, axis=axis)
+        result = self.forward(*inputs)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise CallConventionError(
+                "the forward function of a pair must return (h, cache); it returned "
+                f"{_kind(result)}"
+            )
+        grads = self.backward(dh, result[1])
+        if not isinstance(grads, (tuple, list)):
+            return grads
+        grads = list(grads)
+        if self.step and grads:
+            grads[0] = np.reshape(grads[0], x_shape)
+        return tuple(grads)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of length {len(value)}"
+    return f"a {type(value).__name__}"
+
+
+def adapt(functions: list, namespace: dict, adapter: dict | None) -> Callable:
+    """The one callable the parent calls: the user's function itself, or code as people write
+    it (`adapter["kind"]`: "char-rnn" or "pair") wrapped to take one problem per call."""
+    if not adapter:
+        return functions[0]
+    if adapter.get("kind") == "char-rnn":
+        return CharRNN(functions[0], namespace, list(adapter["weights"]), dict(adapter["sizes"]))
+    if adapter.get("kind") == "pair":
+        forward, backward = functions
+        return LayerPair(forward, backward, bool(adapter["step"]), bool(adapter["batch_first"]))
+    raise CallConventionError(f"unknown adapter {adapter.get('kind')!r}")
 
 
 def _public_callables(module: Any) -> list[str]:
@@ -486,21 +624,27 @@ def main(argv: list[str]) -> None:
     reply: dict[str, Any] = {"kind": "loaded"}
     fn = None
     try:
-        module = load(path)
+        module = load(path, bool(setup.get("defs_only")))
     except BaseException as exc:
         reply["raised"] = describe_exception(exc, user_file=path)
     else:
-        try:
-            fn = getattr(module, setup["function"])
-        except AttributeError as exc:
-            reply["missing"] = _public_callables(module)
-            reply["raised"] = describe_exception(exc, user_file=path)
-        except BaseException as exc:  # a module __getattr__ that raises something else
-            reply["raised"] = describe_exception(exc, user_file=path)
+        functions = []
+        for name in str(setup["function"]).split(","):
+            try:
+                found = getattr(module, name)
+            except AttributeError as exc:
+                reply["missing"] = _public_callables(module)
+                reply["raised"] = describe_exception(exc, user_file=path)
+                break
+            except BaseException as exc:  # a module __getattr__ that raises something else
+                reply["raised"] = describe_exception(exc, user_file=path)
+                break
+            if not callable(found):
+                reply["not_callable"] = type(found).__name__
+                break
+            functions.append(found)
         else:
-            if not callable(fn):
-                reply["not_callable"] = type(fn).__name__
-                fn = None
+            fn = adapt(functions, module.__dict__, setup.get("adapter"))
     write_frame(responses, encode_reply(reply, path))
     if fn is not None:
         serve(fn, requests, responses, user_file=path)
