@@ -267,6 +267,13 @@ def _parser() -> argparse.ArgumentParser:
         "for b (H,))",
     )
     k.add_argument(
+        "--step",
+        choices=("auto", "yes", "no"),
+        default="auto",
+        help="for a pair: yes, the one-step pair (x (N, D), T = 1); auto (default): when the "
+        "forward function's name has the word step or cell",
+    )
+    k.add_argument(
         "--no-probe",
         action="store_true",
         help="skip the saturated inputs (pre-activations and logits of about 1000) tried "
@@ -659,6 +666,7 @@ def check_options(args: argparse.Namespace) -> dict:
         clip_norm=args.clip_norm,
         allow_broadcast_shapes=args.allow_broadcast_shapes,
         probe=not args.no_probe,
+        step={"auto": None, "yes": True, "no": False}[args.step],
     )
     try:  # our own options are checked before any user code runs
         validate_options(fn=args.targets[0], **options)

@@ -40,7 +40,45 @@ CHAR_RNN_RENAMED = (
     .replace("vocab_size", "n_chars")
 )
 
+#: Reuses module-level buffers for its gradients (returns the same arrays on every call), and
+#: reads constants the top level defines from other names: right.
+CHAR_RNN_BUFFERS = (
+    _char_rnn(
+        "def lossFun(inputs, targets, hprev):",
+        "_BUF = {}\nDTYPE = np.float64\nH = hidden_size\n\n\n"
+        "def _zeros(name, like):\n"
+        "    key = (name, like.shape)\n"
+        "    if key not in _BUF:\n"
+        "        _BUF[key] = np.zeros(like.shape, dtype=DTYPE)\n"
+        "    _BUF[key][...] = 0\n"
+        "    return _BUF[key]\n\n\n"
+        "def lossFun(inputs, targets, hprev):",
+    )
+    .replace(
+        "dWxh, dWhh, dWhy = np.zeros_like(Wxh), np.zeros_like(Whh), np.zeros_like(Why)",
+        "dWxh, dWhh, dWhy = _zeros('Wxh', Wxh), _zeros('Whh', Whh), _zeros('Why', Why)",
+    )
+    .replace(
+        "dbh, dby = np.zeros_like(bh), np.zeros_like(by)",
+        "dbh, dby = _zeros('bh', bh), _zeros('by', by)",
+    )
+)
+#: Reads seq_length, which must be the length of the sequence it is given.
+CHAR_RNN_SEQ_LENGTH = _char_rnn(
+    "    for t in range(len(inputs)):\n        xs[t] = np.zeros",
+    "    for t in range(seq_length):\n        xs[t] = np.zeros",
+)
+#: A Python 2 print statement inside lossFun: the function does not parse.
+CHAR_RNN_PY2_INSIDE = _char_rnn("    loss = 0.0\n", "    loss = 0.0\n    print 'loss'\n")
+
 LAYERS = (EXAMPLES / "rnn_layers.py").read_text()
+#: The same pairs under Coursera's names (cell) and with a sequence pair named "..._steps".
+LAYERS_RENAMED = (
+    LAYERS.replace("rnn_step_forward", "rnn_cell_forward")
+    .replace("rnn_step_backward", "rnn_cell_backward")
+    .replace("def rnn_forward", "def forward_all_steps")
+    .replace("def rnn_backward", "def backward_all_steps")
+)
 #: The recurrence multiplies by Wh where Wh.T belongs.
 LAYERS_UNTRANSPOSED = LAYERS.replace("da @ Wx.T, da @ Wh.T", "da @ Wx.T, da @ Wh")
 
@@ -78,6 +116,9 @@ def bptt(x, y, h0, W_x, W_h, V):
                 g["h0"] += dh
     return loss, g
 """
+
+#: Truncation at depth 4 (WildML's default), which sequences of 4 steps cannot show.
+TUTORIAL_K4 = TUTORIAL.replace("K = 2  #", "K = 4  #")
 
 #: A full-form function in the row layout; FLAW is replaced to make it wrong in one way.
 FULL = """
@@ -141,6 +182,15 @@ FLAWS = {
     "unshifted_softmax": FULL.replace("z = o - o.max(axis=1, keepdims=True)", "z = o"),
     #: clips the parameters' gradients to a global norm of 1.
     "clip_norm": FULL.replace("CLIP_NORM = None", "CLIP_NORM = 1.0"),
+    #: dx returned batch-first by time-major code: wrong (not a set-up mistake).
+    "dx_swapped": FULL.replace(
+        "# FLAW", 'g["x"] = np.ascontiguousarray(np.swapaxes(g["x"], 0, 1))'
+    ),
+    #: -log(p + eps): right wherever it is used, off only at saturation (not judged there).
+    "eps_log": FULL.replace(
+        "        loss -= log_p[np.arange(N), y[t]].sum()",
+        "        loss -= np.log(np.exp(log_p[np.arange(N), y[t]]) + 1e-300).sum()",
+    ),
     #: returns its gradients as a tuple, which needs a declared order.
     "tuple": FULL.replace(
         "    return loss, g\n",
@@ -154,7 +204,12 @@ PROGRAMS = {
     "char_rnn_h_t": CHAR_RNN_H_T,
     "char_rnn_short": CHAR_RNN_SHORT,
     "char_rnn_renamed": CHAR_RNN_RENAMED,
+    "char_rnn_buffers": CHAR_RNN_BUFFERS,
+    "char_rnn_seq_length": CHAR_RNN_SEQ_LENGTH,
+    "char_rnn_py2_inside": CHAR_RNN_PY2_INSIDE,
     "layers": LAYERS,
+    "layers_renamed": LAYERS_RENAMED,
+    "tutorial_k4": TUTORIAL_K4,
     "layers_untransposed": LAYERS_UNTRANSPOSED,
     "tutorial": TUTORIAL,
     **{f"full_{k}": v for k, v in FLAWS.items()},

@@ -161,17 +161,17 @@ class Clipping:
 
 def _clipped_truth(
     form: str, problem: Problem, clipping: Clipping
-) -> tuple[float | None, dict[str, np.ndarray], int, int]:
-    """The truth as the declared clipping leaves it (per example when each call is one), and
-    how many gradient entries the clipping changed out of how many."""
+) -> tuple[float | None, dict[str, np.ndarray], dict[str, np.ndarray], int, int]:
+    """The truth as the declared clipping leaves it (per example when each call is one), the
+    unclipped truth, and how many gradient entries the clipping changed out of how many."""
     if not clipping.active:
         loss, grads = _truth(form, problem)
-        return loss, grads, 0, 0
+        return loss, grads, grads, 0, 0
     params = problem.model.parameters
     if not clipping.per_row:
         loss, grads = _truth(form, problem)
         clipped, changed, total = clipping.apply(grads, params)
-        return loss, clipped, changed, total
+        return loss, clipped, grads, changed, total
     loss, full = _truth(form, problem)
     summed: dict[str, np.ndarray] = {}
     changed = total = 0
@@ -182,7 +182,7 @@ def _clipped_truth(
                 summed[name] = summed[name] + clipped[name] if name in summed else clipped[name]
         changed, total = changed + c, total + t
     # Only the parameters' gradients are clipped; h0's and x's are the truth's.
-    return loss, {k: summed.get(k, v) for k, v in full.items()}, changed, total
+    return loss, {k: summed.get(k, v) for k, v in full.items()}, full, changed, total
 
 
 def _row(problem: Problem, n: int) -> Problem:
@@ -283,17 +283,30 @@ def _clipping_cause(name, got, truth, problem, form, tol, global_scale, per_row)
     if top <= 0:
         return None
     if not per_row or problem.dims.N == 1:
-        if float(np.abs(truth).max(initial=0.0)) > top * (1 + 1e-6):
-            if _matches(got, np.clip(truth, -top, top), truth, tol, global_scale):
-                return f"at ±{top:g}"
+        if _clips(truth, top) and _matches(
+            got, np.clip(truth, -top, top), truth, tol, global_scale
+        ):
+            return f"at ±{top:g}"
         return None
     rows = [_truth(form, _row(problem, n))[1][name] for n in range(problem.dims.N)]
     for k in range(1, problem.dims.N + 1):  # v times the number of rows clipped at the max
         v = top / k
+        if not any(_clips(r, v) for r in rows):
+            continue
         candidate = sum(np.clip(r, -v, v) for r in rows)
         if _matches(got, candidate, truth, tol, global_scale):
             return f"at ±{v:g}, in each sequence"
     return None
+
+
+def _clips(truth: np.ndarray, v: float) -> bool:
+    """Clipping at ±v would change some entries and leave others inside alone: only then is
+    "clipped" a diagnosis (a shrunk [a, -a] is not)."""
+    magnitude = np.abs(truth)
+    return bool(
+        np.any(magnitude > v * (1 + 1e-6))
+        and np.any((magnitude > 0) & (magnitude < v * (1 - 1e-6)))
+    )
 
 
 @dataclass
@@ -306,6 +319,8 @@ class Evaluation:
     global_scale: float
     loss: float | None
     truth: dict[str, np.ndarray]
+    #: The truth before the declared clipping (the same dict when none is declared).
+    raw_truth: dict[str, np.ndarray] | None = None
 
 
 class _Checker:
@@ -345,7 +360,7 @@ class _Checker:
             raise _OutOfTime
         pending = self.conv.submit(self.runner, problem.arrays, timeout=self.remaining())
         # The truth while the user's code runs (clipped as declared).
-        loss, truth, changed, total = _clipped_truth(self.conv.form, problem, self.clipping)
+        loss, truth, raw, changed, total = _clipped_truth(self.conv.form, problem, self.clipping)
         self.clipped[0] += changed
         self.clipped[1] += total
         try:
@@ -364,7 +379,7 @@ class _Checker:
             measured["loss"] = _measure(
                 answer.loss, loss, self.tolerance(answer, "loss"), abs(loss)
             )
-        return Evaluation(problem, answer, measured, global_scale, loss, truth)
+        return Evaluation(problem, answer, measured, global_scale, loss, truth, raw)
 
     def _refuse_undeclared_precision(self, answer: UserAnswer) -> None:
         """A float16/bfloat16 answer is judged only at a declared precision, never trusted."""
@@ -463,6 +478,11 @@ class _Checker:
             )
         except Exception as exc:  # a diagnosis that fails never changes the verdict
             r.message = f"no likely cause could be worked out ({type(exc).__name__}: {exc})"
+        raw = (ev.raw_truth or {}).get(name)
+        if name != "loss" and self.clipping.active and raw is not None:
+            tol = self.tolerance(answer, name)
+            if _matches(np.asarray(got), raw, np.asarray(want), tol, ev.global_scale):
+                r.likely_cause, r.cause_detail = "clip_not_applied", None
         if self.probe_prefixes:
             r.first_wrong_step = self._first_wrong_step(name, ev.problem)
         if r.likely_cause is None and r.max_rel_error is not None and r.max_rel_error < 1e-3:
@@ -557,6 +577,7 @@ def validate_options(
     clip_norm: float | None = None,
     allow_broadcast_shapes: bool = False,
     probe: bool = True,
+    step: bool | None = None,
 ) -> tuple[Convention, tuple[str, ...], dict[str, Tolerance], Style]:
     """Every argument of check_gradients checked before any work, one sentence each
     (InvalidArgumentError); the convention, the required values, the tolerance table and the
@@ -618,6 +639,7 @@ def validate_options(
         model=model,
         globals_=globals,
         defs_only=defs_only,
+        step=step,
     )
     convention = Convention(
         settled.form,
@@ -740,7 +762,13 @@ def _load_failure(runner: Runner, target: str) -> str | None:
     if isinstance(runner, Worker) and runner.not_callable is not None:
         raise TargetError(f"{target} is a {runner.not_callable}, not a function")
     if isinstance(failure, Died):
-        return f"{target} {failure.reason}"
+        hint = ""
+        if isinstance(runner, Worker) and not runner.defs_only and "importing" in failure.reason:
+            hint = (
+                "; if it is a training script that runs at import, --defs-only "
+                "(defs_only=True) imports only its imports, definitions and constants"
+            )
+        return f"{target} {failure.reason}{hint}"
     where = f" ({failure.frame})" if isinstance(failure, Raised) and failure.frame else ""
     hint = ""
     if isinstance(runner, Worker) and not runner.defs_only:
@@ -779,6 +807,7 @@ def check_gradients(
     clip_norm: float | None = None,
     allow_broadcast_shapes: bool = False,
     probe: bool = True,
+    step: bool | None = None,
 ) -> Report:
     """Check the gradients fn returns on random shapes and values; say what is wrong and where.
 
@@ -824,6 +853,8 @@ def check_gradients(
         probe: after a right verdict, also try saturated inputs (pre-activations and logits in
             the thousands) where the true gradient is finite; NaN or inf there is reported as
             `report.overflow`.
+        step: for a pair, whether it is the one-step pair (x (N, D), T = 1); by default, when
+            the forward function's name has the word "step" or "cell" in it.
 
     Returns:
         A `Report`; `report.ok` is False when any required gradient or the loss is wrong or
@@ -864,6 +895,7 @@ def check_gradients(
         clip_norm=clip_norm,
         allow_broadcast_shapes=allow_broadcast_shapes,
         probe=probe,
+        step=step,
     )
     limits = Limits.for_check(timeout, total_timeout, memory_mb)
     started = time.monotonic()
@@ -932,11 +964,16 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
         checker.probe_prefixes = False
     elif search.failure is not None or search.error is not None:
         failed = search.failure.problem if search.failure is not None else search.error_problem
+        order = _order_fix(checker, search.failure) if search.failure is not None else None
+        if order:
+            raise TargetError(order)
         if failed is not None:
             fix = _setup_fix(checker, failed)
             if fix:
                 raise TargetError(fix)
-    report.examples, report.distinct_shapes = search.count, len(search.shapes)
+    # Examples drawn (the calls hypothesis makes while shrinking a failure are not new ones).
+    report.examples = min(search.count, max_examples)
+    report.distinct_shapes = len(search.shapes)
     report.out_of_time = search.out_of_time
     at_failing = at_generic = None
     if search.failure is not None:
@@ -958,6 +995,25 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
             search.error_dims = search.error_dims or GENERIC
         except _OutOfTime:
             report.out_of_time = True
+        quiet = at_generic is not None and not any(r.status == "WRONG" for r in at_generic.values())
+        if search.failure is None and search.error is None and quiet:
+            large = _large_problem(checker, seed)
+            try:
+                ev = checker.evaluate(large)
+            except CallConventionMismatch as exc:
+                raise TargetError(str(exc)) from None
+            except UserFunctionError as exc:
+                search.error, search.error_dims = str(exc), large.dims
+            except _OutOfTime:
+                report.out_of_time = True
+            else:
+                if checker.failing(ev):
+                    search.failure = ev
+                    at_failing = checker.results(ev)
+                    report.notes.append(
+                        f"wrong on a long sequence with large gradients (T={large.dims.T}, the "
+                        "output weights scaled by 30), right on the random examples"
+                    )
     report.results_from(at_failing, at_generic)
     report.error = search.error
     if search.failure is not None:
@@ -966,6 +1022,8 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
         report.dims = search.error_dims.as_dict()
     elif report.wrong:
         report.dims = GENERIC.as_dict()
+    if report.dims is not None and form == "layer":
+        report.dims.pop("C", None)  # the layer has no classes
     if report.inconsistent:
         report.notes.append(
             "the function is inconsistent: it gave different answers for the same inputs; "
@@ -987,9 +1045,9 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
             f"every answer was judged at the declared {precision} precision "
             f"(relative tolerance {table[precision].rtol:g})"
         )
+    changed, total = checker.clipped  # the ordinary and the large problems, not the probe
     if report.ok and checker.probe and not report.out_of_time:
         _probe(checker, report, seed)
-    changed, total = checker.clipped
     if checker.clipping.active and total:
         bound = (
             f"±{checker.clipping.value:g}"
@@ -1007,6 +1065,58 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     if runner.restarts:
         report.notes.append(f"the worker process was restarted {runner.restarts} time(s)")
     return report
+
+
+#: The extra problem every check ends with: longer than the random ones (truncation at depth
+#: up to T - 2 shows), with gradients large enough that clipping at a few units acts.
+LARGE_T, LARGE_SCALE = 8, 30.0
+
+
+def _large_problem(checker: _Checker, seed: int) -> Problem:
+    model, form = checker.conv.model, checker.conv.form
+    K = model.options.truncate
+    shape = replace(GENERIC, T=max(LARGE_T, 0 if K is None else K + 2))
+    if checker.fit is not None:  # C == D for a next-token model; T = 1 for a step pair
+        shape = checker.fit(shape)
+    arrays = model.random_point(shape, seed + 1, scale=LARGE_SCALE)
+    problem = _problem(shape, arrays, form, seed + 1, model)
+    if form == "layer":  # no output layer: the upstream gradient is what is large
+        problem.arrays["dh"] = problem.arrays["dh"] * LARGE_SCALE
+    return problem
+
+
+def _order_fix(checker: _Checker, ev: Evaluation) -> str | None:
+    """When the returned tuple holds every true gradient, but in another order than the one
+    declared, the sentence that names the order it came in."""
+    conv, raw = checker.conv, ev.answer.raw_tuple
+    if raw is None or conv.order is None:
+        return None
+    truth = ev.raw_truth or ev.truth
+    found: list[str] = []
+    for value in raw:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except Exception:
+            return None
+        matches = []
+        for name in conv.order:
+            if name not in truth:
+                continue
+            if arr.shape != conv.user_shape(name, ev.problem.arrays[name].shape):
+                continue
+            got = conv._from_user(name, arr)
+            if _measure(got, truth[name], checker.tolerance(ev.answer, name), ev.global_scale).ok:
+                matches.append(name)
+        if len(matches) != 1:
+            return None
+        found.append(matches[0])
+    if sorted(found) != sorted(conv.order) or found == list(conv.order):
+        return None
+    return (
+        f"{checker.runner.name} returns every gradient right, in the order {','.join(found)}, "
+        f"not the one declared ({','.join(conv.order)}): check it with --order "
+        f"{','.join(found)} (order=...)"
+    )
 
 
 def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
@@ -1077,9 +1187,10 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
         shape = checker.fit(shape)
     cases = []
     arrays = model.random_point(shape, seed)
-    cases.append(("pre-activations of about 1000", {**arrays, "W_x": arrays["W_x"] * 1000.0}))
+    cases.append(("pre-activations in the thousands", {**arrays, "W_x": arrays["W_x"] * 1e4}))
     if form == "full":
         cases.append(("logits of about 1000", model.random_point(shape, seed, scale=1000.0)))
+    where = " ".join(f"{k}={v}" for k, v in shape.as_dict().items() if k != "C" or form == "full")
     for label, values in cases:
         problem = _problem(shape, values, form, seed, model)
         try:
@@ -1088,24 +1199,18 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
             raise TargetError(str(exc)) from None
         except (UserFunctionError, _OutOfTime) as exc:
             if isinstance(exc, UserFunctionError):
-                report.overflow = f"right on ordinary inputs, but with {label}: {exc}"
-                report.dims = shape.as_dict()
+                report.overflow = f"right on ordinary inputs, but with {label} ({where}): {exc}"
                 report.ok = False
             return
+        # Only finiteness is judged there: saturated gradients are tiny, and rounding (or an
+        # epsilon inside a log) moves them without making the code wrong where it is used.
         bad = {n: p for n, p in ev.answer.problems.items() if "non-finite" in p}
         if bad:
             first = next(iter(bad.values()))
             report.overflow = (
-                f"right on ordinary inputs, but with {label} (where every true gradient is "
-                f"finite) {first}"
+                f"right on ordinary inputs, but with {label} ({where}), where every true "
+                f"gradient is finite, {first}"
             )
-            report.dims = shape.as_dict()
-            report.ok = False
-            return
-        if checker.failing(ev):
-            report.results_from(None, checker.results(ev))
-            report.dims = shape.as_dict()
-            report.notes.append(f"wrong only with {label}, where the truth is finite")
             report.ok = False
             return
 

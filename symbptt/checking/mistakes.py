@@ -40,6 +40,8 @@ CAUSES = {
     "zero_initial_state": "equals the gradient with h_0 taken as zero in dW_h (the backward "
     "pass starts from zeros instead of the initial state it was given)",
     "singleton_axes": "has axes of size 1 added or dropped",
+    "batch_time_swapped": "has its batch and time axes swapped",
+    "clip_not_applied": "equals the unclipped truth: the declared clipping is not applied",
 }
 
 

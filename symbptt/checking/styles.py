@@ -16,6 +16,7 @@ the code in (`worker.adapt`), and any constraint on the drawn shapes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -30,7 +31,9 @@ __all__ = ["STYLES", "CHAR_RNN_NAMES", "CHAR_RNN_SIZES", "Style", "resolve", "pa
 CHAR_RNN_NAMES = {"W_x": "Wxh", "W_h": "Whh", "V": "Why", "b": "bh", "c": "by"}
 #: The size globals min-char-rnn reads, set from the drawn dims before every call.
 CHAR_RNN_SIZES = {"vocab_size": "D", "hidden_size": "H"}
-SIZE_LETTERS = ("D", "H", "C")
+#: What a size global may be: the vocabulary (D, = C), the hidden size, or the sequence's
+#: length (T, set to len(inputs) at each call).
+SIZE_LETTERS = ("D", "H", "C", "T")
 
 
 @dataclass(frozen=True)
@@ -77,10 +80,16 @@ def resolve(
     model: ModelSpec,
     globals_: Mapping[str, str] | None,
     defs_only: bool,
+    step: bool | None = None,
 ) -> Style:
     """The style's settings, or InvalidArgumentError naming the option that does not fit."""
     if style not in STYLES:
         raise InvalidArgumentError(f"style={style!r} must be one of {', '.join(STYLES)}")
+    if step is not None and pair_of(fn) is None:
+        raise InvalidArgumentError(
+            "step (--step) says whether a forward/backward pair is the one-step pair; "
+            "name a pair: file.py:forward,backward"
+        )
     if globals_ and style != "char-rnn":
         raise InvalidArgumentError(
             "globals (--globals) set a char-rnn script's size globals: use them with "
@@ -106,8 +115,10 @@ def resolve(
                 f"{pair[0]},{pair[1]} is a forward/backward pair: check it with form='layer' "
                 "(--form layer)"
             )
-        step = "step" in pair[0].lower()
-        adapter = {"kind": "pair", "step": step, "batch_first": bool(batch_first)}
+        if step is None:  # rnn_step_forward, rnn_cell_forward: one step; forward_steps: not
+            words = set(re.split(r"[_\W]+", pair[0].lower()))
+            step = bool(words & {"step", "cell"})
+        adapter = {"kind": "pair", "step": bool(step), "batch_first": bool(batch_first)}
         fit = (lambda d: replace(d, T=1)) if step else None
         return Style(form, layout, model, names, order, only, adapter, fit)
     return Style(form, layout, model, names, order, only, None)
@@ -136,6 +147,11 @@ def _char_rnn(pair, form, layout, batch_first, names, order, only, model, global
                 f"names renames {data!r}; in the char-rnn style lossFun takes (inputs, "
                 "targets, hprev) by position, and only the weight globals have names"
             )
+    if layout != "row":
+        raise InvalidArgumentError(
+            "the char-rnn style sets its own layout (min-char-rnn's columns); leave layout "
+            "at its default"
+        )
     if model.options.inputs != "tokens":
         model = model.variant(inputs="tokens")
     if model.options.h0 != "input":
@@ -143,7 +159,17 @@ def _char_rnn(pair, form, layout, batch_first, names, order, only, model, global
             "the char-rnn style passes hprev to lossFun: h0 is an input (drop --h0 zero)"
         )
     params = [p for p in CHAR_RNN_NAMES if p in model.parameters]
-    names = {p: names.get(p, CHAR_RNN_NAMES[p]) for p in params}
+    by_script_name = {v: k for k, v in CHAR_RNN_NAMES.items()}  # Wxh=U works like W_x=U
+    mapped = {}
+    for key, value in names.items():
+        canonical = by_script_name.get(key, key)
+        if canonical not in params:
+            raise InvalidArgumentError(
+                f"names renames {key!r}, which is not a weight of a char-rnn lossFun "
+                f"({', '.join(f'{p} ({CHAR_RNN_NAMES[p]})' for p in params)})"
+            )
+        mapped[canonical] = value
+    names = {p: mapped.get(p, CHAR_RNN_NAMES[p]) for p in params}
     sizes = dict(CHAR_RNN_SIZES)
     for name, letter in (globals_ or {}).items():
         if not isinstance(name, str) or not name.isidentifier():

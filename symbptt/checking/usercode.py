@@ -47,6 +47,8 @@ class UserAnswer:
     #: Gradients whose values were read, but whose shape differs from their parameter's by
     #: axes of size 1 (a (1, H) db for a (H,) b): one sentence each.
     shape_notes: dict[str, str] = field(default_factory=dict)
+    #: A returned tuple as it came, in the user's layout (to tell a wrong declared order).
+    raw_tuple: list | None = None
 
 
 @dataclass(frozen=True)
@@ -280,12 +282,21 @@ class Convention:
             loss, grads, loss_dtype = None, result, None
         raw = self._by_name(name, grads)
         answer = UserAnswer(loss, {})
+        if isinstance(grads, (tuple, list)):
+            answer.raw_tuple = [v.array if isinstance(v, Foreign) else v for v in grads]
         if loss_dtype is not None and _is_float_name(loss_dtype):
             answer.dtypes["loss"] = loss_dtype
         for canonical, value in raw.items():
             expected = self.user_shape(canonical, arrays[canonical].shape)
-            self._refuse_other_batch_axis(name, canonical, value, arrays)
             problem, cause = _array_problem(self.user_name(canonical), value, expected)
+            if problem and self._time_major(canonical) and len(expected) >= 2:
+                shape = np.shape(value.array if isinstance(value, Foreign) else value)
+                if shape == (expected[1], expected[0], *expected[2:]) != tuple(expected):
+                    problem = (
+                        f"d{self.user_name(canonical)} has shape {shape}, expected "
+                        f"{tuple(expected)}: its batch and time axes are swapped"
+                    )
+                    cause = "batch_time_swapped"
             if problem is None:
                 note = self._singleton_axes(canonical, value, expected)
                 if note:
@@ -300,31 +311,21 @@ class Convention:
             answer.grads[canonical] = self._from_user(canonical, value.reshape(expected))
         return answer
 
-    def _refuse_other_batch_axis(self, name: str, canonical: str, value, arrays) -> None:
-        """A time-major gradient returned batch-first (or the other way round) means the
-        batch_first declaration is wrong: a usage error with the fix, not a wrong value."""
-        if not self._time_major(canonical):
-            return
-        shape = np.shape(value.array if isinstance(value, Foreign) else value)
-        expected = self.user_shape(canonical, arrays[canonical].shape)
-        swapped = (expected[1], expected[0], *expected[2:]) if len(expected) >= 2 else expected
-        if shape != expected and shape == swapped:
-            fix = "drop --batch-first" if self.batch_first else "add --batch-first"
-            raise CallConventionMismatch(
-                f"{name} returned d{self.user_name(canonical)} with shape {shape}, which is "
-                f"{'time-major (T, N, ...)' if self.batch_first else 'batch-first (N, T, ...)'}"
-                f" where {expected} was expected: {fix} (batch_first=...)"
-            )
-
     def _singleton_axes(self, canonical: str, value, expected) -> str | None:
         shape = np.shape(value.array if isinstance(value, Foreign) else value)
-        if shape == tuple(expected) or self.allow_broadcast_shapes:
+        expected = tuple(expected)
+        if shape == expected or self.allow_broadcast_shapes:
             return None
         user = self.user_name(canonical)
+        grown = np.broadcast_shapes(shape, expected)
+        effect = (
+            f"{user} = {user} - lr * d{user} would make {user} {grown}"
+            if grown != expected
+            else f"{user} -= lr * d{user} would fail"
+        )
         return (
-            f"d{user} has shape {shape}, expected {tuple(expected)}: the same entries with axes "
-            f"of size 1 added or dropped, so {user} -= lr * d{user} would change {user}'s shape "
-            f"to {np.broadcast_shapes(shape, tuple(expected))} (allow_broadcast_shapes=True, "
+            f"d{user} has shape {shape}, expected {expected}: the same entries with axes of "
+            f"size 1 added or dropped, so {effect} (allow_broadcast_shapes=True, "
             "--allow-broadcast-shapes, accepts it)"
         )
 
@@ -357,8 +358,8 @@ class Convention:
                 )
             if len(grads) != len(order):
                 raise CallConventionMismatch(
-                    f"{name} returned {len(grads)} gradients but the declared order names "
-                    f"{len(order)} ({', '.join(order)})"
+                    f"{name} returned {len(grads)} gradients; expected {len(order)} "
+                    f"({', '.join('d' + self.user_name(n) for n in order)})"
                 )
             return dict(zip(order, grads))
         raise CallConventionMismatch(

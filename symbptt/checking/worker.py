@@ -473,35 +473,83 @@ def definitions_only(source: str, path: str = "<source>") -> Any:
     reads data or loops forever is left out."""
     import ast
 
-    tree = ast.parse(source, path)
+    try:
+        tree = ast.parse(source, path)
+    except SyntaxError:  # a Python 2 script, say: keep the top-level blocks that parse alone
+        source = _parsable_blocks(source)
+        tree = ast.parse(source, path)
     keep = []
+    known: set[str] = set()  # names the kept statements define
     for node in tree.body:
-        if isinstance(
-            node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
-        ):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
             keep.append(node)
+            known |= {(a.asname or a.name).partition(".")[0] for a in node.names}
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            keep.append(node)
+            known.add(node.name)
         elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             keep.append(node)  # a docstring
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and _constant(node.value):
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and _constant(node.value, known):
             keep.append(node)
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            known |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
     tree.body = keep
     return compile(tree, path, "exec")
 
 
-def _constant(node: Any) -> bool:
-    """A literal, or arithmetic on literals: `100`, `1e-1`, `-5`, `2 * 64`, `(1, 2)`."""
+def _parsable_blocks(source: str) -> str:
+    """The source with every top-level block (a line at column 0 and the indented lines after
+    it) that does not parse on its own blanked out: Python 2 print statements in a training
+    loop go, the functions (which parse) stay. Line numbers are kept for tracebacks."""
+    import ast
+
+    lines = source.splitlines()
+    starts = [
+        i
+        for i, line in enumerate(lines)
+        if line[:1] not in ("", " ", "\t", "#")
+        and not line.startswith(("else", "elif", "except", "finally", ")", "]", "}"))
+    ]
+    out = list(lines)
+    for k, start in enumerate(starts):
+        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
+        block = "\n".join(lines[start:end])
+        try:
+            ast.parse(block)
+        except SyntaxError as exc:
+            UNPARSED.append((lines[start], start + (exc.lineno or 1), exc.msg))
+            for i in range(start, end):
+                out[i] = ""
+    return "\n".join(out) + "\n"
+
+
+#: (first line, line number, why) of each top-level block `definitions_only` left out because
+#: it does not parse (a Python 2 print): named when a function the check needs was in one.
+UNPARSED: list[tuple[str, int, str]] = []
+
+
+def _constant(node: Any, known: set[str] = frozenset()) -> bool:
+    """A value computed without calling anything: literals (`100`, `1e-1`, `{}`), names
+    already defined by kept statements (`H = hidden_size`), attributes of them
+    (`DTYPE = np.float64`), and arithmetic, tuples, lists, sets and dicts of those."""
     import ast
 
     if node is None:
         return False
     if isinstance(node, ast.Constant):
         return True
+    if isinstance(node, ast.Name):
+        return node.id in known
+    if isinstance(node, ast.Attribute):
+        return _constant(node.value, known)
     if isinstance(node, ast.UnaryOp):
-        return _constant(node.operand)
+        return _constant(node.operand, known)
     if isinstance(node, ast.BinOp):
-        return _constant(node.left) and _constant(node.right)
-    if isinstance(node, (ast.Tuple, ast.List)):
-        return all(_constant(e) for e in node.elts)
+        return _constant(node.left, known) and _constant(node.right, known)
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return all(_constant(e, known) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(_constant(e, known) for e in [*node.keys, *node.values] if e is not None)
     return False
 
 
@@ -523,8 +571,9 @@ class CharRNN:
     def __call__(self, **arrays: Any) -> tuple:
         x, y, h0 = (np.asarray(arrays.pop(k)) for k in ("x", "y", "h0"))
         D = np.asarray(arrays[self.weights[0]]).shape[1]  # Wxh is (H, D)
-        letters = {"D": D, "C": D, "H": h0.shape[1]}
-        N = x.shape[1]
+        T, N = x.shape
+        letters = {"D": D, "C": D, "H": h0.shape[1], "T": T}
+        _fits(self.fn, 3, "the char-rnn style calls lossFun(inputs, targets, hprev)")
         loss, grads = 0.0, None
         for n in range(N):
             for name in self.weights:  # fresh copies: an in-place update stays in its call
@@ -544,7 +593,9 @@ class CharRNN:
                     f"{what}{size}"
                 )
             loss = loss + result[0]
-            parts = list(result[1 : 1 + len(self.weights)])
+            # Copies: code that returns the same buffers on every call must not add up
+            # the next call's values into this one's.
+            parts = [np.array(p, copy=True) for p in result[1 : 1 + len(self.weights)]]
             grads = parts if grads is None else [g + p for g, p in zip(grads, parts)]
         return loss, tuple(grads or ())
 
@@ -565,6 +616,12 @@ class LayerPair:
             x_shape = np.shape(inputs[0])
             inputs[0] = np.take(inputs[0], 0, axis=axis)
             dh = np.take(dh, 0, axis=axis)
+        _fits(
+            self.forward,
+            len(inputs),
+            "the forward function of a pair is called as forward"
+            f"({', '.join(['x', 'h0', 'Wx', 'Wh', 'b'][: len(inputs)])})",
+        )
         result = self.forward(*inputs)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise CallConventionError(
@@ -581,9 +638,23 @@ class LayerPair:
 
 
 def _kind(value: Any) -> str:
+    name = type(value).__name__
+    article = "an" if name[:1].lower() in "aeiou" else "a"
     if isinstance(value, (tuple, list)):
-        return f"a {type(value).__name__} of length {len(value)}"
-    return f"a {type(value).__name__}"
+        return f"{article} {name} of length {len(value)}"
+    return f"{article} {name}"
+
+
+def _fits(fn: Callable, count: int, how: str) -> None:
+    """CallConventionError (a usage error) when fn cannot take `count` positional arguments."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(*range(count))
+    except TypeError as exc:
+        raise CallConventionError(f"{how}, but {exc}") from None
+    except ValueError:  # a builtin without a signature: let the call itself tell
+        pass
 
 
 def adapt(functions: list, namespace: dict, adapter: dict | None) -> Callable:
@@ -632,9 +703,15 @@ def main(argv: list[str]) -> None:
         for name in str(setup["function"]).split(","):
             try:
                 found = getattr(module, name)
-            except AttributeError as exc:
-                reply["missing"] = _public_callables(module)
-                reply["raised"] = describe_exception(exc, user_file=path)
+            except AttributeError as missing:
+                error: BaseException = missing
+                for first, line, why in UNPARSED:
+                    if first.startswith((f"def {name}(", f"def {name} (")):
+                        error = SyntaxError(f"{name} does not parse (line {line}: {why})")
+                        break
+                else:
+                    reply["missing"] = _public_callables(module)
+                reply["raised"] = describe_exception(error, user_file=path)
                 break
             except BaseException as exc:  # a module __getattr__ that raises something else
                 reply["raised"] = describe_exception(exc, user_file=path)
