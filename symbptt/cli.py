@@ -1,5 +1,5 @@
 """The `symbptt` command line: `derive` a gradient through every path, `latex` its matrix-form
-derivation as a document, `check` user code.
+derivation as a document, `audit` a hand-written derivation, `check` user code.
 
 Every error symbptt raises on purpose becomes one line on stderr and a non-zero exit code, never
 a traceback: 1 when a numerical check fails (or checked code raised, hung or crashed), 2 for a
@@ -200,6 +200,38 @@ def _parser() -> argparse.ArgumentParser:
         "--expand", action="store_true", help="add one entry written out in the raw inputs"
     )
     _variant_arguments(lx)
+    au = sub.add_parser(
+        "audit",
+        help="audit a hand-written BPTT derivation (text or LaTeX) rule by rule: which line is "
+        "wrong, why, a counterexample, and the correct rule",
+    )
+    au.add_argument("file", metavar="FILE", help="the derivation (- for standard input)")
+    au.add_argument(
+        "--format",
+        choices=("text", "latex"),
+        default=None,
+        help="text: the formula language; latex: paper notation (default: latex for .tex)",
+    )
+    au.add_argument(
+        "--convention",
+        choices=("row", "column"),
+        default="row",
+        help="row: a_t = b + h_{t-1} W_h + x_t W_x (default); column: a_t = b + W_h h_{t-1} + "
+        "W_x x_t",
+    )
+    au.add_argument(
+        "--map",
+        default="",
+        metavar="AUTHOR=MODEL,...",
+        help="the author's symbols as the model's, e.g. W=W_h,U=W_x,delta=da",
+    )
+    au.add_argument(
+        "--one-example",
+        action="store_true",
+        help="the equations are written for one example (N = 1), as textbooks write them",
+    )
+    au.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    _variant_arguments(au)
     k = sub.add_parser(
         "check",
         help="check hand-written BPTT functions on random shapes and say what is wrong",
@@ -441,6 +473,39 @@ def run_latex(args: argparse.Namespace, out: Console, err: Console) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def run_audit(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Audit a derivation; 0 when every rule holds, 1 when one does not."""
+    from pathlib import Path
+
+    from .audit import audit
+
+    if args.file == "-":
+        source, suffix = sys.stdin.read(), ""
+    else:
+        path = Path(args.file)
+        if not path.is_file():
+            raise _UsageError(f"no such file: {args.file}")
+        try:
+            source = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _UsageError(f"cannot read {args.file}: {exc}") from None
+        suffix = path.suffix.lower()
+    fmt = args.format or ("latex" if suffix in (".tex", ".latex") else "text")
+    report = audit(
+        source,
+        format=fmt,
+        model=model_spec(args),
+        convention=args.convention,
+        mapping=args.map,
+        one_example=args.one_example,
+    )
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        sys.stdout.write(report.text())
+    return 0 if report.ok else 1
 
 
 def _max_rel_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -803,7 +868,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rich.console import Console
 
         out, err = Console(), Console(stderr=True)
-        commands = {"derive": run_derive, "latex": run_latex, "check": run_check}
+        commands = {
+            "derive": run_derive,
+            "latex": run_latex,
+            "audit": run_audit,
+            "check": run_check,
+        }
         return commands[args.command](args, out, err)
     except InternalError as e:
         print(f"symbptt: internal error: {e}", file=sys.stderr)

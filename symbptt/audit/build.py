@@ -1,0 +1,246 @@
+"""From a reader's rules to matrix expressions: what every name of the derivation is (a model
+quantity, an adjoint, a parameter, a size, or a quantity the author defined), with its shape in
+the chosen convention, and each operation from a fixed table. A shape that does not fit is an
+`AuditShapeError` naming the shapes; nothing is evaluated here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..engine import matexpr, rules
+from ..engine.matexpr import Constant, Indexed, MatExpr, Symbol, column_shape, one_hot
+from ..engine.matrix_form import MatrixForm
+from ..errors import InvalidArgumentError, SymbpttError
+from .ast import Binary, Call, Index, Name, Neg, Num, Power, Rule, Step, SumOverT, Transposed
+
+__all__ = ["AuditShapeError", "Scope", "FUNCTIONS"]
+
+FUNCTIONS = (
+    "tanh",
+    "sigmoid",
+    "relu",
+    "step",
+    "exp",
+    "log",
+    "identity",
+    "softmax",
+    "onehot",
+    "sum_rows",
+    "sum_cols",
+    "diag",
+)
+SIZES = ("N", "T", "D", "H", "C")
+
+
+class AuditShapeError(SymbpttError):
+    """A rule whose shapes do not fit: one sentence with the shapes."""
+
+
+@dataclass
+class Scope:
+    """What every name means in one model, convention and author's notation."""
+
+    form: MatrixForm
+    #: The author's symbol -> the model's (from --map), applied to every name and its d-form.
+    mapping: Mapping[str, str] = field(default_factory=dict)
+    #: Shapes of quantities the author defined (per step or not), learned rule by rule.
+    defined: dict[str, tuple] = field(default_factory=dict)
+    defined_per_step: set[str] = field(default_factory=set)
+    #: Corrections are printed in LaTeX (for a LaTeX derivation) rather than as text.
+    latex: bool = False
+    #: One example per call (N = 1), as textbooks write the per-example equations.
+    single: bool = False
+
+    def __post_init__(self) -> None:
+        spec, column = self.form.spec, self.form.convention == "column"
+        self.parameters = {
+            i.name: self.size(column_shape(i.shape) if column else i.shape)
+            for i in spec.inputs
+            if i.role in ("parameter", "initial")
+        }
+        self.per_step: dict[str, tuple] = {}
+        for line in (*self.form.model, *self.form.adjoints):
+            self.per_step[line.target.base] = self.size(line.target.shape)
+        seq = spec.sequence
+        if not seq.integer:
+            shape = seq.shape[1:]
+            self.per_step[seq.name] = self.size(column_shape(shape) if column else shape)
+            self.per_step["d" + seq.name] = self.per_step[seq.name]
+        self.ids = {i.name: i for i in spec.inputs if i.integer}
+
+    def size(self, shape: tuple) -> tuple:
+        """A shape with N = 1 when the derivation is written for one example."""
+        return tuple(1 if (self.single and d == "N") else d for d in shape)
+
+    # -- names --------------------------------------------------------------------------------
+    def canonical(self, name: str) -> str:
+        if name in self.mapping:
+            return self.mapping[name]
+        if name.startswith("d") and name[1:] in self.mapping:
+            return "d" + self.mapping[name[1:]]
+        return name
+
+    def gradient_of(self, target: str) -> str | None:
+        """The model input whose gradient a non-indexed target `dP` is, if any."""
+        name = self.canonical(target)
+        if name.startswith("d") and name[1:] in self.parameters:
+            return name[1:]
+        return None
+
+    def known_per_step(self, target: str) -> bool:
+        return self.canonical(target) in self.per_step
+
+    def shape_of_step(self, name: str) -> tuple:
+        name = self.canonical(name)
+        if name in self.per_step:
+            return self.per_step[name]
+        if self.gradient_of(name):  # dW_h[t]: the share of W_h's use at step t
+            return self.parameters[self.gradient_of(name)]
+        if name in self.defined and name in self.defined_per_step:
+            return self.defined[name]
+        raise AuditShapeError(f"{name!r} is not a quantity of the model or of this derivation")
+
+    # -- building -----------------------------------------------------------------------------
+    def build(self, node) -> MatExpr:
+        """The matrix expression of a rule's right-hand side (sum(t, ...) is built as its
+        body; the caller knows the rule is summed)."""
+        try:
+            return self._build(node)
+        except InvalidArgumentError as exc:  # MatExpr's own shape sentences
+            raise AuditShapeError(str(exc)) from None
+
+    def _build(self, node) -> MatExpr:
+        if isinstance(node, Num):
+            value = node.value
+            return Constant(int(value) if float(value).is_integer() else value)
+        if isinstance(node, Name):
+            return self._name(node.name)
+        if isinstance(node, Step):
+            return self._step(node)
+        if isinstance(node, SumOverT):
+            raise AuditShapeError("sum(t, ...) can only be a whole right-hand side")
+        if isinstance(node, Transposed):
+            return self._build(node.arg).T
+        if isinstance(node, Neg):
+            return Constant(-1) * self._build(node.arg)
+        if isinstance(node, Power):
+            base = self._build(node.arg)
+            if node.exponent == 0:
+                return Constant(1)
+            out = base
+            for _ in range(abs(node.exponent) - 1):
+                out = out * base
+            return Constant(1) / out if node.exponent < 0 else out
+        if isinstance(node, Binary):
+            if node.op == "@" and isinstance(node.left, Call) and node.left.function == "diag":
+                return self._diag_times(node.left, self._build(node.right), left=True)
+            if node.op == "@" and isinstance(node.right, Call) and node.right.function == "diag":
+                return self._diag_times(node.right, self._build(node.left), left=False)
+            left, right = self._build(node.left), self._build(node.right)
+            if node.op == "@":
+                if left.ndim == 0 or right.ndim == 0:
+                    return left * right  # a scalar written as a product
+                return left @ right
+            return {"+": left + right, "-": left - right, "*": left * right, "/": left / right}[
+                node.op
+            ]
+        if isinstance(node, Call):
+            return self._call(node)
+        raise AuditShapeError(f"cannot read {node!r}")
+
+    def _name(self, name: str) -> MatExpr:
+        canonical = self.canonical(name)
+        if canonical in SIZES:
+            return Symbol(canonical)
+        if canonical in self.parameters:
+            return Symbol(canonical, self.parameters[canonical])
+        if canonical in self.defined and canonical not in self.defined_per_step:
+            return Symbol(canonical, self.defined[canonical])
+        if canonical in self.per_step or canonical in self.defined_per_step:
+            raise AuditShapeError(f"{name} is a per-step quantity: write {name}[t]")
+        raise AuditShapeError(
+            f"{name!r} is not a name of the model or of this derivation (the model's are "
+            f"{', '.join([*self.parameters, *self.per_step])}; --map renames the author's)"
+        )
+
+    def _step(self, node: Step) -> MatExpr:
+        canonical = self.canonical(node.name)
+        if canonical in self.ids:
+            raise AuditShapeError(f"{node.name}[...] holds class ids: use onehot({node.name}[...])")
+        shape = self.shape_of_step(node.name)
+        adjoint = canonical.startswith("d") and canonical[1:] in {
+            *self.per_step,
+            *self.parameters,
+        }
+        return Indexed.make(canonical, shape, node.index.offset, node.index.anchor, adjoint=adjoint)
+
+    def _call(self, node: Call) -> MatExpr:
+        name = node.function
+        if name not in FUNCTIONS:
+            raise AuditShapeError(
+                f"unknown function {name!r}; the language has {', '.join(FUNCTIONS)}"
+            )
+        (arg_node,) = node.args
+        if name == "onehot":
+            if not isinstance(arg_node, Step) or self.canonical(arg_node.name) not in self.ids:
+                raise AuditShapeError("onehot(...) takes class or token ids: onehot(y[t])")
+            item = self.ids[self.canonical(arg_node.name)]
+            index = arg_node.index
+            ids = Indexed.make(item.name, self.size(item.shape[1:]), index.offset, index.anchor)
+            hot = one_hot(ids, item.bound)
+            if self.form.convention == "column":
+                return matexpr.OneHot(ids, (item.bound, self.size(item.shape[1:])[0]), columns=True)
+            return hot
+        arg = self._build(arg_node)
+        if name == "sum_rows":
+            return arg.sum(axis=0)
+        if name == "sum_cols":
+            if arg.ndim != 2:
+                raise AuditShapeError(f"sum_cols takes a matrix; got shape {arg.shape}")
+            return matexpr.Sum(arg, (arg.shape[0], 1), axis=1, keepdims=True)
+        if name == "softmax":
+            if self.form.convention == "column":
+                f = matexpr._on_columns(rules._float_softmax)
+                return matexpr.Function(arg, arg.shape, name="softmax", on_floats=f, columns=True)
+            return rules.softmax(arg, None)
+        if name == "diag":
+            raise AuditShapeError("diag(v) must multiply a matrix: diag(v) @ M")
+        return getattr(rules, name)(arg)
+
+    def _diag_times(self, call: Call, other: MatExpr, *, left: bool) -> MatExpr:
+        """diag(v) @ M is v ⊙ M (each row of M scaled); M @ diag(v) needs M's columns to match
+        v's entries, and is M ⊙ v^T."""
+        v = self._build(call.args[0])
+        size = v.shape[0] if v.ndim else 1
+        if left:
+            if other.ndim == 0 or other.shape[0] != size:
+                raise AuditShapeError(
+                    f"diag(v) is ({size}, {size}) and cannot multiply a matrix of shape "
+                    f"{other.shape}"
+                )
+            return v * other
+        if other.ndim == 0 or other.shape[-1] != size:
+            raise AuditShapeError(
+                f"a matrix of shape {_text(other.shape)} cannot multiply diag(v), which is "
+                f"({size}, {size}): the inner dimensions differ"
+            )
+        return other * v.T
+
+    def learn(self, rule: Rule, value: MatExpr) -> None:
+        """Remember the shape of a quantity the author defines."""
+        name = self.canonical(rule.target)
+        if name in self.per_step or name in self.parameters or self.gradient_of(name):
+            return
+        self.defined[name] = value.shape
+        if rule.index is not None:
+            self.defined_per_step.add(name)
+
+
+def _text(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def relative_index(index: Index | None) -> bool:
+    return index is not None and index.anchor == "t"

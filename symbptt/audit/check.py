@@ -1,0 +1,582 @@
+"""Auditing a derivation rule by rule: shapes first, then values against the engine.
+
+Each rule is judged on its own: its right-hand side is computed from the *true* values of the
+quantities it uses (from the matrix form, itself checked against the element-level engine), so
+one wrong line never makes the next one look wrong. Quantities the author defines are computed
+from their own rules. Values are compared at small dims first, so that a wrong rule gets the
+smallest counterexample, and at dims that separate common mistakes (D != H, H > 1, N != T). A
+wrong rule is classified by the first small change that makes it right (a transpose, an index,
+a name, a missing term, the order of a product) and gets the correct rule as the engine
+derives it, in the author's notation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..engine.matexpr import Indexed, MatExpr
+from ..engine.matrix_form import MatrixForm, _at
+from ..models.dims import Dims
+from .ast import Binary, Call, Index, Name, Neg, Power, Rule, Step, SumOverT, Transposed
+from .build import AuditShapeError, Scope
+
+__all__ = ["Finding", "audit_rules", "DIMS"]
+
+#: Dims the values are compared at, smallest first (the first failing one is the
+#: counterexample): N = 1 and H = 1 hide transposes; D == H hides a W_x/W_h swap.
+DIMS = (
+    Dims(N=1, D=1, H=1, C=2, T=1),
+    Dims(N=1, D=1, H=1, C=2, T=2),
+    Dims(N=1, D=1, H=2, C=2, T=2),
+    Dims(N=1, D=2, H=2, C=2, T=2),
+    Dims(N=2, D=1, H=2, C=3, T=2),
+    Dims(N=1, D=2, H=3, C=2, T=3),
+    Dims(N=2, D=3, H=2, C=3, T=3),
+    Dims(N=3, D=2, H=4, C=5, T=4),
+)
+RTOL = 1e-8
+
+
+@dataclass
+class Finding:
+    """The verdict on one rule."""
+
+    rule: Rule
+    #: "right", "wrong", "shape" (it does not type-check), "defines" (a quantity of the
+    #: author's, used by other rules), "compensated" (wrong alone, right in the whole).
+    status: str
+    message: str = ""
+    classification: str | None = None
+    counterexample: dict | None = None
+    correction: str | None = None
+
+
+@dataclass
+class _World:
+    """The true values at one dims: bindings of every quantity at every step, native layout."""
+
+    dims: Dims
+    bindings: dict
+    gradients: dict
+    #: Forward quantities after the last step (h[T+1]) do not exist; they are bound to random
+    #: values, and a rule is only right if a second draw (these) gives the same result: a
+    #: term multiplied by a zero adjoint may name them, a rule that needs them may not.
+    ghosts: dict = field(default_factory=dict)
+
+
+def _world(form: MatrixForm, dims: Dims, seed: int) -> _World:
+    point = form.spec.random_point(dims, seed)
+    ev = form.evaluate(point, dims)
+    bindings = dict(ev.bindings)
+    T = dims.T
+    sizes = {"N": dims.N, "D": dims.D, "H": dims.H, "C": dims.C, "T": T}
+    for line in form.adjoints:  # nothing flows back from after the last step (nor step 0)
+        shape = tuple(sizes.get(d, d) for d in line.target.shape)
+        zero = np.zeros(shape)
+        bindings[f"{line.target.base}[{T + 1}]"] = zero
+        bindings[f"{line.target.base}[T+1]"] = zero
+        bindings.setdefault(f"{line.target.base}[0]", zero)
+    rng = np.random.default_rng([seed, T])
+    ghosts = {}
+    for line in form.model:  # h[T+1], a[T+1], ...: two different random fills
+        shape = tuple(sizes.get(d, d) for d in line.target.shape)
+        bindings[f"{line.target.base}[{T + 1}]"] = rng.standard_normal(shape)
+        ghosts[f"{line.target.base}[{T + 1}]"] = rng.standard_normal(shape)
+    native = {}
+    for (name, k), value in ev.partials.items():  # dW_h[k]: the share of the use at step k
+        native[f"d{name}[{k}]"] = form.convert(value)
+        bindings[f"d{name}[{k}]"] = native[f"d{name}[{k}]"]
+    for name, value in ev.gradients.items():
+        if value.ndim == 3:  # x: per step
+            for k in range(1, T + 1):
+                native[f"d{name}[{k}]"] = form.convert(value[k - 1])
+                bindings[f"d{name}[{k}]"] = native[f"d{name}[{k}]"]
+        else:
+            native[f"d{name}"] = form.convert(value)
+    return _World(dims, bindings, native, ghosts)
+
+
+def _steps(rule: Rule, T: int) -> list[int | None]:
+    """The values of t a rule is evaluated at: every t whose target step t + offset is one of
+    1..T, a fixed step, or none (a whole value)."""
+    if rule.index is None:
+        return [None]
+    if rule.index.anchor == "t":
+        return [t for t in range(1, T + 1) if 1 <= t + rule.index.offset <= T]
+    if rule.index.anchor == "T":
+        return [T + rule.index.offset]
+    return [rule.index.offset]
+
+
+def _target_step(rule: Rule, step: int | None) -> int | None:
+    if step is None or rule.index is None or rule.index.anchor != "t":
+        return step
+    return step + rule.index.offset
+
+
+def _value(expr: MatExpr, summed: bool, step: int | None, world: _World) -> np.ndarray:
+    if summed:
+        return sum(_evaluate(_at(expr, t), world) for t in range(1, world.dims.T + 1))
+    if step is None:
+        if any(isinstance(s, Indexed) and s.relative for s in expr.symbols()):
+            raise AuditShapeError("the rule uses t outside sum(t, ...), but has no [t] itself")
+        return _evaluate(expr, world)
+    return _evaluate(_at(expr, step), world)
+
+
+def _evaluate(expr: MatExpr, world: _World) -> np.ndarray:
+    value = np.asarray(expr.evaluate(world.bindings), dtype=float)
+    used = [s.name for s in expr.symbols() if s.name in world.ghosts]
+    if used:
+        other = np.asarray(expr.evaluate({**world.bindings, **world.ghosts}), dtype=float)
+        if not np.allclose(value, other, rtol=1e-12, atol=1e-12):
+            raise AuditShapeError(
+                f"the rule needs {used[0]}, after the last step, which does not exist"
+            )
+    return value
+
+
+def _key(scope: Scope, rule: Rule, step: int | None) -> str:
+    name = scope.canonical(rule.target)
+    step = _target_step(rule, step)
+    return name if step is None else f"{name}[{step}]"
+
+
+def _truth(scope: Scope, rule: Rule, step: int | None, world: _World):
+    """The true value of the rule's target at a step, or None for the author's quantities."""
+    key = _key(scope, rule, step)
+    if key in world.gradients:
+        return world.gradients[key]
+    if step is not None and key in world.bindings and scope.known_per_step(rule.target):
+        return world.bindings[key]
+    if step is not None and rule.index is not None and rule.index.anchor != "t":
+        name = scope.canonical(rule.target)  # a boundary: h[0], or an adjoint after the end
+        if name in scope.per_step and key in world.bindings:
+            return world.bindings[key]
+    return None
+
+
+def _close(ours, truth) -> bool:
+    ours, truth = np.asarray(ours, dtype=float), np.asarray(truth, dtype=float)
+    if ours.ndim == 0 and truth.ndim > 0:  # `da[T+1] = 0`: a number fills the matrix
+        ours = np.full(truth.shape, float(ours))
+    if ours.shape != truth.shape:
+        return False
+    scale = max(float(np.abs(truth).max(initial=0.0)), 1.0)
+    return bool(np.all(np.abs(ours - truth) <= RTOL * scale))
+
+
+def audit_rules(
+    rules: list[Rule],
+    form: MatrixForm,
+    mapping: Mapping[str, str],
+    seed: int = 0,
+    *,
+    latex: bool = False,
+    single: bool = False,
+) -> list[Finding]:
+    """A finding per rule (the caller renders them); `single`: the derivation is written for
+    one example (N = 1), as textbooks write it."""
+    scope = Scope(form, dict(mapping), latex=latex, single=single)
+    worlds = [_world(form, d, seed) for d in DIMS if d.N == 1 or not single]
+    findings: list[Finding] = []
+    built: dict[int, MatExpr] = {}
+    for rule in rules:
+        rule = replace(rule, expr=_hoist_sum(rule.expr))
+        summed = isinstance(rule.expr, SumOverT)
+        node = rule.expr.body if summed else rule.expr
+        try:
+            expr = scope.build(node)
+        except AuditShapeError as exc:
+            finding = Finding(rule, "shape", str(exc))
+            _classify_shape(finding, scope, node, summed, worlds[-1])
+            finding.correction = _correction(scope, rule)
+            findings.append(finding)
+            continue
+        expected = _expected_shape(scope, rule)
+        if expected is not None and expr.shape and tuple(expr.shape) != tuple(expected):
+            finding = Finding(
+                rule,
+                "shape",
+                f"the right-hand side has shape {_shape(expr.shape)} but {rule.label} is "
+                f"{_shape(expected)}",
+            )
+            _classify_shape(finding, scope, node, summed, worlds[-1])
+            finding.correction = _correction(scope, rule)
+            findings.append(finding)
+            continue
+        built[id(rule)] = (expr, summed)
+        scope.learn(rule, expr)
+        findings.append(_judge(rule, expr, summed, scope, worlds, node))
+    _compensations(findings, built, scope, form, seed)
+    return findings
+
+
+def _compensations(findings, built, scope: Scope, form: MatrixForm, seed: int) -> None:
+    """Rules wrong on their own whose errors cancel: the gradients the derivation gives,
+    each rule fed by the derivation's own rules, are all right."""
+    wrong = [f for f in findings if f.status == "wrong"]
+    gradients = [f for f in findings if scope.gradient_of(f.rule.target) and f.rule.index is None]
+    if not wrong or not gradients or any(f.status == "shape" for f in findings):
+        return
+    world = _world(form, DIMS[-1], seed)
+    true_bindings = dict(world.bindings)
+    own = [f.rule for f in findings if id(f.rule) in built]
+    T = world.dims.T
+    forward = [r for r in own if r.index is not None and not _is_adjoint(scope, r)]
+    backward = [r for r in own if r.index is not None and _is_adjoint(scope, r)]
+    bindings = world.bindings
+    try:
+        for rules_, steps in ((forward, range(1, T + 1)), (backward, range(T, 0, -1))):
+            for t in steps:
+                pending = list(rules_)
+                for _ in range(len(rules_) + 1):  # file order need not be computation order
+                    left = []
+                    for rule in pending:
+                        expr, _ = built[id(rule)]
+                        if rule.index.anchor != "t":
+                            continue
+                        try:
+                            value = _evaluate(_at(expr, t), world)
+                        except Exception:
+                            left.append(rule)
+                            continue
+                        bindings[_key(scope, rule, t)] = value
+                    if len(left) == len(pending):
+                        break
+                    pending = left
+        for f in gradients:
+            expr, summed = built[id(f.rule)]
+            truth = _truth(scope, f.rule, None, world)
+            if truth is None or not _close(_value(expr, summed, None, world), truth):
+                return
+    except Exception:
+        return
+    finally:
+        world.bindings = true_bindings
+    names = ", ".join(f"line {f.rule.line}" for f in wrong)
+    for f in wrong:
+        f.status = "compensated"
+        f.message = (
+            f"{f.message}; wrong on its own, but the errors of {names} cancel: the gradients "
+            "this derivation gives are right"
+        )
+
+
+def _is_adjoint(scope: Scope, rule: Rule) -> bool:
+    name = scope.canonical(rule.target)
+    return name.startswith("d") and (
+        name[1:] in scope.per_step or name[1:] in scope.parameters or name in scope.per_step
+    )
+
+
+def _hoist_sum(node):
+    """`sum(t, e) * 2`, `-sum(t, e)`: constant factors of a sum moved inside it."""
+    if isinstance(node, Neg) and isinstance(node.arg, SumOverT):
+        return SumOverT(Neg(node.arg.body))
+    if isinstance(node, Binary) and node.op in ("*", "/"):
+        left, right = _hoist_sum(node.left), _hoist_sum(node.right)
+        if isinstance(left, SumOverT) and not _has_sum(right):
+            return SumOverT(Binary(node.op, left.body, right))
+        if isinstance(right, SumOverT) and node.op == "*" and not _has_sum(left):
+            return SumOverT(Binary("*", left, right.body))
+    return node
+
+
+def _has_sum(node) -> bool:
+    return any(isinstance(n, SumOverT) for n in _walk(node))
+
+
+def _judge(rule, expr, summed, scope, worlds, node) -> Finding:
+    mine = False
+    for world in worlds:
+        for step in _steps(rule, world.dims.T):
+            try:
+                value = _value(expr, summed, step, world)
+            except AuditShapeError as exc:
+                return Finding(rule, "shape", str(exc), correction=_correction(scope, rule))
+            except Exception as exc:  # a name without a value at this step
+                return Finding(rule, "wrong", f"cannot be computed: {exc}")
+            truth = _truth(scope, rule, step, world)
+            if truth is None:  # the author's own quantity: remembered for the rules using it
+                world.bindings[_key(scope, rule, step)] = value
+                mine = True
+                continue
+            if not _close(value, truth):
+                finding = Finding(
+                    rule,
+                    "wrong",
+                    f"wrong value at {_dims(world.dims)}" + ("" if step is None else f", t={step}"),
+                    counterexample=_counterexample(world, step, value, truth),
+                )
+                finding.classification = _classify_value(
+                    scope, rule, node, summed, worlds[-1], step
+                )
+                finding.correction = _correction(scope, rule)
+                return finding
+    if mine:
+        return Finding(rule, "defines", "a quantity of the derivation's own, used by its rules")
+    return Finding(rule, "right")
+
+
+def _counterexample(world: _World, step, value, truth) -> dict:
+    out = {"dims": world.dims.as_dict(), "t": step}
+    if np.size(truth) <= 6:
+        out["yours"] = np.round(np.asarray(value, dtype=float), 6).tolist()
+        out["true"] = np.round(np.asarray(truth, dtype=float), 6).tolist()
+    else:
+        out["max_error"] = float(np.max(np.abs(np.asarray(value) - np.asarray(truth))))
+    return out
+
+
+def _expected_shape(scope: Scope, rule: Rule):
+    name = scope.canonical(rule.target)
+    parameter = scope.gradient_of(name)
+    if parameter is not None:  # dW_h, or dW_h[t]: its share at one step
+        return scope.parameters[parameter]
+    if rule.index is not None and name in scope.per_step:
+        return scope.per_step[name]
+    if rule.index is not None and name[1:] in scope.per_step and name.startswith("d"):
+        return scope.per_step[name[1:]]
+    return None
+
+
+# -- classification: the first small change that makes the rule right --------------------------
+def _variants(node, scope: Scope | None = None):
+    """(description, changed node) for single changes of a right-hand side: an index moved, a
+    transpose added or dropped, a product's factors swapped, a term dropped, or one name
+    replaced by another of the same kind (W_x for W_h, h for a)."""
+    out = []
+
+    def swap_name(n, rebuild):
+        if scope is None:
+            return
+        canonical = scope.canonical(n.name)
+        if isinstance(n, Name) and canonical in scope.parameters:
+            pool = [p for p in scope.parameters if p != canonical]
+        elif isinstance(n, Step) and canonical in scope.per_step:
+            pool = [p for p in scope.per_step if p != canonical]
+        elif isinstance(n, Step) and scope.gradient_of(canonical):  # one step's share
+            pool = ["d" + p for p in scope.parameters if "d" + p != canonical]
+        else:
+            return
+        for other in pool:
+            changed = Name(other) if isinstance(n, Name) else Step(other, n.index)
+            out.append((f"uses {n.name} where {other} belongs", rebuild(changed)))
+
+    def visit(n, rebuild):
+        if isinstance(n, (Name, Step)):
+            swap_name(n, rebuild)
+        if isinstance(n, Step):
+            for delta in (-1, 1):
+                moved = Step(n.name, Index(n.index.anchor, n.index.offset + delta))
+                if n.index.anchor is not None or moved.index.offset >= 0:
+                    out.append(
+                        (
+                            f"uses {n.name}[{n.index.text()}] where "
+                            f"{n.name}[{moved.index.text()}] belongs",
+                            rebuild(moved),
+                        )
+                    )
+            out.append((f"{n.name}[{n.index.text()}] needs a transpose", rebuild(Transposed(n))))
+        if isinstance(n, Name):
+            out.append((f"{n.name} needs a transpose", rebuild(Transposed(n))))
+        if isinstance(n, Transposed):
+            out.append(("a transpose too many", rebuild(n.arg)))
+            visit(n.arg, lambda m: rebuild(Transposed(m)))
+        if isinstance(n, Binary):
+            if n.op == "@":
+                out.append(
+                    ("the factors of a product are in the wrong order",
+                     rebuild(Binary("@", n.right, n.left)))
+                )  # fmt: skip
+            if n.op in ("+", "-"):
+                out.append((f"the term {_short(n.right)} does not belong", rebuild(n.left)))
+                out.append((f"the term {_short(n.left)} does not belong", rebuild(n.right)))
+            visit(n.left, lambda m: rebuild(Binary(n.op, m, n.right)))
+            visit(n.right, lambda m: rebuild(Binary(n.op, n.left, m)))
+        if isinstance(n, (Neg, Power)):
+            visit(n.arg, lambda m: rebuild(replace(n, arg=m)))
+        if isinstance(n, Call):
+            for i, a in enumerate(n.args):
+                visit(
+                    a, lambda m, i=i: rebuild(replace(n, args=(*n.args[:i], m, *n.args[i + 1 :])))
+                )
+
+    visit(node, lambda m: m)
+    return out
+
+
+def _walk(node):
+    yield node
+    for attr in ("left", "right", "arg", "body"):
+        child = getattr(node, attr, None)
+        if child is not None and not isinstance(child, (int, float, str)):
+            yield from _walk(child)
+    for child in getattr(node, "args", ()) or ():
+        yield from _walk(child)
+
+
+def _fixes(scope, rule, candidate, summed, world) -> bool:
+    try:
+        expr = scope.build(candidate)
+    except AuditShapeError:
+        return False
+    expected = _expected_shape(scope, rule)
+    if expected is not None and tuple(expr.shape) != tuple(expected):
+        return False
+    for step in _steps(rule, world.dims.T):
+        truth = _truth(scope, rule, step, world)
+        if truth is None:
+            return False
+        try:
+            if not _close(_value(expr, summed, step, world), truth):
+                return False
+        except Exception:
+            return False
+    return True
+
+
+def _classify_shape(finding: Finding, scope, node, summed, world) -> None:
+    for text, candidate in _variants(node, scope):
+        if _fixes(scope, finding.rule, candidate, summed, world):
+            finding.classification = text
+            return
+
+
+def _classify_value(scope, rule, node, summed, world, step) -> str | None:
+    truth = _truth(scope, rule, step, world) if step is not None else None
+    try:
+        value = _value(scope.build(node), summed, step, world)
+    except Exception:
+        value = None
+    if step is None and rule.index is None:
+        truth = _truth(scope, rule, None, world)
+    if value is not None and truth is not None and np.shape(value) == np.shape(truth):
+        if _close(-value, truth):
+            return "the sign is flipped"
+        denom = float(np.sum(truth * truth))
+        if denom > 0:
+            alpha = float(np.sum(value * truth)) / denom
+            if abs(alpha - 1) > 1e-6 and alpha != 0 and _close(value / alpha, truth):
+                return f"off by a factor {alpha:.6g}"
+    missing = _missing_term(scope, rule, node, summed, world)
+    if missing:
+        return missing
+    for text, candidate in _variants(node, scope):
+        if _fixes(scope, rule, candidate, summed, world):
+            return text
+    return None
+
+
+def _missing_term(scope, rule, node, summed, world) -> str | None:
+    """The rule equals the true one without one of its terms (the recurrent one, say)."""
+    line = _true_line(scope, rule)
+    if line is None or len(line.terms) < 2:
+        return None
+    from ..derivation.printers import FormulaPrinter
+
+    printer = FormulaPrinter(_reverse(scope))
+    for term in line.terms:
+        rest = [t.expr for t in line.terms if t is not term]
+        candidate = rest[0]
+        for t in rest[1:]:
+            candidate = candidate + t
+        try:
+            ours = scope.build(node)
+        except AuditShapeError:
+            return None
+        ok = True
+        for step in _steps(rule, world.dims.T):
+            try:
+                if not _close(
+                    _value(ours, summed, step, world), _value(candidate, False, step, world)
+                ):
+                    ok = False
+                    break
+            except Exception:
+                ok = False
+                break
+        if ok:
+            what = printer.doprint(term.expr)
+            if term.source == "future":
+                return (
+                    f"the recurrent term {what} is missing: a partial derivative written where "
+                    "the total belongs"
+                )
+            return f"the term {what} is missing"
+    return None
+
+
+def _true_line(scope: Scope, rule: Rule):
+    name = scope.canonical(rule.target)
+    form = scope.form
+    parameter = scope.gradient_of(name)
+    if parameter is not None:
+        return form.gradients.get(parameter)
+    for line in (*form.model, *form.adjoints):
+        if line.target.base == name and rule.index is not None and rule.index.anchor == "t":
+            return line
+    if name.startswith("d") and name[1:] == form.spec.sequence.name:
+        return form.gradients.get(name[1:])
+    return None
+
+
+def _reverse(scope: Scope) -> dict:
+    return {model: author for author, model in scope.mapping.items()}
+
+
+def _correction(scope: Scope, rule: Rule) -> str | None:
+    """The rule as the engine derives it, in the author's names and convention, at the
+    author's index (dh[t-1] = ... for a rule written for dh[t-1]); LaTeX for LaTeX input."""
+    from ..derivation.printers import FormulaPrinter, LatexPrinter
+
+    latex = scope.latex
+    printer = LatexPrinter(_reverse(scope)) if latex else FormulaPrinter(_reverse(scope))
+    eq = " = "
+    name = scope.canonical(rule.target)
+    for line in scope.form.boundaries:
+        target = line.target
+        if target.base == name and rule.index is not None and rule.index.anchor != "t":
+            return f"{printer.doprint(target)}{eq}{printer.doprint(line.expr)}"
+    line = _true_line(scope, rule)
+    if line is None:
+        return None
+    shift = rule.index.offset if rule.index is not None and rule.index.anchor == "t" else 0
+    target, expr = line.target, line.expr
+    if shift:
+        from ..engine.matexpr import rebuild
+
+        def move(n):
+            if isinstance(n, Indexed) and n.relative:
+                return Indexed.make(n.base, n.shape, n.offset + shift, "t", adjoint=n.adjoint)
+            return None
+
+        target, expr = rebuild(target, move), rebuild(expr, move)
+    parameter = scope.gradient_of(name)
+    if parameter is not None and rule.index is not None:  # dW_h[t]: one step's share
+        body = printer.doprint(expr)
+        label = f"d{_reverse(scope).get(parameter, parameter)}[t]"
+        if latex:
+            label = rf"\frac{{\partial L}}{{\partial {{{printer.symbol(parameter)}}}^{{(t)}}}}"
+        return f"{label}{eq}{body}"
+    body = printer.doprint(expr)
+    if line.summed:
+        body = rf"\sum_{{t=1}}^{{T}} {body}" if latex else f"sum(t, {body})"
+    return f"{printer.doprint(target)}{eq}{body}"
+
+
+def _short(node) -> str:
+    text = {Name: lambda n: n.name, Step: lambda n: f"{n.name}[{n.index.text()}]"}.get(type(node))
+    return text(node) if text else "…"
+
+
+def _shape(shape) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
+
+
+def _dims(d: Dims) -> str:
+    return " ".join(f"{k}={v}" for k, v in d.as_dict().items())

@@ -1,0 +1,573 @@
+"""The reader of derivations in LaTeX, in the notation of papers and blogs.
+
+A LaTeX rule is tokenized (a fixed table of commands, never evaluated) and written in the
+formula language, then parsed by the same LALR grammar as the text format; a parse error is
+reported at the LaTeX line and column it came from. Read:
+
+- symbols `h_t`, `h_{t-1}`, `\\mathbf{h}^{(t-1)}`, `\\mathbf{W_h}`, `W_{hh}`, `\\hat{y}`;
+- adjoints `d\\mathbf{h}^{(t)}`, `\\mathrm{d}h_t`, `\\nabla_{\\mathbf{h}^{(t)}} L`,
+  `\\frac{\\partial L}{\\partial \\mathbf{a}^{(t)}}`, `\\frac{\\mathrm{d}L}{\\mathrm{d}W_h}` (a
+  numerator L^{(t)} is read as L);
+- transposes `^T`, `^{T}`, `^\\top`, `^{\\intercal}`; powers `^2`; `\\odot`, `\\circ`;
+  juxtaposition as the matrix product; `\\tanh`, `\\sigma`, `\\exp`, `\\log`,
+  `\\operatorname{diag}(v)` (with the product it implies), `softmax`;
+- `\\sum_{t=1}^{T}` (up to the end of its term); `\\mathbf{1}_{y^{(t)}}` as onehot(y[t]);
+- aligned environments: `&`, `\\\\`, `\\begin{aligned}`, `$$`, `\\[ \\]` are split into rules.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .ast import Rule
+from .text_reader import FormulaSyntaxError, caret, read_text
+
+__all__ = ["read_latex", "to_text"]
+
+#: Commands that only space or size things.
+_DROP = {
+    r"\left", r"\right", r"\big", r"\Big", r"\bigg", r"\Bigg", r"\displaystyle", r"\quad",
+    r"\qquad", r"\,", r"\;", r"\!", r"\:", r"\ ", r"\nonumber", r"\notag",
+}  # fmt: skip
+#: Wrappers whose content is the symbol.
+_WRAPPERS = {r"\mathbf", r"\boldsymbol", r"\bm", r"\mathit", r"\mathrm", r"\vec", r"\mathsf"}
+_FUNCTIONS = {
+    r"\tanh": "tanh",
+    r"\sigma": "sigmoid",
+    r"\exp": "exp",
+    r"\log": "log",
+    r"\ln": "log",
+    "softmax": "softmax",
+    "tanh": "tanh",
+    "relu": "relu",
+    "diag": "diag",
+    "onehot": "onehot",
+}
+_TRANSPOSES = {"T", r"\top", r"\intercal", r"\mathsf{T}", r"\mathrm{T}", "{T}", r"{\top}"}
+_ELEMENTWISE = {r"\odot", r"\circ", "*", r"\cdot", r"\times"}
+
+_TOKEN = re.compile(
+    r"(?P<cmd>\\[A-Za-z]+|\\[,;:! ])"
+    r"|(?P<num>\d+(\.\d+)?)"
+    r"|(?P<name>[A-Za-z])"
+    r"|(?P<sym>[{}()\[\]^_=+\-*/,&|])"
+    r"|(?P<space>\s+)"
+    r"|(?P<other>.)"
+)
+
+
+@dataclass
+class _Tok:
+    kind: str
+    text: str
+    column: int
+
+
+def _tokens(line: str) -> list[_Tok]:
+    out = []
+    for m in _TOKEN.finditer(line):
+        kind = m.lastgroup
+        if kind == "space":
+            continue
+        out.append(_Tok(kind, m.group(), m.start() + 1))
+    return out
+
+
+class _Writer:
+    """Formula-language text with, for each character, the LaTeX column it came from."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.columns: list[int] = []
+
+    def add(self, text: str, column: int) -> None:
+        self.parts.append(text)
+        self.columns.extend([column] * len(text))
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def last(self) -> str:
+        text = self.text.rstrip()
+        return text[-1:] if text else ""
+
+
+class _Reader:
+    """A cursor over one rule's tokens, writing the formula language."""
+
+    def __init__(self, tokens: list[_Tok], line: str, number: int) -> None:
+        self.toks, self.i, self.line, self.number = tokens, 0, line, number
+        self.out = _Writer()
+        self.sums: list[int] = []  # paren depth at which each open sum(t, ... started
+        self.depth = 0
+        self.called = False  # a function name was just written: its ( is a call
+        self.transposed = False  # a symbol's superscript also held a transpose
+
+    # -- cursor
+    def peek(self, k: int = 0) -> _Tok | None:
+        j = self.i + k
+        return self.toks[j] if j < len(self.toks) else None
+
+    def take(self) -> _Tok:
+        tok = self.toks[self.i]
+        self.i += 1
+        return tok
+
+    def error(self, tok: _Tok | None, what: str) -> FormulaSyntaxError:
+        column = tok.column if tok else len(self.line) + 1
+        return FormulaSyntaxError(
+            f"line {self.number}, column {column}: {what}\n{caret(self.line, column)}"
+        )
+
+    def group(self) -> list[_Tok]:
+        """The tokens of a {...} group (or one token), the braces consumed."""
+        tok = self.take()
+        if tok.text != "{":
+            return [tok]
+        depth, inside = 1, []
+        while self.peek() is not None:
+            t = self.take()
+            if t.text == "{":
+                depth += 1
+            elif t.text == "}":
+                depth -= 1
+                if depth == 0:
+                    return inside
+            inside.append(t)
+        raise self.error(tok, "this { is never closed")
+
+    # -- symbols
+    def symbol(self) -> tuple[str, str | None, int] | None:
+        """A symbol at the cursor: (name, index text or None, column), or None."""
+        tok = self.peek()
+        if tok is None:
+            return None
+        column = tok.column
+        if tok.kind == "cmd" and tok.text in _WRAPPERS and tok.text != r"\mathrm":
+            self.take()
+            inner = self.group()
+            name, index = _symbol_of(inner)
+            if name is None:
+                raise self.error(tok, f"cannot read a symbol in {tok.text}{{...}}")
+        elif tok.kind == "cmd" and tok.text == r"\hat":
+            self.take()
+            inner = self.group()
+            base, index = _symbol_of(inner)
+            name = f"{base}hat"
+        elif tok.kind == "cmd" and tok.text in (r"\delta", r"\Delta", r"\epsilon", r"\theta"):
+            self.take()
+            name, index = tok.text[1:], None
+        elif tok.kind == "name":
+            self.take()
+            name, index = tok.text, None
+        else:
+            return None
+        return self._decorate(name, index, column)
+
+    def _decorate(self, name: str, index: str | None, column: int):
+        """Subscripts and step superscripts after a symbol: W_h, h_t, h^{(t-1)}, W_{hh}."""
+        while self.peek() is not None and self.peek().text == "_":
+            self.take()
+            sub = "".join(t.text for t in self.group())
+            if _is_index(sub) and index is None and not _param_like(name):
+                index = sub
+            elif name == "1" or name.startswith("1"):
+                index = sub
+            else:
+                name = f"{name}_{sub}"
+        while (
+            self.peek() is not None
+            and self.peek().text == "^"
+            and self.peek(1) is not None
+            and self.peek(1).text == "{"
+            and self.peek(2) is not None
+            and self.peek(2).text == "("
+        ):
+            self.take()
+            inner = self.group()
+            text = "".join(t.text for t in inner)
+            m = re.fullmatch(r"\((.*)\)(.*)", text)
+            step, rest = (m.group(1), m.group(2)) if m else (text, "")
+            if not _is_index(step) or (rest and rest not in _TRANSPOSES):
+                raise self.error(self.peek(), f"cannot read the step {text!r}")
+            index = step
+            if rest:  # h^{(t-1)\top}: the step and a transpose in one superscript
+                self.transposed = True
+        return name, index, column
+
+    def write_symbol(self, name: str, index: str | None, column: int, adjoint: bool) -> None:
+        name = ("d" if adjoint else "") + name
+        self.operand(column)
+        self.out.add(name if index is None else f"{name}[{_index_text(index)}]", column)
+        if self.transposed:
+            self.out.add(".T", column)
+            self.transposed = False
+
+    def operand(self, column: int) -> None:
+        """Juxtaposition: an operand right after another one is a matrix product."""
+        if self.called:
+            self.called = False
+            return
+        if self.out.last() and (self.out.last().isalnum() or self.out.last() in ")]T_"):
+            self.out.add(" @ ", column)
+
+    def called_function(self, name: str, column: int) -> None:
+        self.operand(column)
+        self.out.add(name, column)
+        self.called = True
+
+    # -- the rule
+    def read(self) -> str:
+        while self.peek() is not None:
+            self.step()
+        while self.sums:
+            self.sums.pop()
+            self.out.add(")", len(self.line) + 1)
+        return self.out.text
+
+    def step(self) -> None:
+        tok = self.peek()
+        text = tok.text
+        if tok.kind == "cmd" and text in _DROP or text == "&":
+            self.take()
+            return
+        if text in ("+", "-", "="):
+            if text in "+-" and self.sums and self.sums[-1] == self.depth:
+                self.sums.pop()
+                self.out.add(")", tok.column)
+            self.take()
+            self.out.add(f" {text} ", tok.column)
+            return
+        if text in ("(", "[") or (text == "{" and not self._is_group_symbol()):
+            self.take()
+            self.operand(tok.column)
+            self.depth += 1
+            self.out.add("(", tok.column)
+            return
+        if text in (")", "]", "}"):
+            self.take()
+            while self.sums and self.sums[-1] == self.depth:
+                self.sums.pop()
+                self.out.add(")", tok.column)
+            self.depth -= 1
+            self.out.add(")", tok.column)
+            return
+        if text == "^":
+            self.superscript()
+            return
+        if text in _ELEMENTWISE or (tok.kind == "cmd" and text in _ELEMENTWISE):
+            self.take()
+            self.out.add(" * ", tok.column)
+            return
+        if text == "/":
+            self.take()
+            self.out.add(" / ", tok.column)
+            return
+        if tok.kind == "num":
+            if text == "1" and self.peek(1) is not None and self.peek(1).text == "_":
+                self.onehot(self.take())
+                return
+            self.take()
+            self.operand(tok.column)
+            self.out.add(text, tok.column)
+            return
+        if tok.kind == "cmd" and text == r"\frac":
+            self.fraction()
+            return
+        if tok.kind == "cmd" and text == r"\nabla":
+            self.nabla()
+            return
+        if tok.kind == "cmd" and text == r"\sum":
+            self.sum()
+            return
+        if tok.kind == "cmd" and text in (r"\operatorname", r"\text", r"\mathrm") and self._named():
+            return
+        if tok.kind == "cmd" and text in (r"\mathbf", r"\mathbb") and self._one_hot_wrapped():
+            return
+        if text in _FUNCTIONS or (tok.kind == "name" and self._word() in _FUNCTIONS):
+            self.function()
+            return
+        if self._adjoint_prefix():
+            return
+        found = self.symbol()
+        if found is not None:
+            self.write_symbol(*found, adjoint=False)
+            return
+        raise self.error(tok, f"cannot read {text!r} here")
+
+    def _is_group_symbol(self) -> bool:
+        return False
+
+    def superscript(self) -> None:
+        tok = self.take()
+        sup = self.group()
+        text = "".join(t.text for t in sup)
+        if text in _TRANSPOSES or text.replace("{", "").replace("}", "") in _TRANSPOSES:
+            self.out.add(".T", tok.column)
+        elif text.isdigit():
+            self.out.add(f"**{text}", tok.column)
+        else:
+            raise self.error(tok, f"cannot read the superscript {text!r}")
+
+    def _word(self) -> str:
+        """Letters spelled as separate tokens: s o f t m a x."""
+        word, k = "", 0
+        while (t := self.peek(k)) is not None and t.kind == "name":
+            word += t.text
+            k += 1
+            if word in _FUNCTIONS:
+                return word
+        return word
+
+    def function(self) -> None:
+        tok = self.peek()
+        if tok.kind == "cmd":
+            self.take()
+            name = _FUNCTIONS[tok.text]
+        else:
+            name = ""
+            while name not in _FUNCTIONS:
+                name += self.take().text
+            name = _FUNCTIONS[name]
+        self.called_function(name, tok.column)
+
+    def _named(self) -> bool:
+        """\\operatorname{diag}, \\text{softmax}, \\mathrm{tanh}: a function by name."""
+        if self.peek(1) is None or self.peek(1).text != "{":
+            return False
+        save = self.i
+        tok = self.take()
+        word = "".join(t.text for t in self.group())
+        if word == "d" and tok.text == r"\mathrm":  # \mathrm{d}: the adjoint's d
+            self.i = save
+            return self._adjoint_prefix()
+        if word not in _FUNCTIONS:
+            self.i = save
+            if tok.text == r"\mathrm":
+                return False
+            raise self.error(tok, f"unknown function {word!r}")
+        self.called_function(_FUNCTIONS[word], tok.column)
+        return True
+
+    def _adjoint_prefix(self) -> bool:
+        """d\\mathbf{h}^{(t)}, dh_t, \\mathrm{d}h_t: the adjoint of the symbol after d."""
+        tok = self.peek()
+        save = self.i
+        if tok.kind == "name" and tok.text == "d":
+            self.take()
+        elif tok.kind == "cmd" and tok.text == r"\mathrm" and self.peek(1) is not None:
+            self.take()
+            if "".join(t.text for t in self.group()) != "d":
+                self.i = save
+                return False
+        else:
+            return False
+        if self.peek() is not None and self.peek().text == "{":  # d{\mathbf{W_h}^{(t)}}
+            inner = _Reader(self.group(), self.line, self.number)
+            found = inner.symbol()
+            if found is None or inner.peek() is not None:
+                self.i = save
+                return False
+        else:
+            found = self.symbol()
+        if found is None:
+            self.i = save
+            return False
+        self.write_symbol(*found, adjoint=True)
+        return True
+
+    def fraction(self) -> None:
+        r"""\frac{\partial L}{\partial X} (or d L / d X): the adjoint of X; else a quotient."""
+        tok = self.take()
+        top, bottom = self.group(), self.group()
+        sub_top = _Reader(top, self.line, self.number)
+        sub_bottom = _Reader(bottom, self.line, self.number)
+        if _derivative_of_loss(sub_top):
+            if not _strip_d(sub_bottom):
+                raise self.error(tok, "the denominator of dL/dX must be d or \\partial of X")
+            found = sub_bottom.symbol()
+            if found is None or sub_bottom.peek() is not None:
+                raise self.error(tok, "cannot read what L is differentiated by")
+            self.write_symbol(*found, adjoint=True)
+            return
+        self.operand(tok.column)
+        self.out.add("(", tok.column)
+        self.out.add(sub_top.read(), tok.column)
+        self.out.add(") / (", tok.column)
+        self.out.add(sub_bottom.read(), tok.column)
+        self.out.add(")", tok.column)
+
+    def nabla(self) -> None:
+        r"""\nabla_{X} L: the adjoint of X."""
+        tok = self.take()
+        if self.peek() is None or self.peek().text != "_":
+            raise self.error(tok, "\\nabla needs a subscript: \\nabla_{X} L")
+        self.take()
+        inner = _Reader(self.group(), self.line, self.number)
+        found = inner.symbol()
+        if found is None:
+            raise self.error(tok, "cannot read the symbol of \\nabla_{...}")
+        loss = self.peek()
+        if loss is None or loss.text != "L":
+            raise self.error(loss, "\\nabla_{X} must be followed by L")
+        self.take()
+        self.write_symbol(*found, adjoint=True)
+
+    def sum(self) -> None:
+        r"""\sum_{t=1}^{T} ...: sum(t, ...) to the end of the term."""
+        tok = self.take()
+        for _ in range(2):
+            if self.peek() is not None and self.peek().text in ("_", "^"):
+                self.take()
+                self.group()
+        self.operand(tok.column)
+        self.out.add("sum(t, ", tok.column)
+        self.sums.append(self.depth)
+
+    def onehot(self, tok: _Tok) -> None:
+        """1_{y^{(t)}}: the one-hot rows of the labels."""
+        self.take()  # _
+        inner = _Reader(self.group(), self.line, self.number)
+        found = inner.symbol()
+        if found is None:
+            raise self.error(tok, "cannot read the labels of 1_{...}")
+        name, index, column = found
+        self.operand(tok.column)
+        self.out.add(f"onehot({name}[{_index_text(index or 't')}])", tok.column)
+
+    def _one_hot_wrapped(self) -> bool:
+        r"""\mathbf{1}_{y^{(t)}}, \mathbf{1_{y^{(t)}}}, \mathbb{1}_{...}."""
+        if self.peek(1) is None or self.peek(1).text != "{":
+            return False
+        save = self.i
+        tok = self.take()
+        inner = self.group()
+        if not inner or inner[0].text != "1":
+            self.i = save
+            return False
+        if len(inner) > 1:  # \mathbf{1_{y^{(t)}}}
+            sub = _Reader(inner, self.line, self.number)
+            sub.onehot(sub.take())
+            self.operand(tok.column)
+            self.out.add(sub.out.text, tok.column)
+            return True
+        if self.peek() is None or self.peek().text != "_":
+            self.i = save
+            return False
+        self.onehot(tok)
+        return True
+
+
+def _derivative_of_loss(reader: _Reader) -> bool:
+    r"""The numerator reads \partial L, d L or \mathrm{d}L."""
+    if not _strip_d(reader):
+        return False
+    tok = reader.peek()
+    if tok is None or tok.text != "L":
+        return False
+    reader.take()
+    if reader.peek() is not None and reader.peek().text == "^":  # L^{(t)}
+        reader.take()
+        reader.group()
+    return reader.peek() is None
+
+
+def _strip_d(reader: _Reader) -> bool:
+    tok = reader.peek()
+    if tok is None:
+        return False
+    if tok.text == r"\partial" or (tok.kind == "name" and tok.text == "d"):
+        reader.take()
+        return True
+    if tok.text == r"\mathrm" and reader.peek(1) is not None:
+        save = reader.i
+        reader.take()
+        if "".join(t.text for t in reader.group()) == "d":
+            return True
+        reader.i = save
+    return False
+
+
+def _symbol_of(tokens: list[_Tok]) -> tuple[str | None, str | None]:
+    """The name and step inside \\mathbf{...}: W_h -> (W_h, None), h -> (h, None)."""
+    if not tokens:
+        return None, None
+    reader = _Reader(tokens, "", 0)
+    found = reader.symbol()
+    if found is None or reader.peek() is not None:
+        return None, None
+    return found[0], found[1]
+
+
+def _is_index(text: str) -> bool:
+    return bool(re.fullmatch(r"\s*(t|T|i|k)(\s*[+-]\s*\d+)?\s*|\s*\d+\s*", text))
+
+
+def _param_like(name: str) -> bool:
+    """W, U, V carry their subscripts as part of the name (W_h, W_x, W_hh)."""
+    return name[:1] in ("W", "U")
+
+
+def _index_text(index: str) -> str:
+    text = re.sub(r"\s+", "", index)
+    return re.sub(r"^[ik]", "t", text)
+
+
+def to_text(source: str) -> list[tuple[int, str, str, list[int]]]:
+    """(line number, LaTeX rule, formula-language rule, column map) for every rule."""
+    out = []
+    # Comments go; rules end at \\, at a display's edge and at a blank line (a newline alone
+    # does not end one: a long rule may continue on the next line).
+    body = "\n".join(line.split("%", 1)[0] for line in source.split("\n"))
+    body = re.sub(
+        r"\\(begin|end)\{[a-z*]+\}|\$\$|\\\[|\\\]|\n\s*\n",
+        lambda m: "\\\\" + "\n" * m.group().count("\n"),  # keep the line count
+        body,
+    )
+    position = 0
+    for piece in body.split("\\\\"):
+        lead = piece[: len(piece) - len(piece.lstrip())]
+        number = body.count("\n", 0, position) + 1 + lead.count("\n")
+        position += len(piece) + 2
+        line = " ".join(piece.split())
+        if not line or "=" not in line:
+            continue
+        reader = _Reader(_tokens(line), line, number)
+        text = reader.read()
+        out.append((number, line, text, reader.out.columns))
+    return out
+
+
+def read_latex(source: str) -> list[Rule]:
+    """The rules of a LaTeX derivation; errors name the LaTeX line and column."""
+    rules = []
+    for number, latex, text, columns in to_text(source):
+        lhs, eq, rhs = text.partition(" = ")
+        if not eq or not rhs.strip():
+            if lhs.strip() == "":  # `&= ...` continuing the previous rule's right-hand side
+                continue
+            raise FormulaSyntaxError(
+                f"line {number}: expected one rule `X = ...`\n{caret(latex, 1)}"
+            )
+        if " = " in rhs:  # a chain a = b = c: the last right-hand side is the rule
+            rhs = rhs.rsplit(" = ", 1)[1]
+        try:
+            (rule,) = read_text(f"{lhs} = {rhs}")
+        except FormulaSyntaxError as exc:
+            column = _column_of(str(exc), columns)
+            raise FormulaSyntaxError(
+                f"line {number}, column {column}: {str(exc).split(': ', 1)[1].splitlines()[0]} "
+                f"(read as `{lhs} = {rhs}`)\n{caret(latex, column)}"
+            ) from None
+        rules.append(Rule(rule.target, rule.index, rule.expr, number, latex))
+    return rules
+
+
+def _column_of(message: str, columns: list[int]) -> int:
+    m = re.search(r"column (\d+)", message)
+    if not m or not columns:
+        return 1
+    k = min(int(m.group(1)) - 1, len(columns) - 1)
+    return columns[max(k, 0)]
