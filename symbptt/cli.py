@@ -891,6 +891,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `symbptt check ... --json | head`: the reader left
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except Exception as e:  # a bug of ours: one line, exit 3 (SYMBPTT_DEBUG=1 shows it whole)
+        if os.environ.get("SYMBPTT_DEBUG"):
+            raise
+        print(
+            f"symbptt: internal error: {type(e).__name__}: {e} (please report it; "
+            "SYMBPTT_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 3
 
 
 #: True in the `symbptt` command's own process (not when main() is called from Python).

@@ -1086,11 +1086,16 @@ def loss_and_grads_allocates_50gb(x, y, h0, W_x, W_h, b, V, c):
 @hostile(
     expect="wrong",
     expect_in_error="MemoryError",
-    why="Grows to 4 GB in 100 MB steps, each written (touched); bounded, so it is harmless if "
-    "the memory limit fails, and wrong only because of it.",
+    why="Grows to 4 GB in 100 MB steps, every page of each touched (one write per 4 KB page, "
+    "so that a loaded machine reaches the limit within the time limit); bounded, so it is "
+    "harmless if the memory limit fails, and wrong only because of it.",
 )
 def loss_and_grads_grows_memory_to_4gb(x, y, h0, W_x, W_h, b, V, c):
-    chunks = [np.ones(100_000_000 // 8) for _ in range(40)]
+    chunks = []
+    for _ in range(40):
+        chunk = np.empty(100_000_000 // 8)
+        chunk[::512] = 1.0  # one write per page: resident, quickly
+        chunks.append(chunk)
     del chunks
     return bptt_core(x, y, h0, W_x, W_h, b, V, c)
 

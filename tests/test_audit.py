@@ -124,7 +124,7 @@ WRONG_RULES = [
 
 @pytest.mark.parametrize("rule, cause, correction", WRONG_RULES, ids=[r[0] for r in WRONG_RULES])
 def test_each_wrong_rule_is_flagged_on_its_line_with_its_correction(rule, cause, correction):
-    right = "h[t] = tanh(a[t])\nda[t] = dh[t] * (1 - h[t]**2)\n"
+    right = "h[t] = tanh(a[t])\no[t] = c + h[t] @ V\n"
     report = audit(f"# a derivation\n{right}{rule}\n")
     (bad,) = report.wrong
     assert bad.rule.line == 4 and bad.rule.text == rule
@@ -208,6 +208,8 @@ _PIECES = st.sampled_from(
         "os.system('x')", "eval", "lambda", "\\frac{", "}", "{", "\\mathbf{h}^{(t)}", "^T",
         "\\odot", "\\sum_{t=1}^{T}", "&", "\\\\", "$$", "d", "\\nabla_{", "L", "1", "[", "]",
         "'", '"', ";", "#", "\n", "\\operatorname{diag}(", "\\tanh", "_{t-1}", "^{(", "%",
+        "^", "_", "\\hat", "\\frac", "\\mathbf", "\\sum_", "\\nabla_", "1_", "h_0", "=",
+        "\\cdot", "\\mathbf{1}^\\top", "\\frac{\\partial L^{(t)}}{\\partial a_t}",
     ]
 )  # fmt: skip
 
@@ -231,3 +233,61 @@ def test_jupyter_shows_the_report_and_json_round_trips():
     (finding,) = record["findings"]
     assert finding["line"] == 1 and finding["status"] == "wrong"
     assert finding["counterexample"]["dims"]["T"] == 2
+
+
+@pytest.mark.parametrize("convention", ["row", "column"])
+def test_what_symbptt_latex_typesets_passes_its_audit_as_latex(convention):
+    from symbptt.derivation.document import recurrence_rows
+
+    d = derivation(3, "all", convention=convention)
+    rows = [r for r in recurrence_rows(d.form, d.wrt, {}, 3) if not r.startswith("&\\text")]
+    report = audit(" \\\\\n".join(rows), format="latex", convention=convention)
+    assert report.ok, report.text()
+    assert len(report.findings) == len(rows)
+
+
+@pytest.mark.parametrize(
+    "source, status, words",
+    [
+        ("dU = 7\n", "unchecked", "no rule uses it"),
+        ("delta[t] = dh[t] * (1 - h[t]**2)\n", "unchecked", "--map delta=da?"),
+        ("W_h = sum(t, h[t-1].T @ da[t])\n", "wrong", "cannot redefine it"),
+        ("dh[0] = 0\n", "wrong", "is not a quantity"),
+        ("dh[t] = do[t] @ V.T + da[t+1] @ W_h.T\ndh[t] = do[t] @ V.T\n", "wrong", "twice"),
+        ("h[t+99] = 0\n", "unchecked", "names no step"),
+    ],
+    ids=["unused", "unmapped", "redefined", "dh[0]", "twice", "no step"],
+)
+def test_nothing_passes_unchecked(source, status, words):
+    report = audit(source)
+    assert not report.ok
+    assert any(f.status == status and words in f.message for f in report.findings), report.text()
+
+
+@pytest.mark.parametrize(
+    "latex, message",
+    [
+        (r"x = \sum_{t=2}^{T} h_t", "sums over t = 1, ..., T only"),
+        (r"x = \sum_{n=1}^{N} h_t", "sums over t = 1, ..., T only"),
+        (r"dW = \sum_t h_{t-1}^\top \frac{\partial L^{(t)}}{\partial a_t}", "one loss term"),
+        (r"h_t = a_t^", "ends too early"),
+    ],
+    ids=["from 2", "over the batch", "loss term", "early end"],
+)
+def test_what_the_latex_reader_refuses(latex, message):
+    with pytest.raises(FormulaSyntaxError, match=message):
+        read_latex(latex)
+
+
+def test_every_member_of_a_chain_is_judged():
+    report = audit(
+        r"\frac{\partial L}{\partial h_t} = \frac{\partial L}{\partial o_t} V + W_h "
+        r"= \frac{\partial L}{\partial o_t} V^\top + \frac{\partial L}{\partial a_{t+1}} W_h^\top",
+        format="latex",
+    )
+    assert [f.status for f in report.findings] == ["shape", "right"]
+
+
+def test_factors_are_named_by_the_sizes():
+    (bad,) = audit("dV = sum(t, h[t].T @ do[t]) / N\n").wrong
+    assert bad.classification.startswith("divided by N")

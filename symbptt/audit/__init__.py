@@ -36,11 +36,29 @@ def parse_map(text: str | Mapping[str, str] | None) -> dict[str, str]:
             if item.count("=") != 1:
                 raise InvalidArgumentError(f"--map takes AUTHOR=MODEL pairs, got {item!r}")
             key, value = (s.strip() for s in item.split("="))
+            if key in pairs:
+                raise InvalidArgumentError(f"--map names {key!r} twice")
             pairs[key] = value
     for key, value in pairs.items():
         if not (isinstance(key, str) and key.isidentifier() and isinstance(value, str)):
             raise InvalidArgumentError(f"--map pairs are names: {key!r}={value!r}")
     return pairs
+
+
+def _check_map(names: dict, form) -> None:
+    """--map values must be the model's names (or their gradients): a typo would otherwise
+    leave a symbol unchecked."""
+    from ..errors import InvalidArgumentError
+
+    spec = form.spec
+    known = {*spec.names, *(line.target.base for line in (*form.model, *form.adjoints))}
+    known |= {"d" + n for n in spec.gradient_names} | {"N", "T", "D", "H", "C"}
+    for author, model_name in names.items():
+        if model_name not in known:
+            raise InvalidArgumentError(
+                f"--map gives {author} as {model_name!r}, which is not a name of the model "
+                f"({', '.join(sorted(known))})"
+            )
 
 
 def audit(
@@ -74,6 +92,11 @@ def audit(
     if not isinstance(source, str):
         raise InvalidArgumentError("the derivation must be text")
     spec = VANILLA if model is None else model
+    if spec.options.truncate is not None:
+        raise InvalidArgumentError(
+            "--truncate cannot be audited: truncated BPTT has no one-index rules (its "
+            "adjoints depend on the loss term as well as the step)"
+        )
     names = parse_map(mapping)
     if format == "latex":
         from .latex_reader import read_latex
@@ -84,6 +107,7 @@ def audit(
 
         rules = read_text(source)
     form = matrix_form(spec, convention)
+    _check_map(names, form)
     findings = audit_rules(
         rules, form, names, seed, latex=format == "latex", single=bool(one_example)
     )

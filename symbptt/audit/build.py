@@ -32,6 +32,10 @@ FUNCTIONS = (
     "diag",
 )
 SIZES = ("N", "T", "D", "H", "C")
+#: The largest power written out (h**2 is tanh's derivative; nothing needs h**1000).
+MAX_POWER = 8
+#: `\mathbf{1}` in LaTeX, a column of ones: 1^T X sums the rows of X, X 1 its columns.
+ONES = "ones"
 
 
 class AuditShapeError(SymbpttError):
@@ -52,6 +56,8 @@ class Scope:
     latex: bool = False
     #: One example per call (N = 1), as textbooks write the per-example equations.
     single: bool = False
+    #: Every target of the file and its line (to say "defined later" of a name used early).
+    targets: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         spec, column = self.form.spec, self.form.convention == "column"
@@ -100,7 +106,7 @@ class Scope:
             return self.parameters[self.gradient_of(name)]
         if name in self.defined and name in self.defined_per_step:
             return self.defined[name]
-        raise AuditShapeError(f"{name!r} is not a quantity of the model or of this derivation")
+        raise AuditShapeError(self.unknown(name))
 
     # -- building -----------------------------------------------------------------------------
     def build(self, node) -> MatExpr:
@@ -126,6 +132,11 @@ class Scope:
         if isinstance(node, Neg):
             return Constant(-1) * self._build(node.arg)
         if isinstance(node, Power):
+            if abs(node.exponent) > MAX_POWER:
+                raise AuditShapeError(
+                    f"the exponent {node.exponent} is larger than {MAX_POWER}: BPTT's rules "
+                    "square at most"
+                )
             base = self._build(node.arg)
             if node.exponent == 0:
                 return Constant(1)
@@ -134,6 +145,13 @@ class Scope:
                 out = out * base
             return Constant(1) / out if node.exponent < 0 else out
         if isinstance(node, Binary):
+            if node.op == "@" and _is_ones(node.left, transposed=True):  # 1^T X
+                return self._build(node.right).sum(axis=0)
+            if node.op == "@" and _is_ones(node.right, transposed=False):  # X 1
+                arg = self._build(node.left)
+                if arg.ndim != 2:
+                    raise AuditShapeError(f"X 1 sums the columns of a matrix; got {arg.shape}")
+                return matexpr.Sum(arg, (arg.shape[0], 1), axis=1, keepdims=True)
             if node.op == "@" and isinstance(node.left, Call) and node.left.function == "diag":
                 return self._diag_times(node.left, self._build(node.right), left=True)
             if node.op == "@" and isinstance(node.right, Call) and node.right.function == "diag":
@@ -160,15 +178,28 @@ class Scope:
             return Symbol(canonical, self.defined[canonical])
         if canonical in self.per_step or canonical in self.defined_per_step:
             raise AuditShapeError(f"{name} is a per-step quantity: write {name}[t]")
-        raise AuditShapeError(
+        raise AuditShapeError(self.unknown(name))
+
+    def unknown(self, name: str) -> str:
+        later = self.targets.get(self.canonical(name))
+        if later is not None:
+            return (
+                f"{name!r} is defined on line {later}, not before this rule (or by this rule "
+                f"itself): if it is one of the model's quantities, say which with --map "
+                f"{name}=<model name> (e.g. {name}=da)"
+            )
+        return (
             f"{name!r} is not a name of the model or of this derivation (the model's are "
             f"{', '.join([*self.parameters, *self.per_step])}; --map renames the author's)"
         )
 
     def _step(self, node: Step) -> MatExpr:
         canonical = self.canonical(node.name)
+        if canonical in self.ids and self.ids[canonical].role == "label":
+            # The labels as a matrix can only be their one-hot rows: y_t in yhat_t - y_t.
+            return self._call(Call("onehot", (node,)))
         if canonical in self.ids:
-            raise AuditShapeError(f"{node.name}[...] holds class ids: use onehot({node.name}[...])")
+            raise AuditShapeError(f"{node.name}[...] holds token ids: use onehot({node.name}[...])")
         shape = self.shape_of_step(node.name)
         adjoint = canonical.startswith("d") and canonical[1:] in {
             *self.per_step,
@@ -213,6 +244,8 @@ class Scope:
         """diag(v) @ M is v ⊙ M (each row of M scaled); M @ diag(v) needs M's columns to match
         v's entries, and is M ⊙ v^T."""
         v = self._build(call.args[0])
+        if v.ndim == 2 and v.shape[0] == 1 and v.shape[1] != 1:  # a row vector (one example)
+            v = v.T
         size = v.shape[0] if v.ndim else 1
         if left:
             if other.ndim == 0 or other.shape[0] != size:
@@ -236,6 +269,12 @@ class Scope:
         self.defined[name] = value.shape
         if rule.index is not None:
             self.defined_per_step.add(name)
+
+
+def _is_ones(node, *, transposed: bool) -> bool:
+    if transposed:
+        return isinstance(node, Transposed) and isinstance(node.arg, Name) and node.arg.name == ONES
+    return isinstance(node, Name) and node.name == ONES
 
 
 def _text(shape) -> str:

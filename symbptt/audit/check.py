@@ -20,7 +20,7 @@ import numpy as np
 from ..engine.matexpr import Indexed, MatExpr
 from ..engine.matrix_form import MatrixForm, _at
 from ..models.dims import Dims
-from .ast import Binary, Call, Index, Name, Neg, Power, Rule, Step, SumOverT, Transposed
+from .ast import Binary, Call, Index, Name, Neg, Num, Power, Rule, Step, SumOverT, Transposed
 from .build import AuditShapeError, Scope
 
 __all__ = ["Finding", "audit_rules", "DIMS"]
@@ -128,6 +128,18 @@ def _value(expr: MatExpr, summed: bool, step: int | None, world: _World) -> np.n
 
 
 def _evaluate(expr: MatExpr, world: _World) -> np.ndarray:
+    if any(isinstance(s, Indexed) and s.anchor == "T" for s in expr.symbols()):
+        from ..engine.matexpr import rebuild
+
+        T = world.dims.T
+        expr = rebuild(
+            expr,
+            lambda n: (
+                Indexed.make(n.base, n.shape, T + n.offset, None, adjoint=n.adjoint)
+                if isinstance(n, Indexed) and n.anchor == "T"
+                else None
+            ),
+        )
     value = np.asarray(expr.evaluate(world.bindings), dtype=float)
     used = [s.name for s in expr.symbols() if s.name in world.ghosts]
     if used:
@@ -181,13 +193,21 @@ def audit_rules(
     """A finding per rule (the caller renders them); `single`: the derivation is written for
     one example (N = 1), as textbooks write it."""
     scope = Scope(form, dict(mapping), latex=latex, single=single)
-    worlds = [_world(form, d, seed) for d in DIMS if d.N == 1 or not single]
+    for rule in rules:
+        scope.targets.setdefault(scope.canonical(rule.target), rule.line)
+    with np.errstate(all="ignore"):  # overflow in an author's rule is a finding, not noise
+        worlds = [_world(form, d, seed) for d in DIMS if d.N == 1 or not single]
     findings: list[Finding] = []
     built: dict[int, MatExpr] = {}
+    seen: dict[str, int] = {}
     for rule in rules:
         rule = replace(rule, expr=_hoist_sum(rule.expr))
         summed = isinstance(rule.expr, SumOverT)
         node = rule.expr.body if summed else rule.expr
+        refused = _refuse_target(scope, rule, seen)
+        if refused:
+            findings.append(Finding(rule, "wrong", refused, correction=_correction(scope, rule)))
+            continue
         try:
             expr = scope.build(node)
         except AuditShapeError as exc:
@@ -197,7 +217,7 @@ def audit_rules(
             findings.append(finding)
             continue
         expected = _expected_shape(scope, rule)
-        if expected is not None and expr.shape and tuple(expr.shape) != tuple(expected):
+        if expected is not None and expr.shape and not _same_shape(scope, expr.shape, expected):
             finding = Finding(
                 rule,
                 "shape",
@@ -210,9 +230,90 @@ def audit_rules(
             continue
         built[id(rule)] = (expr, summed)
         scope.learn(rule, expr)
-        findings.append(_judge(rule, expr, summed, scope, worlds, node))
+        with np.errstate(all="ignore"):
+            findings.append(_judge(rule, expr, summed, scope, worlds, node))
+    _unused_definitions(findings, built, scope, worlds[-1])
     _compensations(findings, built, scope, form, seed)
     return findings
+
+
+def _same_shape(scope: Scope, shape, expected) -> bool:
+    """Equal shapes; for one example, also equal up to axes of size 1 ((1, H) and (H,))."""
+    if tuple(shape) == tuple(expected):
+        return True
+    if scope.single:
+        return [d for d in shape if d != 1] == [d for d in expected if d != 1]
+    return False
+
+
+def _refuse_target(scope: Scope, rule: Rule, seen: dict) -> str | None:
+    """A target that cannot be a rule: the model's inputs redefined, dX[0], a second rule for
+    the same target (each target is defined once)."""
+    name = scope.canonical(rule.target)
+    if rule.index is None and (name in scope.parameters or name in scope.per_step):
+        kind = "input" if name in scope.parameters else "quantity"
+        return f"{rule.target} is the model's {kind}: a rule cannot redefine it"
+    if rule.index is not None and name in scope.parameters:
+        return f"{rule.target} is the model's input, the same at every step: it has no [t]"
+    if (
+        rule.index is not None
+        and rule.index.anchor is None
+        and rule.index.offset <= 0
+        and name.startswith("d")
+        and name[1:] in scope.per_step
+    ):
+        return (
+            f"{rule.label} is not a quantity: steps run from 1 (the gradient of the initial "
+            f"state is d{scope.form.spec.initial.name if scope.form.spec.initial else 'h0'})"
+        )
+    key = f"{name}[{rule.index.text()}]" if rule.index is not None else name
+    if key in seen and seen[key] != rule.line:  # members of one chain share their line
+        return f"{rule.label} is defined twice (first on line {seen[key]})"
+    seen[key] = rule.line
+    return None
+
+
+def _unused_definitions(findings, built, scope: Scope, world: _World) -> None:
+    """A quantity of the author's that no rule uses is not checked at all: most often a
+    symbol of the author's that --map should have named (delta for da)."""
+    used: set[str] = set()
+    for expr, _ in built.values():
+        for s in expr.symbols():
+            used.add(s.base if isinstance(s, Indexed) else s.name)
+    for f in findings:
+        if f.status != "defines":
+            continue
+        name = scope.canonical(f.rule.target)
+        if name in used:
+            continue
+        f.status = "unchecked"
+        shape = scope.defined.get(name)
+        alike = [
+            q
+            for q, s in {**scope.per_step, **scope.parameters}.items()
+            if shape is not None and tuple(s) == tuple(shape)
+        ]
+        same = [q for q in alike if _same_values(world, name, q, f.rule)]
+        hint = f" (--map {f.rule.target}={(same or alike)[0]}?)" if alike else ""
+        f.message = (
+            f"{f.rule.target} is not one of the model's quantities and no rule uses it, so "
+            f"nothing checks it: name it with --map{hint}"
+        )
+
+
+def _same_values(world: _World, name: str, other: str, rule: Rule) -> bool:
+    """The author's quantity has the values of one of the model's at every step."""
+    if rule.index is None:
+        return (
+            name in world.bindings
+            and other in world.bindings
+            and _close(world.bindings[name], world.bindings[other])
+        )
+    steps = range(1, world.dims.T + 1)
+    keys = [(f"{name}[{k}]", f"{other}[{k}]") for k in steps]
+    return all(a in world.bindings and b in world.bindings for a, b in keys) and all(
+        _close(world.bindings[a], world.bindings[b]) for a, b in keys
+    )
 
 
 def _compensations(findings, built, scope: Scope, form: MatrixForm, seed: int) -> None:
@@ -220,8 +321,12 @@ def _compensations(findings, built, scope: Scope, form: MatrixForm, seed: int) -
     each rule fed by the derivation's own rules, are all right."""
     wrong = [f for f in findings if f.status == "wrong"]
     gradients = [f for f in findings if scope.gradient_of(f.rule.target) and f.rule.index is None]
-    if not wrong or not gradients or any(f.status == "shape" for f in findings):
-        return
+    if len(wrong) < 2 or not gradients or any(f.status == "shape" for f in findings):
+        return  # one wrong rule cannot be compensated by a right one
+    if any(
+        id(f.rule) not in built or f.rule.index is None or f.rule.index.anchor != "t" for f in wrong
+    ):
+        return  # only recurrences chain into each other
     world = _world(form, DIMS[-1], seed)
     true_bindings = dict(world.bindings)
     own = [f.rule for f in findings if id(f.rule) in built]
@@ -277,12 +382,12 @@ def _hoist_sum(node):
     """`sum(t, e) * 2`, `-sum(t, e)`: constant factors of a sum moved inside it."""
     if isinstance(node, Neg) and isinstance(node.arg, SumOverT):
         return SumOverT(Neg(node.arg.body))
-    if isinstance(node, Binary) and node.op in ("*", "/"):
+    if isinstance(node, Binary) and node.op in ("*", "/", "@"):
         left, right = _hoist_sum(node.left), _hoist_sum(node.right)
         if isinstance(left, SumOverT) and not _has_sum(right):
             return SumOverT(Binary(node.op, left.body, right))
-        if isinstance(right, SumOverT) and node.op == "*" and not _has_sum(left):
-            return SumOverT(Binary("*", left, right.body))
+        if isinstance(right, SumOverT) and node.op in ("*", "@") and not _has_sum(left):
+            return SumOverT(Binary(node.op, left, right.body))
     return node
 
 
@@ -319,6 +424,8 @@ def _judge(rule, expr, summed, scope, worlds, node) -> Finding:
                 return finding
     if mine:
         return Finding(rule, "defines", "a quantity of the derivation's own, used by its rules")
+    if not any(_steps(rule, w.dims.T) for w in worlds):
+        return Finding(rule, "unchecked", f"{rule.label} names no step of 1..T: nothing to check")
     return Finding(rule, "right")
 
 
@@ -462,7 +569,7 @@ def _classify_value(scope, rule, node, summed, world, step) -> str | None:
         if denom > 0:
             alpha = float(np.sum(value * truth)) / denom
             if abs(alpha - 1) > 1e-6 and alpha != 0 and _close(value / alpha, truth):
-                return f"off by a factor {alpha:.6g}"
+                return _factor(alpha, world.dims)
     missing = _missing_term(scope, rule, node, summed, world)
     if missing:
         return missing
@@ -470,6 +577,23 @@ def _classify_value(scope, rule, node, summed, world, step) -> str | None:
         if _fixes(scope, rule, candidate, summed, world):
             return text
     return None
+
+
+def _factor(alpha: float, dims: Dims) -> str:
+    """A constant factor, named when it is a size: "divided by N" rather than 0.333."""
+    N, T = dims.N, dims.T
+    named = {
+        "divided by N": 1 / N,
+        "divided by T": 1 / T,
+        "divided by N*T": 1 / (N * T),
+        "multiplied by N": N,
+        "multiplied by T": T,
+        "multiplied by N*T": N * T,
+    }
+    for text, value in named.items():
+        if value != 1 and abs(alpha - value) <= 1e-9 * max(1.0, abs(value)):
+            return f"{text} (a factor {alpha:.6g} at N={N}, T={T})"
+    return f"off by a factor {alpha:.6g}"
 
 
 def _missing_term(scope, rule, node, summed, world) -> str | None:
@@ -570,8 +694,26 @@ def _correction(scope: Scope, rule: Rule) -> str | None:
 
 
 def _short(node) -> str:
-    text = {Name: lambda n: n.name, Step: lambda n: f"{n.name}[{n.index.text()}]"}.get(type(node))
-    return text(node) if text else "…"
+    """A node written back in the formula language (for a finding's sentence)."""
+    if isinstance(node, Name):
+        return node.name
+    if isinstance(node, Step):
+        return f"{node.name}[{node.index.text()}]"
+    if isinstance(node, Num):
+        return f"{node.value:g}"
+    if isinstance(node, Transposed):
+        return f"{_short(node.arg)}.T"
+    if isinstance(node, Neg):
+        return f"-{_short(node.arg)}"
+    if isinstance(node, Power):
+        return f"{_short(node.arg)}**{node.exponent}"
+    if isinstance(node, Call):
+        return f"{node.function}({', '.join(_short(a) for a in node.args)})"
+    if isinstance(node, Binary):
+        return f"({_short(node.left)} {node.op} {_short(node.right)})"
+    if isinstance(node, SumOverT):
+        return f"sum(t, {_short(node.body)})"
+    return "?"
 
 
 def _shape(shape) -> str:

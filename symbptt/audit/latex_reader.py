@@ -45,7 +45,10 @@ _FUNCTIONS = {
     "onehot": "onehot",
 }
 _TRANSPOSES = {"T", r"\top", r"\intercal", r"\mathsf{T}", r"\mathrm{T}", "{T}", r"{\top}"}
-_ELEMENTWISE = {r"\odot", r"\circ", "*", r"\cdot", r"\times"}
+_ELEMENTWISE = {r"\odot", r"\circ", "*"}
+#: Written between matrices they are the matrix product (and between a number and a matrix,
+#: a scale, which the product of a scalar also is).
+_PRODUCTS = {r"\cdot", r"\times"}
 
 _TOKEN = re.compile(
     r"(?P<cmd>\\[A-Za-z]+|\\[,;:! ])"
@@ -111,6 +114,8 @@ class _Reader:
         return self.toks[j] if j < len(self.toks) else None
 
     def take(self) -> _Tok:
+        if self.i >= len(self.toks):
+            raise self.error(None, "the rule ends too early")
         tok = self.toks[self.i]
         self.i += 1
         return tok
@@ -198,6 +203,8 @@ class _Reader:
         return name, index, column
 
     def write_symbol(self, name: str, index: str | None, column: int, adjoint: bool) -> None:
+        if adjoint and name == "h" and index is not None and index.strip() == "0":
+            name, index = "h0", None  # dL/dh_0: the gradient of the initial state
         name = ("d" if adjoint else "") + name
         self.operand(column)
         self.out.add(name if index is None else f"{name}[{_index_text(index)}]", column)
@@ -217,6 +224,16 @@ class _Reader:
         self.operand(column)
         self.out.add(name, column)
         self.called = True
+        nxt = self.peek()
+        if nxt is not None and nxt.text not in ("(", r"\left", "{", "["):  # \tanh a_t
+            found = self.symbol()
+            if found is None:
+                raise self.error(nxt, f"{name} needs an argument")
+            self.out.add("(", column)
+            self.called = False
+            symbol, index, col = found
+            self.out.add(symbol if index is None else f"{symbol}[{_index_text(index)}]", col)
+            self.out.add(")", column)
 
     # -- the rule
     def read(self) -> str:
@@ -234,9 +251,11 @@ class _Reader:
             self.take()
             return
         if text in ("+", "-", "="):
-            if text in "+-" and self.sums and self.sums[-1] == self.depth:
+            while self.sums and self.sums[-1] == self.depth:  # a sum ends with its term
                 self.sums.pop()
                 self.out.add(")", tok.column)
+                if text != "=":
+                    break
             self.take()
             self.out.add(f" {text} ", tok.column)
             return
@@ -260,6 +279,10 @@ class _Reader:
         if text in _ELEMENTWISE or (tok.kind == "cmd" and text in _ELEMENTWISE):
             self.take()
             self.out.add(" * ", tok.column)
+            return
+        if tok.kind == "cmd" and text in _PRODUCTS:
+            self.take()
+            self.out.add(" @ ", tok.column)
             return
         if text == "/":
             self.take()
@@ -390,6 +413,10 @@ class _Reader:
             found = sub_bottom.symbol()
             if found is None or sub_bottom.peek() is not None:
                 raise self.error(tok, "cannot read what L is differentiated by")
+            if getattr(sub_top, "loss_term", False):  # dL^{(t)}/dX: not a rule's quantity
+                self.operand(tok.column)
+                self.out.add(LOSS_TERM, tok.column)
+                return
             self.write_symbol(*found, adjoint=True)
             return
         self.operand(tok.column)
@@ -418,10 +445,20 @@ class _Reader:
     def sum(self) -> None:
         r"""\sum_{t=1}^{T} ...: sum(t, ...) to the end of the term."""
         tok = self.take()
+        limits = {}
         for _ in range(2):
-            if self.peek() is not None and self.peek().text in ("_", "^"):
+            if self.peek() is not None and self.peek().text == r"\limits":
                 self.take()
-                self.group()
+            if self.peek() is not None and self.peek().text in ("_", "^"):
+                side = self.take().text
+                limits[side] = re.sub(r"\s+", "", "".join(t.text for t in self.group()))
+        lower, upper = limits.get("_", "t"), limits.get("^", "T")
+        if lower not in ("t", "t=1") or upper != "T":
+            raise self.error(
+                tok,
+                f"this reader sums over t = 1, ..., T only (\\sum_{{t=1}}^{{T}} or \\sum_t); "
+                f"found \\sum_{{{lower}}}^{{{upper}}}",
+            )
         self.operand(tok.column)
         self.out.add("sum(t, ", tok.column)
         self.sums.append(self.depth)
@@ -447,6 +484,10 @@ class _Reader:
         if not inner or inner[0].text != "1":
             self.i = save
             return False
+        if len(inner) == 1 and (self.peek() is None or self.peek().text != "_"):
+            self.operand(tok.column)  # \mathbf{1}: a column of ones (1^T X sums rows)
+            self.out.add("ones", tok.column)
+            return True
         if len(inner) > 1:  # \mathbf{1_{y^{(t)}}}
             sub = _Reader(inner, self.line, self.number)
             sub.onehot(sub.take())
@@ -468,9 +509,10 @@ def _derivative_of_loss(reader: _Reader) -> bool:
     if tok is None or tok.text != "L":
         return False
     reader.take()
-    if reader.peek() is not None and reader.peek().text == "^":  # L^{(t)}
+    if reader.peek() is not None and reader.peek().text == "^":  # L^{(t)}: one loss term
         reader.take()
         reader.group()
+        reader.loss_term = True
     return reader.peek() is None
 
 
@@ -502,7 +544,7 @@ def _symbol_of(tokens: list[_Tok]) -> tuple[str | None, str | None]:
 
 
 def _is_index(text: str) -> bool:
-    return bool(re.fullmatch(r"\s*(t|T|i|k)(\s*[+-]\s*\d+)?\s*|\s*\d+\s*", text))
+    return bool(re.fullmatch(r"\s*(t|T)(\s*[+-]\s*\d+)?\s*|\s*\d+\s*", text))
 
 
 def _param_like(name: str) -> bool:
@@ -511,8 +553,7 @@ def _param_like(name: str) -> bool:
 
 
 def _index_text(index: str) -> str:
-    text = re.sub(r"\s+", "", index)
-    return re.sub(r"^[ik]", "t", text)
+    return re.sub(r"\s+", "", index)
 
 
 def to_text(source: str) -> list[tuple[int, str, str, list[int]]]:
@@ -528,40 +569,75 @@ def to_text(source: str) -> list[tuple[int, str, str, list[int]]]:
     )
     position = 0
     for piece in body.split("\\\\"):
-        lead = piece[: len(piece) - len(piece.lstrip())]
-        number = body.count("\n", 0, position) + 1 + lead.count("\n")
+        start = body.count("\n", 0, position) + 1
         position += len(piece) + 2
-        line = " ".join(piece.split())
-        if not line or "=" not in line:
-            continue
-        reader = _Reader(_tokens(line), line, number)
-        text = reader.read()
-        out.append((number, line, text, reader.out.columns))
+        for offset, line in _rules_in(piece):
+            reader = _Reader(_tokens(line), line, start + offset)
+            text = reader.read()
+            out.append((start + offset, line, text, reader.out.columns))
     return out
 
 
+def _rules_in(piece: str) -> list[tuple[int, str]]:
+    """(line offset, text) of each rule in a piece: a line with its own `=` starts a rule
+    (unless it starts with `=`, continuing a chain), other lines continue the one before."""
+    rules: list[list] = []
+    for offset, raw in enumerate(piece.split("\n")):
+        line = " ".join(raw.split())
+        if not line:
+            continue
+        starts = "=" in line and not line.lstrip("&").lstrip().startswith("=")
+        if starts or not rules:
+            rules.append([offset, line])
+        else:
+            rules[-1][1] += " " + line
+    return [(o, t) for o, t in rules if "=" in t]
+
+
+#: How the derivative of one loss term (dL^{(t)}/dX) is written before read_latex decides:
+#: as notation in a chain it is skipped; as a rule's value it is refused.
+LOSS_TERM = "LOSS__TERM"
+
+
 def read_latex(source: str) -> list[Rule]:
-    """The rules of a LaTeX derivation; errors name the LaTeX line and column."""
-    rules = []
+    """The rules of a LaTeX derivation; errors name the LaTeX line and column. A chain
+    `A = B = C` gives a rule for each member; `&= C` on the next line continues the last."""
+    rules: list[Rule] = []
     for number, latex, text, columns in to_text(source):
-        lhs, eq, rhs = text.partition(" = ")
-        if not eq or not rhs.strip():
-            if lhs.strip() == "":  # `&= ...` continuing the previous rule's right-hand side
-                continue
+        members = [m.strip() for m in text.split(" = ")]
+        if len(members) < 2 or not all(members[1:]):
+            raise FormulaSyntaxError(f"line {number}: expected a rule `X = ...`\n{caret(latex, 1)}")
+        lhs = members[0]
+        if not lhs:  # `&= ...`: another member of the previous rule's chain
+            if not rules:
+                raise FormulaSyntaxError(
+                    f"line {number}: `= ...` continues no rule\n{caret(latex, 1)}"
+                )
+            lhs = rules[-1].label
+        if LOSS_TERM in lhs:
             raise FormulaSyntaxError(
-                f"line {number}: expected one rule `X = ...`\n{caret(latex, 1)}"
+                f"line {number}: the derivative of one loss term L^(t) is not a quantity of the "
+                f"recurrences; write the total derivative dL/dX\n{caret(latex, 1)}"
             )
-        if " = " in rhs:  # a chain a = b = c: the last right-hand side is the rule
-            rhs = rhs.rsplit(" = ", 1)[1]
-        try:
-            (rule,) = read_text(f"{lhs} = {rhs}")
-        except FormulaSyntaxError as exc:
-            column = _column_of(str(exc), columns)
-            raise FormulaSyntaxError(
-                f"line {number}, column {column}: {str(exc).split(': ', 1)[1].splitlines()[0]} "
-                f"(read as `{lhs} = {rhs}`)\n{caret(latex, column)}"
-            ) from None
-        rules.append(Rule(rule.target, rule.index, rule.expr, number, latex))
+        for rhs in members[1:]:
+            if rhs == LOSS_TERM:  # dL^{(t)}/do_t = yhat - 1: notation inside a chain
+                continue
+            if LOSS_TERM in rhs:
+                raise FormulaSyntaxError(
+                    f"line {number}: dL^(t)/dX, the derivative of one loss term, is used as a "
+                    "value: BPTT's rules need the total derivative dL/dX (every loss term)"
+                    f"\n{caret(latex, 1)}"
+                )
+            try:
+                (rule,) = read_text(f"{lhs} = {rhs}")
+            except FormulaSyntaxError as exc:
+                column = _column_of(str(exc), columns)
+                what = str(exc).split(": ", 1)[1].splitlines()[0]
+                raise FormulaSyntaxError(
+                    f"line {number}, column {column}: {what} (read as `{lhs} = {rhs}`)\n"
+                    f"{caret(latex, column)}"
+                ) from None
+            rules.append(Rule(rule.target, rule.index, rule.expr, number, latex))
     return rules
 
 

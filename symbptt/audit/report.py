@@ -33,7 +33,8 @@ class AuditReport:
             written.add(canonical)
         determined = [n for n in spec.gradient_names if "d" + n in written]
         undetermined = [n for n in spec.gradient_names if "d" + n not in written]
-        ok = all(f.status in ("right", "defines") for f in findings)  # compensation is no excuse
+        # Compensation is no excuse, and an unchecked definition is not a right one.
+        ok = all(f.status in ("right", "defines") for f in findings)
         return cls(
             ok,
             findings,
@@ -49,6 +50,9 @@ class AuditReport:
         return [f for f in self.findings if f.status not in ("right", "defines")]
 
     def to_dict(self) -> dict:
+        return _finite(self._dict())
+
+    def _dict(self) -> dict:
         return {
             "ok": self.ok,
             "convention": self.convention,
@@ -73,13 +77,15 @@ class AuditReport:
     def text(self) -> str:
         lines = []
         for f in self.findings:
-            mark = {"right": "ok ", "defines": "def"}.get(f.status, "BAD")
+            mark = {"right": "ok ", "defines": "def", "unchecked": "???"}.get(f.status, "BAD")
             lines.append(f"{mark} line {f.rule.line}: {f.rule.text}")
             if f.status in ("right", "defines"):
                 continue
-            what = {"shape": "does not type-check", "compensated": "is compensated"}.get(
-                f.status, "is wrong"
-            )
+            what = {
+                "shape": "does not type-check",
+                "compensated": "is compensated",
+                "unchecked": "is not checked",
+            }.get(f.status, "is wrong")
             lines.append(f"      {what}: {f.message}")
             if f.classification:
                 lines.append(f"      likely: {f.classification}")
@@ -97,6 +103,17 @@ class AuditReport:
 
     def _repr_markdown_(self) -> str:
         return "```\n" + self.text() + "```\n"
+
+
+def _finite(value):
+    """JSON has no inf or NaN: such numbers are written as strings ("inf", "nan")."""
+    if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _example(c: dict) -> str:
