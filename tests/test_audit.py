@@ -118,6 +118,11 @@ WRONG_RULES = [
     ("dh0 = da[0] @ W_h.T", "uses da[0] where da[1] belongs", "dh0 = da[1] @ W_h.T"),
     ("dh[t-1] = da[t] @ h[t-1].T", None, "dh[t-1] = do[t-1] @ V.T + da[t] @ W_h.T"),
     ("dx[t] = da[t] @ W_h.T", "uses W_h where W_x belongs", "dx[t] = da[t] @ W_x.T"),
+    (
+        "dh[t] = do[t] @ V.T - da[t+1] @ W_h.T",
+        "has the wrong sign",
+        "dh[t] = do[t] @ V.T + da[t+1] @ W_h.T",
+    ),
     ("dW_x = sum(t, x[t].T @ da[t-1])", "uses da[t-1] where da[t] belongs", None),
 ]
 

@@ -51,6 +51,9 @@ def test_a_char_rnn_script_is_right_with_its_clipping_declared(tmp_path, capsys)
     assert status == 0, record
     assert record["style"] == "char-rnn" and record["layout"] == "column"
     assert any("declared clipping to ±5 changed" in n for n in record["notes"])
+    # lossFun returns the last hidden state, not dL/dhprev: h0 is not listed at all.
+    assert [r["name"] for r in record["results"]] == ["W_x", "W_h", "b", "V", "c", "loss"]
+    assert not any("not checked" in n for n in record["notes"])
 
 
 def test_undeclared_clipping_is_wrong_and_named(tmp_path, capsys):

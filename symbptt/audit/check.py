@@ -503,6 +503,11 @@ def _variants(node, scope: Scope | None = None):
             if n.op in ("+", "-"):
                 out.append((f"the term {_short(n.right)} does not belong", rebuild(n.left)))
                 out.append((f"the term {_short(n.left)} does not belong", rebuild(n.right)))
+                other = "-" if n.op == "+" else "+"
+                out.append(
+                    (f"the term {_short(n.right)} has the wrong sign",
+                     rebuild(Binary(other, n.left, n.right)))
+                )  # fmt: skip
             visit(n.left, lambda m: rebuild(Binary(n.op, m, n.right)))
             visit(n.right, lambda m: rebuild(Binary(n.op, n.left, m)))
         if isinstance(n, (Neg, Power)):
