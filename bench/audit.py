@@ -2,7 +2,8 @@
 
 In process (median of --repeat): the seed blog's LaTeX transcription (docs/audit/seed.tex),
 the 16 rules `symbptt latex --format text --wrt all` writes, and five wrong rules (each
-classified: the search for the small change that makes it right is the costly part). As whole processes: `symbptt audit docs/audit/seed.tex` against the baseline
+classified: the search for the small change that makes it right is the costly part). As whole
+processes: `symbptt audit docs/audit/seed.tex` against the baseline
 `python -c "import numpy, symengine"` measured in the same run.
 
     python bench/audit.py [--repeat 5] [--out bench/results/audit.json]
@@ -12,13 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench/timing.py
+
+from timing import median_seconds  # noqa: E402
+
 SEED = HERE.parent / "docs" / "audit" / "seed.tex"
 
 WRONG = [
@@ -28,15 +31,6 @@ WRONG = [
     "da[t] = dh[t] * (1 - a[t]**2)",
     "dx[t] = da[t] @ W_h.T",
 ]
-
-
-def _median(f, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -57,13 +51,13 @@ def main(argv=None) -> int:
         "symbptt latex --format text --wrt all (16 rules)": lambda: audit(text),
         "5 wrong rules, each classified": lambda: audit(wrong),
     }
-    rows = {name: _median(f, args.repeat) for name, f in cases.items()}
+    rows = {name: median_seconds(f, args.repeat) for name, f in cases.items()}
     commands = {
         "baseline: import numpy, symengine": [sys.executable, "-c", "import numpy, symengine"],
         "symbptt audit docs/audit/seed.tex": [sys.executable, "-m", "symbptt", "audit", str(SEED)],
     }
     processes = {
-        name: _median(lambda a=argv_: subprocess.run(a, capture_output=True), args.repeat)
+        name: median_seconds(lambda a=argv_: subprocess.run(a, capture_output=True), args.repeat)
         for name, argv_ in commands.items()
     }
     baseline = processes["baseline: import numpy, symengine"]

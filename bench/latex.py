@@ -14,23 +14,15 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # bench/timing.py
 
-
-def _median(f, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+from timing import median_seconds  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -51,7 +43,7 @@ def main(argv=None) -> int:
                 def run(T=T, wrt=wrt, convention=convention, results=results):
                     results.append(derivation(T, wrt, convention=convention))
 
-                seconds = _median(run, args.repeat)
+                seconds = median_seconds(run, args.repeat)
                 last = results[-1]
                 rows.append(
                     {
@@ -96,7 +88,7 @@ def main(argv=None) -> int:
             ]  # fmt: skip
         processes = {}
         for name, argv_ in commands.items():
-            processes[name] = _median(
+            processes[name] = median_seconds(
                 lambda a=argv_: subprocess.run(a, check=True, capture_output=True, cwd=work),
                 args.repeat,
             )

@@ -232,10 +232,10 @@ class Scope:
                 raise AuditShapeError(f"sum_cols takes a matrix; got shape {arg.shape}")
             return matexpr.Sum(arg, (arg.shape[0], 1), axis=1, keepdims=True)
         if name == "softmax":
+            row_softmax = rules.softmax(arg, None)
             if self.form.convention == "column":
-                f = matexpr._on_columns(rules._float_softmax)
-                return matexpr.Function(arg, arg.shape, name="softmax", on_floats=f, columns=True)
-            return rules.softmax(arg, None)
+                return matexpr.columnwise(row_softmax, arg)
+            return row_softmax
         if name == "diag":
             raise AuditShapeError("diag(v) must multiply a matrix: diag(v) @ M")
         return getattr(rules, name)(arg)

@@ -670,7 +670,7 @@ def _correction(scope: Scope, rule: Rule) -> str | None:
     for line in scope.form.boundaries:
         target = line.target
         if target.base == name and rule.index is not None and rule.index.anchor != "t":
-            return f"{printer.doprint(target)}{eq}{printer.doprint(line.expr)}"
+            return printer.rule(target, line.expr, eq=eq)
     line = _true_line(scope, rule)
     if line is None:
         return None
@@ -692,10 +692,7 @@ def _correction(scope: Scope, rule: Rule) -> str | None:
         if latex:
             label = rf"\frac{{\partial L}}{{\partial {{{printer.symbol(parameter)}}}^{{(t)}}}}"
         return f"{label}{eq}{body}"
-    body = printer.doprint(expr)
-    if line.summed:
-        body = rf"\sum_{{t=1}}^{{T}} {body}" if latex else f"sum(t, {body})"
-    return f"{printer.doprint(target)}{eq}{body}"
+    return printer.rule(target, expr, summed=line.summed, eq=eq)
 
 
 def _short(node) -> str:

@@ -259,7 +259,7 @@ class _Reader:
             self.take()
             self.out.add(f" {text} ", tok.column)
             return
-        if text in ("(", "[") or (text == "{" and not self._is_group_symbol()):
+        if text in ("(", "[", "{"):
             self.take()
             self.operand(tok.column)
             self.depth += 1
@@ -319,9 +319,6 @@ class _Reader:
             self.write_symbol(*found, adjoint=False)
             return
         raise self.error(tok, f"cannot read {text!r} here")
-
-    def _is_group_symbol(self) -> bool:
-        return False
 
     def superscript(self) -> None:
         tok = self.take()

@@ -982,9 +982,7 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
             report.inconsistent = search.flaky or _answers_differently(checker, search.failure)
     if not search.died and not search.out_of_time:
         model = convention.model
-        shape = replace(GENERIC, T=_longest(model))
-        if checker.fit is not None:
-            shape = checker.fit(shape)
+        shape = _fitted(checker, _longest(model))
         generic = _problem(shape, model.random_point(shape, seed), form, seed, model)
         try:
             at_generic = checker.results(checker.evaluate(generic))
@@ -1072,6 +1070,13 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     return report
 
 
+def _fitted(checker: _Checker, T: int) -> Dims:
+    """The generic shape (every size > 1, D != H) at T steps, fitted to the code (C == D for a
+    next-token model, T = 1 for a step pair)."""
+    shape = replace(GENERIC, T=T)
+    return checker.fit(shape) if checker.fit is not None else shape
+
+
 #: The extra problem every check ends with: longer than the random ones (truncation at depth
 #: up to T - 2 shows), with gradients large enough that clipping at a few units acts.
 LARGE_T, LARGE_SCALE = 8, 30.0
@@ -1080,9 +1085,7 @@ LARGE_T, LARGE_SCALE = 8, 30.0
 def _large_problem(checker: _Checker, seed: int) -> Problem:
     model, form = checker.conv.model, checker.conv.form
     K = model.options.truncate
-    shape = replace(GENERIC, T=max(LARGE_T, 0 if K is None else K + 2))
-    if checker.fit is not None:  # C == D for a next-token model; T = 1 for a step pair
-        shape = checker.fit(shape)
+    shape = _fitted(checker, max(LARGE_T, 0 if K is None else K + 2))
     arrays = model.random_point(shape, seed + 1, scale=LARGE_SCALE)
     problem = _problem(shape, arrays, form, seed + 1, model)
     if form == "layer":  # no output layer: the upstream gradient is what is large
@@ -1136,9 +1139,7 @@ def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
     if conv.model.options.inputs == "dense" or conv.form == "layer":
         flips.append(("layout", "row" if conv.layout == "column" else "column"))
     model = conv.model
-    shape = replace(GENERIC, T=_longest(model))
-    if checker.fit is not None:
-        shape = checker.fit(shape)
+    shape = _fitted(checker, _longest(model))
     fresh = [_problem(shape, model.random_point(shape, k), conv.form, k, model) for k in (1, 2)]
     # A function that fails only sometimes is not a set-up mistake: as declared it must fail
     # again on the failing problem and on two fresh ones.
@@ -1187,9 +1188,7 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
     a finite wrong answer there is WRONG like any other."""
     conv = checker.conv
     model, form = conv.model, conv.form
-    shape = replace(GENERIC, T=min(_longest(model), 3))
-    if checker.fit is not None:
-        shape = checker.fit(shape)
+    shape = _fitted(checker, min(_longest(model), 3))
     cases = []
     arrays = model.random_point(shape, seed)
     cases.append(("pre-activations in the thousands", {**arrays, "W_x": arrays["W_x"] * 1e4}))

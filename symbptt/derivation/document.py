@@ -387,7 +387,7 @@ def recurrence_rows(form: MatrixForm, wrt, names, T: int) -> list[str]:
 
 
 def _row(printer: LatexPrinter, line: Line) -> str:
-    return f"{printer.doprint(line.target)} &= {printer.doprint(line.expr)}"
+    return printer.rule(line.target, line.expr, eq=" &= ")
 
 
 def _truncated_row(printer: LatexPrinter, line: Line) -> str:
@@ -409,10 +409,7 @@ def _gradient_symbol(tex: LatexPrinter, name: str, K: int | None, index: str = "
 def _gradient_row(tex, trunc, form: MatrixForm, line: Line, K: int | None) -> str:
     name = line.about
     if K is None:
-        target, body = tex.doprint(line.target), tex.doprint(line.expr)
-        if line.summed:
-            return rf"{target} &= \sum_{{t=1}}^{{T}} {body}"
-        return f"{target} &= {body}"
+        return tex.rule(line.target, line.expr, summed=line.summed, eq=" &= ")
     body = trunc.doprint(line.expr)
     if line.summed:
         target = _gradient_symbol(tex, name, K)
@@ -565,18 +562,13 @@ def formula_text(
         "",
         "# the model",
     ]
-    out += [f"{p.doprint(line.target)} = {p.doprint(line.expr)}" for line in form.model]
+    out += [p.rule(line.target, line.expr) for line in form.model]
     out += ["", "# boundaries"]
-    out += [f"{p.doprint(line.target)} = {p.doprint(line.expr)}" for line in form.boundaries]
+    out += [p.rule(line.target, line.expr) for line in form.boundaries]
     out += ["", "# backward, for t = T, ..., 1"]
-    out += [f"{p.doprint(line.target)} = {p.doprint(line.expr)}" for line in form.lines_for(wrt)]
+    out += [p.rule(line.target, line.expr) for line in form.lines_for(wrt)]
     out += ["", "# gradients"]
-    for name in wrt:
-        line = form.gradient(name)
-        body = p.doprint(line.expr)
-        if line.summed:
-            body = f"sum(t, {body})"
-        out.append(f"{p.doprint(line.target)} = {body}")
+    out += [p.rule(g.target, g.expr, summed=g.summed) for g in map(form.gradient, wrt)]
     return "\n".join(out) + "\n"
 
 

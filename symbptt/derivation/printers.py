@@ -44,6 +44,14 @@ class _Named(TextPrinter):
         """The reader's name of a model symbol."""
         return self.names.get(base, base)
 
+    def rule(self, target: MatExpr, expr: MatExpr, *, summed: bool = False, eq: str = " = ") -> str:
+        """`target = expr` in this format; `summed`: the right-hand side summed over t."""
+        body = self.doprint(expr)
+        return f"{self.doprint(target)}{eq}{self.summation(body) if summed else body}"
+
+    def summation(self, body: str) -> str:
+        return f"sum(t, {body})"
+
     def name_of(self, node: Symbol) -> str:
         """A symbol's printed name: an adjoint `dX` (dL/dX) follows X's name."""
         base = node.base if isinstance(node, Indexed) else node.name
@@ -123,6 +131,9 @@ class LatexPrinter(_Named):
     ) -> None:
         super().__init__(names, letter)
         self.truncated = truncated
+
+    def summation(self, body: str) -> str:
+        return rf"\sum_{{t=1}}^{{T}} {body}"
 
     def symbol(self, base: str) -> str:
         """A model name in LaTeX: `W_h` -> `W_{h}`, `h0` -> `h_{0}`, `yhat` -> `\\hat{y}`."""

@@ -36,6 +36,7 @@ __all__ = [
     "repeat_rows",
     "rebuild",
     "to_columns",
+    "columnwise",
     "TextPrinter",
 ]
 
@@ -590,14 +591,19 @@ def _column(node: MatExpr, kids: list[MatExpr]) -> MatExpr:
     if isinstance(node, Function):
         if node.name not in ROW_FUNCTIONS:
             return Function(kids[0], kids[0].shape, name=node.name, on_floats=node.on_floats)
-        f = node.on_floats
-        shape = kids[0].shape if node.shape == node.arg.shape else (1, kids[0].shape[1])
-        return Function(kids[0], shape, name=node.name, on_floats=_on_columns(f), columns=True)
+        return columnwise(node, kids[0])
     if isinstance(node, OneHot):  # row ids are the same list in both conventions
         return OneHot(node.arg, node.shape[::-1], columns=True)
     if isinstance(node, RepeatRows):
         return RepeatCols(kids[0], (kids[0].shape[0], node.shape[0]))
     raise InvalidArgumentError(f"{type(node).__name__} has no column-convention form")
+
+
+def columnwise(node: Function, arg: MatExpr) -> Function:
+    """A row-by-row function (softmax, rowmax) applied column by column to `arg`, an argument
+    in the column convention: softmax of each column, or a (1, N) row of reductions."""
+    shape = arg.shape if node.shape == node.arg.shape else (1, arg.shape[1])
+    return Function(arg, shape, name=node.name, on_floats=_on_columns(node.on_floats), columns=True)
 
 
 def _on_columns(f: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
