@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -27,13 +28,21 @@ if TYPE_CHECKING:
 
 from .checking import FORMS, LAYOUTS, PRECISIONS, STYLES
 from .engine.cost import PATH_T
-from .errors import InternalError, InvalidArgumentError, SymbpttError, TargetError
+from .errors import (
+    InternalError,
+    InvalidArgumentError,
+    SymbpttError,
+    TargetError,
+    UnknownNameError,
+)
 from .models.dims import GRADIENT_NAMES, Dims, resolve_name
 
 __all__ = ["main"]
 
 #: Largest T for which `derive` lists and evaluates every path (W_h has T(T+1)/2 of them).
 MAX_PATH_T = PATH_T
+#: Path counts are also reported for every T up to this one (how they grow with T).
+GROWTH_T = 8
 #: Relative agreement demanded between the symbolic result and the NumPy BPTT.
 RTOL = 1e-9
 
@@ -97,15 +106,40 @@ def _scale(text: str) -> float:
 
 def _variant_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of a model variant, one per option of `spec.Options`."""
-    from .models.spec import ACTIVATIONS, REDUCTIONS
+    from .models.spec import ACTIVATIONS, MODEL_OPTIONS, REDUCTIONS
 
     group = parser.add_argument_group("model variant")
+    group.add_argument(
+        "--model",
+        choices=("rnn", "lstm", "gru"),
+        default="rnn",
+        help="the cell: the vanilla RNN (default), the LSTM (CS231n's) or the GRU (PyTorch's)",
+    )
+    group.add_argument(
+        "--gate-order",
+        choices=MODEL_OPTIONS["gate_order"],
+        default=None,
+        help="LSTM: the gates' blocks in W_x, W_h, b: ifog (CS231n, default) or ifgo (PyTorch)",
+    )
+    group.add_argument(
+        "--c0",
+        choices=MODEL_OPTIONS["c0"],
+        default=None,
+        help="LSTM: c0 fixed at zero (default) or an input with a gradient",
+    )
+    group.add_argument(
+        "--reset",
+        choices=MODEL_OPTIONS["reset"],
+        default=None,
+        help="GRU: the reset gate applied after the product with W_hn (PyTorch, default) or "
+        "before it (the original GRU)",
+    )
     group.add_argument(
         "--no-bias",
         action="append",
         default=[],
         metavar="NAME",
-        help="the model has no such bias (b or c; repeatable)",
+        help="the model has no such bias (b or c; b_x, b_h or c for the GRU; repeatable)",
     )
     group.add_argument(
         "--h0",
@@ -142,18 +176,21 @@ def _variant_arguments(parser: argparse.ArgumentParser) -> None:
 
 def model_spec(args: argparse.Namespace):
     """The model variant the command line asked for (one sentence for an impossible one)."""
-    from .models import VANILLA
+    from .models import model_named
+    from .models.spec import MODEL_OPTIONS
 
+    chosen = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
     try:
-        return VANILLA.variant(
+        return model_named(args.model).variant(
             no_bias=tuple(args.no_bias),
             h0=args.h0,
             inputs=args.inputs,
             activation=args.activation,
             reduction=args.reduction,
             truncate=args.truncate,
+            **chosen,
         )
-    except InvalidArgumentError as exc:
+    except (InvalidArgumentError, UnknownNameError) as exc:
         raise _UsageError(str(exc)) from None
 
 
@@ -170,6 +207,13 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=_at_least(0), default=0, help="seed of the random point")
     d.add_argument("--scale", type=_scale, default=1.0, help="scale of V and c (logit size)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead")
+    d.add_argument(
+        "--max-paths",
+        type=_at_least(1),
+        default=64,
+        help="list the paths only when there are at most this many (default 64); they are "
+        "always counted",
+    )
     _variant_arguments(d)
     lx = sub.add_parser(
         "latex",
@@ -531,9 +575,8 @@ def run_derive(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     """Every number `derive` shows, checked, as one JSON-ready record."""
-    from . import reference
     from .engine.compile import compile_gradients, compile_paths
-    from .engine.derivatives import derive, sum_paths
+    from .engine.derivatives import Derivation, derive, sum_paths
     from .engine.graph import unroll
 
     dims = Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T)
@@ -542,7 +585,7 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     from .engine import cost
 
     # refuse what would take minutes or more memory than there is
-    cost.guard(dims, wrt, truncate=spec.options.truncate)
+    cost.guard(dims, wrt, truncate=spec.options.truncate, spec=spec)
     started = time.perf_counter()
     with _Progress(err) as report:
         graph = unroll(dims, progress=report, spec=spec)
@@ -550,9 +593,7 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
         gradients = compile_gradients(derivation, [wrt], partials=True)
     arrays = spec.random_point(dims, seed=args.seed, scale=args.scale)
     symbolic = gradients(arrays)
-    loss_ref, grads_ref = reference.forward_backward_dict(
-        arrays, **spec.options.reference_options()
-    )
+    loss_ref, grads_ref = spec.truth(arrays)
     total = symbolic[wrt]
     shared = wrt in spec.parameters
     partials = {k: symbolic[f"{wrt}^({k})"] for k in range(1, dims.T + 1)} if shared else {}
@@ -563,7 +604,8 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     if partials:
         errors["partials_sum_vs_total"] = _max_rel_error(sum(partials.values()), total)
     paths = None
-    if dims.T <= MAX_PATH_T:
+    kept = derivation.path_count(wrt)
+    if dims.T <= MAX_PATH_T and kept <= args.max_paths:
         listed = derivation.paths(wrt)
         evaluated = compile_paths(derivation, listed)(arrays)
         values = [evaluated[f"path{i}"] for i in range(len(listed))]
@@ -582,17 +624,22 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
             }
             for p, v in zip(listed, values)
         ]
-    kept = derivation.path_count(wrt)
+    growth = {}
+    for steps in range(1, min(dims.T, GROWTH_T) + 1):  # the count at each shorter T, too
+        smaller = graph if steps == dims.T else unroll(replace(dims, T=steps), spec=spec)
+        growth[str(steps)] = Derivation(smaller, [], [], {}).path_count(wrt)
     return {
-        "model": {"name": spec.name, **spec.options.as_dict()},
+        "model": spec.describe(),
         "dims": dims.as_dict(),
         "wrt": wrt,
         "seed": args.seed,
         "arrays": {k: np.asarray(v).tolist() for k, v in arrays.items()},
         "loss": float(symbolic["loss"]),
         "path_count": kept,
+        "path_growth": growth,
         "paths_dropped": derivation.path_count(wrt, truncated=False) - kept,
         "paths": paths,
+        "max_paths": args.max_paths,
         "partials": {str(k): v.tolist() for k, v in partials.items()},
         "total": total.tolist(),
         "bptt_total": grads_ref[wrt].tolist(),
@@ -619,7 +666,7 @@ def _gradient_name(spec, name: str) -> str:
 def _describe_variant(spec) -> str:
     from .checking.report import describe_model
 
-    return describe_model({"name": spec.name, **spec.options.as_dict()}) or "the full model"
+    return describe_model(spec.describe()) or "the full model"
 
 
 def _render_derivation(record: dict, out: Console) -> None:
@@ -654,8 +701,24 @@ def _render_derivation(record: dict, out: Console) -> None:
                 _fmt(p["value"]),
             )
         out.print(table)
-    else:
+    elif record["dims"]["T"] > MAX_PATH_T:
         out.print(f"(paths are listed for T <= {MAX_PATH_T}; use a smaller T to see each one)")
+    else:
+        out.print(
+            f"(paths are listed when there are at most {record['max_paths']}: --max-paths "
+            "raises the cap)"
+        )
+    growth = record["path_growth"]
+    if len(growth) > 1:
+        counts = list(growth.values())
+        ratio = counts[-1] / counts[-2] if counts[-2] else float("nan")
+        out.print(
+            "paths from "
+            + wrt
+            + " by T: "
+            + ", ".join(f"T={k}: {v}" for k, v in growth.items())
+            + f" (x{ratio:.2f} for the last step)"
+        )
     if record["partials"] and record["paths"] is not None:
         out.print("partial derivatives (the use at step k only, every other use held fixed):")
         for k, partial in record["partials"].items():

@@ -23,7 +23,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
-__all__ = ["lstm_forward_backward", "gru_forward_backward", "GATE_ORDERS", "RESETS"]
+__all__ = [
+    "lstm_forward_backward",
+    "gru_forward_backward",
+    "lstm_layer_vjp",
+    "gru_layer_vjp",
+    "GATE_ORDERS",
+    "RESETS",
+]
 
 GATE_ORDERS = ("ifog", "ifgo")
 RESETS = ("after", "before")
@@ -53,15 +60,37 @@ def _arrays(arrays: Mapping[str, np.ndarray], names) -> dict[str, np.ndarray]:
     return out
 
 
+def lstm_layer_vjp(
+    arrays: Mapping[str, np.ndarray], dh: np.ndarray, *, gate_order: str = "ifog"
+) -> dict[str, np.ndarray]:
+    """The LSTM layer's gradients (x, h0, c0 if given, W_x, W_h, b) for an upstream gradient
+    dh (T, N, H) on every h_t: CS231n's lstm_backward."""
+    return lstm_forward_backward(arrays, gate_order=gate_order, upstream=dh)[1]
+
+
+def gru_layer_vjp(
+    arrays: Mapping[str, np.ndarray], dh: np.ndarray, *, reset: str = "after"
+) -> dict[str, np.ndarray]:
+    """The GRU layer's gradients (x, h0, W_x, W_h, b_x, b_h) for an upstream gradient dh
+    (T, N, H) on every h_t."""
+    return gru_forward_backward(arrays, reset=reset, upstream=dh)[1]
+
+
 def lstm_forward_backward(
-    arrays: Mapping[str, np.ndarray], *, gate_order: str = "ifog"
-) -> tuple[float, dict[str, np.ndarray]]:
+    arrays: Mapping[str, np.ndarray],
+    *,
+    gate_order: str = "ifog",
+    upstream: np.ndarray | None = None,
+) -> tuple[float | None, dict[str, np.ndarray]]:
     """Loss and gradients of the LSTM: arrays x (T, N, D), y (T, N), h0 (N, H), optional
-    c0 (N, H), W_x (D, 4H), W_h (H, 4H), b (4H,), V (H, C), c (C,)."""
+    c0 (N, H), W_x (D, 4H), W_h (H, 4H), b (4H,), V (H, C), c (C,). With `upstream` (T, N, H),
+    the layer alone: dL/dh_t is upstream[t] from outside, no output layer, loss None."""
     if gate_order not in GATE_ORDERS:
         raise ValueError(f"gate_order={gate_order!r} must be one of {', '.join(GATE_ORDERS)}")
-    a = _arrays(arrays, ("x", "y", "h0", "W_x", "W_h", "b", "V", "c"))
-    x, y, W_x, W_h, b, V, c_out = (a[k] for k in ("x", "y", "W_x", "W_h", "b", "V", "c"))
+    layer = ("x", "h0", "W_x", "W_h", "b")
+    a = _arrays(arrays, layer if upstream is not None else (*layer, "y", "V", "c"))
+    x, W_x, W_h, b = (a[k] for k in ("x", "W_x", "W_h", "b"))
+    y, V, c_out = (a.get(k) for k in ("y", "V", "c"))
     T, N, _ = x.shape
     H = W_h.shape[0]
     has_c0 = "c0" in arrays and arrays["c0"] is not None
@@ -77,22 +106,27 @@ def lstm_forward_backward(
         g = np.tanh(pre[:, where["g"]])
         c = f * cs[-1] + i * g
         h = o * np.tanh(c)
-        step_loss, d = _softmax_ce(c_out + h @ V, y[t])
         hs.append(h)
         cs.append(c)
         gates.append((i, f, o, g))
-        loss += step_loss
-        dlogits.append(d)
+        if upstream is None:
+            step_loss, d = _softmax_ce(c_out + h @ V, y[t])
+            loss += step_loss
+            dlogits.append(d)
 
-    grads = {k: np.zeros_like(a[k]) for k in ("W_x", "W_h", "b", "V", "c")}
+    outputs = ("W_x", "W_h", "b") if upstream is not None else ("W_x", "W_h", "b", "V", "c")
+    grads = {k: np.zeros_like(a[k]) for k in outputs}
     grads["x"] = np.zeros_like(x)
     dh_next, dc_next = np.zeros((N, H)), np.zeros((N, H))
     for t in reversed(range(T)):
         i, f, o, g = gates[t]
         h, c, c_prev = hs[t + 1], cs[t + 1], cs[t]
-        grads["V"] += h.T @ dlogits[t]
-        grads["c"] += dlogits[t].sum(axis=0)
-        dh = dh_next + dlogits[t] @ V.T
+        if upstream is None:
+            grads["V"] += h.T @ dlogits[t]
+            grads["c"] += dlogits[t].sum(axis=0)
+            dh = dh_next + dlogits[t] @ V.T
+        else:
+            dh = dh_next + np.asarray(upstream[t], dtype=np.float64)
         tanh_c = np.tanh(c)
         dc = dc_next + dh * o * (1.0 - tanh_c**2)
         dpre = np.empty((N, 4 * H))
@@ -109,19 +143,24 @@ def lstm_forward_backward(
     grads["h0"] = dh_next
     if has_c0:
         grads["c0"] = dc_next
-    return loss, grads
+    return (loss if upstream is None else None), grads
 
 
 def gru_forward_backward(
-    arrays: Mapping[str, np.ndarray], *, reset: str = "after"
-) -> tuple[float, dict[str, np.ndarray]]:
+    arrays: Mapping[str, np.ndarray],
+    *,
+    reset: str = "after",
+    upstream: np.ndarray | None = None,
+) -> tuple[float | None, dict[str, np.ndarray]]:
     """Loss and gradients of the GRU: arrays x (T, N, D), y (T, N), h0 (N, H), W_x (D, 3H),
-    W_h (H, 3H), b_x (3H,), b_h (3H,), V (H, C), c (C,); gates r, z, n in that order."""
+    W_h (H, 3H), b_x (3H,), b_h (3H,), V (H, C), c (C,); gates r, z, n in that order. With
+    `upstream` (T, N, H), the layer alone (see `lstm_forward_backward`)."""
     if reset not in RESETS:
         raise ValueError(f"reset={reset!r} must be one of {', '.join(RESETS)}")
-    names = ("x", "y", "h0", "W_x", "W_h", "b_x", "b_h", "V", "c")
-    a = _arrays(arrays, names)
-    x, y, W_x, W_h, b_x, b_h, V, c_out = (a[k] for k in names[:2] + names[3:])
+    layer = ("x", "h0", "W_x", "W_h", "b_x", "b_h")
+    a = _arrays(arrays, layer if upstream is not None else (*layer, "y", "V", "c"))
+    x, W_x, W_h, b_x, b_h = (a[k] for k in ("x", "W_x", "W_h", "b_x", "b_h"))
+    y, V, c_out = (a.get(k) for k in ("y", "V", "c"))
     T, N, _ = x.shape
     H = W_h.shape[0]
     r_, z_, n_ = slice(0, H), slice(H, 2 * H), slice(2 * H, 3 * H)
@@ -140,21 +179,26 @@ def gru_forward_backward(
             inner = (r * h_prev) @ W_h[:, n_] + b_h[n_]
             n = np.tanh(gx[:, n_] + inner)
         h = (1.0 - z) * n + z * h_prev
-        step_loss, d = _softmax_ce(c_out + h @ V, y[t])
         hs.append(h)
         saved.append((r, z, n, gh))
-        loss += step_loss
-        dlogits.append(d)
+        if upstream is None:
+            step_loss, d = _softmax_ce(c_out + h @ V, y[t])
+            loss += step_loss
+            dlogits.append(d)
 
-    grads = {k: np.zeros_like(a[k]) for k in ("W_x", "W_h", "b_x", "b_h", "V", "c")}
+    outputs = ("W_x", "W_h", "b_x", "b_h") + (("V", "c") if upstream is None else ())
+    grads = {k: np.zeros_like(a[k]) for k in outputs}
     grads["x"] = np.zeros_like(x)
     dh_next = np.zeros((N, H))
     for t in reversed(range(T)):
         r, z, n, gh = saved[t]
         h, h_prev = hs[t + 1], hs[t]
-        grads["V"] += h.T @ dlogits[t]
-        grads["c"] += dlogits[t].sum(axis=0)
-        dh = dh_next + dlogits[t] @ V.T
+        if upstream is None:
+            grads["V"] += h.T @ dlogits[t]
+            grads["c"] += dlogits[t].sum(axis=0)
+            dh = dh_next + dlogits[t] @ V.T
+        else:
+            dh = dh_next + np.asarray(upstream[t], dtype=np.float64)
         dn = dh * (1.0 - z)
         dz = dh * (h_prev - n)
         dh_prev = dh * z
@@ -188,4 +232,4 @@ def gru_forward_backward(
             dh_prev = dh_prev + dgh[:, : 2 * H] @ W_h[:, : 2 * H].T
         dh_next = dh_prev
     grads["h0"] = dh_next
-    return loss, grads
+    return (loss if upstream is None else None), grads

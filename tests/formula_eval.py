@@ -290,11 +290,62 @@ def parse_text(text: str) -> list[Rule]:
 # --------------------------------------------------------------------------- names
 
 _STEP_INPUTS = ("x", "y")  # per-step inputs, never targets
-_STEP_VALUES = ("a", "h", "o", "yhat")  # per-step model quantities, computed
-_GLOBALS = ("h0", "W_x", "W_h", "b", "V", "c")  # un-indexed inputs
 _DIMS = ("N", "T", "D", "H", "C")
 _UNARY = ("tanh", "sigmoid", "relu", "step", "identity", "exp", "log", "softmax", "onehot")
-_FUNCTIONS = (*_UNARY, "sum_rows", "sum_cols", "sum")
+_BLOCKS = ("colblock", "rowblock", "hstack", "vstack")
+_FUNCTIONS = (*_UNARY, *_BLOCKS, "sum_rows", "sum_cols", "sum")
+
+#: Each model's per-step quantities and un-indexed inputs with their row-convention shapes, in
+#: multiples of the dims ("4H": four times H), written from the models' definitions (the issue
+#: texts), not read from symbptt.
+_H = ("N", "H")
+MODELS = {
+    "vanilla": {
+        "steps": {"a": _H, "h": _H, "o": ("N", "C"), "yhat": ("N", "C")},
+        "globals": {
+            "h0": _H,
+            "W_x": ("D", "H"),
+            "W_h": ("H", "H"),
+            "b": ("H",),
+            "V": ("H", "C"),
+            "c": ("C",),
+        },
+    },
+    "lstm": {
+        "steps": {
+            "a": ("N", "4H"),
+            **{n: _H for n in ("a_i", "a_f", "a_o", "a_g", "i", "f", "o", "g", "c", "k", "h")},
+            "s": ("N", "C"),
+            "yhat": ("N", "C"),
+        },
+        "globals": {
+            "h0": _H,
+            "c0": _H,
+            "W_x": ("D", "4H"),
+            "W_h": ("H", "4H"),
+            "b": ("4H",),
+            "V": ("H", "C"),
+            "b_y": ("C",),
+        },
+    },
+    "gru": {
+        "steps": {
+            **{n: ("N", "3H") for n in ("u", "v", "a", "w")},
+            **{n: _H for n in ("a_r", "a_z", "u_n", "v_n", "w_n", "a_n", "r", "z", "n", "q", "h")},
+            "o": ("N", "C"),
+            "yhat": ("N", "C"),
+        },
+        "globals": {
+            "h0": _H,
+            "W_x": ("D", "3H"),
+            "W_h": ("H", "3H"),
+            "b_x": ("3H",),
+            "b_h": ("3H",),
+            "V": ("H", "C"),
+            "c": ("C",),
+        },
+    },
+}
 _ONEHOT_WIDTH = {"x": "D", "y": "C"}
 
 
@@ -307,9 +358,12 @@ class _Role:
 class _Names:
     """File names <-> model roles, under a renaming model name -> file name."""
 
-    def __init__(self, names: dict[str, str] | None):
+    def __init__(self, names: dict[str, str] | None, model: str = "vanilla"):
         names = dict(names or {})
-        models = (*_STEP_INPUTS, *_STEP_VALUES, *_GLOBALS)
+        self.model = MODELS[model]
+        step_values, globals_ = tuple(self.model["steps"]), tuple(self.model["globals"])
+        self.globals = globals_
+        models = (*_STEP_INPUTS, *step_values, *globals_)
         for model, file_name in names.items():
             if model not in models:
                 raise FormulaError(f"names: {model!r} is not a model name (one of {models})")
@@ -317,16 +371,16 @@ class _Names:
                 raise FormulaError(f"names: {file_name!r} is not a name")
         self.file = {m: names.get(m, m) for m in models}
         self.roles: dict[str, _Role] = {}
-        for kind, group in (("step_input", _STEP_INPUTS), ("step", _STEP_VALUES)):
+        for kind, group in (("step_input", _STEP_INPUTS), ("step", step_values)):
             for m in group:
                 self._add(self.file[m], _Role(kind, m))
-        for m in _GLOBALS:
+        for m in globals_:
             self._add(self.file[m], _Role("global", m))
         for d in _DIMS:
             self._add(d, _Role("dim", d))
         for m in models:
             if m != "y":
-                kind = "adj_global" if m in _GLOBALS else "adj_step"
+                kind = "adj_global" if m in globals_ else "adj_step"
                 self._add("d" + self.file[m], _Role(kind, m))
 
     def _add(self, name: str, role: _Role) -> None:
@@ -393,7 +447,13 @@ def _check_expr(node, rule: Rule, names: _Names, t_bound: bool, in_sum: bool) ->
     if isinstance(node, Call):
         if node.func not in _FUNCTIONS:
             raise _rule_error(rule, f"unknown function {node.func!r}")
-        if len(node.args) != 1:
+        if node.func in ("colblock", "rowblock"):
+            if len(node.args) != 3 or not all(isinstance(a, Num) for a in node.args[1:]):
+                raise _rule_error(rule, f"{node.func} takes (X, k, n) with numbers k and n")
+        elif node.func in ("hstack", "vstack"):
+            if not node.args:
+                raise _rule_error(rule, f"{node.func} takes at least one block")
+        elif len(node.args) != 1:
             raise _rule_error(rule, f"{node.func} takes one argument, not {len(node.args)}")
         if node.func == "onehot":
             arg = node.args[0]
@@ -415,6 +475,15 @@ def _check_expr(node, rule: Rule, names: _Names, t_bound: bool, in_sum: bool) ->
 # --------------------------------------------------------------------------- evaluation
 
 
+@dataclass(frozen=True)
+class _Beyond:
+    """A model quantity of step T+1, which does not exist: read only where a zero adjoint of
+    step T+1 multiplies it (`dc[t+1] * f[t+1]` at t = T)."""
+
+    name: str
+    shape: tuple[int, ...]
+
+
 class _Evaluator:
     def __init__(self, names: _Names, arrays: dict, dims: dict, convention: str):
         self.names, self.column = names, convention == "column"
@@ -422,7 +491,7 @@ class _Evaluator:
         self.T = int(dims["T"])
         self.inputs: dict[str, np.ndarray] = {}  # by model name, in the convention's layout
         self.tokens = False
-        for model in (*_STEP_INPUTS, *_GLOBALS):
+        for model in (*_STEP_INPUTS, *names.globals):
             value = arrays.get(model, arrays.get(names.file[model]))
             if value is None:
                 continue
@@ -431,9 +500,9 @@ class _Evaluator:
                 self.tokens = True
             elif model == "x" and self.column:
                 value = value.transpose(0, 2, 1)
-            elif model in _GLOBALS and self.column:
+            elif model in names.globals and self.column:
                 value = value.reshape(-1, 1) if value.ndim == 1 else value.T
-            if model in _GLOBALS or (model == "x" and not self.tokens):
+            if model in names.globals or (model == "x" and not self.tokens):
                 value = value.astype(float)
             self.inputs[model] = value
         self.steps: dict[str, dict[int, np.ndarray]] = {}  # by file name
@@ -442,22 +511,15 @@ class _Evaluator:
     # shapes, in the convention's layout
     def shape(self, model: str) -> tuple[int, ...]:
         d = self.dims
-        row = {
-            "x": (d["N"], d["D"]),
-            "a": (d["N"], d["H"]),
-            "h": (d["N"], d["H"]),
-            "o": (d["N"], d["C"]),
-            "yhat": (d["N"], d["C"]),
-            "h0": (d["N"], d["H"]),
-            "W_x": (d["D"], d["H"]),
-            "W_h": (d["H"], d["H"]),
-            "V": (d["H"], d["C"]),
-            "b": (d["H"],),
-            "c": (d["C"],),
-        }[model]
+        table = {"x": ("N", "D"), **self.names.model["steps"], **self.names.model["globals"]}
+
+        def size(letter: str) -> int:
+            return int(letter[:-1]) * int(d[letter[-1]]) if letter[:-1] else int(d[letter])
+
+        row = tuple(size(letter) for letter in table[model])
         if not self.column:
-            return tuple(int(n) for n in row)
-        return tuple(int(n) for n in (row + (1,) if len(row) == 1 else row[::-1]))
+            return row
+        return row + (1,) if len(row) == 1 else row[::-1]
 
     def _fit(self, value, name: str, rule: Rule, what: str) -> np.ndarray:
         role = self.names.roles[name]
@@ -501,6 +563,10 @@ class _Evaluator:
                 raise _rule_error(rule, f"{self._show(node.name, k)} is outside steps 1..T")
             return self.inputs[role.model][k - 1]
         steps = self.steps.get(node.name, {})
+        if k not in steps and role.kind == "step" and k == self.T + 1 and t == self.T:
+            # Step T+1 does not exist: only a product with an adjoint that is 0 there may
+            # read it (docs/formula-language.md), and that product is 0.
+            return _Beyond(self._show(node.name, k), self.shape(role.model))
         if k not in steps:
             if role.kind == "adj_step" and k > self.T:
                 raise _rule_error(
@@ -526,9 +592,13 @@ class _Evaluator:
                 total = total + self.eval(node.body, rule, s)
             return total
         if isinstance(node, Neg):
-            return -self.eval(node.operand, rule, t)
+            value = self.eval(node.operand, rule, t)
+            return value if isinstance(value, _Beyond) else -value
         if isinstance(node, Transpose):
-            return np.asarray(self.eval(node.operand, rule, t)).T
+            value = self.eval(node.operand, rule, t)
+            if isinstance(value, _Beyond):
+                return _Beyond(value.name, value.shape[::-1])
+            return np.asarray(value).T
         if isinstance(node, BinOp):
             left, right = self.eval(node.left, rule, t), self.eval(node.right, rule, t)
             return self.binop(node.op, left, right, rule)
@@ -537,6 +607,17 @@ class _Evaluator:
         raise AssertionError(node)  # pragma: no cover
 
     def binop(self, op: str, left, right, rule: Rule):
+        beyond = [x for x in (left, right) if isinstance(x, _Beyond)]
+        if beyond:
+            other = right if isinstance(left, _Beyond) else left
+            if op in ("*", "@") and not isinstance(other, _Beyond) and not np.any(other):
+                zero = np.zeros(beyond[0].shape)
+                left = zero if isinstance(left, _Beyond) else left
+                right = zero if isinstance(right, _Beyond) else right
+            elif op in ("+", "-", "**", "*", "/"):
+                return beyond[0]  # still a quantity of step T+1
+            else:
+                raise _rule_error(rule, f"{beyond[0].name} does not exist")
         try:
             if op == "+":
                 return left + right
@@ -571,7 +652,27 @@ class _Evaluator:
                 raise _rule_error(rule, f"onehot: an id of {arg.name} is outside 0..{width - 1}")
             hot = np.eye(width)[ids]
             return hot.T if self.column else hot
-        z = np.asarray(self.eval(node.args[0], rule, t), dtype=float)
+        if node.func in ("colblock", "rowblock"):
+            z = np.asarray(self.eval(node.args[0], rule, t), dtype=float)
+            k, n = int(node.args[1].value), int(node.args[2].value)
+            axis = 1 if node.func == "colblock" else 0
+            if z.ndim != 2 or z.shape[axis] % n or not 1 <= k <= n:
+                raise _rule_error(rule, f"{node.func}: cannot take block {k} of {n} of {z.shape}")
+            width = z.shape[axis] // n
+            return np.take(z, range((k - 1) * width, k * width), axis=axis)
+        if node.func in ("hstack", "vstack"):
+            parts = [self.eval(a, rule, t) for a in node.args]
+            like = next((np.asarray(p) for p in parts if np.ndim(p) == 2), None)
+            if like is None:
+                raise _rule_error(rule, f"{node.func} needs one block that is a matrix")
+            full = [np.zeros(like.shape) if np.ndim(p) == 0 else np.asarray(p) for p in parts]
+            return np.concatenate(full, axis=1 if node.func == "hstack" else 0)
+        z = self.eval(node.args[0], rule, t)
+        if isinstance(z, _Beyond):
+            if node.func in _UNARY and node.func not in ("softmax", "onehot"):
+                return z  # an entry-by-entry function of a quantity of step T+1
+            raise _rule_error(rule, f"{z.name} does not exist")
+        z = np.asarray(z, dtype=float)
         f = node.func
         if f == "tanh":
             return np.tanh(z)
@@ -601,18 +702,21 @@ class _Evaluator:
 
     def assign_step(self, rule: Rule, t: int | None) -> None:
         k = self.index(rule.index, t)
+        value = self.eval(rule.expr, rule, t)
+        if isinstance(value, _Beyond):
+            raise _rule_error(rule, f"{value.name} does not exist")
         steps = self.steps.setdefault(rule.name, {})
         if k in steps:
             raise _rule_error(rule, f"{self._show(rule.name, k)} is defined twice")
         what = self._show(rule.name, k)
-        steps[k] = self._fit(self.eval(rule.expr, rule, t), rule.name, rule, what)
+        steps[k] = self._fit(value, rule.name, rule, what)
 
     def to_row(self, name: str, value: np.ndarray, stacked: bool) -> np.ndarray:
         if not self.column:
             return value
         if stacked:
             return value.transpose(0, 2, 1)
-        if self.names.roles[name].model in ("b", "c"):
+        if len(self.names.model["globals"].get(self.names.roles[name].model, ())) == 1:
             return value.reshape(-1)
         return value.T
 
@@ -623,12 +727,13 @@ def evaluate_text(
     dims: dict[str, int],
     convention: str,
     names: dict[str, str] | None = None,
+    model: str = "vanilla",
 ) -> dict[str, np.ndarray]:
     """Evaluate a formula file; every un-indexed target and every per-step target (stacked
     over t = 1..T), keyed as the file names them, in the row layout."""
     if convention not in ("row", "column"):
         raise FormulaError(f"convention must be 'row' or 'column', not {convention!r}")
-    table = _Names(names)
+    table = _Names(names, model)
     rules = parse_text(text)
     dims = {**_infer_dims(arrays, table), **{k: int(v) for k, v in dims.items()}}
     missing = [d for d in _DIMS if d not in dims]

@@ -92,6 +92,25 @@ CASES: dict[str, Case] = {
         "softmax_ce", (_op("o", "N", "C"),), arrays=(_op("Y", "N", "C"), _op("m", "N"))
     ),
     "rowmax": Case("rowmax", (_op("o", "N", "C"),)),
+    "columns, one gate of four": Case(
+        "columns", (_op("a", "N", "4H"),), numbers={"part": 2, "parts": 4}
+    ),
+    "columns, the first third of a vector": Case(
+        "columns", (_op("b", "3H"),), numbers={"part": 0, "parts": 3}
+    ),
+    "hadamard, a start and two pairs": Case(
+        "hadamard",
+        (
+            _op("s", "N", "H"),
+            _op("A_1", "N", "H"),
+            _op("B_1", "N", "H"),
+            _op("A_2", "N", "H"),
+            _op("B_2", "N", "H"),
+        ),
+    ),
+    "hadamard, no start": Case("hadamard", (None, _op("A_1", "N", "H"), _op("B_1", "N", "H"))),
+    "lerp": Case("lerp", (_op("z", "N", "H"), _op("a", "N", "H"), _op("b", "N", "H"))),
+    "lerp, b absent": Case("lerp", (_op("z", "N", "H"), _op("a", "N", "H"), None)),
 }
 
 
@@ -104,7 +123,8 @@ class Problem:
 
 
 def _concrete(shape: tuple[str, ...], sizes: dict[str, int]) -> tuple[int, ...]:
-    return tuple(sizes[d] for d in shape)
+    """Sizes of a shape; "4H" is four times H."""
+    return tuple(int(d[:-1]) * sizes[d[-1]] if d[:-1].isdigit() else sizes[d] for d in shape)
 
 
 def float_problem(case: Case, sizes: dict[str, int], seed: int) -> Problem:

@@ -19,7 +19,10 @@ DIFFERENTIABLE = [label for label, case in CASES.items() if RULES[case.rule].dif
 
 
 def _sized(shape, sizes):
-    return tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+    return tuple(
+        d if not isinstance(d, str) else int(d[:-1]) * sizes[d[-1]] if d[:-1] else sizes[d]
+        for d in shape
+    )
 
 
 @pytest.mark.parametrize("label", list(CASES))

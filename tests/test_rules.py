@@ -116,6 +116,7 @@ def test_the_vocabulary():
     assert set(RULES) == {
         *("copy", "affine", "lookup", "add", "sum", "scale", "matmul", "transpose", "mul"),
         *("rowsum", "tanh", "sigmoid", "relu", "identity", "exp", "log", "softmax_ce", "rowmax"),
+        *("columns", "hadamard", "lerp"),
     }
 
 

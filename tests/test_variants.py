@@ -104,12 +104,13 @@ def test_impossible_variants_are_one_sentence(options, message):
 # -- a model that is only this file -------------------------------------------------------
 
 
-def _deep_output_cell(ops, p, h_prev, x_t):
+def _deep_output_cell(ops, p, state, x_t):
     """A vanilla step whose output goes through one more tanh layer: o = c + tanh(d + h U) V."""
+    (h_prev,) = state
     a = ops.affine("a", p["b"], (h_prev, p["W_h"]), (x_t, p["W_x"]))
     h = ops.apply("h", "tanh", a)
     z = ops.apply("z", "tanh", ops.affine("u", p["d"], (h, p["U"])))
-    return h, ops.affine("o", p["c"], (z, p["V"]))
+    return (h,), ops.affine("o", p["c"], (z, p["V"]))
 
 
 DEEP_OUTPUT = ModelSpec(
@@ -277,9 +278,10 @@ def test_a_truncation_the_checker_cannot_tell_apart_is_refused():
 def test_specs_with_different_cells_are_different_models():
     from dataclasses import replace
 
-    def relu_cell(ops, p, h_prev, x_t):
+    def relu_cell(ops, p, state, x_t):
+        (h_prev,) = state
         h = ops.apply("h", "relu", ops.affine("a", p["b"], (h_prev, p["W_h"]), (x_t, p["W_x"])))
-        return h, ops.affine("o", p["c"], (h, p["V"]))
+        return (h,), ops.affine("o", p["c"], (h, p["V"]))
 
     other = replace(VANILLA, cell=relu_cell)
     assert other != VANILLA
@@ -297,7 +299,7 @@ def test_specs_with_different_cells_are_different_models():
         (lambda: VANILLA.variant(nobias=("b",)), "'nobias' is not an option of a model variant"),
         (
             lambda: _check(DEEP_OUTPUT),
-            "knows the vanilla RNN and its variants only",
+            "know the vanilla RNN, the LSTM and the GRU and their variants",
         ),
         (
             lambda: _check(VANILLA.variant(reduction="mean"), form="layer"),

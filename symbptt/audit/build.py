@@ -30,7 +30,13 @@ FUNCTIONS = (
     "sum_rows",
     "sum_cols",
     "diag",
+    "colblock",
+    "rowblock",
+    "hstack",
+    "vstack",
 )
+#: Functions of several arguments (the rest take one).
+BLOCK_FUNCTIONS = ("colblock", "rowblock", "hstack", "vstack")
 SIZES = ("N", "T", "D", "H", "C")
 #: The largest power written out (h**2 is tanh's derivative; nothing needs h**1000).
 MAX_POWER = 8
@@ -213,6 +219,10 @@ class Scope:
             raise AuditShapeError(
                 f"unknown function {name!r}; the language has {', '.join(FUNCTIONS)}"
             )
+        if name in BLOCK_FUNCTIONS:
+            return self._blocks(node)
+        if len(node.args) != 1:
+            raise AuditShapeError(f"{name} takes one argument, not {len(node.args)}")
         (arg_node,) = node.args
         if name == "onehot":
             if not isinstance(arg_node, Step) or self.canonical(arg_node.name) not in self.ids:
@@ -239,6 +249,29 @@ class Scope:
         if name == "diag":
             raise AuditShapeError("diag(v) must multiply a matrix: diag(v) @ M")
         return getattr(rules, name)(arg)
+
+    def _blocks(self, node: Call) -> MatExpr:
+        """colblock(X, k, n) / rowblock(X, k, n): block k of n; hstack(...) / vstack(...):
+        blocks put together, a 0 being a block of zeros."""
+        name, args = node.function, node.args
+        axis = -1 if name in ("colblock", "hstack") else 0
+        if name in ("colblock", "rowblock"):
+            numbers = args[1:]
+            if len(args) != 3 or not all(
+                isinstance(a, Num) and float(a.value).is_integer() for a in numbers
+            ):
+                raise AuditShapeError(f"{name} takes (X, k, n) with whole numbers k and n")
+            k, n = (int(a.value) for a in numbers)
+            if not 1 <= k <= n:
+                raise AuditShapeError(f"{name}(X, {k}, {n}): k must be one of 1..{n}")
+            arg = self._build(args[0])
+            if arg.ndim != 2:
+                raise AuditShapeError(f"{name} takes a matrix; got shape {_text(arg.shape)}")
+            return matexpr.block(arg, k - 1, n, axis)
+        items = [None if isinstance(a, Num) and a.value == 0 else self._build(a) for a in args]
+        if not items:
+            raise AuditShapeError(f"{name} takes at least one block")
+        return matexpr.blocks(items, axis)
 
     def _diag_times(self, call: Call, other: MatExpr, *, left: bool) -> MatExpr:
         """diag(v) @ M is v ⊙ M (each row of M scaled); M @ diag(v) needs M's columns to match

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..engine.matexpr import Indexed, MatExpr
+from ..engine.matexpr import Indexed, MatExpr, size_in
 from ..engine.matrix_form import MatrixForm, _at
 from ..models.dims import Dims
 from .ast import Binary, Call, Index, Name, Neg, Num, Power, Rule, Step, SumOverT, Transposed
@@ -74,7 +74,7 @@ def _world(form: MatrixForm, dims: Dims, seed: int) -> _World:
     T = dims.T
     sizes = {"N": dims.N, "D": dims.D, "H": dims.H, "C": dims.C, "T": T}
     for line in form.adjoints:  # nothing flows back from after the last step (nor step 0)
-        shape = tuple(sizes.get(d, d) for d in line.target.shape)
+        shape = size_in(line.target.shape, sizes)
         zero = np.zeros(shape)
         bindings[f"{line.target.base}[{T + 1}]"] = zero
         bindings[f"{line.target.base}[T+1]"] = zero
@@ -82,7 +82,7 @@ def _world(form: MatrixForm, dims: Dims, seed: int) -> _World:
     rng = np.random.default_rng([seed, T])
     ghosts = {}
     for line in form.model:  # h[T+1], a[T+1], ...: two different random fills
-        shape = tuple(sizes.get(d, d) for d in line.target.shape)
+        shape = size_in(line.target.shape, sizes)
         bindings[f"{line.target.base}[{T + 1}]"] = rng.standard_normal(shape)
         ghosts[f"{line.target.base}[{T + 1}]"] = rng.standard_normal(shape)
     native = {}

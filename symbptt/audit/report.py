@@ -39,7 +39,7 @@ class AuditReport:
             ok,
             findings,
             form.convention,
-            {"name": spec.name, **spec.options.as_dict()},
+            spec.describe(),
             [reverse.get(n, n) for n in determined],
             [reverse.get(n, n) for n in undetermined],
             format,

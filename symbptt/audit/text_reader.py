@@ -50,7 +50,7 @@ index: INDEX_NAME (SIGN INT)? -> relative
         | atom
 ?atom: NUMBER -> number
      | "sum" "(" INDEX_NAME "," expr ")" -> sum_t
-     | NAME "(" expr ")" -> call
+     | NAME "(" expr ("," expr)* ")" -> call
      | NAME "[" index "]" -> step
      | NAME -> name
      | "(" expr ")"
@@ -172,7 +172,7 @@ def _node(tree):
     if kind == "step":
         return Step(str(kids[0]), _index(kids[1]))
     if kind == "call":
-        return Call(str(kids[0]), (_node(kids[1]),))
+        return Call(str(kids[0]), tuple(_node(k) for k in kids[1:]))
     if kind == "sum_t":
         if str(kids[0]) != "t":
             raise FormulaSyntaxError("sum(...) sums over t: write sum(t, ...)")

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from .. import reference
 from ..errors import (
     InternalError,
     InvalidArgumentError,
@@ -29,7 +28,7 @@ from ..errors import (
 )
 from ..models import VANILLA
 from ..models.dims import Dims
-from ..models.spec import ModelSpec
+from ..models.spec import MODEL_OPTIONS, ModelSpec
 from . import styles
 from .isolation import Died, InProcess, Limits, Raised, Worker
 from .mistakes import alternatives
@@ -202,21 +201,11 @@ def _row(problem: Problem, n: int) -> Problem:
 def _truth(form: str, problem: Problem) -> tuple[float | None, dict[str, np.ndarray]]:
     a, model = problem.arrays, problem.model
     if form == "layer":
-        return None, reference.layer_vjp(
-            a["x"],
-            a.get("h0"),
-            a["W_x"],
-            a["W_h"],
-            a.get("b"),
-            a["dh"],
-            **model.options.reference_options("layer"),
-        )
+        return model.truth(a, "layer")
     from ..engine.compile import gradient_function
 
     symbolic = gradient_function(problem.dims, model).call_unchecked(a)
-    loss, grads = reference.forward_backward_dict(
-        {k: a[k] for k in a if k != "dh"}, **model.options.reference_options()
-    )
+    loss, grads = model.truth({k: a[k] for k in a if k != "dh"})
     for name, value in grads.items():  # two independent derivations must agree
         scale = max(1.0, float(np.abs(value).max(initial=0.0)))
         if np.abs(symbolic[name] - value).max(initial=0.0) > 1e-8 * scale:
@@ -256,16 +245,48 @@ def _matches(got, candidate, truth, tol: Tolerance, global_scale: float) -> bool
 
 
 def _likely_cause(
-    name, got, truth, problem: Problem, form: str, tol, global_scale, per_row: bool = False
+    name,
+    got,
+    truth,
+    problem: Problem,
+    form: str,
+    tol,
+    global_scale,
+    per_row: bool = False,
+    others: Mapping[str, np.ndarray] | None = None,
 ):
-    """The first known mistake whose result the wrong answer equals, with its detail."""
+    """The first known mistake whose result the wrong answer equals, with its detail. A
+    mistake that changes several gradients at once is named only when the `others` returned
+    agree with it too (a b_h wrong alone is not a reset gate missing everywhere)."""
     clipped = _clipping_cause(name, got, truth, problem, form, tol, global_scale, per_row)
     if clipped:
         return "clipped", clipped
-    options = problem.model.options.reference_options(form)
-    for alt in alternatives(name, truth, problem.dims, problem.arrays, form, **options):
-        if _matches(got, alt.value, truth, tol, global_scale):
-            return alt.cause, alt.detail
+    model = problem.model
+    options = model.options.reference_options(form)
+    if model.name != "vanilla":  # the gated cells' simulation takes their own options
+        options = {k: getattr(model.options, k) for k in model.choices if k != "c0"}
+        if form == "full":
+            options["reduction"] = model.options.reduction
+        if model.options.inputs != "dense":  # simulated for dense inputs only
+            options = None
+    candidates = (
+        alternatives(name, truth, problem.dims, problem.arrays, form, model.name, **options)
+        if options is not None
+        else ()
+    )
+    for alt in candidates:
+        if not _matches(got, alt.value, truth, tol, global_scale):
+            continue
+        if alt.full is not None and others:
+            agree = all(
+                np.shape(value) == np.shape(alt.full[k])
+                and _measure(np.asarray(value), alt.full[k], tol, global_scale).ok
+                for k, value in others.items()
+                if k != name and k in alt.full
+            )
+            if not agree:
+                continue
+        return alt.cause, alt.detail
     denom = float(np.sum(truth * truth))
     if denom > 0 and np.size(truth) >= 3:  # any small vector is "a multiple" of another
         alpha = float(np.sum(got * truth)) / denom
@@ -475,6 +496,7 @@ class _Checker:
                 self.tolerance(answer, name),
                 abs(ev.loss) if name == "loss" else ev.global_scale,
                 per_row=self.clipping.per_row,
+                others=answer.grads,
             )
         except Exception as exc:  # a diagnosis that fails never changes the verdict
             r.message = f"no likely cause could be worked out ({type(exc).__name__}: {exc})"
@@ -594,10 +616,11 @@ def validate_options(
         progress,
     )
     model = model or VANILLA
-    if not isinstance(model, ModelSpec) or model.name != "vanilla":
+    if not isinstance(model, ModelSpec) or model.name not in ("vanilla", "lstm", "gru"):
         raise InvalidArgumentError(
-            f"model={getattr(model, 'name', model)!r}: the checker's independent NumPy reference "
-            "knows the vanilla RNN and its variants only (VANILLA.variant(...))"
+            f"model={getattr(model, 'name', model)!r}: the checker's independent NumPy references "
+            "know the vanilla RNN, the LSTM and the GRU and their variants (VANILLA.variant(...), "
+            "LSTM, GRU)"
         )
     K = model.options.truncate
     if K is not None and K > MAX_CHECKED_TRUNCATE:
@@ -606,10 +629,12 @@ def validate_options(
             f"on sequences of K + 2 steps or more, and checks go up to truncate="
             f"{MAX_CHECKED_TRUNCATE} (T={MAX_CHECKED_TRUNCATE + 2})"
         )
-    if form == "layer" and (model.options.reduction != "sum" or "c" in model.options.no_bias):
+    output_biases = [b for b in model.options.no_bias if b not in model.state_parameters]
+    if form == "layer" and (model.options.reduction != "sum" or output_biases):
         raise InvalidArgumentError(
-            "the layer form has no output layer and no loss: --reduction and --no-bias c do "
-            "not apply to it"
+            "the layer form has no output layer and no loss: --reduction and --no-bias "
+            f"{'/'.join(b for b in model.biases if b not in model.state_parameters)} do not "
+            "apply to it"
         )
     for label, value in (("clip", clip), ("clip_norm", clip_norm)):
         if value is not None and (not _real(value) or not (0 < value < math.inf)):
@@ -946,7 +971,7 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     report = Report(ok=False, form=form, layout=convention.layout, examples=0)
     report.tolerance = {k: v.rtol for k, v in table.items()}
     report.precision = precision
-    report.model = {"name": convention.model.name, **convention.model.options.as_dict()}
+    report.model = convention.model.describe()
     report.batch_first = convention.batch_first
     adapter = getattr(runner, "adapter", None) or {}
     report.style = adapter.get("kind", "plain")
@@ -1139,6 +1164,11 @@ def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
     if conv.model.options.inputs == "dense" or conv.form == "layer":
         flips.append(("layout", "row" if conv.layout == "column" else "column"))
     model = conv.model
+    for option in model.choices:  # the LSTM's gate order, the GRU's reset: same shapes
+        values = MODEL_OPTIONS[option]
+        if option != "c0" and len(values) == 2:
+            other = next(v for v in values if v != getattr(model.options, option))
+            flips.append(("model", (option, other)))
     shape = _fitted(checker, _longest(model))
     fresh = [_problem(shape, model.random_point(shape, k), conv.form, k, model) for k in (1, 2)]
     # A function that fails only sometimes is not a set-up mistake: as declared it must fail
@@ -1152,9 +1182,16 @@ def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
         except _OutOfTime:
             return None
     for option, value in flips:
+        problems = (problem, *fresh)
+        if option == "model":
+            changed = model.variant(**{value[0]: value[1]})
+            declared = replace(conv, model=changed)
+            problems = tuple(replace(p, model=changed) for p in problems)
+        else:
+            declared = replace(conv, **{option: value})
         other = _Checker(
             checker.runner,
-            replace(conv, **{option: value}),
+            declared,
             checker.tolerances,
             precision=checker.precision,
             required=checker.required,
@@ -1163,10 +1200,18 @@ def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
             clipping=checker.clipping,
         )
         try:  # and right under the other declaration, on all three
-            right = all(not other.failing(other.evaluate(p)) for p in (problem, *fresh))
+            right = all(not other.failing(other.evaluate(p)) for p in problems)
         except (UserFunctionError, _OutOfTime):
             continue
         if right:
+            if option == "model":
+                name, chosen = value
+                flag = f"--{name.replace('_', '-')} {chosen}"
+                return (
+                    f"{checker.runner.name} is right for the {model.name} with {name}="
+                    f"{chosen!r}, and fails as declared: check it with {name}={chosen!r} "
+                    f"({flag})"
+                )
             if option == "batch_first":
                 flag = "--batch-first" if value else "no --batch-first"
                 how = f"batch_first={value} ({flag})"
@@ -1337,7 +1382,7 @@ def compare_gradients(
         report.dims = dims.as_dict()
         return report
     report = Report(ok=True, form="full", layout="row", examples=1, results=list(results.values()))
-    report.model = {"name": model.name, **model.options.as_dict()}
+    report.model = model.describe()
     report.ok = not report.wrong
     if not report.ok:
         report.dims = dims.as_dict()

@@ -18,6 +18,7 @@ import numpy as np
 
 from .. import reference
 from ..models.dims import Dims
+from .gated_mistakes import CAUSES as GATED_CAUSES
 
 __all__ = ["CAUSES", "Alternative", "alternatives", "state_mistakes", "untransposed_recurrence"]
 
@@ -43,6 +44,8 @@ CAUSES = {
     "batch_time_swapped": "has its batch and time axes swapped",
     "clip_not_applied": "equals the unclipped truth: the declared clipping is not applied",
 }
+# The gated cells' mistakes (their no_recurrent_term sentence speaks of c_{t-1} too).
+CAUSES.update(GATED_CAUSES)
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class Alternative:
     cause: str
     value: np.ndarray
     detail: str | None = None
+    #: Every gradient under the mistake, when it changes several at once (the gated cells'):
+    #: the cause is named only if the whole answer agrees with it.
+    full: dict[str, np.ndarray] | None = None
 
 
 _LAYER_OPTIONS = ("truncate", "activation", "inputs")  # the layer has no loss to reduce
@@ -182,9 +188,11 @@ def alternatives(
     dims: Dims,
     arrays: Mapping[str, np.ndarray],
     form: str,
+    model: str = "vanilla",
     **options,
 ) -> Iterator[Alternative]:
-    """Candidate wrong answers for `name` ("loss" or a gradient), cheapest first.
+    """Candidate wrong answers for `name` ("loss" or a gradient), cheapest first; `model` names
+    the cell (the LSTM's and the GRU's own mistakes come from `gated_mistakes`).
 
     `options` are the reference's keyword options of the variant under check (none: the
     plain model); absent "b", "c" or "h0" keys of `arrays` mean the variant without them.
@@ -201,6 +209,19 @@ def alternatives(
     if N > 1 and T > 1:
         yield Alternative("scaled_by_NT", truth / (N * T))
     if name == "loss":
+        return
+    if model != "vanilla":  # the gated cells' own mistakes, simulated in closed form
+        from . import gated_mistakes
+
+        # The simulation names the output bias c; the LSTM's is b_y (its c is the cell).
+        rename = {"b_y": "c"} if model == "lstm" else {}
+        given = {rename.get(k, k): v for k, v in arrays.items()}
+        wanted = rename.get(name, name)
+        back = {v: k for k, v in rename.items()}
+        for cause, grads in gated_mistakes.alternatives(model, given, form, **options).items():
+            if wanted in grads:
+                full = {back.get(k, k): v for k, v in grads.items()}
+                yield Alternative(cause, grads[wanted], full=full)
         return
     if T > 1:
         no_recurrence = _variant(form, arrays, **{**options, "truncate": 0})

@@ -211,17 +211,20 @@ def _printable(text: str) -> str:
 
 
 #: Option values of the plain model, not worth showing.
-_DEFAULTS = (None, [], (), "input", "dense", "tanh", "sum")
-
-
 def describe_model(model: dict | None) -> str:
     """ "vanilla RNN with truncate=1, no_bias=['b']", or "" for the plain vanilla RNN."""
     if not model:
         return ""
-    changed = {k: v for k, v in model.items() if k != "name" and v not in _DEFAULTS}
+    from ..models.spec import Options
+
+    defaults = Options().as_dict()
+    changed = {k: v for k, v in model.items() if k != "name" and v != defaults.get(k, v)}
+    title = {"vanilla": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}.get(
+        model["name"], model["name"]
+    )
     if not changed:
-        return ""
-    return f"{model['name']} RNN with " + ", ".join(f"{k}={v}" for k, v in changed.items())
+        return "" if model["name"] == "vanilla" else title
+    return f"{title} with " + ", ".join(f"{k}={v}" for k, v in changed.items())
 
 
 def safe_text(text: str) -> str:

@@ -118,7 +118,15 @@ def resolve(
         if step is None:  # rnn_step_forward, rnn_cell_forward: one step; forward_steps: not
             words = set(re.split(r"[_\W]+", pair[0].lower()))
             step = bool(words & {"step", "cell"})
-        adapter = {"kind": "pair", "step": bool(step), "batch_first": bool(batch_first)}
+        initials = {i.name for i in model.initials}
+        adapter = {
+            "kind": "pair",
+            "step": bool(step),
+            "batch_first": bool(batch_first),
+            # The state's other matrices (the LSTM's c): whether each is an input (c0) or
+            # zero, as the step pair takes prev_c and dnext_c beside prev_h and dnext_h.
+            "extra_states": [f"{s}0" in initials for s in model.states[1:]],
+        }
         fit = (lambda d: replace(d, T=1)) if step else None
         return Style(form, layout, model, names, order, only, adapter, fit)
     return Style(form, layout, model, names, order, only, None)

@@ -77,7 +77,7 @@ class Convention:
         m = self.model
         if self.form == "full":
             return m.names
-        initial = () if m.initial is None else (m.initial.name,)
+        initial = tuple(i.name for i in m.initials)
         return (m.sequence.name, *initial, *m.state_parameters, "dh")
 
     @property

@@ -603,37 +603,66 @@ class CharRNN:
 class LayerPair:
     """CS231n's `forward(x, h0, Wx, Wh, b) -> (h, cache)` and `backward(dh, cache) -> (dx, dh0,
     dWx, dWh, db)` as one call (the cache never leaves this process). With `step`, the step
-    pair `rnn_step_forward(x, prev_h, ...)` on the one step of a T = 1 problem."""
+    pair `rnn_step_forward(x, prev_h, ...)` on the one step of a T = 1 problem; a state of
+    more matrices (the LSTM's `lstm_step_forward(x, prev_h, prev_c, ...) -> (next_h, next_c,
+    cache)` and `lstm_step_backward(dnext_h, dnext_c, cache)`) gets zeros for the matrices
+    that are no input (c0 fixed at zero, whose gradient dprev_c is then left out) and for
+    their upstream gradients (the loss reads h only)."""
 
-    def __init__(self, forward: Callable, backward: Callable, step: bool, batch_first: bool):
+    def __init__(
+        self,
+        forward: Callable,
+        backward: Callable,
+        step: bool,
+        batch_first: bool,
+        extra_states: list | None = None,
+    ):
         self.forward, self.backward = forward, backward
         self.step, self.batch_first = step, batch_first
+        self.extra = [bool(given) for given in (extra_states or [])]
 
     def __call__(self, *args: Any) -> Any:
         *inputs, dh = args
+        names = ["x", "h0", *(["c0"] * sum(self.extra)), "Wx", "Wh", "b"]
         if self.step:  # the one step: drop the T axis going in, restore it coming out
             axis = 1 if self.batch_first else 0
             x_shape = np.shape(inputs[0])
             inputs[0] = np.take(inputs[0], 0, axis=axis)
             dh = np.take(dh, 0, axis=axis)
+            zero = np.zeros_like(np.asarray(inputs[1], dtype=np.float64))
+            at = 2
+            for given in self.extra:  # prev_c after prev_h: given, or zero
+                if not given:
+                    inputs.insert(at, zero.copy())
+                at += 1
+            names = ["x", "prev_h", *(["prev_c"] * len(self.extra)), "Wx", "Wh", "b"]
         _fits(
             self.forward,
             len(inputs),
-            "the forward function of a pair is called as forward"
-            f"({', '.join(['x', 'h0', 'Wx', 'Wh', 'b'][: len(inputs)])})",
+            "the forward function of a pair is called as "
+            f"forward({', '.join(names[: len(inputs)])})",
         )
         result = self.forward(*inputs)
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
+        outputs = 2 + (len(self.extra) if self.step else 0)
+        if not isinstance(result, (tuple, list)) or len(result) != outputs:
+            what = "(next_h, next_c, cache)" if outputs == 3 else "(h, cache)"
             raise CallConventionError(
-                "the forward function of a pair must return (h, cache); it returned "
-                f"{_kind(result)}"
+                f"the forward function of a pair must return {what}; it returned {_kind(result)}"
             )
-        grads = self.backward(dh, result[1])
+        upstream = [dh]
+        if self.step:
+            upstream += [np.zeros_like(np.asarray(dh, dtype=np.float64)) for _ in self.extra]
+        grads = self.backward(*upstream, result[-1])
         if not isinstance(grads, (tuple, list)):
             return grads
         grads = list(grads)
-        if self.step and grads:
-            grads[0] = np.reshape(grads[0], x_shape)
+        if self.step:
+            # dprev_c of a c0 fixed at zero is no gradient of the check's: leave it out
+            for k in reversed(range(len(self.extra))):
+                if not self.extra[k] and len(grads) > 2 + k:
+                    del grads[2 + k]
+            if grads:
+                grads[0] = np.reshape(grads[0], x_shape)
         return tuple(grads)
 
 
@@ -666,7 +695,13 @@ def adapt(functions: list, namespace: dict, adapter: dict | None) -> Callable:
         return CharRNN(functions[0], namespace, list(adapter["weights"]), dict(adapter["sizes"]))
     if adapter.get("kind") == "pair":
         forward, backward = functions
-        return LayerPair(forward, backward, bool(adapter["step"]), bool(adapter["batch_first"]))
+        return LayerPair(
+            forward,
+            backward,
+            bool(adapter["step"]),
+            bool(adapter["batch_first"]),
+            list(adapter.get("extra_states", [])),
+        )
     raise CallConventionError(f"unknown adapter {adapter.get('kind')!r}")
 
 

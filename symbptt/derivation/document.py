@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from ..engine import matexpr
 from ..engine.matexpr import Indexed, column_shape
 from ..engine.matrix_form import PREDICTIONS, Line, MatrixForm, PathTerm
 from .printers import FormulaPrinter, LatexPrinter
@@ -163,7 +164,7 @@ def build(request: Request, verification: Verification, version: str) -> Documen
     sym = tex.symbol
     wrt_tex = ", ".join(f"${tex.total(sym(n))}$" for n in request.wrt)
     doc = Document(
-        f"Backpropagation through time for the {spec.name} RNN, T = {T} "
+        f"Backpropagation through time for the {spec.title or spec.name}, T = {T} "
         f"({form.convention} convention)"
     )
     doc.text(
@@ -209,6 +210,14 @@ def build(request: Request, verification: Verification, version: str) -> Documen
     doc.heading("The model")
     doc.text(_variant_sentence(spec, tex, form.state))
     doc.equations([_row(tex, line) for line in form.model])
+    if _has_blocks(form):
+        doc.text(
+            r"$[X]_{\mathrm{cols}\,k/n}$ is the $k$-th of the $n$ equal blocks of the columns "
+            r"of $X$ (each $H$ wide: one gate's share), and $[\,A \;\; B \;\; \cdots\,]$ "
+            r"puts blocks side by side, $\mathbf{0}$ a block of zeros"
+            + ("" if row else r" (in the column convention, blocks of rows: $\mathrm{rows}$)")
+            + "."
+        )
     doc.text(
         f"The loss at step $t$ is the cross-entropy of ${tex.indexed('yhat', 't')}$ with the "
         f"labels ${tex.indexed(_label(spec), 't')}$, "
@@ -504,9 +513,39 @@ def _label(spec) -> str:
     return next(i.name for i in spec.inputs if i.role == "label")
 
 
+def _has_blocks(form) -> bool:
+    """Whether the derivation slices gates out of a matrix (LSTM, GRU)."""
+    lines = (*form.model, *form.adjoints, *form.gradients.values())
+    kinds = (matexpr.Block, matexpr.Blocks)
+    return any(isinstance(n, kinds) for line in lines for n in _nodes(line.expr))
+
+
+def _nodes(expr) -> list:
+    out, stack, seen = [], [expr], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        out.append(node)
+        stack.extend(node.children)
+    return out
+
+
 def _variant_sentence(spec, tex: LatexPrinter, state: str) -> str:
     o = spec.options
-    parts = [f"activation {o.activation}"]
+    parts = [f"activation {o.activation}"] if "activation" not in spec.fixed else []
+    if "gate_order" in spec.choices:
+        order = ", ".join(f"${g}$" for g in o.gate_order)
+        parts.append(f"the gates' blocks in the order {order}")
+        c_0 = tex.indexed("c", "0")
+        parts.append(f"${c_0}$ an input" if o.c0 == "input" else f"${c_0}$ fixed at 0")
+    if "reset" in spec.choices:
+        parts.append(
+            "the reset gate applied after the product with the $n$ block of $W_{h}$ (PyTorch's)"
+            if o.reset == "after"
+            else "the reset gate applied to $h_{t-1}$ before the product (the original GRU)"
+        )
     if o.inputs == "tokens":
         x_t = tex.indexed(spec.sequence.name, "t")
         parts.append(f"token inputs (${x_t}$ holds ids, entering one-hot)")
@@ -519,7 +558,7 @@ def _variant_sentence(spec, tex: LatexPrinter, state: str) -> str:
     )
     if o.truncate is not None:
         parts.append(f"{o.truncate}-step truncated BPTT")
-    return f"The {spec.name} RNN ({'; '.join(parts)}), for $t = 1, \\dots, T$:"
+    return f"The {spec.title or spec.name} ({'; '.join(parts)}), for $t = 1, \\dots, T$:"
 
 
 # -- the plain formula language ----------------------------------------------------------------
@@ -545,7 +584,8 @@ def formula_text(
         where = "column: biases added to every column, softmax per column"
     layout = f"each example is a {where}; " + ", ".join(shapes)
     out = [
-        f"# symbptt {version}: BPTT for the {spec.name} RNN, {form.convention} convention",
+        f"# symbptt {version}: BPTT for the {spec.title or spec.name}, "
+        f"{form.convention} convention",
         f"# layout: {layout}",
         f"# variant: {_plain_variant(spec)}",
         *(

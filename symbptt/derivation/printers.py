@@ -175,6 +175,17 @@ class LatexPrinter(_Named):
     def _print_OneHot(self, node, ids):
         return rf"\operatorname{{onehot}}\left({ids}\right)"
 
+    def _print_Block(self, node, arg):
+        """Block k of n of the columns (rows): [X]_{k/n}, explained in the document."""
+        side = "cols" if node.axis == -1 else "rows"
+        return rf"\left[{arg}\right]_{{\mathrm{{{side}}}\,{node.part + 1}/{node.parts}}}"
+
+    def _print_Blocks(self, node, *items):
+        texts = iter(items)
+        parts = [r"\mathbf{0}" if i is None else next(texts) for i in node.items]
+        joint = " & " if node.axis == -1 else r" \\ "
+        return rf"\begin{{bmatrix}} {joint.join(parts)} \end{{bmatrix}}"
+
     def _print_Transpose(self, node, arg):
         return f"{self._atom(node.arg, arg)}^{{\\top}}"
 

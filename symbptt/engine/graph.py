@@ -18,7 +18,7 @@ import symengine as se
 
 from ..errors import UnknownNameError
 from ..models.dims import Dims
-from ..models.spec import ModelSpec
+from ..models.spec import CellOps, ModelSpec
 from . import cost
 from .rules import RULES, Rule
 
@@ -114,31 +114,24 @@ class UnrolledGraph:
         return [self.nodes[c] for c in self._children[parameter] if self.nodes[c].kind == "copy"]
 
 
-class _GraphOps:
+class _GraphOps(CellOps):
     """The graph backend of a cell's named operations: each call adds one node at step t."""
 
-    def __init__(
-        self, spec: ModelSpec, add: Callable[..., Node], shapes: dict[str, tuple[int, ...]]
-    ) -> None:
-        self.options, self._add, self.shapes, self.step = spec.options, add, shapes, 0
+    def __init__(self, spec: ModelSpec, add: Callable[..., Node]) -> None:
+        self.options, self._add, self.step = spec.options, add, 0
 
-    def _node(self, base: str, rule: str, parents: tuple[str | None, ...], shape) -> str:
+    def node(self, base: str, rule: str, inputs: tuple, params=None) -> str:
         name = f"{base}_{self.step}"
-        self._add(name, rule, name, self.step, shape, rule=rule, parents=parents)
+        self._add(
+            name,
+            rule,
+            name,
+            self.step,
+            rule=rule,
+            parents=tuple(inputs),
+            params=tuple((params or {}).items()),
+        )
         return name
-
-    def affine(self, base: str, bias: str | None, *pairs: tuple[str | None, str]) -> str:
-        """bias + sum_k A_k B_k; a pair whose A is None (h0 fixed at zero) is left out."""
-        kept = [(a, w) for a, w in pairs if a is not None]
-        parents = (bias, *[n for pair in kept for n in pair])
-        shape = (self._shape(kept[0][0])[0], self._shape(kept[0][1])[1])
-        return self._node(base, "affine", parents, shape)
-
-    def apply(self, base: str, function: str, a: str) -> str:
-        return self._node(base, function, (a,), self._shape(a))
-
-    def _shape(self, name: str) -> tuple[int, ...]:
-        return self.shapes[name]
 
 
 def unroll(
@@ -159,14 +152,19 @@ def unroll(
     from ..models import VANILLA
 
     spec = VANILLA if spec is None else spec
-    cost.guard(dims, None, paths=False, max_seconds=max_seconds, truncate=spec.options.truncate)
+    cost.guard(
+        dims,
+        None,
+        paths=False,
+        max_seconds=max_seconds,
+        truncate=spec.options.truncate,
+        spec=spec,
+    )
     nodes: list[Node] = []
     by_name: dict[str, Node] = {}
     shapes: dict[str, tuple[int, ...]] = {}
 
     def add(name: str, kind: str, code: str, step: int | None, shape=None, **link) -> Node:
-        shape = shape if shape is not None else ()
-        symbols = symbol_matrix(code, shape)
         definition = None
         if link.get("rule") is not None:  # the definition first: a Node is never mutated
             rule = RULES[link["rule"]]
@@ -174,24 +172,29 @@ def unroll(
             kwargs = {k: by_name[v].symbols for k, v in link.get("consts", ())}
             kwargs.update(link.get("params", ()))
             definition = np.asarray(rule.forward(*args, **kwargs), dtype=object)
-            definition = definition.reshape(symbols.shape)
+            if shape is not None:
+                definition = definition.reshape(shape)
+            shape = definition.shape
             link["arguments"] = tuple(link.get("parents", ()))
             link["parents"] = tuple(p for p in link["arguments"] if p is not None)
+        shape = shape if shape is not None else ()
+        symbols = symbol_matrix(code, shape)
         node = Node(name, kind, code, step, symbols, definition=definition, **link)
         nodes.append(node)
         by_name[name] = node
         shapes[name] = shape
         return node
 
-    ops = _GraphOps(spec, add, shapes)
+    ops = _GraphOps(spec, add)
     for item in spec.inputs:
         if item.role == "parameter":
             add(item.name, "parameter", item.name, None, item.shape_in(dims))
-    initial = next((i for i in spec.inputs if i.role == "initial"), None)
-    if initial is not None:
-        add(initial.name, "input", initial.name, 0, initial.shape_in(dims))
+    given = {i.name: i for i in spec.initials}
+    for item in spec.initials:
+        add(item.name, "input", item.name, 0, item.shape_in(dims))
     sequence = next(i for i in spec.inputs if i.role == "sequence")
-    state = None if initial is None else initial.name
+    # The state before step 1: each state's initial input, or None (fixed at zero).
+    state = tuple(f"{s}0" if f"{s}0" in given else None for s in spec.states)
     C = dims.C
     for t in range(1, dims.T + 1):
         if progress:

@@ -19,7 +19,7 @@ visiting a shared node once, so a formula may be as deep as a long path of the u
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -37,6 +37,9 @@ __all__ = [
     "rebuild",
     "to_columns",
     "columnwise",
+    "block",
+    "blocks",
+    "size_in",
     "TextPrinter",
 ]
 
@@ -343,6 +346,44 @@ class RepeatCols(_Unary):
         return np.broadcast_to(args[0], (args[0].shape[0], cols)).copy()
 
 
+@_node
+class Block(_Unary):
+    """Block `part` (0-based) of `parts` equal blocks of columns (axis -1, the row convention's
+    gates side by side) or of rows (axis 0, the column convention's gates stacked)."""
+
+    part: int = 0
+    parts: int = 1
+    axis: int = -1
+
+    def _compute(self, args, bindings, sizes):
+        a = args[0]
+        width = a.shape[self.axis] // self.parts
+        where = slice(self.part * width, (self.part + 1) * width)
+        return a[..., where] if self.axis == -1 else a[where]
+
+
+@_node
+class Blocks(MatExpr):
+    """Equal blocks side by side (axis -1, NumPy's hstack) or stacked (axis 0, vstack); a
+    block given as None is zero (the adjoint of one `Block` is its block among zeros)."""
+
+    items: tuple[MatExpr | None, ...] = ()
+    shape: Shape = ()
+    axis: int = -1
+
+    @property
+    def children(self):
+        return tuple(i for i in self.items if i is not None)
+
+    def _compute(self, args, bindings, sizes):
+        present = iter(args)
+        values = [None if i is None else next(present) for i in self.items]
+        like = next(np.asarray(v, dtype=float) for v in values if v is not None)
+        shape = list(np.shape(like))
+        full = [np.zeros(shape) if v is None else np.broadcast_to(v, shape) for v in values]
+        return np.concatenate(full, axis=self.axis)
+
+
 # -- what NumPy spells as functions ---------------------------------------------------------------
 def function(
     name: str,
@@ -366,6 +407,66 @@ def one_hot(ids: MatExpr, size: Dim) -> MatExpr:
 def repeat_rows(row: MatExpr, rows: Dim) -> MatExpr:
     """`row` repeated down `rows` rows (NumPy: np.broadcast_to(row, (rows, *row.shape)))."""
     return RepeatRows(row, (rows, *row.shape))
+
+
+def _times(k: int, dim: Dim) -> Dim:
+    """k blocks of size `dim`: 4 * H is "4H", 4 * 3 is 12."""
+    if isinstance(dim, int):
+        return k * dim
+    head, letter = dim[:-1], dim[-1]
+    return f"{k * (int(head) if head else 1)}{letter}"
+
+
+def _share(dim: Dim, k: int) -> Dim:
+    """One of k equal blocks of `dim`: "4H" / 4 is "H"."""
+    if isinstance(dim, int):
+        if dim % k:
+            raise InvalidArgumentError(f"a size of {dim} does not split into {k} equal blocks")
+        return dim // k
+    head, letter = dim[:-1], dim[-1]
+    count = int(head) if head else 1
+    if count % k:
+        raise InvalidArgumentError(f"a dimension {dim!r} does not split into {k} equal blocks")
+    return letter if count == k else f"{count // k}{letter}"
+
+
+def block(a: MatExpr, part: int, parts: int, axis: int = -1) -> MatExpr:
+    """Block `part` of `parts` equal blocks of a's columns (axis -1) or rows (axis 0)."""
+    if not 0 <= part < parts:
+        raise InvalidArgumentError(f"block {part} of {parts} does not exist")
+    shape = list(a.shape)
+    shape[axis] = _share(shape[axis], parts)
+    return Block(a, tuple(shape), part=part, parts=parts, axis=axis)
+
+
+def blocks(items: Sequence[MatExpr | None], axis: int = -1) -> MatExpr:
+    """The blocks side by side (axis -1) or stacked (axis 0); None is a zero block."""
+    present = [i for i in items if i is not None]
+    if not present:
+        raise InvalidArgumentError("blocks needs at least one block that is not zero")
+    shape = list(present[0].shape)
+    for item in present[1:]:
+        if tuple(item.shape) != tuple(shape):
+            raise InvalidArgumentError(
+                f"blocks of shapes {_shape_text(tuple(shape))} and {_shape_text(item.shape)} "
+                "cannot be put together: they must all have one shape"
+            )
+    shape[axis] = _times(len(items), shape[axis])
+    return Blocks(tuple(items), tuple(shape), axis=axis)
+
+
+def _merge_blocks(a: MatExpr, b: MatExpr) -> MatExpr | None:
+    """a + b as one `Blocks` when both are blocks of one layout (slot by slot), else None."""
+    if not (
+        isinstance(a, Blocks)
+        and isinstance(b, Blocks)
+        and len(a.items) == len(b.items)
+        and a.axis == b.axis
+        and a.shape == b.shape
+    ):
+        return None
+    items = [x if y is None else y if x is None else x + y for x, y in zip(a.items, b.items)]
+    return Blocks(tuple(items), a.shape, axis=a.axis)
 
 
 # -- printing -------------------------------------------------------------------------------------
@@ -420,6 +521,15 @@ class TextPrinter:
 
     def _print_OneHot(self, node, ids):
         return f"onehot({ids})"
+
+    def _print_Block(self, node, arg):
+        name = "colblock" if node.axis == -1 else "rowblock"
+        return f"{name}({arg}, {node.part + 1}, {node.parts})"
+
+    def _print_Blocks(self, node, *items):
+        texts = iter(items)
+        parts = ["0" if i is None else next(texts) for i in node.items]
+        return f"{'hstack' if node.axis == -1 else 'vstack'}({', '.join(parts)})"
 
     # -- operators
     def _print_Transpose(self, node, arg):
@@ -544,6 +654,11 @@ def _with_children(node: MatExpr, kids: list[MatExpr]) -> MatExpr:
         return repeat_rows(kid, node.shape[0])
     if isinstance(node, RepeatCols):
         return RepeatCols(kid, (kid.shape[0], node.shape[1]))
+    if isinstance(node, Block):
+        return block(kid, node.part, node.parts, node.axis)
+    if isinstance(node, Blocks):
+        present = iter(kids)
+        return blocks([None if i is None else next(present) for i in node.items], node.axis)
     raise InvalidArgumentError(f"cannot rebuild a {type(node).__name__} node")
 
 
@@ -596,6 +711,14 @@ def _column(node: MatExpr, kids: list[MatExpr]) -> MatExpr:
         return OneHot(node.arg, node.shape[::-1], columns=True)
     if isinstance(node, RepeatRows):
         return RepeatCols(kids[0], (kids[0].shape[0], node.shape[0]))
+    if isinstance(node, Block):  # the row form's column blocks are the column form's rows
+        axis = 0 if node.arg.ndim in (1, 2) and node.axis == -1 else node.axis
+        return block(kids[0], node.part, node.parts, axis)
+    if isinstance(node, Blocks):
+        present = iter(kids)
+        items = [None if i is None else next(present) for i in node.items]
+        axis = 0 if len(node.shape) in (1, 2) and node.axis == -1 else node.axis
+        return blocks(items, axis)
     raise InvalidArgumentError(f"{type(node).__name__} has no column-convention form")
 
 
@@ -637,6 +760,10 @@ def _elementwise(kind: type[_Binary], left, right):
     a, b = _lift(left), _lift(right)
     if a is None or b is None:
         return NotImplemented
+    if kind is Add:  # the adjoints of a matrix's blocks, put back together
+        merged = _merge_blocks(a, b)
+        if merged is not None:
+            return merged
     if kind is Multiply:  # 1 · x is x: the identity's derivative leaves g as it is
         if _is_one(a):
             return b
@@ -694,9 +821,16 @@ def _shape_text(shape: Shape) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
+def size_in(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
+    """A shape with named dimensions ("N", "4H") in numbers, from the sizes of the letters."""
+    return tuple(_size(d, sizes) for d in shape)
+
+
 def _size(dim: Dim, sizes: Mapping[str, int]) -> int:
     if not isinstance(dim, str):
         return dim
+    if dim not in sizes and dim[:-1].isdigit() and dim[-1] in sizes:  # "4H": four times H
+        return int(dim[:-1]) * sizes[dim[-1]]
     if dim not in sizes:
         raise UnknownNameError(
             f"the size of dimension {dim!r} is unknown: bind {dim!r} to it or bind an array "

@@ -25,8 +25,18 @@ import numpy as np
 
 from ..errors import InternalError, UnknownNameError
 from ..models.dims import Dims
-from ..models.spec import ModelSpec
-from .matexpr import Constant, Function, Indexed, MatExpr, Symbol, one_hot, rebuild, to_columns
+from ..models.spec import CellOps, ModelSpec
+from .matexpr import (
+    Constant,
+    Function,
+    Indexed,
+    MatExpr,
+    Symbol,
+    one_hot,
+    rebuild,
+    size_in,
+    to_columns,
+)
 from .rules import RULES
 
 __all__ = ["Term", "Line", "MatrixForm", "matrix_form", "CONVENTIONS"]
@@ -83,36 +93,22 @@ class _Use:
     rule: str
     inputs: tuple[MatExpr | None, ...]
     value: MatExpr
+    params: tuple[tuple[str, Any], ...] = ()
 
 
-class _MatrixOps:
+class _MatrixOps(CellOps):
     """The matrix-expression backend of a cell's named operations, for step t + offset."""
 
     def __init__(self, spec: ModelSpec, offset: int, anchor: str | None = "t") -> None:
         self.options, self.offset, self.anchor = spec.options, offset, anchor
         self.uses: list[_Use] = []
 
-    def affine(self, base: str, bias, *pairs) -> Indexed:
-        kept = [(a, w) for a, w in pairs if a is not None]
-        inputs = (bias, *[m for pair in kept for m in pair])
-        return self._node(base, "affine", inputs)
-
-    def apply(self, base: str, function: str, a) -> Indexed:
-        return self._node(base, function, (a,))
-
-    def _node(self, base: str, rule: str, inputs: tuple) -> Indexed:
-        value = RULES[rule].forward(*inputs)
+    def node(self, base: str, rule: str, inputs: tuple, params=None) -> Indexed:
+        params = dict(params or {})
+        value = RULES[rule].forward(*inputs, **params)
         out = Indexed.make(base, value.shape, self.offset, anchor=self.anchor)
-        self.uses.append(_Use(out, rule, inputs, value))
+        self.uses.append(_Use(out, rule, tuple(inputs), value, tuple(params.items())))
         return out
-
-
-def _flat(state: Any) -> list[MatExpr]:
-    if state is None:
-        return []
-    if isinstance(state, (tuple, list)):
-        return [s for part in state for s in _flat(part)]
-    return [state]
 
 
 def _positions(use: _Use, node: MatExpr) -> list[int]:
@@ -121,7 +117,7 @@ def _positions(use: _Use, node: MatExpr) -> list[int]:
 
 def _vjp(use: _Use, index: int, g: MatExpr) -> MatExpr:
     rule = RULES[use.rule]
-    return rule.vjp(index, g, use.out, *use.inputs)
+    return rule.vjp(index, g, use.out, *use.inputs, **dict(use.params))
 
 
 def _adjoint(node: Indexed) -> Indexed:
@@ -142,8 +138,13 @@ class MatrixForm:
     gradients: dict[str, Line] = field(default_factory=dict)
     #: The seed dL/dL_t: 1 for a sum, 1/(N T) for a mean.
     seed: MatExpr = Constant(1)
-    #: The name of the recurrent state (h): h[0] is the initial state.
-    state: str = "h"
+    #: The names of the recurrent state's matrices (h; h and c): h[0] is the initial state.
+    states: tuple[str, ...] = ("h",)
+
+    @property
+    def state(self) -> str:
+        """The hidden state's name (h), the one the output layer reads."""
+        return self.states[0]
 
     @property
     def truncate(self) -> int | None:
@@ -279,19 +280,16 @@ def loss_seed(spec: ModelSpec) -> MatExpr:
 
 def _derive(spec: ModelSpec) -> MatrixForm:
     params = _letters(spec)
-    initial = spec.initial
     state_shape = ("N", "H")
-    # A first run names the state (h for the vanilla cell); the second feeds it back as h[t-1].
-    _, probe, _, _ = _run_cell(spec, params, Indexed.make("state", state_shape, -1), 0)
-    states = _flat(probe)
-    if len(states) != 1 or states[0].shape != state_shape:
-        raise InternalError(
-            f"the matrix-form derivation expects one state of shape (N, H); the {spec.name} "
-            f"cell returns {len(states)}"
-        )
-    state_name = states[0].base
-    h_prev = Indexed.make(state_name, state_shape, -1)
+    # The cell's state at t-1, fed back: the cell must return its state under these names.
+    h_prev = tuple(Indexed.make(name, state_shape, -1) for name in spec.states)
     uses, state, logits, x = _run_cell(spec, params, h_prev, 0)
+    names = tuple(getattr(s, "base", None) for s in state)
+    if names != spec.states or any(s.shape != state_shape for s in state):
+        raise InternalError(
+            f"the {spec.name} cell returns a state named {names}, not {spec.states} of shape "
+            "(N, H) each"
+        )
     future, _, _, _ = _run_cell(spec, params, state, 1)
     seed = loss_seed(spec)
     Y = _labels_at(spec, 0)
@@ -329,18 +327,19 @@ def _derive(spec: ModelSpec) -> MatrixForm:
             gradients[name] = Line(
                 Symbol("d" + name, symbol.shape, adjoint=True), terms, "gradient", name, True
             )
-    h0 = Indexed.make(state_name, state_shape, 0, anchor=None)
-    boundaries = [
-        Line(
-            h0,
-            (Term(Symbol(initial.name, initial.shape) if initial else Constant(0)),),
-            "boundary",
-            state_name,
-        )
-    ]
-    if initial is not None:
+    boundaries = []
+    initials = {i.name: i for i in spec.initials}
+    for name, current in zip(spec.states, state):
+        initial = initials.get(f"{name}0")
+        start = Indexed.make(name, state_shape, 0, anchor=None)
+        value = Symbol(initial.name, initial.shape) if initial else Constant(0)
+        boundaries.append(Line(start, (Term(value),), "boundary", name))
+        if initial is None:
+            continue
         terms = tuple(
-            Term(_at(_vjp(u, i, _adjoint(u.out)), 0)) for u in future for i in _positions(u, state)
+            Term(_at(_vjp(u, i, _adjoint(u.out)), 0))
+            for u in future
+            for i in _positions(u, current)
         )
         gradients[initial.name] = Line(
             Symbol("d" + initial.name, initial.shape, adjoint=True), terms, "gradient", initial.name
@@ -370,7 +369,7 @@ def _derive(spec: ModelSpec) -> MatrixForm:
         adjoints=tuple(adjoints),
         gradients=gradients,
         seed=seed,
-        state=state_name,
+        states=spec.states,
     )
 
 
@@ -392,9 +391,9 @@ def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> 
                 env[(item.name, k)] = form.convert(value[k - 1])
         else:
             plain[item.name] = form.convert(value)
-    env[(form.state, 0)] = (
-        plain[spec.initial.name] if spec.initial else form.convert(np.zeros((dims.N, dims.H)))
-    )
+    for name in form.states:
+        start = plain.get(f"{name}0")
+        env[(name, 0)] = start if start is not None else form.convert(np.zeros((dims.N, dims.H)))
 
     def ev(expr: MatExpr, t: int, adj: Mapping[tuple[str, int], np.ndarray]) -> np.ndarray:
         bindings: dict[str, Any] = dict(sizes)
@@ -407,7 +406,7 @@ def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> 
                 elif key in adj:
                     bindings[s.name] = adj[key]
                 elif s.adjoint:  # an adjoint past the last step (or the window)
-                    bindings[s.name] = np.zeros([sizes.get(d, d) for d in s.shape])
+                    bindings[s.name] = np.zeros(size_in(s.shape, sizes))
                 else:
                     raise InternalError(f"{s.name} at t={t} has no value")
             elif s.name in plain:
@@ -438,12 +437,17 @@ def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> 
         adj: dict[tuple[str, int], np.ndarray] = {}
         for k in steps:
             for line in form.adjoints:
+                # A future term is linear in an adjoint at step k+1, zero after the last step
+                # (where the step's other quantities do not exist either).
                 terms = [
-                    t for t in line.terms if not (t.source == "loss" and s is not None and k != s)
+                    t
+                    for t in line.terms
+                    if not (t.source == "loss" and s is not None and k != s)
+                    and not (t.source == "future" and k == T)
                 ]
                 adj[(line.target.base, k)] = sum(
                     (ev(t.expr, k, adj) for t in terms),
-                    np.zeros([sizes.get(d, d) for d in line.target.shape]),
+                    np.zeros(size_in(line.target.shape, sizes)),
                 )
         for key, value in adj.items():
             accumulate(values, key, value)
@@ -461,7 +465,7 @@ def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> 
     out: dict[str, np.ndarray] = {}
     for name, line in form.gradients.items():
         if isinstance(line.target, Indexed):
-            zero = np.zeros([sizes.get(d, d) for d in line.target.shape])
+            zero = np.zeros(size_in(line.target.shape, sizes))
             stack = [gradients.get((name, k), zero) for k in range(1, T + 1)]
             out[name] = np.stack([form.unconvert(a, row_ndim=2) for a in stack])
         else:
@@ -498,7 +502,6 @@ def path_terms(graph: Any, paths: Iterable[Any], convention: str = "row") -> lis
     """The matrix form of each path's contribution, by the rule table's VJPs along the path
     on the unrolled graph's own nodes (per-step quantities at fixed steps: `a[2]`)."""
     spec = graph.spec
-    state = matrix_form(spec).state
     letters = {i.name: i.shape for i in spec.inputs}
     exprs: dict[str, MatExpr | None] = {}
     uses: dict[str, tuple] = {}
@@ -506,7 +509,7 @@ def path_terms(graph: Any, paths: Iterable[Any], convention: str = "row") -> lis
     for node in graph:
         base, step = _base_of(node.name), node.step
         if node.rule is None:
-            exprs[node.name] = _leaf(spec, node, base, step, letters, state)
+            exprs[node.name] = _leaf(spec, node, base, step, letters)
             continue
         if node.rule == "rowmax":  # the softmax shift: no value in the matrix form
             exprs[node.name] = None
@@ -549,11 +552,11 @@ def _base_of(name: str) -> str:
     return head if head and tail.isdigit() else name
 
 
-def _leaf(spec: ModelSpec, node: Any, base: str, step: int | None, letters, state) -> MatExpr:
+def _leaf(spec: ModelSpec, node: Any, base: str, step: int | None, letters) -> MatExpr:
     if node.kind == "parameter":
         return Symbol(node.name, letters[node.name])
-    if spec.initial is not None and node.name == spec.initial.name:
-        return Indexed.make(state, ("N", "H"), 0, anchor=None)
+    if node.name in {i.name for i in spec.initials}:
+        return Indexed.make(node.name[:-1], ("N", "H"), 0, anchor=None)
     if base == spec.sequence.name:
         return _sequence_at(spec, step, None)
     if base == "Y":

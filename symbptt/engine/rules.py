@@ -191,6 +191,55 @@ def _repeat_rows(row, rows):
     return np.array(np.broadcast_to(row, (rows, *row.shape)))
 
 
+def _block(a, part: int, parts: int):
+    """Block `part` of `parts` equal blocks of the last axis (a gate's columns of W or a)."""
+    if _is_matexpr(a):
+        return _matexpr().block(a, part, parts)
+    width = a.shape[-1] // parts
+    return a[..., part * width : (part + 1) * width]
+
+
+def _place(g, like, part: int, parts: int):
+    """g in block `part` of a zero array shaped like `like`: the adjoint of `_block`."""
+    if _is_matexpr(g):
+        return _matexpr().blocks([g if k == part else None for k in range(parts)])
+    like = np.asarray(like)
+    if like.dtype == object or np.asarray(g).dtype == object:
+        out = np.full(like.shape, se.Integer(0), dtype=object)
+    else:
+        out = np.zeros(like.shape)
+    width = like.shape[-1] // parts
+    out[..., part * width : (part + 1) * width] = g
+    return out
+
+
+def _hadamard(bias, *pairs):
+    if not pairs or len(pairs) % 2:
+        raise InvalidArgumentError(
+            f"hadamard takes a start (or None) and pairs A_1, B_1, ...: got {len(pairs)} "
+            "matrices after the start"
+        )
+    products = [pairs[k] * pairs[k + 1] for k in range(0, len(pairs), 2)]
+    return _add(*products) if bias is None else _add(bias, *products)
+
+
+def _hadamard_vjp(index, g, out, bias, *pairs):
+    if index == 0:
+        return g
+    k = index - 1
+    return g * pairs[k + 1] if k % 2 == 0 else g * pairs[k - 1]
+
+
+def _lerp(z, a, b):
+    return (1 - z) * a if b is None else _add((1 - z) * a, z * b)
+
+
+def _lerp_vjp(index, g, out, z, a, b):
+    if index == 0:
+        return _number(-1, g) * (g * a) if b is None else g * (b - a)
+    return g * (1 - z) if index == 1 else g * z
+
+
 # -- the rules -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rule:
@@ -278,6 +327,20 @@ RULES: dict[str, Rule] = {
             arity=2,
         ),
         Rule("transpose", forward=lambda a: a.T, vjp=lambda i, g, out, a: g.T, arity=1),
+        # Block `part` of `parts` equal blocks of columns: one gate's share of the gates'
+        # pre-activations (a[:, H:2H] is the forget gate's in CS231n's order i, f, o, g).
+        Rule(
+            "columns",
+            forward=lambda a, *, part, parts: _block(a, part, parts),
+            vjp=lambda i, g, out, a, *, part, parts: _place(g, a, part, parts),
+            arity=1,
+            consts=("part", "parts"),
+        ),
+        # start + A_1 * B_1 + A_2 * B_2 + ... entry by entry (start: a matrix or None), the
+        # elementwise twin of affine: c_t = f_t * c_{t-1} + i_t * g_t, h_t = o_t * tanh(c_t).
+        Rule("hadamard", forward=_hadamard, vjp=_hadamard_vjp),
+        # (1 - z) * a + z * b (b None: zero): the GRU's mix of the candidate and h_{t-1}.
+        Rule("lerp", forward=_lerp, vjp=_lerp_vjp, arity=3),
         # Hadamard product.
         Rule(
             "mul",

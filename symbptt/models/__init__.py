@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+from .gru import GRU
+from .lstm import LSTM
 from .vanilla import VANILLA
 
-__all__ = ["MODELS", "VANILLA"]
+__all__ = ["MODELS", "VANILLA", "LSTM", "GRU", "model_named"]
 
-MODELS = {VANILLA.name: VANILLA}
+MODELS = {spec.name: spec for spec in (VANILLA, LSTM, GRU)}
+#: The command line's names: rnn is the vanilla RNN.
+ALIASES = {"rnn": "vanilla"}
+
+
+def model_named(name: str):
+    """The spec of a model by its name (rnn, vanilla, lstm, gru), or a one-sentence error."""
+    from ..errors import UnknownNameError
+
+    spec = MODELS.get(ALIASES.get(name, name))
+    if spec is None:
+        raise UnknownNameError(f"unknown model {name!r}: choose rnn, lstm or gru")
+    return spec

@@ -21,13 +21,26 @@ import numpy as np
 from ..errors import InputArrayError, InvalidArgumentError, UnknownNameError
 from .dims import Dims
 
-__all__ = ["ROLES", "ACTIVATIONS", "Input", "Options", "ModelSpec"]
+__all__ = ["ROLES", "ACTIVATIONS", "CellOps", "Input", "Options", "ModelSpec", "size_of"]
 
 #: parameter: shared by every step; initial: the state before step 1; sequence: one slice per
 #: step (x_t); label: data the loss compares against (y_t), never differentiated.
 ROLES = ("parameter", "initial", "sequence", "label")
 ACTIVATIONS = ("tanh", "relu", "identity")
 REDUCTIONS = ("sum", "mean")
+#: Options only some models have (the rest are every model's): their allowed values.
+MODEL_OPTIONS = {
+    "c0": ("zero", "input"),
+    "gate_order": ("ifog", "ifgo"),
+    "reset": ("after", "before"),
+}
+
+
+def size_of(letter: str, dims: Dims) -> int:
+    """The size a shape letter names: "H" is dims.H, "4H" four times it (an LSTM's gates)."""
+    if letter[:-1].isdigit():
+        return int(letter[:-1]) * getattr(dims, letter[-1])
+    return getattr(dims, letter)
 
 
 @dataclass(frozen=True)
@@ -42,7 +55,7 @@ class Input:
     bound: str | None = None
 
     def shape_in(self, dims: Dims) -> tuple[int, ...]:
-        return tuple(getattr(dims, letter) for letter in self.shape)
+        return tuple(size_of(letter, dims) for letter in self.shape)
 
 
 def _whole(value: Any) -> bool:
@@ -64,6 +77,12 @@ class Options:
     reduction: str = "sum"
     #: K-step truncated BPTT: only paths with t - k <= K (None: full BPTT).
     truncate: int | None = None
+    #: LSTM: "zero" (c_0 = 0, CS231n's) or "input" (c0 an input with a gradient).
+    c0: str = "zero"
+    #: LSTM: the gates' order in W_x, W_h and b: "ifog" (CS231n) or "ifgo" (PyTorch).
+    gate_order: str = "ifog"
+    #: GRU: the reset gate applied "after" the product with W_hn (PyTorch) or "before" it.
+    reset: str = "after"
 
     def __post_init__(self) -> None:
         if isinstance(self.no_bias, str) or not all(isinstance(b, str) for b in self.no_bias):
@@ -74,6 +93,7 @@ class Options:
             ("inputs", self.inputs, ("dense", "tokens")),
             ("activation", self.activation, ACTIVATIONS),
             ("reduction", self.reduction, REDUCTIONS),
+            *((k, getattr(self, k), v) for k, v in MODEL_OPTIONS.items()),
         ):
             if value not in allowed:
                 raise InvalidArgumentError(f"{label}={value!r} must be one of {', '.join(allowed)}")
@@ -94,23 +114,65 @@ class Options:
         return options
 
 
-class _Trace:
+class CellOps:
+    """The named operations a cell builds one step from; a backend implements `node` (one
+    rule applied to its inputs) and every operation below comes with it.
+
+    An input that is None is absent (h0 or c0 fixed at zero at the first step): products with
+    it are left out, as the value they would add is zero.
+    """
+
+    options: Options
+
+    def node(self, base: str, rule: str, inputs: tuple, params: Mapping[str, Any] | None = None):
+        raise NotImplementedError
+
+    def affine(self, base: str, bias, *pairs):
+        """bias + sum_k A_k @ W_k (rows times weights)."""
+        kept = [m for a, w in pairs if a is not None for m in (a, w)]
+        if not kept:
+            raise InvalidArgumentError(f"{base}: affine needs at least one product")
+        return self.node(base, "affine", (bias, *kept))
+
+    def hadamard(self, base: str, start, *pairs):
+        """start + sum_k A_k * B_k, entry by entry (start may be None)."""
+        kept = [m for a, b in pairs if a is not None and b is not None for m in (a, b)]
+        if not kept:
+            raise InvalidArgumentError(f"{base}: hadamard needs at least one product")
+        return self.node(base, "hadamard", (start, *kept))
+
+    def apply(self, base: str, function: str, a):
+        """function(a) entry by entry (tanh, sigmoid, relu, identity)."""
+        return self.node(base, function, (a,))
+
+    def columns(self, base: str, a, part: int, parts: int):
+        """Block `part` (0-based) of `parts` equal blocks of a's columns: one gate's share."""
+        return self.node(base, "columns", (a,), {"part": part, "parts": parts})
+
+    def add(self, base: str, *terms):
+        """The sum of the terms that are present."""
+        return self.node(base, "add", tuple(t for t in terms if t is not None))
+
+    def lerp(self, base: str, z, a, b):
+        """(1 - z) * a + z * b (b None: zero)."""
+        return self.node(base, "lerp", (z, a, b))
+
+
+class _Trace(CellOps):
     """A cell backend on sets of names: what each value depends on."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
 
-    def affine(self, base: str, bias, *pairs) -> set:
-        found = set(bias or ())
-        for a, w in pairs:
-            found |= set(a or ()) | set(w)
+    def node(self, base, rule, inputs, params=None) -> set:
+        found: set = set()
+        for item in inputs:
+            found |= set(item or ())
         return found
 
-    def apply(self, base: str, function: str, a) -> set:
-        return set(a)
 
-
-#: cell(ops, params, state, x_t) -> (new state, logits): one step built from named operations.
+#: cell(ops, params, state, x_t) -> (new state, logits): one step built from named operations;
+#: the state is a tuple, one matrix (N, H) per name of the spec's `states` (None: zero).
 Cell = Callable[[Any, Mapping[str, Any], Any, Any], tuple[Any, Any]]
 
 
@@ -130,8 +192,36 @@ class ModelSpec:
     #: sample(dims, rng, scale) -> every input of the full model: how random points are drawn.
     sample: Callable[[Dims, np.random.Generator, float], dict[str, np.ndarray]] | None = None
     options: Options = Options()
+    #: The recurrent state's matrices, each (N, H): ("h",), or ("h", "c") for the LSTM. The
+    #: initial input of state s is named s + "0" and the option of that name says whether it
+    #: is an input or fixed at zero.
+    states: tuple[str, ...] = ("h",)
+    #: The model-specific options (of MODEL_OPTIONS) this model has.
+    choices: tuple[str, ...] = ()
+    #: One sentence on the model for help texts and reports.
+    summary: str = ""
+    #: How the model is named in prose ("vanilla RNN", "LSTM").
+    title: str = ""
+    #: Options of every model that this one does not offer (left at their defaults).
+    fixed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        defaults = Options()
+        for option in MODEL_OPTIONS:
+            if option not in self.choices and getattr(self.options, option) != getattr(
+                defaults, option
+            ):
+                owners = "the lstm model" if option in ("c0", "gate_order") else "the gru model"
+                raise InvalidArgumentError(
+                    f"{option} is an option of {owners}, not of the {self.name} model"
+                )
+        for option in self.fixed:
+            value = getattr(self.options, option)
+            if value != getattr(defaults, option):
+                raise InvalidArgumentError(
+                    f"{option}={value!r} is not available for the {self.name} model (it has "
+                    f"{option}={getattr(defaults, option)!r} only)"
+                )
         for bias in self.options.no_bias:
             if bias not in self.biases:
                 close = difflib.get_close_matches(bias, self.biases, n=1)
@@ -161,7 +251,7 @@ class ModelSpec:
         for item in self.base_inputs:
             if item.name in self.options.no_bias:
                 continue
-            if item.role == "initial" and self.options.h0 == "zero":
+            if item.role == "initial" and getattr(self.options, item.name, "input") == "zero":
                 continue
             if item.role == "sequence" and self.options.inputs == "tokens":
                 item = Input(
@@ -191,8 +281,32 @@ class ModelSpec:
     def state_parameters(self) -> tuple[str, ...]:
         """The parameters the recurrent state depends on (the RNN layer's, not the output's):
         found by running the cell once on names instead of arrays."""
-        state, _ = self.cell(_Trace(self.options), {p: {p} for p in self.parameters}, set(), set())
-        return tuple(p for p in self.parameters if p in state)
+        start = tuple(set() for _ in self.states)
+        state, _ = self.cell(_Trace(self.options), {p: {p} for p in self.parameters}, start, set())
+        found = set().union(*state)
+        return tuple(p for p in self.parameters if p in found)
+
+    @cached_property
+    def initials(self) -> tuple[Input, ...]:
+        """The initial states this variant takes as inputs (h0; c0 with c0="input")."""
+        return tuple(i for i in self.inputs if i.role == "initial")
+
+    def truth(
+        self, arrays: Mapping[str, Any], form: str = "full"
+    ) -> tuple[float | None, dict[str, np.ndarray]]:
+        """The loss and gradients of the model's independent NumPy reference (`form` "layer":
+        the recurrent layer alone, given an upstream gradient `dh`); see `models.truth`."""
+        from .truth import truth
+
+        return truth(self, arrays, form)
+
+    def describe(self) -> dict[str, Any]:
+        """The model's name and the options it has (reports and JSON)."""
+        options = self.options.as_dict()
+        for option in MODEL_OPTIONS:
+            if option not in self.choices:
+                options.pop(option)
+        return {"name": self.name, **options}
 
     @cached_property
     def sequence(self) -> Input:
@@ -200,7 +314,8 @@ class ModelSpec:
 
     @cached_property
     def initial(self) -> Input | None:
-        return next((i for i in self.inputs if i.role == "initial"), None)
+        """The initial hidden state h0 (None when fixed at zero)."""
+        return next((i for i in self.inputs if i.role == "initial" and i.name == "h0"), None)
 
     @cached_property
     def time_major(self) -> tuple[str, ...]:
@@ -254,6 +369,16 @@ class ModelSpec:
                     f"got shape {shape}"
                 )
             for letter, size in zip(item.shape, shape):
+                if letter[:-1].isdigit():  # "4H": read H from it only if nothing else says
+                    times = int(letter[:-1])
+                    if size % times:
+                        raise InputArrayError(
+                            f"{item.name} has shape {shape}: its axis {letter} must be "
+                            f"{times} times H, and {size} is not a multiple of {times}"
+                        )
+                    letter, size = letter[-1], size // times
+                    if letter in sizes:
+                        continue
                 sizes.setdefault(letter, int(size))
         missing = [letter for letter in ("N", "D", "H", "C", "T") if letter not in sizes]
         if missing:

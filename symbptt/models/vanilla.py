@@ -17,15 +17,16 @@ from .spec import Input, ModelSpec
 __all__ = ["VANILLA"]
 
 
-def cell(ops, p, h_prev, x_t):
-    """One step: (h_t, o_t) from h_{t-1} (None when h0 is fixed at zero) and x_t.
+def cell(ops, p, state, x_t):
+    """One step: ((h_t,), o_t) from (h_{t-1},) (None when h0 is fixed at zero) and x_t.
 
     Token ids arrive one-hot, as data: onehot(x_t) W_x is the row lookup W_x[x_t].
     """
+    (h_prev,) = state
     a = ops.affine("a", p.get("b"), (h_prev, p["W_h"]), (x_t, p["W_x"]))
     h = ops.apply("h", ops.options.activation, a)
     o = ops.affine("o", p.get("c"), (h, p["V"]))
-    return h, o
+    return (h,), o
 
 
 def sample(dims, rng: np.random.Generator, scale: float) -> dict[str, np.ndarray]:
@@ -60,4 +61,6 @@ VANILLA = ModelSpec(
     biases=("b", "c"),
     loss="softmax_ce",
     sample=sample,
+    title="vanilla RNN",
+    summary="the vanilla RNN: h_t = tanh(b + h_{t-1} W_h + x_t W_x)",
 )

@@ -1,0 +1,96 @@
+"""Each model's independent NumPy BPTT, behind one call: `truth(spec, arrays, form)`.
+
+The references (`symbptt.reference` for the vanilla RNN, `symbptt.reference_gated` for the LSTM
+and the GRU) know the full model; the variants (absent biases, h0 fixed at zero, token ids, a
+mean) are put to them here as what they are: zero biases and states, one-hot inputs, a factor.
+Nothing here imports the engine the references check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from .spec import ModelSpec
+
+__all__ = ["truth"]
+
+
+def truth(
+    spec: ModelSpec, arrays: Mapping[str, np.ndarray], form: str = "full"
+) -> tuple[float | None, dict[str, np.ndarray]]:
+    """The loss (None for the layer form) and every gradient of the variant, from the model's
+    NumPy reference. `arrays` are the variant's inputs (the layer form: its layer's inputs and
+    `dh`, the upstream gradient on every h_t, (T, N, H))."""
+    if spec.name == "vanilla":
+        return _vanilla(spec, arrays, form)
+    if spec.name in ("lstm", "gru"):
+        return _gated(spec, arrays, form)
+    raise InvalidArgumentError(
+        f"the {spec.name} model has no independent NumPy reference to check against"
+    )
+
+
+def _vanilla(spec: ModelSpec, arrays, form: str):
+    from .. import reference
+
+    options = spec.options.reference_options(form)
+    if form == "layer":
+        a = arrays
+        grads = reference.layer_vjp(
+            a["x"], a.get("h0"), a["W_x"], a["W_h"], a.get("b"), a["dh"], **options
+        )
+        return None, grads
+    return reference.forward_backward_dict(
+        {k: v for k, v in arrays.items() if k != "dh"}, **options
+    )
+
+
+def _gated(spec: ModelSpec, arrays, form: str):
+    from .. import reference_gated
+
+    o = spec.options
+    if o.truncate is not None:
+        raise InvalidArgumentError(f"the {spec.name} reference has no truncated BPTT")
+    full = {k: np.asarray(v) for k, v in arrays.items() if k != "dh"}
+    W_h = np.asarray(full["W_h"])
+    H = W_h.shape[0]
+    x = np.asarray(full["x"])
+    if o.inputs == "tokens":  # ids -> one-hot rows: x_t W_x is the lookup W_x[x_t]
+        D = np.asarray(full["W_x"]).shape[0]
+        full["x"] = np.eye(D)[x]
+    T, N = full["x"].shape[:2]
+    # The references name the output bias c; the LSTM's is b_y (its c is the cell state).
+    output_bias = "b_y" if spec.name == "lstm" else "c"
+    absent = [i for i in spec.base_inputs if i.name not in full and i.role != "label"]
+    for item in absent:
+        if item.role == "initial":
+            if item.name == "h0":
+                full["h0"] = np.zeros((N, H))
+        elif item.role == "parameter" and (form == "full" or item.name in spec.state_parameters):
+            size = H * int(item.shape[0][:-1]) if item.shape[0][:-1].isdigit() else None
+            full["c" if item.name == output_bias else item.name] = np.zeros(
+                size if size else full["V"].shape[1]
+            )
+    if output_bias in full:
+        full["c"] = full.pop(output_bias)
+    upstream = arrays["dh"] if form == "layer" else None
+    if spec.name == "lstm":
+        loss, grads = reference_gated.lstm_forward_backward(
+            full, gate_order=o.gate_order, upstream=upstream
+        )
+    else:
+        loss, grads = reference_gated.gru_forward_backward(full, reset=o.reset, upstream=upstream)
+    if "c" in grads:
+        grads[output_bias] = grads.pop("c")
+    keep = set(spec.gradient_names)
+    grads = {k: v for k, v in grads.items() if k in keep}
+    if form == "full" and o.reduction == "mean":
+        loss = loss / (N * T)
+        grads = {k: v / (N * T) for k, v in grads.items()}
+    return loss, grads
