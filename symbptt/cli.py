@@ -139,7 +139,8 @@ def _variant_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="the model has no such bias (b or c; b_x, b_h or c for the GRU; repeatable)",
+        help="the model has no such bias (b or c; b or b_y for the LSTM; b_x, b_h or c for the "
+        "GRU; repeatable)",
     )
     group.add_argument(
         "--h0",
@@ -203,7 +204,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     for dim, default in (("T", 3), ("N", 2), ("D", 2), ("H", 2), ("C", 3)):
         d.add_argument(f"--{dim}", type=_whole, default=default, help=f"default {default}")
-    d.add_argument("--wrt", default="W_h", help=f"one of {', '.join(GRADIENT_NAMES)}")
+    d.add_argument(
+        "--wrt",
+        default="W_h",
+        help=f"one of {', '.join(GRADIENT_NAMES)} (the LSTM has b_y for c, and c0 with --c0 "
+        "input; the GRU b_x and b_h for b)",
+    )
     d.add_argument("--seed", type=_at_least(0), default=0, help="seed of the random point")
     d.add_argument("--scale", type=_scale, default=1.0, help="scale of V and c (logit size)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead")
@@ -656,9 +662,10 @@ def _gradient_name(spec, name: str) -> str:
         return resolve_name(name, spec.gradient_names)
     except SymbpttError:
         if name in {i.name for i in spec.base_inputs}:
+            flag = {"h0": " (drop --h0 zero)", "c0": " (add --c0 input)"}.get(name, "")
             raise _UsageError(
                 f"--wrt {name}: this variant ({_describe_variant(spec)}) has no gradient with "
-                f"respect to {name}; it has {', '.join(spec.gradient_names)}"
+                f"respect to {name}{flag}; it has {', '.join(spec.gradient_names)}"
             ) from None
         raise
 

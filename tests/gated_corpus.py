@@ -254,12 +254,19 @@ LSTM_BUGS = {
     "lstm_layers_db_axis": _replace(
         LAYERS, ("db = da.sum(axis=0)", "db = da.sum(axis=1, keepdims=True).sum(axis=0)")
     ),
-    # the step pair (T = 1, c0 an input)
+    # the step pair (c0 an input, or zero)
     "lstm_step_tanh_c_slope": _replace(
         LAYERS,
         ("dnext_h * o * (1 - tanh_c**2)", "dnext_h * o * (1 - next_c**2)"),
     ),
     "lstm_step_sigmoid_slope": _replace(LAYERS, ("di * i * (1 - i)", "di * (1 - i)")),
+    #: The classic step bug: dnext_c dropped (the cell state's gradient from the next step).
+    "lstm_step_no_dnext_c": _replace(
+        LAYERS,
+        ("dc = dnext_c + dnext_h * o * (1 - tanh_c**2)", "dc = dnext_h * o * (1 - tanh_c**2)"),
+    ),
+    #: The forget gate's slope without f: only a real prev_c shows it.
+    "lstm_step_f_slope": _replace(LAYERS, ("df * f * (1 - f)", "df * (1 - f)")),
     # the full form
     "lstm_full_c_t_for_c_prev": _replace(
         LSTM_FULL, ("df = dc * c_prev * dsigmoid(f)", "df = dc * c_t * dsigmoid(f)")
@@ -277,6 +284,14 @@ LSTM_BUGS = {
         LSTM_IFGO, ("da = np.hstack([di, df, dg, do])", "da = np.hstack([di, df, do, dg])")
     ),
     "lstm_c0_no_forget": _replace(LSTM_C0, ("dc_next = dc * f", "dc_next = dc")),
+    #: h_t where h_{t-1} belongs in dW_h.
+    "lstm_full_h_t_in_dWh": _replace(
+        LSTM_FULL, ('grads["W_h"] += hs[t].T @ da', 'grads["W_h"] += hs[t + 1].T @ da')
+    ),
+    #: The cell-state gradient carried back without what came from step t+1 (wrong from T = 3).
+    "lstm_full_partial_carry": _replace(
+        LSTM_FULL, ("dc_next = dc * f", "dc_next = dh * o * (1 - tanh_c**2) * f")
+    ),
 }
 
 GRU_BUGS = {
@@ -356,6 +371,9 @@ FULL = "loss_and_grads"
 
 LSTM_LAYER = ["--model", "lstm", "--form", "layer", "--batch-first"]
 LSTM_STEP_OPTIONS = ["--model", "lstm", "--form", "layer", "--c0", "input"]
+#: The step pair with c0 = 0: chained over the sequence, prev_c and dnext_c are real after
+#: the first step.
+LSTM_STEP_ZERO_C0 = ["--model", "lstm", "--form", "layer"]
 GRU_LAYER = ["--model", "gru", "--form", "layer", "--batch-first"]
 LSTM = ["--model", "lstm"]
 GRU = ["--model", "gru"]
@@ -396,9 +414,12 @@ CASES = [
         _LSTM_STEP_ALL,
         "tanh_c_slope",
     ),
-    #: c0's gradient dc * f does not go through the input gate.
-    Case("lstm_step_sigmoid_slope", LSTM_STEP, LSTM_STEP_OPTIONS, "wrong", _LSTM_ALL),
+    Case("lstm_step_sigmoid_slope", LSTM_STEP, LSTM_STEP_OPTIONS, "wrong", _LSTM_STEP_ALL),
+    Case("lstm_step_no_dnext_c", LSTM_STEP, LSTM_STEP_ZERO_C0, "wrong", _LSTM_ALL, "no_cell_carry"),
+    Case("lstm_step_f_slope", LSTM_STEP, LSTM_STEP_ZERO_C0, "wrong", _LSTM_ALL),
     Case("lstm_full_c_t_for_c_prev", FULL, LSTM, "wrong", _LSTM_FULL_ALL, "c_t_for_c_prev"),
+    Case("lstm_full_h_t_in_dWh", FULL, LSTM, "wrong", ("W_h",)),
+    Case("lstm_full_partial_carry", FULL, LSTM, "wrong", _LSTM_FULL_ALL),
     Case("lstm_full_sigmoid_slope", FULL, LSTM, "wrong", _LSTM_FULL_ALL),
     Case("lstm_full_i_g_swapped", FULL, LSTM, "wrong", _LSTM_FULL_ALL, "i_g_swapped"),
     Case("lstm_full_dx_W_h", FULL, LSTM, "wrong", ("x",)),

@@ -14,7 +14,7 @@ import gated_corpus
 import numpy as np
 import pytest
 from formula_eval import evaluate_text
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from symbptt import reference_gated
@@ -60,6 +60,8 @@ def _close(a, b):
 @pytest.mark.parametrize("label", list(CONFIGS))
 @settings(max_examples=8, deadline=None, derandomize=True)
 @given(dims=SHAPES, seed=st.integers(0, 2**16))
+@example(dims=Dims(N=1, D=1, H=1, C=2, T=1), seed=0)
+@example(dims=Dims(N=2, D=2, H=2, C=3, T=3), seed=1)
 def test_symbolic_gradients_equal_the_reference(label, dims, seed):
     spec, reference = CONFIGS[label]
     point = spec.random_point(dims, seed=seed)
@@ -255,6 +257,13 @@ def test_impossible_variants_are_one_sentence(capsys, argv, words):
     assert words in err and "Traceback" not in err
 
 
+def test_the_char_rnn_style_is_for_the_vanilla_rnn(capsys):
+    target = f"{gated_corpus.EXAMPLES / 'char_rnn.py'}:lossFun"
+    argv = ["check", target, "--style", "char-rnn", "--defs-only", "--model", "lstm"]
+    assert main(argv) == 2
+    assert "check it in the full or layer form" in capsys.readouterr().err
+
+
 def test_model_names_are_checked():
     assert model_named("rnn").name == "vanilla" and model_named("lstm") is LSTM
     with pytest.raises(Exception, match="choose rnn, lstm or gru"):
@@ -284,3 +293,106 @@ def test_the_issue_latex_command_compiles(tmp_path, capsys):
     assert done.returncode == 0, done.stdout[-2000:]
     text = out.read_text()
     assert r"\begin{bmatrix}" in text  # da = [da_i da_f da_o da_g]
+
+
+def test_the_pytest_plugin_checks_a_gru(pytester):
+    """A user's suite checks a right and a wrong GRU with the fixture and model=GRU."""
+    source = (gated_corpus.EXAMPLES / "rnn_layers.py").read_text()
+    pytester.makepyfile(rnn_layers=source)
+    pytester.makepyfile(
+        test_user="""
+        from rnn_layers import gru_backward, gru_forward
+
+        from symbptt.models import GRU
+
+
+        def wrong_backward(dh, cache):
+            grads = list(gru_backward(dh, cache))
+            grads[3] = grads[3] * 1.01  # dWh a little off
+            return tuple(grads)
+
+
+        def test_right(bptt_check):
+            bptt_check((gru_forward, gru_backward), form="layer", batch_first=True, model=GRU)
+
+
+        def test_wrong(bptt_check):
+            bptt_check((gru_forward, wrong_backward), form="layer", batch_first=True, model=GRU)
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--symbptt-examples", "10")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*BPTT gradients are wrong*"])
+
+
+def test_a_document_counts_the_paths_it_cannot_list():
+    """At T = 4 the LSTM has hundreds of paths from W_h: the document gives their number (the
+    derive count, checked against listing them at T = 2 by hand above) instead of the list."""
+    doc = derivation(4, "W_h", model=LSTM).latex()
+    assert "through 546 paths" in doc and r"\text{path " not in doc
+    listed = derivation(2, "W_h", model=LSTM).latex()
+    assert listed.count(r"\text{path ") == 21
+
+
+def test_layer_pairs_without_a_state_bias_are_checked(tmp_path, capsys):
+    """--no-bias of the layer's own bias is a variant of the layer form (of every model); only
+    the output layer's biases do not apply to it."""
+    path = tmp_path / "nob.py"
+    path.write_text(
+        "import numpy as np\n\n"
+        "def rnn_forward(x, h0, Wx, Wh):\n"
+        "    hs, h = [], h0\n"
+        "    for t in range(x.shape[1]):\n"
+        "        h = np.tanh(h @ Wh + x[:, t] @ Wx)\n"
+        "        hs.append(h)\n"
+        "    return np.stack(hs, axis=1), (x, h0, Wx, Wh, hs)\n\n"
+        "def rnn_backward(dh, cache):\n"
+        "    x, h0, Wx, Wh, hs = cache\n"
+        "    dx, dWx, dWh = np.zeros_like(x), np.zeros_like(Wx), np.zeros_like(Wh)\n"
+        "    carry = np.zeros_like(h0)\n"
+        "    for t in reversed(range(x.shape[1])):\n"
+        "        da = (dh[:, t] + carry) * (1 - hs[t] ** 2)\n"
+        "        prev = hs[t - 1] if t else h0\n"
+        "        dx[:, t], dWx, dWh = da @ Wx.T, dWx + x[:, t].T @ da, dWh + prev.T @ da\n"
+        "        carry = da @ Wh.T\n"
+        "    return dx, carry, dWx, dWh\n"
+    )
+    target = f"{path}:rnn_forward,rnn_backward"
+    assert main(["check", target, "--form", "layer", "--batch-first", "--no-bias", "b"]) == 0
+    capsys.readouterr()
+    assert main(["check", target, "--form", "layer", "--no-bias", "c"]) == 2
+    assert "--no-bias c do not apply" in capsys.readouterr().err
+    lstm = ["check", f"{path}:lstm_forward,lstm_backward", "--form", "layer", "--model", "lstm"]
+    assert main([*lstm, "--no-bias", "b_y"]) == 2
+    assert "--no-bias b_y do not apply" in capsys.readouterr().err
+
+
+def test_a_pair_that_takes_too_many_arguments_is_told_the_models_names(tmp_path, capsys):
+    source = (gated_corpus.EXAMPLES / "rnn_layers.py").read_text()
+    (tmp_path / "g.py").write_text(source.replace("def gru_forward(x, h0,", "def gru_forward(x,"))
+    target = f"{tmp_path / 'g.py'}:gru_forward,gru_backward"
+    assert main(["check", target, "--model", "gru", "--form", "layer", "--batch-first"]) == 2
+    assert "forward(x, h0, W_x, W_h, b_x, b_h)" in capsys.readouterr().err
+
+
+def test_an_lstm_step_pair_needs_h0(capsys):
+    target = f"{gated_corpus.EXAMPLES / 'rnn_layers.py'}:lstm_step_forward,lstm_step_backward"
+    assert main(["check", target, "--model", "lstm", "--form", "layer", "--h0", "zero"]) == 2
+    assert "takes prev_h at every step" in capsys.readouterr().err
+
+
+def test_the_audit_names_no_circular_fix_and_prints_distinct_numbers(tmp_path, capsys):
+    text = derivation(2, "all", model=LSTM).text()
+    wrong = text.replace("do[t] = dh[t] * k[t]", "do[t] = dh[t] * c[t]").replace(
+        "dk[t] = dh[t] * o[t]", "dk[t] = dh[t]"
+    )
+    assert wrong.count("\n") == text.count("\n") and wrong != text
+    path = tmp_path / "lstm.txt"
+    path.write_text(wrong)
+    assert main(["audit", str(path), "--model", "lstm", "--json"]) == 1
+    findings = {f["rule"]: f for f in json.loads(capsys.readouterr().out)["findings"]}
+    dk = next(f for r, f in findings.items() if r.startswith("dk[t] ="))
+    assert "dk where" not in (dk.get("classification") or "")  # not "uses dh where dk belongs"
+    do = next(f for r, f in findings.items() if r.startswith("do[t] ="))
+    example = do["counterexample"]
+    assert example["yours"] != example["true"]

@@ -432,11 +432,21 @@ def _judge(rule, expr, summed, scope, worlds, node) -> Finding:
 def _counterexample(world: _World, step, value, truth) -> dict:
     out = {"dims": world.dims.as_dict(), "t": step}
     if np.size(truth) <= 6:
-        out["yours"] = np.round(np.asarray(value, dtype=float), 6).tolist()
-        out["true"] = np.round(np.asarray(truth, dtype=float), 6).tolist()
+        # 6 significant digits, or as many as it takes for the two to read differently
+        for digits in range(6, 18):
+            yours, true = _rounded(value, digits), _rounded(truth, digits)
+            if yours != true:
+                break
+        out["yours"], out["true"] = yours, true
     else:
         out["max_error"] = float(np.max(np.abs(np.asarray(value) - np.asarray(truth))))
     return out
+
+
+def _rounded(a, digits: int) -> list | float:
+    """The values to `digits` significant digits, as plain numbers."""
+    round_ = np.vectorize(lambda x: float(f"{x:.{digits}g}"), otypes=[float])
+    return round_(np.asarray(a, dtype=float)).tolist()
 
 
 def _expected_shape(scope: Scope, rule: Rule):
@@ -452,10 +462,11 @@ def _expected_shape(scope: Scope, rule: Rule):
 
 
 # -- classification: the first small change that makes the rule right --------------------------
-def _variants(node, scope: Scope | None = None):
+def _variants(node, scope: Scope | None = None, target: str | None = None):
     """(description, changed node) for single changes of a right-hand side: an index moved, a
     transpose added or dropped, a product's factors swapped, a term dropped, or one name
-    replaced by another of the same kind (W_x for W_h, h for a)."""
+    replaced by another of the same kind (W_x for W_h, h for a), never by the rule's own
+    `target` (`dv[t] = dv[t]` holds trivially and says nothing)."""
     out = []
 
     def swap_name(n, rebuild):
@@ -470,7 +481,10 @@ def _variants(node, scope: Scope | None = None):
             pool = ["d" + p for p in scope.parameters if "d" + p != canonical]
         else:
             return
+        own = scope.canonical(target) if target else None
         for other in pool:
+            if other == own:
+                continue
             changed = Name(other) if isinstance(n, Name) else Step(other, n.index)
             out.append((f"uses {n.name} where {other} belongs", rebuild(changed)))
 
@@ -553,7 +567,7 @@ def _fixes(scope, rule, candidate, summed, world) -> bool:
 
 
 def _classify_shape(finding: Finding, scope, node, summed, world) -> None:
-    for text, candidate in _variants(node, scope):
+    for text, candidate in _variants(node, scope, finding.rule.target):
         if _fixes(scope, finding.rule, candidate, summed, world):
             finding.classification = text
             return
@@ -578,7 +592,7 @@ def _classify_value(scope, rule, node, summed, world, step) -> str | None:
     missing = _missing_term(scope, rule, node, summed, world)
     if missing:
         return missing
-    for text, candidate in _variants(node, scope):
+    for text, candidate in _variants(node, scope, rule.target):
         if _fixes(scope, rule, candidate, summed, world):
             return text
     return None

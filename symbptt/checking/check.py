@@ -254,13 +254,14 @@ def _likely_cause(
     global_scale,
     per_row: bool = False,
     others: Mapping[str, np.ndarray] | None = None,
+    truths: Mapping[str, np.ndarray] | None = None,
 ):
     """The first known mistake whose result the wrong answer equals, with its detail. A
     mistake that changes several gradients at once is named only when the `others` returned
     agree with it too (a b_h wrong alone is not a reset gate missing everywhere)."""
     clipped = _clipping_cause(name, got, truth, problem, form, tol, global_scale, per_row)
-    if clipped:
-        return "clipped", clipped
+    if clipped and _clipped_alike(name, clipped, problem, tol, global_scale, others, truths):
+        return "clipped", clipped[0]
     model = problem.model
     options = model.options.reference_options(form)
     if model.name != "vanilla":  # the gated cells' simulation takes their own options
@@ -288,17 +289,23 @@ def _likely_cause(
                 continue
         return alt.cause, alt.detail
     denom = float(np.sum(truth * truth))
-    if denom > 0 and np.size(truth) >= 3:  # any small vector is "a multiple" of another
+    # Any small vector is "a multiple" of another, and so is an outer product with one row or
+    # column (x^T da at N = D = 1): only a matrix of rank > 1 can be "scaled".
+    wide = truth.ndim < 2 or min(truth.shape) > 1
+    if denom > 0 and np.size(truth) >= 3 and wide:
         alpha = float(np.sum(got * truth)) / denom
         if abs(alpha - 1) > 1e-3 and _matches(got, alpha * truth, truth, tol, global_scale):
             return "scaled", f"factor {alpha:.6g}"
     return None, None
 
 
-def _clipping_cause(name, got, truth, problem, form, tol, global_scale, per_row) -> str | None:
-    """'at ±v' when got is the truth clipped elementwise at some v (per example, summed, when
-    the code is called once per sequence): v is read off the largest value it returned."""
-    if name == "loss":
+def _clipping_cause(
+    name, got, truth, problem, form, tol, global_scale, per_row
+) -> tuple[str, float] | None:
+    """('at ±v', v) when got is the truth clipped elementwise at some v (per example, summed,
+    when the code is called once per sequence): v is read off the largest value it returned.
+    Code clips its parameters' gradients, so only those are looked at."""
+    if name == "loss" or name not in problem.model.parameters:
         return None
     top = float(np.abs(got).max(initial=0.0))
     if top <= 0:
@@ -307,7 +314,7 @@ def _clipping_cause(name, got, truth, problem, form, tol, global_scale, per_row)
         if _clips(truth, top) and _matches(
             got, np.clip(truth, -top, top), truth, tol, global_scale
         ):
-            return f"at ±{top:g}"
+            return f"at ±{top:g}", top
         return None
     rows = [_truth(form, _row(problem, n))[1][name] for n in range(problem.dims.N)]
     for k in range(1, problem.dims.N + 1):  # v times the number of rows clipped at the max
@@ -316,8 +323,26 @@ def _clipping_cause(name, got, truth, problem, form, tol, global_scale, per_row)
             continue
         candidate = sum(np.clip(r, -v, v) for r in rows)
         if _matches(got, candidate, truth, tol, global_scale):
-            return f"at ±{v:g}, in each sequence"
+            return f"at ±{v:g}, in each sequence", -v  # per row: not compared across
     return None
+
+
+def _clipped_alike(name, clipped, problem, tol, global_scale, others, truths) -> bool:
+    """Code that clips, clips every parameter's gradient at the same v: each other returned
+    parameter gradient must equal its truth clipped at v (a single wrong entry of one
+    gradient that happens to look clipped is no clipping)."""
+    v = clipped[1]
+    if v < 0 or not others or not truths:  # per sequence: each row has its own truth
+        return True
+    for other in problem.model.parameters:
+        if other == name or other not in others or other not in truths:
+            continue
+        got, truth = np.asarray(others[other]), np.asarray(truths[other])
+        if got.shape != truth.shape:
+            return False
+        if not _measure(got, np.clip(truth, -v, v), tol, global_scale).ok:
+            return False
+    return True
 
 
 def _clips(truth: np.ndarray, v: float) -> bool:
@@ -497,6 +522,7 @@ class _Checker:
                 abs(ev.loss) if name == "loss" else ev.global_scale,
                 per_row=self.clipping.per_row,
                 others=answer.grads,
+                truths=ev.truth,
             )
         except Exception as exc:  # a diagnosis that fails never changes the verdict
             r.message = f"no likely cause could be worked out ({type(exc).__name__}: {exc})"
@@ -629,12 +655,13 @@ def validate_options(
             f"on sequences of K + 2 steps or more, and checks go up to truncate="
             f"{MAX_CHECKED_TRUNCATE} (T={MAX_CHECKED_TRUNCATE + 2})"
         )
-    output_biases = [b for b in model.options.no_bias if b not in model.state_parameters]
-    if form == "layer" and (model.options.reduction != "sum" or output_biases):
+    layer_biases = model.variant(no_bias=()).state_parameters  # the full layer's
+    output_biases = [b for b in model.biases if b not in layer_biases]
+    removed = [b for b in model.options.no_bias if b in output_biases]
+    if form == "layer" and (model.options.reduction != "sum" or removed):
         raise InvalidArgumentError(
             "the layer form has no output layer and no loss: --reduction and --no-bias "
-            f"{'/'.join(b for b in model.biases if b not in model.state_parameters)} do not "
-            "apply to it"
+            f"{'/'.join(output_biases)} do not apply to it"
         )
     for label, value in (("clip", clip), ("clip_norm", clip_norm)):
         if value is not None and (not _real(value) or not (0 < value < math.inf)):

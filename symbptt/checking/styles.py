@@ -119,15 +119,27 @@ def resolve(
             words = set(re.split(r"[_\W]+", pair[0].lower()))
             step = bool(words & {"step", "cell"})
         initials = {i.name for i in model.initials}
+        chained = bool(step) and len(model.states) > 1
+        if chained and model.initial is None:
+            raise InvalidArgumentError(
+                f"a step pair of the {model.title} takes prev_h at every step: h0 is an input "
+                "(drop --h0 zero)"
+            )
+        # What the forward function is called with, as messages name it.
+        arguments = [model.sequence.name, *(i.name for i in model.initials)]
+        if step:
+            arguments = [model.sequence.name, *(f"prev_{s}" for s in model.states)]
+        arguments += [names.get(p, p) for p in model.state_parameters]
         adapter = {
             "kind": "pair",
             "step": bool(step),
             "batch_first": bool(batch_first),
             # The state's other matrices (the LSTM's c): whether each is an input (c0) or
-            # zero, as the step pair takes prev_c and dnext_c beside prev_h and dnext_h.
+            # zero; such a step pair is chained over the sequence (worker.LayerPair).
             "extra_states": [f"{s}0" in initials for s in model.states[1:]],
+            "arguments": arguments,
         }
-        fit = (lambda d: replace(d, T=1)) if step else None
+        fit = (lambda d: replace(d, T=1)) if step and not chained else None
         return Style(form, layout, model, names, order, only, adapter, fit)
     return Style(form, layout, model, names, order, only, None)
 
@@ -159,6 +171,11 @@ def _char_rnn(pair, form, layout, batch_first, names, order, only, model, global
         raise InvalidArgumentError(
             "the char-rnn style sets its own layout (min-char-rnn's columns); leave layout "
             "at its default"
+        )
+    if model.name != "vanilla":
+        raise InvalidArgumentError(
+            "the char-rnn style checks min-char-rnn's vanilla RNN lossFun, not the "
+            f"{model.title}'s weights and states: check it in the full or layer form"
         )
     if model.options.inputs != "tokens":
         model = model.variant(inputs="tokens")

@@ -603,11 +603,14 @@ class CharRNN:
 class LayerPair:
     """CS231n's `forward(x, h0, Wx, Wh, b) -> (h, cache)` and `backward(dh, cache) -> (dx, dh0,
     dWx, dWh, db)` as one call (the cache never leaves this process). With `step`, the step
-    pair `rnn_step_forward(x, prev_h, ...)` on the one step of a T = 1 problem; a state of
-    more matrices (the LSTM's `lstm_step_forward(x, prev_h, prev_c, ...) -> (next_h, next_c,
-    cache)` and `lstm_step_backward(dnext_h, dnext_c, cache)`) gets zeros for the matrices
-    that are no input (c0 fixed at zero, whose gradient dprev_c is then left out) and for
-    their upstream gradients (the loss reads h only)."""
+    pair `rnn_step_forward(x, prev_h, ...)` on the one step of a T = 1 problem.
+
+    A state of more matrices (the LSTM's `lstm_step_forward(x, prev_h, prev_c, ...) ->
+    (next_h, next_c, cache)` and `lstm_step_backward(dnext_h, dnext_c, cache) -> (dx,
+    dprev_h, dprev_c, dWx, ...)`) is chained over the whole sequence, as `lstm_backward`
+    chains it: every step after the first gets a real prev_c and every step before the last
+    a real dnext_c, so a step that drops either is caught. c0 is zero unless it is an input
+    (then its gradient is the first step's dprev_c)."""
 
     def __init__(
         self,
@@ -616,54 +619,96 @@ class LayerPair:
         step: bool,
         batch_first: bool,
         extra_states: list | None = None,
+        arguments: list | None = None,
     ):
         self.forward, self.backward = forward, backward
         self.step, self.batch_first = step, batch_first
         self.extra = [bool(given) for given in (extra_states or [])]
+        self.arguments = list(arguments or [])
+
+    def _called_as(self, count: int) -> str:
+        names = self.arguments or ["x", "h0", "Wx", "Wh", "b"]
+        return f"forward({', '.join(names[:count])})"
 
     def __call__(self, *args: Any) -> Any:
         *inputs, dh = args
-        names = ["x", "h0", *(["c0"] * sum(self.extra)), "Wx", "Wh", "b"]
+        if self.step and self.extra:
+            return self._chain(inputs, dh)
         if self.step:  # the one step: drop the T axis going in, restore it coming out
             axis = 1 if self.batch_first else 0
             x_shape = np.shape(inputs[0])
             inputs[0] = np.take(inputs[0], 0, axis=axis)
             dh = np.take(dh, 0, axis=axis)
-            zero = np.zeros_like(np.asarray(inputs[1], dtype=np.float64))
-            at = 2
-            for given in self.extra:  # prev_c after prev_h: given, or zero
-                if not given:
-                    inputs.insert(at, zero.copy())
-                at += 1
-            names = ["x", "prev_h", *(["prev_c"] * len(self.extra)), "Wx", "Wh", "b"]
         _fits(
             self.forward,
             len(inputs),
-            "the forward function of a pair is called as "
-            f"forward({', '.join(names[: len(inputs)])})",
+            f"the forward function of a pair is called as {self._called_as(len(inputs))}",
         )
         result = self.forward(*inputs)
-        outputs = 2 + (len(self.extra) if self.step else 0)
-        if not isinstance(result, (tuple, list)) or len(result) != outputs:
-            what = "(next_h, next_c, cache)" if outputs == 3 else "(h, cache)"
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise CallConventionError(
-                f"the forward function of a pair must return {what}; it returned {_kind(result)}"
+                "the forward function of a pair must return (h, cache); it returned "
+                f"{_kind(result)}"
             )
-        upstream = [dh]
-        if self.step:
-            upstream += [np.zeros_like(np.asarray(dh, dtype=np.float64)) for _ in self.extra]
-        grads = self.backward(*upstream, result[-1])
+        grads = self.backward(dh, result[1])
         if not isinstance(grads, (tuple, list)):
             return grads
         grads = list(grads)
-        if self.step:
-            # dprev_c of a c0 fixed at zero is no gradient of the check's: leave it out
-            for k in reversed(range(len(self.extra))):
-                if not self.extra[k] and len(grads) > 2 + k:
-                    del grads[2 + k]
-            if grads:
-                grads[0] = np.reshape(grads[0], x_shape)
+        if self.step and grads:
+            grads[0] = np.reshape(grads[0], x_shape)
         return tuple(grads)
+
+    def _chain(self, inputs: list, dh: Any) -> tuple:
+        """The step pair of a cell with more state matrices, chained over every step."""
+        axis = 1 if self.batch_first else 0
+        x = np.asarray(inputs[0])
+        h0 = inputs[1]
+        at, states = 2, []
+        for given in self.extra:  # prev_c: c0 when it is an input, else zeros
+            if given:
+                states.append(inputs[at])
+                at += 1
+            else:
+                states.append(np.zeros_like(np.asarray(h0, dtype=np.float64)))
+        weights = inputs[at:]
+        count = 2 + len(self.extra) + len(weights)
+        _fits(
+            self.forward,
+            count,
+            f"the forward function of a step pair is called as {self._called_as(count)}",
+        )
+        outputs = 2 + len(self.extra)
+        prev, caches = [h0, *states], []
+        for t in range(x.shape[axis]):
+            result = self.forward(np.take(x, t, axis=axis), *prev, *weights)
+            if not isinstance(result, (tuple, list)) or len(result) != outputs:
+                raise CallConventionError(
+                    "the forward function of this step pair must return (next_h, next_c, "
+                    f"cache); it returned {_kind(result)}"
+                )
+            prev, caches = list(result[:-1]), [*caches, result[-1]]
+        carry = [np.zeros_like(np.asarray(h0, dtype=np.float64)) for _ in range(outputs - 1)]
+        dxs: list = [None] * len(caches)
+        total = None
+        for t in reversed(range(len(caches))):
+            upstream = [np.take(dh, t, axis=axis) + carry[0], *carry[1:]]
+            grads = self.backward(*upstream, caches[t])
+            want = outputs + len(weights)
+            if not isinstance(grads, (tuple, list)) or len(grads) != want:
+                raise CallConventionError(
+                    "the backward function of this step pair must return (dx, dprev_h, "
+                    f"dprev_c, and one gradient per weight): {want} arrays; it returned "
+                    f"{_kind(grads)}"
+                )
+            dxs[t] = np.asarray(grads[0], dtype=np.float64)
+            carry = [np.asarray(g, dtype=np.float64) for g in grads[1:outputs]]
+            parts = [np.array(g, dtype=np.float64, copy=True) for g in grads[outputs:]]
+            if total is None:
+                total = parts
+            else:  # a weight gradient whose shape changes from step to step stays wrong
+                total = [a + g if a.shape == g.shape else a for a, g in zip(total, parts)]
+        initial = [carry[0], *[c for c, given in zip(carry[1:], self.extra) if given]]
+        return (np.stack(dxs, axis=axis), *initial, *(total or []))
 
 
 def _kind(value: Any) -> str:
@@ -701,6 +746,7 @@ def adapt(functions: list, namespace: dict, adapter: dict | None) -> Callable:
             bool(adapter["step"]),
             bool(adapter["batch_first"]),
             list(adapter.get("extra_states", [])),
+            list(adapter.get("arguments", [])),
         )
     raise CallConventionError(f"unknown adapter {adapter.get('kind')!r}")
 

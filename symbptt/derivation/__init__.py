@@ -240,10 +240,10 @@ def derivation(
     DerivationCheckError if any line disagrees with the engine (then nothing is printed).
     """
     from .. import __version__
-    from ..engine.derivatives import derive
+    from ..engine.derivatives import Derivation as Paths
     from ..engine.graph import unroll
     from ..engine.matrix_form import CONVENTIONS, matrix_form, path_terms
-    from .document import Request, build, formula_text
+    from .document import PATHS_MAX_COUNT, Request, build, formula_text
     from .goodfellow import check_book, plain_vanilla
     from .verify import verify
 
@@ -264,9 +264,15 @@ def derivation(
     dropped: dict[str, int] = {}
     path_dims = Dims(N=2, D=3, H=2, C=3, T=T)
     all_terms = []
+    counts, graph = None, None
     if T <= PATHS_MAX_T:
         graph = unroll(path_dims, spec=spec, max_seconds=None)
-        derived = derive(graph)
+        derived = Paths(graph, [], [], {})  # listing and counting paths needs the graph only
+        counts = {name: derived.path_count(name) for name in wrt}
+        if sum(counts.values()) > PATHS_MAX_COUNT:  # a gated cell's hundreds: counted only
+            graph = None
+    if graph is not None:
+        counts = None
         for name in wrt:
             paths = derived.paths(name)
             terms[name] = path_terms(graph, paths, convention)
@@ -282,7 +288,7 @@ def derivation(
     if convention == "column" and plain_vanilla(spec):
         verification.comparisons += check_book()
     expanded = _expanded_entry(spec, wrt[0], reader_names, form) if expand else None
-    request = Request(T, wrt, reader_names, form, terms, dropped, expanded)
+    request = Request(T, wrt, reader_names, form, terms, dropped, expanded, counts)
     document = build(request, verification, __version__)
     if form.truncate is not None and form.truncate < T - 1:
         text = None

@@ -136,6 +136,10 @@ def _tex_text(text: object) -> str:
 
 
 # -- building the document ----------------------------------------------------------------------
+#: The most path terms a document lists (a gated cell has hundreds at T = 4).
+PATHS_MAX_COUNT = 64
+
+
 @dataclass(frozen=True)
 class Request:
     """What the reader asked for."""
@@ -147,6 +151,8 @@ class Request:
     paths: Mapping[str, Sequence[PathTerm]]
     dropped: Mapping[str, int]
     expanded: tuple[str, str] | None = None
+    #: The path counts, when there were too many paths to list (a gated cell's).
+    counts: Mapping[str, int] | None = None
 
 
 def _shape_tex(shape) -> str:
@@ -293,6 +299,15 @@ def build(request: Request, verification: Verification, version: str) -> Documen
                 else f"The total derivative ${tex.total(sym(name))}$"
             )
             doc.text(f"{what} is the sum of these {len(terms)} terms{where}.")
+    elif request.counts:
+        counted = ", ".join(
+            f"${tex.symbol(name)}$ through {n:,} paths" for name, n in request.counts.items()
+        )
+        doc.text(
+            f"For T = {T} there are too many paths to list one by one (they are listed when "
+            f"there are at most {PATHS_MAX_COUNT}). Counted on the unrolled graph, $L$ depends "
+            f"on {counted}; the recurrences below add them all up."
+        )
     else:
         doc.text(
             f"For T = {T} the paths are not listed one by one (they are listed for T <= 4); "
