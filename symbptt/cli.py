@@ -416,6 +416,51 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print each report as one line of JSON"
     )
     formats.add_argument("--csv", action="store_true", help="print a CSV grade book")
+    gr = sub.add_parser(
+        "graph",
+        help="draw the unrolled graph, every edge with its local Jacobian, the paths from a "
+        "parameter to the loss highlighted",
+    )
+    gr.add_argument("--T", type=_whole, default=3, help="time steps (1 to 8, default 3)")
+    gr.add_argument("--wrt", default="W_h", help="the paths from this input (default W_h)")
+    gr.add_argument(
+        "--through", default=None, metavar="NODE", help="only the paths through NODE, e.g. h_2"
+    )
+    gr.add_argument(
+        "--to", default=None, metavar="L_t", help="only the paths ending in the loss term L_t"
+    )
+    gr.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="write FILE.svg, FILE.png (Graphviz's dot) or FILE.dot; default DOT on stdout",
+    )
+    gr.add_argument(
+        "--format", choices=("dot", "svg", "png"), default=None, help="default: from -o's suffix"
+    )
+    gr.add_argument("--force", action="store_true", help="replace an existing file")
+    _variant_arguments(gr)
+    co = sub.add_parser(
+        "contributions",
+        help="the gradient of a recurrent weight by path length t - k, per scale of W_h "
+        "(vanishing and exploding gradients), with its bound",
+    )
+    for dim, default in (("T", 20), ("N", 2), ("D", 3), ("H", 8), ("C", 4)):
+        co.add_argument(f"--{dim}", type=_whole, default=default, help=f"default {default}")
+    co.add_argument("--wrt", default="W_h", help="W_h (default), W_x or b")
+    co.add_argument(
+        "--scale",
+        type=_scales,
+        default=(0.5, 1.0, 2.0),
+        help="largest singular values of W_h to compare (default 0.5,1,2)",
+    )
+    co.add_argument("--seed", type=_at_least(0), default=0, help="seed of the random weights")
+    co.add_argument("-o", "--output", default=None, metavar="FILE.png", help="write the plot")
+    co.add_argument("--force", action="store_true", help="replace an existing file")
+    co.add_argument("--json", action="store_true", help="print the numbers as JSON")
+    co.set_defaults(format=None)
+    _variant_arguments(co)
     return parser
 
 
@@ -522,6 +567,95 @@ def run_latex(args: argparse.Namespace, out: Console, err: Console) -> int:
         f"engine, largest relative difference {v.max_error:.1e}; {result.seconds:.2f} s)",
         file=sys.stderr,
     )
+    return 0
+
+
+def _write_output(path, data: str | bytes, force: bool) -> None:
+    """Write a file atomically, never replacing one without --force; one sentence on failure."""
+    from .derivation.output import write_new
+
+    try:
+        write_new(path, data, force=force)
+    except OSError as exc:
+        raise _UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _output_path(args: argparse.Namespace, formats: tuple[str, ...]):
+    """-o FILE checked before any work: its format (from --format or the suffix), and no
+    surprise overwrite."""
+    from pathlib import Path
+
+    path = Path(args.output) if args.output else None
+    suffix = path.suffix.lower().lstrip(".") if path else ""
+    fmt = args.format or (suffix if suffix in formats else formats[0])
+    if fmt not in formats:
+        raise _UsageError(f"--format {fmt}: choose one of {', '.join(formats)}")
+    if path is not None and path.is_dir():
+        raise _UsageError(f"{path} is a folder; give a file name such as {path / 'graph.svg'}")
+    if path is not None and path.exists() and not args.force:
+        raise _UsageError(f"{path} exists; pass --force to replace it")
+    return path, fmt
+
+
+def run_graph(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Draw the unrolled graph with the paths from a parameter highlighted."""
+    from .pictures.graph import FORMATS, graph_figure, render
+
+    spec = model_spec(args)
+    path, fmt = _output_path(args, FORMATS)
+    if fmt != "dot" and path is None:
+        raise _UsageError(f"--format {fmt} is binary or an image: write it with -o FILE.{fmt}")
+    figure = graph_figure(spec, args.T, args.wrt, through=args.through, to=args.to)
+    data = render(figure, fmt)
+    if path is None:
+        sys.stdout.write(data.decode())
+    else:
+        _write_output(path, data, args.force)
+        print(f"symbptt: wrote {path} ({figure.caption.split(';')[0]})", file=sys.stderr)
+    return 0
+
+
+def _scales(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} must be numbers separated by commas") from None
+    if not values or any(not (0 < v < 1e3) for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r} must be positive numbers below 1000")
+    return values
+
+
+def run_contributions(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Norms of the gradient's temporal components by lag, per weight scale (a plot, JSON)."""
+    from .pictures.contributions import contributions, plot
+
+    spec = model_spec(args)
+    path, _ = _output_path(args, ("png",)) if args.output else (None, "png")
+    dims = Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T)
+    result = contributions(spec, dims, args.wrt, args.scale, seed=args.seed)
+    if path is not None:
+        _write_output(path, plot(result), args.force)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+        return 0
+    from rich.table import Table
+
+    lags = sorted({0, 1, 2, 5, 10, dims.T // 2, dims.T - 1} & set(range(dims.T)))
+    table = Table(title=f"‖C_l‖ of dL/d{result.wrt} by lag l = t - k (T = {dims.T})")
+    table.add_column("σ", no_wrap=True)
+    for lag in lags:
+        table.add_column(f"l={lag}", justify="right", no_wrap=True)
+    table.add_column("total", justify="right", no_wrap=True)
+    for scale, norms, total in zip(result.scales, result.norms, result.totals):
+        table.add_row(f"{scale:g}", *(f"{norms[k]:.1e}" for k in lags), f"{total:.1e}")
+    out.print(table)
+    worst = max(result.sum_errors) / max(max(result.totals), 1e-300)
+    out.print(
+        f"σ is the largest singular value of W_h; the components add up to the total gradient "
+        f"(relative error {worst:.1e})"
+    )
+    if path is not None:
+        print(f"symbptt: wrote {path}", file=sys.stderr)
     return 0
 
 
@@ -943,6 +1077,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "latex": run_latex,
             "audit": run_audit,
             "check": run_check,
+            "graph": run_graph,
+            "contributions": run_contributions,
         }
         return commands[args.command](args, out, err)
     except InternalError as e:

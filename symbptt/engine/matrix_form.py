@@ -498,9 +498,10 @@ class PathTerm:
     expr: MatExpr
 
 
-def path_terms(graph: Any, paths: Iterable[Any], convention: str = "row") -> list[PathTerm]:
-    """The matrix form of each path's contribution, by the rule table's VJPs along the path
-    on the unrolled graph's own nodes (per-step quantities at fixed steps: `a[2]`)."""
+def node_expressions(graph: Any) -> tuple[dict[str, MatExpr | None], dict[str, tuple]]:
+    """Every node of the unrolled graph as a matrix expression (per-step quantities at fixed
+    steps: `a[2]`; None for the softmax shift), and for each node with a rule what its VJPs
+    need: (node, inputs, consts, params, out)."""
     spec = graph.spec
     letters = {i.name: i.shape for i in spec.inputs}
     exprs: dict[str, MatExpr | None] = {}
@@ -530,14 +531,27 @@ def path_terms(graph: Any, paths: Iterable[Any], convention: str = "row") -> lis
             out = Indexed.make(base, value.shape, step, anchor=None)
         exprs[node.name] = out
         uses[node.name] = (node, inputs, consts, params, out)
+    return exprs, uses
+
+
+def local_vjp(uses: Mapping[str, tuple], child: str, parent: str, g: MatExpr) -> MatExpr:
+    """g pulled back through one edge parent -> child of the graph: the local Jacobian
+    d child / d parent applied as a VJP, in matrix form."""
+    node, inputs, consts, params, out = uses[child]
+    index = node.arguments.index(parent)
+    return RULES[node.rule].vjp(index, g, out, *inputs, **consts, **params)
+
+
+def path_terms(graph: Any, paths: Iterable[Any], convention: str = "row") -> list[PathTerm]:
+    """The matrix form of each path's contribution, by the rule table's VJPs along the path
+    on the unrolled graph's own nodes (per-step quantities at fixed steps: `a[2]`)."""
+    exprs, uses = node_expressions(graph)
     terms = []
     for path in paths:
         g: MatExpr = Constant(1)
         jacobians = []
         for child, parent in reversed(list(zip(path.nodes[1:], path.nodes[:-1]))):
-            node, inputs, consts, params, out = uses[child]
-            index = node.arguments.index(parent)
-            g = RULES[node.rule].vjp(index, g, out, *inputs, **consts, **params)
+            g = local_vjp(uses, child, parent, g)
             jacobians.append((child, parent))
         steps = [exprs[n] for n in path.nodes if isinstance(exprs.get(n), Indexed)]
         expr = _name_predictions(g, steps, {})

@@ -1,0 +1,1 @@
+"""Pictures of the derivation: the unrolled graph with its paths, gradient by path length."""

@@ -1,0 +1,208 @@
+"""The gradient by path length (Pascanu, Mikolov & Bengio 2013): the total gradient of a
+recurrent weight is a sum of temporal components, one per lag l = t - k,
+
+    dL/dθ = sum_l  C_l,   C_l = sum_{t - k = l} dL_t/dh_t · dh_t/dh_k · ∂⁺h_k/∂θ,
+
+and their norms show gradients vanish or explode as l grows. C_l is computed from the
+independent NumPy BPTT as the difference of two truncations (K-step truncated BPTT keeps
+exactly the paths with t - k <= K: C_l = g_l - g_(l-1)), at the model's random weights with W_h
+rescaled so that its largest singular value is each requested scale. The bound is the one the
+paper's argument gives, per example n and pair (t, k): |f'| <= 1 and ||W_h^T|| = σ_max, so
+
+    ||C_l|| <= σ_max^l · sum_t sum_n ||e_{t-l}[n]|| · ||∂L_t/∂h_t[n]||
+
+with e_k the row the weight multiplies at step k (h_{k-1} for W_h, x_k for W_x, 1 for b).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InvalidArgumentError
+from ..models.dims import Dims
+from ..models.spec import ModelSpec
+
+__all__ = ["Contributions", "contributions", "plot", "WRT", "MAX_T"]
+
+#: The weights whose gradients have a component per lag.
+WRT = ("W_h", "W_x", "b")
+MAX_T = 200
+
+
+@dataclass
+class Contributions:
+    """The norms of the temporal components for each weight scale, with their bounds."""
+
+    dims: Dims
+    wrt: str
+    seed: int
+    scales: list[float]
+    #: per scale: ||C_l|| for l = 0..T-1, the bound, ||dL/dθ||, ||sum_l C_l - dL/dθ||
+    norms: list[list[float]] = field(default_factory=list)
+    bounds: list[list[float]] = field(default_factory=list)
+    totals: list[float] = field(default_factory=list)
+    sum_errors: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "dims": self.dims.as_dict(),
+            "wrt": self.wrt,
+            "seed": self.seed,
+            "lags": list(range(self.dims.T)),
+            "scales": [
+                {
+                    "scale": s,
+                    "sigma_max": s,
+                    "component_norms": n,
+                    "bound": b,
+                    "total_norm": t,
+                    "sum_minus_total": e,
+                }
+                for s, n, b, t, e in zip(
+                    self.scales, self.norms, self.bounds, self.totals, self.sum_errors
+                )
+            ],
+        }
+
+
+def components(spec: ModelSpec, arrays: dict, wrt: str = "W_h") -> list[np.ndarray]:
+    """C_0, ..., C_{T-1} of dL/d(wrt) at `arrays`: truncated BPTT at K = l minus K = l - 1."""
+    from .. import reference
+
+    T = np.shape(arrays["x"])[0]
+    options = {**spec.options.reference_options(), "truncate": None}
+    out, previous = [], 0.0
+    for lag in range(T):
+        grads = reference.forward_backward_dict(arrays, **{**options, "truncate": lag})[1]
+        out.append(grads[wrt] - previous)
+        previous = grads[wrt]
+    return out
+
+
+def bound(spec: ModelSpec, arrays: dict, wrt: str, sigma: float) -> list[float]:
+    """The upper bound of ||C_l|| for each lag (see the module docstring)."""
+    from .. import reference
+
+    o = spec.options
+    x, y, V = np.asarray(arrays["x"]), np.asarray(arrays["y"]), np.asarray(arrays["V"])
+    h0 = arrays.get("h0")
+    hs = reference.layer_forward(
+        x,
+        h0,
+        arrays["W_x"],
+        arrays["W_h"],
+        arrays.get("b"),
+        activation=o.activation,
+        inputs=o.inputs,
+    )
+    T, N, H = hs.shape
+    logits = hs @ V + (np.asarray(arrays["c"]) if "c" in arrays else 0.0)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    direct = (probs - np.eye(V.shape[1])[y]) @ V.T  # dL_t/dh_t through o_t, (T, N, H)
+    if o.reduction == "mean":
+        direct = direct / (N * T)
+    if wrt == "W_h":
+        start = np.zeros((1, N, H)) if h0 is None else np.asarray(h0)[None]
+        rows = np.concatenate([start, hs[:-1]])  # e_k = h_{k-1}
+    elif wrt == "W_x":
+        rows = x if o.inputs == "dense" else np.ones((T, N, 1))  # a one-hot row has norm 1
+    else:
+        rows = np.ones((T, N, 1))
+    row_norms = np.linalg.norm(rows, axis=-1)  # (T, N)
+    g_norms = np.linalg.norm(direct, axis=-1)
+    out = []
+    for lag in range(T):
+        pairs = sum(float(row_norms[t - lag] @ g_norms[t]) for t in range(lag, T))
+        out.append(sigma**lag * pairs)
+    return out
+
+
+def contributions(
+    spec: ModelSpec,
+    dims: Dims,
+    wrt: str = "W_h",
+    scales: tuple[float, ...] = (0.5, 1.0, 2.0),
+    seed: int = 0,
+    arrays: dict | None = None,
+) -> Contributions:
+    """The temporal components of dL/d(wrt) at W_h rescaled to each σ_max in `scales`."""
+    from ..models.dims import resolve_name
+
+    if spec.name != "vanilla":
+        raise InvalidArgumentError(
+            f"contributions by lag need truncated BPTT, which the {spec.title}'s independent "
+            "reference does not have: use --model rnn"
+        )
+    if spec.options.truncate is not None:
+        raise InvalidArgumentError("contributions split full BPTT by lag: drop --truncate")
+    wrt = resolve_name(wrt, spec.gradient_names)
+    if wrt not in WRT:
+        raise InvalidArgumentError(
+            f"--wrt {wrt}: only {', '.join(WRT)} have a component per lag t - k (V and c enter "
+            "at the loss term's own step, h0 and x at one step each)"
+        )
+    if wrt not in spec.parameters:
+        raise InvalidArgumentError(f"--wrt {wrt}: this variant has no {wrt}")
+    if not 1 <= dims.T <= MAX_T:
+        raise InvalidArgumentError(f"T={dims.T} must be from 1 to {MAX_T}")
+    if not scales or any(not (0 < s < 1e3) or not np.isfinite(s) for s in scales):
+        raise InvalidArgumentError(f"scales {list(scales)} must be positive numbers below 1000")
+    from .. import reference
+
+    point = dict(arrays) if arrays is not None else spec.random_point(dims, seed=seed)
+    point = spec.validate(dims, point)
+    W_h = point["W_h"]
+    sigma0 = float(np.linalg.norm(W_h, 2))
+    if sigma0 == 0:
+        raise InvalidArgumentError("W_h is zero: it cannot be rescaled to a singular value")
+    result = Contributions(dims, wrt, seed, [float(s) for s in scales])
+    options = spec.options.reference_options()
+    for scale in scales:
+        scaled = {**point, "W_h": W_h * (scale / sigma0)}
+        parts = components(spec, scaled, wrt)
+        total = reference.forward_backward_dict(scaled, **options)[1][wrt]
+        result.norms.append([float(np.linalg.norm(c)) for c in parts])
+        result.bounds.append(bound(spec, scaled, wrt, scale))
+        result.totals.append(float(np.linalg.norm(total)))
+        result.sum_errors.append(float(np.linalg.norm(sum(parts) - total)))
+    return result
+
+
+def plot(result: Contributions) -> bytes:
+    """The norms against the lag, log scale, one line per scale and its bound dashed (PNG)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5), dpi=110)
+    ax = fig.subplots()
+    lags = np.arange(result.dims.T)
+    colours = ["#2471a3", "#229954", "#c0392b", "#7d3c98", "#b9770e", "#566573"]
+    for k, (scale, norms, bound_) in enumerate(zip(result.scales, result.norms, result.bounds)):
+        colour = colours[k % len(colours)]
+        shown = np.maximum(np.asarray(norms), 1e-300)  # log scale: an exact 0 sits at the floor
+        ax.semilogy(lags, shown, "o-", color=colour, ms=3, label=f"σ_max(W_h) = {scale:g}")
+        ax.semilogy(lags, bound_, "--", color=colour, lw=1, label=f"bound, σ_max^l = {scale:g}^l")
+    d = result.dims
+    ax.set_xlabel("lag l = t - k (steps between the weight's use and the loss term)")
+    ax.set_ylabel(f"‖C_l‖ (Frobenius) of dL/d{result.wrt}")
+    ax.set_title(
+        f"Gradient of {result.wrt} by path length, T = {d.T}, N = {d.N}, H = {d.H} (seed "
+        f"{result.seed})",
+        fontsize=10,
+    )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()

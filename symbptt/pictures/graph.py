@@ -1,0 +1,213 @@
+"""The unrolled graph as a picture: deterministic Graphviz DOT text, one cluster per time step,
+every edge labelled with its local Jacobian in matrix form (the VJP g -> g ∂child/∂parent), and
+the paths from a parameter to the loss highlighted, optionally only those through one node or
+ending in one loss term. The path count in the caption is counted on the graph, not drawn.
+
+Rendering to SVG or PNG needs Graphviz's `dot` program (Debian: graphviz); DOT text does not.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from ..errors import InvalidArgumentError, UnknownNameError
+from ..models.dims import Dims
+from ..models.spec import ModelSpec
+
+__all__ = ["GraphFigure", "graph_figure", "render", "FORMATS"]
+
+FORMATS = ("dot", "svg", "png")
+#: The largest T drawn: a picture of more steps is unreadable (and a gated cell's graph big).
+MAX_T = 8
+
+#: Colours: the highlighted paths, the rest of the graph.
+_ON, _OFF = "#c0392b", "#b0b0b0"
+
+
+@dataclass(frozen=True)
+class GraphFigure:
+    """A drawn graph: the DOT text, the number of highlighted paths and the caption."""
+
+    dot: str
+    paths: int
+    caption: str
+    nodes: int
+
+
+def graph_figure(
+    spec: ModelSpec,
+    T: int,
+    wrt: str = "W_h",
+    *,
+    through: str | None = None,
+    to: str | None = None,
+) -> GraphFigure:
+    """The unrolled graph of `spec` for T steps with every path from `wrt` to L highlighted
+    (only those through the node `through`, or ending in the loss term `to`, when given)."""
+    from ..engine.graph import unroll
+    from ..engine.matexpr import Symbol
+    from ..engine.matrix_form import local_vjp, node_expressions
+    from ..models.dims import resolve_name
+
+    if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
+        raise InvalidArgumentError(f"T={T!r} must be a whole number from 1 to {MAX_T}")
+    wrt = resolve_name(wrt, spec.gradient_names)
+    graph = unroll(Dims(N=1, D=1, H=1, C=2, T=T), spec=spec, max_seconds=None)
+    shown = [n for n in graph if n.differentiable and n.kind not in ("label", "shift")]
+    names = {n.name for n in shown}
+    roots = [f"{wrt}_{t}" for t in range(1, T + 1)] if wrt == spec.sequence.name else [wrt]
+    end = "L"
+    if to is not None:
+        to = _node_name(to, names, "--to")
+        if graph.node(to).kind != "step_loss":
+            raise InvalidArgumentError(
+                f"--to {to}: a loss term L_t is expected (L_1 .. L_{T}), not another node"
+            )
+        end = to
+    if through is not None:
+        through = _node_name(through, names, "--through")
+    edges = [(p, n.name) for n in shown for p in n.parents if p in names]
+    order = [n.name for n in shown]
+    children: dict[str, list[str]] = {n: [] for n in order}
+    for parent, child in edges:
+        children[parent].append(child)
+
+    def count_to(target: str) -> dict[str, int]:
+        """Paths from each node to `target`."""
+        ways = dict.fromkeys(order, 0)
+        ways[target] = 1
+        for name in reversed(order):
+            if name != target:
+                ways[name] = sum(ways[c] for c in children[name])
+        return ways
+
+    def count_from(sources: list[str]) -> dict[str, int]:
+        """Paths from any of `sources` to each node."""
+        ways = dict.fromkeys(order, 0)
+        for name in order:
+            ways[name] += int(name in sources)
+            for c in children[name]:
+                ways[c] += ways[name]
+        return ways
+
+    from_root, to_end = count_from(roots), count_to(end)
+    if through is None:
+        total = sum(to_end[r] for r in roots)
+        on_path = {n for n in order if from_root[n] and to_end[n]}
+        on_edge = {(p, c) for p, c in edges if from_root[p] and to_end[c]}
+    else:
+        to_mid, from_mid = count_to(through), count_from([through])
+        total = sum(to_mid[r] for r in roots) * to_end[through]
+        first = {n for n in order if from_root[n] and to_mid[n]}
+        second = {n for n in order if from_mid[n] and to_end[n]}
+        on_path = first | second if total else set()
+        on_edge = {
+            (p, c)
+            for p, c in edges
+            if total and ((from_root[p] and to_mid[c]) or (from_mid[p] and to_end[c]))
+        }
+    if total == 0:
+        where = "".join([f" through {through}" if through else "", f" to {to}" if to else " to L"])
+        raise InvalidArgumentError(f"no path leads from {wrt}{where}: nothing to highlight")
+
+    exprs, uses = node_expressions(graph)
+    lines = [
+        "digraph unrolled {",
+        '  graph [rankdir=BT, fontname="Helvetica", fontsize=12, labelloc=t, newrank=true];',
+        '  node [shape=box, style="rounded", fontname="Helvetica", fontsize=11];',
+        '  edge [fontname="Helvetica", fontsize=8];',
+    ]
+    caption = _caption(wrt, total, through, to, T)
+    lines.append(f"  label={_quote(caption)};")
+
+    def node_line(name: str, indent: str) -> str:
+        node = graph.node(name)
+        label = name if node.kind == "copy" else _label(name, exprs.get(name))
+        colour = _ON if name in on_path else _OFF
+        width = 2 if name in on_path else 1
+        return (
+            f"{indent}{_quote(name)} [label={_quote(label)}, color={_quote(colour)}, "
+            f"penwidth={width}];"
+        )
+
+    # Parameters, and h0 (c0) at step 0, are drawn outside the steps' clusters.
+    steps = sorted({graph.node(n).step for n in order if graph.node(n).step})
+    outside = [n for n in order if not graph.node(n).step]
+    for name in outside:
+        lines.append(node_line(name, "  "))
+    for t in steps:
+        lines.append(f"  subgraph cluster_t{t} {{")
+        lines.append(f'    label="t = {t}"; color="#dddddd";')
+        for name in order:
+            if graph.node(name).step == t:
+                lines.append(node_line(name, "    "))
+        lines.append("  }")
+    for parent, child in edges:
+        g = Symbol("g", exprs[child].shape if exprs.get(child) is not None else ())
+        try:
+            jacobian = str(local_vjp(uses, child, parent, g))
+        except Exception:  # a label that cannot be written is left out, never a crash
+            jacobian = ""
+        on = (parent, child) in on_edge
+        attrs = [
+            f"label={_quote(jacobian)}" if jacobian else None,
+            f"color={_quote(_ON if on else _OFF)}",
+            f"fontcolor={_quote(_ON if on else '#808080')}",
+            f"penwidth={2 if on else 1}",
+        ]
+        attrs_text = ", ".join(a for a in attrs if a)
+        lines.append(f"  {_quote(parent)} -> {_quote(child)} [{attrs_text}];")
+    lines.append("}")
+    return GraphFigure("\n".join(lines) + "\n", total, caption, len(order))
+
+
+def _caption(wrt: str, total: int, through: str | None, to: str | None, T: int) -> str:
+    where = f" through {through}" if through else ""
+    target = to if to else "L"
+    noun = "path" if total == 1 else "paths"
+    return (
+        f"dL/d{wrt}, T = {T}: {total:,} {noun} from {wrt}{where} to {target} (highlighted); "
+        "each edge is labelled with its local Jacobian as a VJP, g -> g dchild/dparent"
+    )
+
+
+def _label(name: str, expr) -> str:
+    """A node's label: its matrix-form name (a[2], W_h) or its graph name."""
+    if expr is None:
+        return name
+    text = str(expr)
+    return text if len(text) <= 24 else name
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _node_name(name: str, names: set[str], option: str) -> str:
+    """A node of the drawn graph by its name (h_2, L_3, W_h^(2)); a close name suggested."""
+    aliases = {name, name.replace("[", "_").replace("]", "")}
+    for alias in aliases:
+        if alias in names:
+            return alias
+    close = difflib.get_close_matches(name, sorted(names), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    raise UnknownNameError(f"{option} {name}: the unrolled graph has no node {name!r}{hint}")
+
+
+def render(figure: GraphFigure, fmt: str) -> bytes:
+    """The figure as `fmt` bytes: DOT text as is, SVG or PNG through Graphviz's dot program
+    (InvalidArgumentError, one sentence, when it is not installed)."""
+    if fmt not in FORMATS:
+        raise InvalidArgumentError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt == "dot":
+        return figure.dot.encode()
+    import graphviz
+
+    try:
+        return graphviz.Source(figure.dot).pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise InvalidArgumentError(
+            "Graphviz's dot program is not installed (Debian: apt-get install graphviz), so "
+            f"no {fmt.upper()} can be drawn; -o FILE.dot writes the DOT text without it"
+        ) from None

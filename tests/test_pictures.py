@@ -1,0 +1,180 @@
+"""Pictures (issue 12): the unrolled graph as DOT text with its paths highlighted (checked as
+text, and against the paths the engine enumerates), rendered by Graphviz; bad requests are one
+sentence each."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from symbptt.cli import main
+from symbptt.engine.compile import compile_paths
+from symbptt.engine.derivatives import Derivation, derive
+from symbptt.engine.graph import unroll
+from symbptt.models import GRU, LSTM, VANILLA
+from symbptt.models.dims import Dims
+from symbptt.pictures.contributions import components, contributions
+from symbptt.pictures.graph import graph_figure, render
+
+EDGE = re.compile(r'^  "([^"]+)" -> "([^"]+)" \[(.*)\];$', re.M)
+
+
+def _paths(spec, T, wrt):
+    graph = unroll(Dims(N=1, D=1, H=1, C=2, T=T), spec=spec, max_seconds=None)
+    return Derivation(graph, [], [], {}).paths(wrt)
+
+
+def _highlighted(dot):
+    return {(a, b) for a, b, attrs in EDGE.findall(dot) if "#c0392b" in attrs}
+
+
+@pytest.mark.parametrize(
+    "spec, T, wrt",
+    [(VANILLA, 3, "W_h"), (VANILLA, 2, "x"), (VANILLA, 3, "V"), (LSTM, 2, "W_h"), (GRU, 2, "b_h")],
+)
+def test_the_highlighted_edges_are_the_union_of_the_enumerated_paths(spec, T, wrt):
+    paths = _paths(spec, T, wrt)
+    figure = graph_figure(spec, T, wrt)
+    assert figure.paths == len(paths)
+    want = {(a, b) for p in paths for a, b in zip(p.nodes, p.nodes[1:])}
+    assert _highlighted(figure.dot) == want
+
+
+@pytest.mark.parametrize("through, to", [("h_2", None), (None, "L_3"), ("a_2", "L_3")])
+def test_paths_through_a_node_or_to_one_loss_term(through, to):
+    paths = [
+        p
+        for p in _paths(VANILLA, 4, "W_h")
+        if (through is None or through in p.nodes) and (to is None or to in p.nodes)
+    ]
+    figure = graph_figure(VANILLA, 4, "W_h", through=through, to=to)
+    assert figure.paths == len(paths) > 0
+    cut = [p.nodes if to is None else p.nodes[: p.nodes.index(to) + 1] for p in paths]
+    assert _highlighted(figure.dot) == {(a, b) for n in cut for a, b in zip(n, n[1:])}
+
+
+def test_the_dot_text_has_steps_jacobians_and_a_caption():
+    dot = graph_figure(VANILLA, 2, "W_h").dot
+    assert dot == graph_figure(VANILLA, 2, "W_h").dot  # deterministic
+    assert "subgraph cluster_t1 {" in dot and "subgraph cluster_t2 {" in dot
+    edges = {(a, b): attrs for a, b, attrs in EDGE.findall(dot)}
+    assert 'label="g @ W_h^T"' in edges[("h_1", "a_2")]  # dh_1 = da_2 W_h^T
+    assert 'label="h[1]^T @ g"' in edges[("W_h^(2)", "a_2")]
+    assert 'label="g ⊙ (1 - h[1] ⊙ h[1])"' in edges[("a_1", "h_1")]
+    assert "3 paths from W_h to L" in dot
+
+
+def test_rendering_with_graphviz():
+    figure = graph_figure(LSTM, 1, "W_h")
+    assert b"<svg" in render(figure, "svg")
+    assert render(figure, "png").startswith(b"\x89PNG")
+
+
+def test_the_command_writes_files_and_never_replaces_one(tmp_path, capsys):
+    out = tmp_path / "g.svg"
+    assert main(["graph", "--T", "2", "-o", str(out)]) == 0
+    assert b"<svg" in out.read_bytes()
+    assert main(["graph", "--T", "2", "-o", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert main(["graph", "--T", "2", "-o", str(tmp_path / "g.dot"), "--model", "gru"]) == 0
+    assert (tmp_path / "g.dot").read_text().startswith("digraph unrolled {")
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--through", "h_9"], "has no node 'h_9'; did you mean"),
+        (["--to", "h_2"], "a loss term L_t is expected"),
+        (["--through", "h_3", "--to", "L_2"], "no path leads from W_h through h_3 to L_2"),
+        (["--T", "9"], "from 1 to 8"),
+        (["--wrt", "V_h"], "unknown parameter name"),
+        (["--format", "svg"], "write it with -o FILE.svg"),
+        (["-o", "/nonexistent/g.svg"], "does not exist"),
+    ],
+)
+def test_bad_requests_are_one_sentence(capsys, argv, words):
+    assert main(["graph", "--T", "4", *argv]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_without_graphviz_dot_text_still_works(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no dot anywhere
+    assert main(["graph", "--T", "2", "-o", str(tmp_path / "g.svg")]) == 2
+    assert "Graphviz's dot program is not installed" in capsys.readouterr().err
+    assert not (tmp_path / "g.svg").exists()
+    assert main(["graph", "--T", "2", "-o", str(tmp_path / "g.dot")]) == 0
+
+
+# -- the gradient by path length ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("wrt", ["W_h", "W_x", "b"])
+def test_the_components_are_the_engines_path_terms_grouped_by_lag(wrt):
+    """C_l from the NumPy reference's truncations equals the sum of the engine's own path
+    terms with t - k = l (SymEngine, an independent derivation)."""
+    dims = Dims(N=2, D=3, H=2, C=3, T=4)
+    point = VANILLA.random_point(dims, seed=4)
+    derivation = derive(unroll(dims, spec=VANILLA))
+    paths = derivation.paths(wrt)
+    values = compile_paths(derivation, paths)(point)
+    by_lag = [0.0] * dims.T
+    for i, path in enumerate(paths):
+        by_lag[path.loss_step - path.entry_step] += values[f"path{i}"]
+    for ours, engine in zip(components(VANILLA, point, wrt), by_lag):
+        np.testing.assert_allclose(ours, engine, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(
+    dims=st.builds(
+        Dims,
+        N=st.integers(1, 3),
+        D=st.integers(1, 3),
+        H=st.integers(1, 4),
+        C=st.integers(2, 4),
+        T=st.integers(1, 8),
+    ),
+    seed=st.integers(0, 2**16),
+    scale=st.sampled_from([0.3, 1.0, 3.0]),
+    variant=st.sampled_from([{}, {"activation": "relu"}, {"reduction": "mean"}]),
+)
+def test_the_components_add_up_and_stay_under_their_bound(dims, seed, scale, variant):
+    spec = VANILLA.variant(**variant)
+    for wrt in ("W_h", "W_x", "b"):
+        result = contributions(spec, dims, wrt, (scale,), seed=seed)
+        assert result.sum_errors[0] <= 1e-9 * max(result.totals[0], 1.0)
+        for norm, limit in zip(result.norms[0], result.bounds[0]):
+            assert norm <= limit * (1 + 1e-9) + 1e-300
+
+
+def test_the_contributions_command(tmp_path, capsys):
+    out = tmp_path / "c.png"
+    argv = ["contributions", "--T", "6", "--H", "3", "--scale", "0.5,1,2", "-o", str(out)]
+    assert main([*argv, "--json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [s["scale"] for s in record["scales"]] == [0.5, 1.0, 2.0]
+    assert len(record["scales"][0]["component_norms"]) == 6
+    assert out.read_bytes().startswith(b"\x89PNG")
+    assert main(argv) == 2  # the plot exists: never replaced without --force
+    assert main(["contributions", "--T", "6", "--H", "3"]) == 0
+    assert "l=5" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--model", "lstm"], "need truncated BPTT"),
+        (["--wrt", "V"], "only W_h, W_x, b have a component per lag"),
+        (["--scale", "0,1"], "positive numbers"),
+        (["--truncate", "2"], "drop --truncate"),
+    ],
+)
+def test_contributions_refuse_what_has_no_lags(capsys, argv, words):
+    assert main(["contributions", "--T", "4", *argv]) == 2
+    assert words in capsys.readouterr().err
