@@ -915,10 +915,12 @@ def check_gradients(
         progress: called as progress(done, total) after each example.
 
     Raises:
-        InvalidArgumentError: for bad arguments of this function itself.
-        TargetError: a target string that names no file or no function in it.
-        IsolationUnavailableError: this system cannot start a worker (use isolate=False).
-        InternalError: the symbolic engine and the NumPy reference disagree (a symbptt bug).
+        symbptt.errors.InvalidArgumentError: for bad arguments of this function itself.
+        symbptt.errors.TargetError: a target string that names no file or no function in it.
+        symbptt.errors.IsolationUnavailableError: this system cannot start a worker (use
+            isolate=False).
+        symbptt.errors.InternalError: the symbolic engine and the NumPy reference disagree (a
+            symbptt bug).
     """
     convention, required, table, settled = validate_options(
         fn=fn,
