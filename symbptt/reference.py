@@ -61,6 +61,7 @@ __all__ = [
     "layer_vjp",
     "loss",
     "loss_per_step",
+    "output_gradient",
 ]
 
 ACTIVATIONS: tuple[str, ...] = ("tanh", "relu", "identity")
@@ -641,3 +642,16 @@ def finite_differences(
             grad[index] = (plus - minus) / (2.0 * eps)
         grads[name] = grad
     return grads
+
+
+def output_gradient(arrays: Mapping[str, np.ndarray], hs: np.ndarray, reduction: str = "sum"):
+    """dL_t/dh_t through o_t alone, (T, N, H): (softmax(o_t) - onehot(y_t)) V^T for hidden
+    states hs (T, N, H), divided by N*T for a mean; an absent "c" is no output bias."""
+    V, c = np.asarray(arrays["V"], dtype=np.float64), arrays.get("c")
+    logits = hs @ V if c is None else hs @ V + np.asarray(c, dtype=np.float64)
+    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    dlogits = probs - np.eye(V.shape[1])[np.asarray(arrays["y"])]
+    if reduction == "mean":
+        dlogits /= hs.shape[0] * hs.shape[1]
+    return dlogits @ V.T

@@ -86,18 +86,6 @@ def _slope(activation: str, hs: np.ndarray) -> np.ndarray:
     return np.ones_like(hs)
 
 
-def _direct_dh(arrays: Mapping[str, np.ndarray], hs: np.ndarray, reduction: str) -> np.ndarray:
-    """dL/dh_t through o_t alone: (softmax(o_t) - onehot(y_t)) V^T, over N*T for a mean."""
-    V, c = np.asarray(arrays["V"], dtype=np.float64), arrays.get("c")
-    logits = hs @ V if c is None else hs @ V + np.asarray(c, dtype=np.float64)
-    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    probs /= probs.sum(axis=-1, keepdims=True)
-    dlogits = probs - np.eye(V.shape[1])[np.asarray(arrays["y"])]
-    if reduction == "mean":
-        dlogits /= hs.shape[0] * hs.shape[1]
-    return dlogits @ V.T
-
-
 def _adjoints(dh, slope, W, k: int | None) -> np.ndarray:
     """da_1..da_T when dh_{t-1} = da_t W (W_h^T: the truth; W_h: the missing-transpose
     mistake), full or with each L_t reaching back k steps."""
@@ -138,7 +126,7 @@ def untransposed_recurrence(
     if form == "layer":
         dh = np.asarray(arrays["dh"], dtype=np.float64)
     else:
-        dh = _direct_dh(arrays, hs, options.get("reduction", "sum"))
+        dh = reference.output_gradient(arrays, hs, options.get("reduction", "sum"))
     W_x, W_h = np.asarray(W_x, dtype=np.float64), np.asarray(W_h, dtype=np.float64)
     # The mistake: W_h where W_h.T belongs.
     da = _adjoints(dh, _slope(activation, hs), W_h, options.get("truncate"))
@@ -169,7 +157,7 @@ def state_mistakes(
     if form == "layer":
         dh = np.asarray(arrays["dh"], dtype=np.float64)
     else:
-        dh = _direct_dh(arrays, hs, options.get("reduction", "sum"))
+        dh = reference.output_gradient(arrays, hs, options.get("reduction", "sum"))
     W_h = np.asarray(W_h, dtype=np.float64)
     da = _adjoints(dh, _slope(activation, hs), W_h.T, options.get("truncate"))
     T, N, H = hs.shape

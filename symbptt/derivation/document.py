@@ -532,19 +532,7 @@ def _has_blocks(form) -> bool:
     """Whether the derivation slices gates out of a matrix (LSTM, GRU)."""
     lines = (*form.model, *form.adjoints, *form.gradients.values())
     kinds = (matexpr.Block, matexpr.Blocks)
-    return any(isinstance(n, kinds) for line in lines for n in _nodes(line.expr))
-
-
-def _nodes(expr) -> list:
-    out, stack, seen = [], [expr], set()
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        out.append(node)
-        stack.extend(node.children)
-    return out
+    return any(isinstance(n, kinds) for line in lines for n in line.expr.nodes())
 
 
 def _variant_sentence(spec, tex: LatexPrinter, state: str) -> str:

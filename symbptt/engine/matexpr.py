@@ -144,6 +144,10 @@ class MatExpr:
         """The symbols the expression depends on, each once, in order of first appearance."""
         return [n for n in _postorder(self) if isinstance(n, Symbol)]
 
+    def nodes(self) -> list[MatExpr]:
+        """Every node of the expression once, children before parents."""
+        return _postorder(self)
+
     def __str__(self) -> str:
         return TextPrinter().doprint(self)
 

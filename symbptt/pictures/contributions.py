@@ -86,7 +86,7 @@ def bound(spec: ModelSpec, arrays: dict, wrt: str, sigma: float) -> list[float]:
     from .. import reference
 
     o = spec.options
-    x, y, V = np.asarray(arrays["x"]), np.asarray(arrays["y"]), np.asarray(arrays["V"])
+    x = np.asarray(arrays["x"])
     h0 = arrays.get("h0")
     hs = reference.layer_forward(
         x,
@@ -98,12 +98,7 @@ def bound(spec: ModelSpec, arrays: dict, wrt: str, sigma: float) -> list[float]:
         inputs=o.inputs,
     )
     T, N, H = hs.shape
-    logits = hs @ V + (np.asarray(arrays["c"]) if "c" in arrays else 0.0)
-    probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    probs /= probs.sum(axis=-1, keepdims=True)
-    direct = (probs - np.eye(V.shape[1])[y]) @ V.T  # dL_t/dh_t through o_t, (T, N, H)
-    if o.reduction == "mean":
-        direct = direct / (N * T)
+    direct = reference.output_gradient(arrays, hs, o.reduction)  # dL_t/dh_t through o_t
     if wrt == "W_h":
         start = np.zeros((1, N, H)) if h0 is None else np.asarray(h0)[None]
         rows = np.concatenate([start, hs[:-1]])  # e_k = h_{k-1}
