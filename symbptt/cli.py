@@ -1,5 +1,8 @@
-"""The `symbptt` command line: `derive` a gradient through every path, `latex` its matrix-form
-derivation as a document, `audit` a hand-written derivation, `check` user code.
+"""The `symbptt` command line: derive, write, audit and check BPTT, and draw it.
+
+`derive` a gradient through every path, `latex` its matrix-form derivation as a document,
+`audit` a hand-written derivation, `check` user code; `graph`, `contributions` and `html` draw
+the unrolled graph, the gradient by path length and an interactive page.
 
 Every error symbptt raises on purpose becomes one line on stderr and a non-zero exit code, never
 a traceback: 1 when a numerical check fails (or checked code raised, hung or crashed), 2 for a
@@ -461,6 +464,18 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--json", action="store_true", help="print the numbers as JSON")
     co.set_defaults(format=None)
     _variant_arguments(co)
+    ht = sub.add_parser(
+        "html",
+        help="write an interactive page: the unrolled graph (click a node to light the paths "
+        "through it and see their terms) beside the verified derivation",
+    )
+    ht.add_argument("--T", type=_whole, default=3, help="time steps (paths listed for T <= 4)")
+    ht.add_argument("--wrt", default="W_h", help="the parameter (default W_h)")
+    ht.add_argument("--convention", choices=("row", "column"), default="row", help="default row")
+    ht.add_argument("-o", "--output", default=None, metavar="FILE.html", help="the page")
+    ht.add_argument("--force", action="store_true", help="replace an existing file")
+    ht.set_defaults(format=None)
+    _variant_arguments(ht)
     return parser
 
 
@@ -656,6 +671,26 @@ def run_contributions(args: argparse.Namespace, out: Console, err: Console) -> i
     )
     if path is not None:
         print(f"symbptt: wrote {path}", file=sys.stderr)
+    return 0
+
+
+def run_html(args: argparse.Namespace, out: Console, err: Console) -> int:
+    """Write the interactive derivation page: one self-contained HTML file."""
+    from .pictures.page import page
+
+    spec = model_spec(args)
+    path, _ = _output_path(args, ("html",))
+    if path is None:
+        raise _UsageError("write the page with -o FILE.html")
+    if shutil.which("dot") is None:
+        raise _UsageError(
+            "Graphviz's dot program is not installed (Debian: apt-get install graphviz); the "
+            "page draws the unrolled graph with it"
+        )
+    with _Progress(err):
+        html = page(spec, args.T, args.wrt, convention=args.convention)
+    _write_output(path, html, args.force)
+    print(f"symbptt: wrote {path} ({len(html) // 1024} KiB, no network needed)", file=sys.stderr)
     return 0
 
 
@@ -1079,6 +1114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "check": run_check,
             "graph": run_graph,
             "contributions": run_contributions,
+            "html": run_html,
         }
         return commands[args.command](args, out, err)
     except InternalError as e:

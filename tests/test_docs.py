@@ -20,8 +20,14 @@ def test_the_docs_site_builds_strictly(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-4000:]
     index = (tmp_path / "html" / "index.html").read_text()
-    for page in ("getting-started", "gated", "pictures", "conventions", "reference"):
+    pages = ("getting-started", "tutorial", "gated", "pictures", "property-testing")
+    for page in (*pages, "conventions", "commands/index", "reference"):
         assert f'href="{page}.html"' in index, page
+    for command in ("derive", "latex", "audit", "check", "graph", "contributions", "html"):
+        captured = (tmp_path / "html" / "commands" / f"{command}.html").read_text()
+        assert f"$ symbptt {command}" in captured, command
+    tutorial = (tmp_path / "html" / "tutorial.html").read_text()
+    assert 'class="eqno"' in tutorial and 'href="#equation-total"' in tutorial  # numbered, linked
     reference = (tmp_path / "html" / "reference.html").read_text()
     assert "check_gradients" in reference and "ModelSpec" in reference
     assert (tmp_path / "html" / "_images" / "contributions.png").exists()

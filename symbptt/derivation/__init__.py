@@ -16,7 +16,7 @@ import keyword
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InvalidArgumentError
@@ -57,6 +57,9 @@ class Derivation:
     verification: object
     seconds: float
     _text: str | None
+    #: The listed paths' terms by input name (PathTerm: the path and its matrix form, each
+    #: verified against the engine); empty when T > 4 or there are too many to list.
+    paths: dict = field(default_factory=dict)
 
     def latex(self, *, body: bool = False) -> str:
         """A standalone LaTeX document, or with `body=True` its body for \\input."""
@@ -295,7 +298,9 @@ def derivation(
     else:
         text = formula_text(form, wrt, reader_names, T, __version__)
     seconds = time.perf_counter() - start
-    return Derivation(T, wrt, convention, reader_names, form, document, verification, seconds, text)
+    return Derivation(
+        T, wrt, convention, reader_names, form, document, verification, seconds, text, terms
+    )
 
 
 #: The largest T the verification unrolls for K-step truncation (it needs T = K + 3).

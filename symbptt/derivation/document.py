@@ -89,6 +89,39 @@ class Document:
             "\\end{document}\n"
         )
 
+    # -- HTML -------------------------------------------------------------------------------
+    def html_body(self) -> str:
+        """The document as HTML for a page that renders math itself (symbptt html): math in
+        elements with a `data-tex` attribute, `display` for displayed math."""
+        from html import escape
+
+        def math(tex: str, display: bool = False) -> str:
+            kind = "math display" if display else "math"
+            tag = "div" if display else "span"
+            return f'<{tag} class="{kind}" data-tex="{escape(tex, quote=True)}"></{tag}>'
+
+        def prose(text: object) -> str:
+            parts = str(text).split("$")
+            return "".join(math(p) if i % 2 else escape(p) for i, p in enumerate(parts))
+
+        out = [f"<h1>{escape(self.title)}</h1>"]
+        for block in self.blocks:
+            if block.kind == "heading":
+                out.append(f"<h2>{escape(str(block.content))}</h2>")
+            elif block.kind == "text":
+                out.append(f"<p>{prose(block.content)}</p>")
+            elif block.kind == "equations":
+                rows = " \\\\ ".join(block.content)
+                out.append(math(f"\\begin{{aligned}}{rows}\\end{{aligned}}", display=True))
+            elif block.kind == "table":
+                header, *rows = block.content
+                cells = ["".join(f"<th>{prose(c)}</th>" for c in header)]
+                cells += ["".join(f"<td>{prose(c)}</td>" for c in r) for r in rows]
+                out.append("<table>" + "".join(f"<tr>{c}</tr>" for c in cells) + "</table>")
+            elif block.kind == "lines":
+                out += [math(r, display=True) for r in block.content]
+        return "\n".join(out) + "\n"
+
     # -- Markdown ---------------------------------------------------------------------------
     def markdown(self) -> str:
         out = [f"# {self.title}"]

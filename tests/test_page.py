@@ -1,0 +1,94 @@
+"""The interactive derivation page (issue 12), in a real headless browser: Debian's Chromium
+driven by Selenium through Debian's chromedriver. The page loads from a file with no network,
+renders every formula with the bundled KaTeX without a console error, and a click on a node
+lights exactly the paths through it (counted independently, from the engine's paths)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from symbptt.cli import main
+from symbptt.engine.derivatives import Derivation
+from symbptt.engine.graph import unroll
+from symbptt.models import LSTM, VANILLA
+from symbptt.models.dims import Dims
+
+
+@pytest.fixture(scope="module")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1600,1000"):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    yield driver
+    driver.quit()
+
+
+def _open(browser, path):
+    browser.get(path.as_uri())
+    for _ in range(100):
+        if browser.execute_script("return document.body.dataset.ready") == "1":
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the page never finished: {browser.get_log('browser')}")
+
+
+def _click(browser, node):
+    element = browser.execute_script(
+        "return [...document.querySelectorAll('#graph g.node')]"
+        ".find(g => g.querySelector('title').textContent === arguments[0])",
+        node,
+    )
+    element.click()
+    return int(browser.execute_script("return document.body.dataset.lit"))
+
+
+def _paths(spec, T):
+    graph = unroll(Dims(N=1, D=1, H=1, C=2, T=T), spec=spec, max_seconds=None)
+    return Derivation(graph, [], [], {}).paths("W_h")
+
+
+@pytest.mark.parametrize("spec, argv", [(VANILLA, []), (LSTM, ["--model", "lstm"])])
+def test_the_page_renders_and_a_click_lights_the_paths_through_a_node(
+    tmp_path, capsys, browser, spec, argv
+):
+    T = 3 if spec is VANILLA else 2
+    out = tmp_path / "page.html"
+    assert main(["html", "--T", str(T), "--wrt", "W_h", "-o", str(out), *argv]) == 0
+    html = out.read_text()
+    assert "http://" not in html.replace("http://www.w3.org", "")  # nothing fetched at view time
+    assert "https://" not in html
+    _open(browser, out)
+    severe = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not severe, severe
+    assert not browser.find_elements(By.CSS_SELECTOR, ".katex-error")
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".katex")) > 20
+    paths = _paths(spec, T)
+    assert int(browser.execute_script("return document.body.dataset.lit")) == len(paths)
+    for node in ("h_2", "a_1", "L_2"):
+        expected = sum(node in p.nodes for p in paths)
+        assert _click(browser, node) == expected > 0, node
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#path-list li")) == expected
+        lit = browser.find_elements(By.CSS_SELECTOR, "#graph g.edge.lit")
+        want = {(a, b) for p in paths if node in p.nodes for a, b in zip(p.nodes, p.nodes[1:])}
+        assert len(lit) == len(want)
+    # a click on the background (not on a node) lights every path again
+    browser.execute_script("document.getElementById('graph').click()")
+    assert int(browser.execute_script("return document.body.dataset.lit")) == len(paths)
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_the_page_command_refuses_what_it_cannot_write(tmp_path, capsys):
+    assert main(["html", "--T", "2"]) == 2
+    assert "-o FILE.html" in capsys.readouterr().err
+    out = tmp_path / "p.html"
+    out.write_text("mine")
+    assert main(["html", "--T", "2", "-o", str(out)]) == 2
+    assert out.read_text() == "mine"
