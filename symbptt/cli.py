@@ -442,6 +442,12 @@ def _parser() -> argparse.ArgumentParser:
     gr.add_argument(
         "--format", choices=("dot", "svg", "png"), default=None, help="default: from -o's suffix"
     )
+    gr.add_argument(
+        "--convention",
+        choices=("row", "column"),
+        default="row",
+        help="the edges' Jacobians in the row (default) or the column convention",
+    )
     gr.add_argument("--force", action="store_true", help="replace an existing file")
     _variant_arguments(gr)
     co = sub.add_parser(
@@ -602,11 +608,26 @@ def _output_path(args: argparse.Namespace, formats: tuple[str, ...]):
 
     path = Path(args.output) if args.output else None
     suffix = path.suffix.lower().lstrip(".") if path else ""
-    fmt = args.format or (suffix if suffix in formats else formats[0])
+    suffix = {"htm": "html"}.get(suffix, suffix)
+    if suffix and suffix not in formats:
+        raise _UsageError(
+            f"-o {path}: a .{suffix} file is not something this command writes "
+            f"({', '.join('.' + f for f in formats)})"
+        )
+    if args.format and suffix and args.format != suffix:
+        raise _UsageError(f"-o {path} and --format {args.format} disagree: give one of them")
+    fmt = args.format or suffix or formats[0]
     if fmt not in formats:
         raise _UsageError(f"--format {fmt}: choose one of {', '.join(formats)}")
     if path is not None and path.is_dir():
-        raise _UsageError(f"{path} is a folder; give a file name such as {path / 'graph.svg'}")
+        raise _UsageError(
+            f"{path} is a folder; give a file name such as {path / ('out.' + formats[0])}"
+        )
+    if path is not None and (path.is_symlink() or (path.exists() and not path.is_file())):
+        raise _UsageError(
+            f"{path} is not a regular file (a link, a pipe or a device): symbptt writes new "
+            "files and replaces only regular ones"
+        )
     if path is not None and path.exists() and not args.force:
         raise _UsageError(f"{path} exists; pass --force to replace it")
     return path, fmt
@@ -620,7 +641,9 @@ def run_graph(args: argparse.Namespace, out: Console, err: Console) -> int:
     path, fmt = _output_path(args, FORMATS)
     if fmt != "dot" and path is None:
         raise _UsageError(f"--format {fmt} is binary or an image: write it with -o FILE.{fmt}")
-    figure = graph_figure(spec, args.T, args.wrt, through=args.through, to=args.to)
+    figure = graph_figure(
+        spec, args.T, args.wrt, through=args.through, to=args.to, convention=args.convention
+    )
     data = render(figure, fmt)
     if path is None:
         sys.stdout.write(data.decode())

@@ -178,3 +178,50 @@ def test_the_contributions_command(tmp_path, capsys):
 def test_contributions_refuse_what_has_no_lags(capsys, argv, words):
     assert main(["contributions", "--T", "4", *argv]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_a_truncated_variant_highlights_only_the_paths_it_keeps():
+    spec = VANILLA.variant(truncate=1)
+    paths = _paths(spec, 4, "W_h")  # the engine's, filtered by t - k <= 1
+    figure = graph_figure(spec, 4, "W_h")
+    assert figure.paths == len(paths) == 7 and "1-step truncation" in figure.caption
+    assert _highlighted(figure.dot) == {(a, b) for p in paths for a, b in zip(p.nodes, p.nodes[1:])}
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["graph", "-o", "x.pdf"], "a .pdf file is not something this command writes"),
+        (["graph", "-o", "x.svg", "--format", "png"], "disagree"),
+        (["contributions", "-o", "plot.svg"], "(.png)"),
+        (["html", "-o", "page.txt"], "(.html)"),
+    ],
+)
+def test_an_output_of_the_wrong_kind_is_refused(tmp_path, capsys, monkeypatch, argv, words):
+    monkeypatch.chdir(tmp_path)
+    assert main([*argv, "--T", "2"]) == 2
+    assert words in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_links_pipes_and_devices_are_never_replaced(tmp_path, capsys):
+    import os
+
+    real = tmp_path / "real.svg"
+    real.write_text("mine")
+    (tmp_path / "link.svg").symlink_to(real)
+    os.mkfifo(tmp_path / "pipe.dot")
+    for target in ("link.svg", "pipe.dot"):
+        assert main(["graph", "--T", "2", "-o", str(tmp_path / target), "--force"]) == 2
+        assert "is not a regular file" in capsys.readouterr().err
+    assert (tmp_path / "link.svg").is_symlink() and real.read_text() == "mine"
+    assert not (tmp_path / "pipe.dot").is_file()
+
+
+def test_small_components_are_not_rounding_noise():
+    """Components 30 orders below the first are computed, not left to a difference of large
+    numbers: every one is positive and under its bound."""
+    result = contributions(VANILLA, Dims(N=2, D=3, H=8, C=4, T=50), "b", (0.5,), seed=7)
+    norms, bound = result.norms[0], result.bounds[0]
+    assert all(n > 0 for n in norms) and norms[-1] < 1e-25 * norms[0]
+    assert all(n <= b * (1 + 1e-9) for n, b in zip(norms, bound))

@@ -37,6 +37,11 @@ def write_new(path: Path, content: str | bytes, *, force: bool = False) -> Path:
         raise InvalidArgumentError(
             f"{path} is a folder; give a file name such as {path / 'bptt.tex'}"
         )
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise InvalidArgumentError(
+            f"{path} is not a regular file (a link, a pipe or a device): symbptt writes new "
+            "files and replaces only regular ones"
+        )
     if path.exists() and not force:
         raise InvalidArgumentError(f"{path} exists; pass --force to replace it")
     folder = path.parent if str(path.parent) else Path(".")

@@ -27,12 +27,19 @@ _ON, _OFF = "#c0392b", "#b0b0b0"
 
 @dataclass(frozen=True)
 class GraphFigure:
-    """A drawn graph: the DOT text, the number of highlighted paths and the caption."""
+    """A drawn graph: the DOT text, the number of highlighted paths and the caption; for an
+    interactive page, the highlighted subgraph (its nodes in topological order, its edges,
+    where its paths start and end) and each node's label."""
 
     dot: str
     paths: int
     caption: str
     nodes: int
+    order: tuple[str, ...] = ()
+    lit_edges: tuple[tuple[str, str], ...] = ()
+    roots: tuple[str, ...] = ()
+    end: str = "L"
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 def graph_figure(
@@ -42,16 +49,20 @@ def graph_figure(
     *,
     through: str | None = None,
     to: str | None = None,
+    convention: str = "row",
 ) -> GraphFigure:
     """The unrolled graph of `spec` for T steps with every path from `wrt` to L highlighted
-    (only those through the node `through`, or ending in the loss term `to`, when given)."""
+    (only those through the node `through`, or ending in the loss term `to`, when given); the
+    edges' Jacobians written in the row or the column convention."""
     from ..engine.graph import unroll
-    from ..engine.matexpr import Symbol
-    from ..engine.matrix_form import local_vjp, node_expressions
+    from ..engine.matexpr import Symbol, to_columns
+    from ..engine.matrix_form import CONVENTIONS, local_vjp, node_expressions
     from ..models.dims import resolve_name
 
     if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
         raise InvalidArgumentError(f"T={T!r} must be a whole number from 1 to {MAX_T}")
+    if convention not in CONVENTIONS:
+        raise InvalidArgumentError(f"convention {convention!r} is not one of row, column")
     wrt = resolve_name(wrt, spec.gradient_names)
     graph = unroll(Dims(N=1, D=1, H=1, C=2, T=T), spec=spec, max_seconds=None)
     shown = [n for n in graph if n.differentiable and n.kind not in ("label", "shift")]
@@ -107,6 +118,17 @@ def graph_figure(
             for p, c in edges
             if total and ((from_root[p] and to_mid[c]) or (from_mid[p] and to_end[c]))
         }
+    if spec.options.truncate is not None:  # K-step truncation drops paths: the kept ones
+        from ..engine.derivatives import Derivation
+
+        kept = [
+            p.nodes[: p.nodes.index(end) + 1]
+            for p in Derivation(graph, [], [], {}).paths(wrt)
+            if end in p.nodes and (through is None or through in p.nodes)
+        ]
+        total = len(kept)
+        on_path = {n for nodes in kept for n in nodes}
+        on_edge = {(a, b) for nodes in kept for a, b in zip(nodes, nodes[1:])}
     if total == 0:
         where = "".join([f" through {through}" if through else "", f" to {to}" if to else " to L"])
         raise InvalidArgumentError(f"no path leads from {wrt}{where}: nothing to highlight")
@@ -118,7 +140,7 @@ def graph_figure(
         '  node [shape=box, style="rounded", fontname="Helvetica", fontsize=11];',
         '  edge [fontname="Helvetica", fontsize=8];',
     ]
-    caption = _caption(wrt, total, through, to, T)
+    caption = _caption(wrt, total, through, to, T, spec.options.truncate)
     lines.append(f"  label={_quote(caption)};")
 
     def node_line(name: str, indent: str) -> str:
@@ -146,7 +168,8 @@ def graph_figure(
     for parent, child in edges:
         g = Symbol("g", exprs[child].shape if exprs.get(child) is not None else ())
         try:
-            jacobian = str(local_vjp(uses, child, parent, g))
+            vjp = local_vjp(uses, child, parent, g)
+            jacobian = str(to_columns(vjp) if convention == "column" else vjp)
         except Exception:  # a label that cannot be written is left out, never a crash
             jacobian = ""
         on = (parent, child) in on_edge
@@ -159,16 +182,33 @@ def graph_figure(
         attrs_text = ", ".join(a for a in attrs if a)
         lines.append(f"  {_quote(parent)} -> {_quote(child)} [{attrs_text}];")
     lines.append("}")
-    return GraphFigure("\n".join(lines) + "\n", total, caption, len(order))
+    labels = tuple(
+        (n, n if graph.node(n).kind == "copy" else _label(n, exprs.get(n))) for n in order
+    )
+    return GraphFigure(
+        "\n".join(lines) + "\n",
+        total,
+        caption,
+        len(order),
+        order=tuple(n for n in order if n in on_path),
+        lit_edges=tuple(e for e in edges if e in on_edge),
+        roots=tuple(roots),
+        end=end,
+        labels=labels,
+    )
 
 
-def _caption(wrt: str, total: int, through: str | None, to: str | None, T: int) -> str:
+def _caption(
+    wrt: str, total: int, through: str | None, to: str | None, T: int, K: int | None = None
+) -> str:
     where = f" through {through}" if through else ""
     target = to if to else "L"
     noun = "path" if total == 1 else "paths"
+    kept = f" kept by {K}-step truncation (t - k <= {K})" if K is not None else ""
     return (
-        f"dL/d{wrt}, T = {T}: {total:,} {noun} from {wrt}{where} to {target} (highlighted); "
-        "each edge is labelled with its local Jacobian as a VJP, g -> g dchild/dparent"
+        f"dL/d{wrt}, T = {T}: {total:,} {noun}{kept} from {wrt}{where} to {target} "
+        "(highlighted); each edge is labelled with its local Jacobian as a VJP, "
+        "g -> g dchild/dparent"
     )
 
 

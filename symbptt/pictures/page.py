@@ -55,11 +55,14 @@ def page(
     """The interactive page of dL/d(wrt) for T steps, as HTML text (needs Graphviz's dot)."""
     from ..derivation import derivation
     from ..derivation.printers import LatexPrinter
-    from .graph import graph_figure, render
+    from ..errors import InvalidArgumentError
+    from .graph import MAX_T, graph_figure, render
 
+    if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
+        raise InvalidArgumentError(f"T={T!r} must be a whole number from 1 to {MAX_T}")
     result = derivation(T, wrt, model=spec, convention=convention)
     name = result.wrt[0]
-    figure = graph_figure(spec, T, name)
+    figure = graph_figure(spec, T, name, convention=convention)
     svg = render(figure, "svg").decode("utf-8")
     svg = svg[svg.index("<svg") :]  # the element only, without the XML prologue
     tex = LatexPrinter(result.names)
@@ -78,6 +81,12 @@ def page(
         "count": figure.paths,
         "paths": paths,
         "caption": figure.caption,
+        # the highlighted subgraph, for counting and lighting the paths through any node
+        "order": list(figure.order),
+        "edges": [list(e) for e in figure.lit_edges],
+        "roots": list(figure.roots),
+        "end": figure.end,
+        "labels": dict(figure.labels),
     }
     script, css = _katex()
     body = result.document.html_body()
@@ -137,39 +146,69 @@ _CODE = """
     return out;
   };
   const nodes = titled("g.node"), edges = titled("g.edge");
+  const succ = new Map(data.order.map(n => [n, []]));
+  const pred = new Map(data.order.map(n => [n, []]));
+  for (const [a, b] of data.edges) { succ.get(a).push(b); pred.get(b).push(a); }
+  // paths counted on the highlighted subgraph (every path from the input to the loss)
+  const fromSources = (sources) => {
+    const ways = new Map();
+    for (const n of data.order) {
+      const into = pred.get(n).reduce((s, p) => s + ways.get(p), 0);
+      ways.set(n, (sources.includes(n) ? 1 : 0) + into);
+    }
+    return ways;
+  };
+  const toTarget = (target) => {
+    const ways = new Map();
+    for (const n of [...data.order].reverse()) {
+      ways.set(n, (n === target ? 1 : 0) + succ.get(n).reduce((s, c) => s + ways.get(c), 0));
+    }
+    return ways;
+  };
+  const fromRoots = fromSources(data.roots), toEnd = toTarget(data.end);
+  const label = (n) => data.labels[n] || n;
   const list = document.getElementById("path-list");
   const heading = document.getElementById("path-heading");
   function light(chosen) {
-    const selected = chosen ? data.paths.filter(p => p.nodes.includes(chosen)) : data.paths;
-    const litEdges = new Set(), litNodes = new Set();
-    for (const p of selected) {
-      p.nodes.forEach((n, i) => {
-        litNodes.add(n);
-        if (i > 0) litEdges.add(p.nodes[i - 1] + "->" + n);
-      });
+    let count = data.count, litEdges = new Set(data.edges.map(e => e[0] + "->" + e[1]));
+    let litNodes = new Set(data.order);
+    if (chosen) {
+      const onPath = succ.has(chosen);
+      const toMid = onPath ? toTarget(chosen) : new Map();
+      const fromMid = onPath ? fromSources([chosen]) : new Map();
+      count = onPath ? fromRoots.get(chosen) * toEnd.get(chosen) : 0;
+      litEdges = new Set(); litNodes = new Set();
+      for (const [a, b] of count ? data.edges : []) {
+        if ((fromRoots.get(a) && toMid.get(b)) || (fromMid.get(a) && toEnd.get(b))) {
+          litEdges.add(a + "->" + b); litNodes.add(a); litNodes.add(b);
+        }
+      }
     }
     edges.forEach((g, key) => g.classList.toggle("lit", litEdges.has(key)));
     nodes.forEach((g, key) => {
       g.classList.toggle("lit", litNodes.has(key));
       g.classList.toggle("chosen", key === chosen);
     });
+    const listed = chosen ? data.paths.filter(p => p.nodes.includes(chosen)) : data.paths;
     list.replaceChildren();
-    for (const p of selected) {
+    for (const p of data.paths.length ? listed : []) {
       const item = document.createElement("li");
       const route = document.createElement("div");
       route.className = "route";
-      route.textContent = p.nodes.join(" \\u2192 ") + "  (k = " + p.entry + ", t = " + p.loss + ")";
+      route.textContent = p.nodes.map(label).join(" \\u2192 ") +
+        "  (k = " + p.entry + ", t = " + p.loss + ")";
       const term = document.createElement("div");
       katex.render(p.tex, term, {displayMode: true, throwOnError: true, strict: false});
       item.append(route, term);
       list.append(item);
     }
-    const where = chosen ? " through " + chosen : "";
-    heading.textContent = data.paths.length
-      ? selected.length + " of the " + data.paths.length + " paths from " + data.wrt + " to L" +
-        where + " (click a node; click the background for all)"
-      : data.count + " paths from " + data.wrt + " to L: too many to list (T <= 4, at most 64)";
-    document.body.dataset.lit = String(selected.length);
+    const noun = (n) => n + (n === 1 ? " path" : " paths");
+    const where = chosen ? " through " + label(chosen) : "";
+    const total = chosen ? count + " of the " + noun(data.count) : noun(count);
+    heading.textContent = total + " from " + data.wrt + where + " to L" +
+      (data.paths.length ? "" : " (their terms are listed for T <= 4 and at most 64 paths)") +
+      "; click a node, or the background for every path";
+    document.body.dataset.lit = String(count);
   }
   nodes.forEach((g, key) => g.addEventListener("click", (event) => {
     event.stopPropagation();
