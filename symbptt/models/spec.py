@@ -211,9 +211,12 @@ class ModelSpec:
             if option not in self.choices and getattr(self.options, option) != getattr(
                 defaults, option
             ):
-                owners = "the lstm model" if option in ("c0", "gate_order") else "the gru model"
+                from . import MODELS  # the models that have it, named in the message
+
+                owners = [m.name for m in MODELS.values() if option in m.choices]
                 raise InvalidArgumentError(
-                    f"{option} is an option of {owners}, not of the {self.name} model"
+                    f"{option} is an option of the {' and the '.join(owners)} model, not of "
+                    f"the {self.name} model"
                 )
         for option in self.fixed:
             value = getattr(self.options, option)
