@@ -396,3 +396,35 @@ def test_the_audit_names_no_circular_fix_and_prints_distinct_numbers(tmp_path, c
     do = next(f for r, f in findings.items() if r.startswith("do[t] ="))
     example = do["counterexample"]
     assert example["yours"] != example["true"]
+
+
+def test_a_sum_checked_as_a_mean_is_named_and_tokens_keep_the_generic_causes(tmp_path, capsys):
+    path = gated_corpus.write(tmp_path, "lstm_full")
+    target = f"{path}:loss_and_grads"
+    assert main(["check", target, "--model", "lstm", "--reduction", "mean", "--json"]) == 1
+    record = json.loads(capsys.readouterr().out)
+    causes = {r["likely_cause"] for r in record["results"] if r["status"] != "OK"}
+    assert causes == {"times_NT"}  # a sum where the declared mean belongs
+    zeros = tmp_path / "zeros.py"
+    zeros.write_text(
+        "import numpy as np\n"
+        "from symbptt.models import LSTM\n\n"
+        "def loss_and_grads(x, y, h0, W_x, W_h, b, V, b_y):\n"
+        "    arrays = dict(x=x, y=y, h0=h0, W_x=W_x, W_h=W_h, b=b, V=V, b_y=b_y)\n"
+        "    loss, grads = LSTM.variant(inputs='tokens').truth(arrays)\n"
+        "    grads['W_h'] = np.zeros_like(W_h)\n"
+        "    return loss, grads\n"
+    )
+    argv = ["check", f"{zeros}:loss_and_grads", "--model", "lstm", "--inputs", "tokens"]
+    assert main([*argv, "--json"]) == 1
+    results = {r["name"]: r for r in json.loads(capsys.readouterr().out)["results"]}
+    assert results["W_h"]["likely_cause"] == "zero"
+    assert [n for n, r in results.items() if r["status"] != "OK"] == ["W_h"]
+
+
+def test_a_signature_error_does_not_mention_what_the_model_never_takes(tmp_path, capsys):
+    path = tmp_path / "sig.py"
+    path.write_text("def loss_and_grads(input, y, h0, W_x, W_h, b, V, b_y):\n    pass\n")
+    assert main(["check", f"{path}:loss_and_grads", "--model", "lstm", "--names", "x=inp"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be called" in err and "has no c0" not in err

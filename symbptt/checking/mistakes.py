@@ -30,6 +30,11 @@ CAUSES = {
     "scaled_by_N": "equals the true value divided by N (a mean over the batch instead of a sum)",
     "scaled_by_T": "equals the true value divided by T (a mean over time instead of a sum)",
     "scaled_by_NT": "equals the true value divided by N*T (a mean over batch and time)",
+    "times_N": "equals the true value times N: a sum over the batch where the declared mean "
+    "divides by it",
+    "times_T": "equals the true value times T: a sum over time where the declared mean divides "
+    "by it",
+    "times_NT": "equals the true value times N*T: a sum where the declared mean belongs",
     "no_recurrent_term": "equals the gradient without the recurrent term (nothing flows "
     "back through h_{t-1})",
     "truncated": "equals a truncated-BPTT gradient",
@@ -196,10 +201,17 @@ def alternatives(
         yield Alternative("scaled_by_T", truth / T)
     if N > 1 and T > 1:
         yield Alternative("scaled_by_NT", truth / (N * T))
+    if options.get("reduction") == "mean":  # a sum where the declared mean belongs
+        for cause, factor in (("times_N", N), ("times_T", T), ("times_NT", N * T)):
+            if factor > 1 and (cause != "times_NT" or min(N, T) > 1):
+                yield Alternative(cause, truth * factor)
     if name == "loss":
         return
     if model != "vanilla":  # the gated cells' own mistakes, simulated in closed form
         from . import gated_mistakes
+
+        if options.pop("inputs", "dense") != "dense":  # simulated for dense inputs only
+            return
 
         # The simulation names the output bias c; the LSTM's is b_y (its c is the cell).
         rename = {"b_y": "c"} if model == "lstm" else {}

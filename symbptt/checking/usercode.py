@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -218,6 +218,17 @@ class Convention:
         pending = runner.submit(args, kwargs, timeout)
         return lambda: self._read(runner.name, pending.outcome(), arrays, bool(kwargs))
 
+    def _removed_note(self) -> str:
+        """'; this model variant has no b' when the declared variant left out inputs the
+        model has by default (not the ones it never takes by default, as the LSTM's c0)."""
+        from ..models.spec import Options
+
+        default = {i.name for i in replace(self.model, options=Options()).inputs}
+        removed = [n for n in default if n not in self.inputs]
+        if not removed or self.form != "full":
+            return ""
+        return f"; this model variant has no {', '.join(sorted(removed))}"
+
     def _read(self, name: str, outcome, arrays, by_keyword: bool) -> UserAnswer:
         if isinstance(outcome, Died):
             raise WorkerDiedError(
@@ -227,12 +238,7 @@ class Convention:
             raise CallConventionMismatch(f"{name}: {outcome.message}")
         if isinstance(outcome, Raised) and outcome.at_call and outcome.type == "TypeError":
             how = "by keyword" if by_keyword else "positionally, in this order"
-            removed = [i.name for i in self.model.base_inputs if i.name not in self.inputs]
-            variant = (
-                f"; this model variant has no {', '.join(removed)}"
-                if removed and self.form == "full"
-                else ""
-            )
+            variant = self._removed_note()
             raise CallConventionMismatch(
                 f"{name} cannot be called as the check calls it ({outcome.message}): symbptt "
                 f"passes {', '.join(self.user_name(n) for n in self.inputs)} {how}{variant}; "
@@ -243,12 +249,7 @@ class Convention:
             hint = ""
             if outcome.at_call and outcome.type == "TypeError":
                 how = "by keyword" if by_keyword else "positionally, in this order"
-                removed = [i.name for i in self.model.base_inputs if i.name not in self.inputs]
-                variant = (
-                    f"; this model variant has no {', '.join(removed)}"
-                    if removed and self.form == "full"
-                    else ""
-                )
+                variant = self._removed_note()
                 hint = (
                     f"; the call itself failed: symbptt passes "
                     f"{', '.join(self.user_name(n) for n in self.inputs)} {how}"
