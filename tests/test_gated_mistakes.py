@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from symbptt.checking.gated_mistakes import CAUSES, MISTAKES, alternatives, simulate
+from symbptt.reference import finite_differences
 from symbptt.reference_gated import gru_forward_backward, lstm_forward_backward
 
 GATES = {"lstm": 4, "gru": 3}
@@ -80,20 +81,6 @@ def _hidden(model, p, gate_order="ifog", reset="after"):
     return np.stack(out)
 
 
-def _finite_differences(f, point, names, eps=1e-6):
-    grads = {}
-    for name in names:
-        g = np.zeros_like(point[name])
-        for index in np.ndindex(*g.shape):
-            up = {**point, name: point[name].copy()}
-            down = {**point, name: point[name].copy()}
-            up[name][index] += eps
-            down[name][index] -= eps
-            g[index] = (f(up) - f(down)) / (2 * eps)
-        grads[name] = g
-    return grads
-
-
 VARIANTS = [
     ("lstm", {"gate_order": "ifog"}, False),
     ("lstm", {"gate_order": "ifgo"}, True),
@@ -132,7 +119,7 @@ def _assert_truth_layer(model, options, c0, shape, seed):
     def f(p):
         return float((_hidden(model, p, **options) * p["dh"]).sum())
 
-    numeric = _finite_differences(f, point, names)
+    numeric = finite_differences(f, point, names)
     for name in names:
         np.testing.assert_allclose(
             simulated[name], numeric[name], rtol=1e-6, atol=1e-8, err_msg=name

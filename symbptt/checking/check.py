@@ -269,8 +269,9 @@ def _likely_cause(
         options["inputs"] = model.options.inputs  # simulated for dense inputs only
         if form == "full":
             options["reduction"] = model.options.reduction
+    renames = dict(model.reference_names)
     candidates = alternatives(
-        name, truth, problem.dims, problem.arrays, form, model.name, **options
+        name, truth, problem.dims, problem.arrays, form, model.name, renames, **options
     )
     for alt in candidates:
         if not _matches(got, alt.value, truth, tol, global_scale):

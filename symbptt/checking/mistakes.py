@@ -182,13 +182,15 @@ def alternatives(
     arrays: Mapping[str, np.ndarray],
     form: str,
     model: str = "vanilla",
+    renames: Mapping[str, str] | None = None,
     **options,
 ) -> Iterator[Alternative]:
     """Candidate wrong answers for `name` ("loss" or a gradient), cheapest first; `model` names
-    the cell (the LSTM's and the GRU's own mistakes come from `gated_mistakes`).
+        the cell (the LSTM's and the GRU's own mistakes come from `gated_mistakes`, whose names
+    `renames` maps from the model's: the spec's `reference_names`).
 
-    `options` are the reference's keyword options of the variant under check (none: the
-    plain model); absent "b", "c" or "h0" keys of `arrays` mean the variant without them.
+        `options` are the reference's keyword options of the variant under check (none: the
+        plain model); absent "b", "c" or "h0" keys of `arrays` mean the variant without them.
     """
     N, T = dims.N, dims.T
     if name != "loss" and truth.ndim == 2 and truth.shape[0] == truth.shape[1]:
@@ -213,8 +215,7 @@ def alternatives(
         if options.pop("inputs", "dense") != "dense":  # simulated for dense inputs only
             return
 
-        # The simulation names the output bias c; the LSTM's is b_y (its c is the cell).
-        rename = {"b_y": "c"} if model == "lstm" else {}
+        rename = dict(renames or {})  # the model's names -> the simulation's
         given = {rename.get(k, k): v for k, v in arrays.items()}
         wanted = rename.get(name, name)
         back = {v: k for k, v in rename.items()}

@@ -76,5 +76,6 @@ LSTM = ModelSpec(
     fixed=("activation", "truncate"),
     states=("h", "c"),
     choices=("c0", "gate_order"),
+    reference_names=(("b_y", "c"),),
     summary="the LSTM (CS231n's convention): c_t = f*c_{t-1} + i*g, h_t = o*tanh(c_t)",
 )

@@ -204,6 +204,9 @@ class ModelSpec:
     title: str = ""
     #: Options of every model that this one does not offer (left at their defaults).
     fixed: tuple[str, ...] = ()
+    #: (model's name, reference's name) for inputs the NumPy reference and the mistakes'
+    #: simulation call otherwise (the LSTM's output bias b_y is their c).
+    reference_names: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         defaults = Options()

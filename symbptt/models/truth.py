@@ -57,28 +57,20 @@ def _gated(spec: ModelSpec, arrays, form: str):
     o = spec.options
     if o.truncate is not None:
         raise InvalidArgumentError(f"the {spec.name} reference has no truncated BPTT")
-    full = {k: np.asarray(v) for k, v in arrays.items() if k != "dh"}
-    W_h = np.asarray(full["W_h"])
-    H = W_h.shape[0]
-    x = np.asarray(full["x"])
+    rename = dict(spec.reference_names)  # the model's names -> the reference's
+    full = {rename.get(k, k): np.asarray(v) for k, v in arrays.items() if k != "dh"}
+    H = full["W_h"].shape[0]
     if o.inputs == "tokens":  # ids -> one-hot rows: x_t W_x is the lookup W_x[x_t]
-        D = np.asarray(full["W_x"]).shape[0]
-        full["x"] = np.eye(D)[x]
+        full["x"] = np.eye(full["W_x"].shape[0])[full["x"]]
     T, N = full["x"].shape[:2]
-    # The references name the output bias c; the LSTM's is b_y (its c is the cell state).
-    output_bias = "b_y" if spec.name == "lstm" else "c"
-    absent = [i for i in spec.base_inputs if i.name not in full and i.role != "label"]
+    absent = [i for i in spec.base_inputs if i.name not in arrays and i.role != "label"]
     for item in absent:
         if item.role == "initial":
             if item.name == "h0":
                 full["h0"] = np.zeros((N, H))
         elif item.role == "parameter" and (form == "full" or item.name in spec.state_parameters):
             size = H * int(item.shape[0][:-1]) if item.shape[0][:-1].isdigit() else None
-            full["c" if item.name == output_bias else item.name] = np.zeros(
-                size if size else full["V"].shape[1]
-            )
-    if output_bias in full:
-        full["c"] = full.pop(output_bias)
+            full[rename.get(item.name, item.name)] = np.zeros(size if size else full["V"].shape[1])
     upstream = arrays["dh"] if form == "layer" else None
     if spec.name == "lstm":
         loss, grads = reference_gated.lstm_forward_backward(
@@ -86,8 +78,8 @@ def _gated(spec: ModelSpec, arrays, form: str):
         )
     else:
         loss, grads = reference_gated.gru_forward_backward(full, reset=o.reset, upstream=upstream)
-    if "c" in grads:
-        grads[output_bias] = grads.pop("c")
+    back = {v: k for k, v in rename.items()}
+    grads = {back.get(k, k): v for k, v in grads.items()}
     keep = set(spec.gradient_names)
     grads = {k: v for k, v in grads.items() if k in keep}
     if form == "full" and o.reduction == "mean":
