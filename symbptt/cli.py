@@ -113,9 +113,18 @@ def _variant_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model variant")
     group.add_argument(
         "--model",
-        choices=("rnn", "lstm", "gru"),
         default="rnn",
-        help="the cell: the vanilla RNN (default), the LSTM (CS231n's) or the GRU (PyTorch's)",
+        metavar="rnn|lstm|gru|FILE",
+        help="the cell: the vanilla RNN (default), the LSTM (CS231n's), the GRU (PyTorch's), or "
+        "a model file: your cell written as its forward equations (docs/models.md)",
+    )
+    group.add_argument(
+        "--size",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="a model file's own size, e.g. --size K=3 (repeatable; N, D, H, C, T have their "
+        "own options)",
     )
     group.add_argument(
         "--gate-order",
@@ -177,11 +186,46 @@ def _variant_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: The model variant options of the built-ins, and how a model file says the same.
+FILE_WAYS = {
+    "no_bias": ("--no-bias", "leave the bias out of its rule and of the declarations"),
+    "h0": ("--h0 zero", "write the boundary h[0] = 0"),
+    "inputs": ("--inputs tokens", "declare x[t]: (N,) in D and write onehot(x[t]) @ W_x"),
+    "activation": ("--activation", "write the function in the rule: h[t] = relu(a[t])"),
+    "reduction": ("--reduction mean", "write L = sum(t, ...) / (N * T)"),
+    "truncate": (
+        "--truncate",
+        "a model file's derivatives are checked against finite differences of full BPTT only, "
+        "so truncation is not offered for it",
+    ),
+    "gate_order": ("--gate-order", "write each gate's block: colblock(a[t], k, 4)"),
+    "c0": ("--c0", "write the boundary c[0] = c0 (an input) or c[0] = 0"),
+    "reset": ("--reset", "write the reset gate where your GRU applies it"),
+}
+_DEFAULTS = {"no_bias": [], "h0": "input", "inputs": "dense", "activation": "tanh"}
+_DEFAULTS.update(reduction="sum", truncate=None, gate_order=None, c0=None, reset=None)
+
+
+def is_model_file(value: str) -> bool:
+    """Whether --model names a model file rather than a built-in (rnn, lstm, gru)."""
+    from .models import ALIASES, MODELS
+
+    return value not in MODELS and value not in ALIASES
+
+
 def model_spec(args: argparse.Namespace):
-    """The model variant the command line asked for (one sentence for an impossible one)."""
+    """The model variant the command line asked for (one sentence for an impossible one); a
+    model file is read, and its derivatives checked, before anything else."""
     from .models import model_named
     from .models.spec import MODEL_OPTIONS
 
+    if is_model_file(args.model):
+        return _file_spec(args)
+    if getattr(args, "size", None):
+        raise _UsageError(
+            f"--size {args.size[0]}: the built-in models have the sizes N, D, H, C (and T); "
+            "--size gives a model file's own"
+        )
     chosen = {k: getattr(args, k) for k in MODEL_OPTIONS if getattr(args, k) is not None}
     try:
         return model_named(args.model).variant(
@@ -194,6 +238,68 @@ def model_spec(args: argparse.Namespace):
             **chosen,
         )
     except (InvalidArgumentError, UnknownNameError) as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _file_spec(args: argparse.Namespace):
+    from pathlib import Path
+
+    from .engine.trust import ensure_trusted
+    from .models import filespec
+
+    path = Path(args.model)
+    if not path.exists():
+        raise _UsageError(
+            f"--model {args.model}: choose rnn, lstm or gru, or give a model file's path "
+            f"(there is no file {args.model})"
+        )
+    if path.is_dir():
+        raise _UsageError(f"--model {args.model} is a folder, not a model file")
+    for option, default in _DEFAULTS.items():
+        value = getattr(args, option, default)
+        if value != default and value is not None:
+            flag, way = FILE_WAYS[option]
+            raise _UsageError(f"{flag} is an option of the built-in models; in a model file, {way}")
+    convention = getattr(args, "convention", "row") or "row"
+    spec = filespec.from_file(path, convention=convention)
+    ensure_trusted(spec)
+    return spec
+
+
+def dims_of_args(args: argparse.Namespace, spec) -> Dims:
+    """The sizes the command line gives: --N --D --H --C --T and each --size NAME=N, checked
+    against the sizes the model uses."""
+    from .errors import DimensionError
+
+    more: dict[str, int] = {}
+    for item in getattr(args, "size", []) or []:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name.isidentifier():
+            raise _UsageError(f"--size {item!r} is not of the form NAME=N, e.g. K=3")
+        if name in ("N", "D", "H", "C", "T"):
+            raise _UsageError(f"--size {item}: give {name} with --{name} {value.strip()}")
+        try:
+            more[name] = int(value)
+        except ValueError:
+            raise _UsageError(f"--size {item}: {value.strip()!r} is not a whole number") from None
+        if name in more and list(more).count(name) > 1:
+            raise _UsageError(f"--size {name} is given twice")
+    used = [n for n in spec.size_names if n not in ("N", "D", "H", "C")]
+    unknown = [n for n in more if n not in used]
+    if unknown:
+        have = ", ".join(spec.size_names) + ", T"
+        raise _UsageError(
+            f"--size {unknown[0]}: the {spec.name} model has no size {unknown[0]} ({have})"
+        )
+    missing = [n for n in used if n not in more]
+    if missing:
+        raise _UsageError(
+            f"the {spec.name} model uses the size {missing[0]}: give it with --size {missing[0]}=3"
+        )
+    try:
+        return Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T, more=more)
+    except DimensionError as exc:
         raise _UsageError(str(exc)) from None
 
 
@@ -215,6 +321,12 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=_at_least(0), default=0, help="seed of the random point")
     d.add_argument("--scale", type=_scale, default=1.0, help="scale of V and c (logit size)")
     d.add_argument("--json", action="store_true", help="print one JSON object instead")
+    d.add_argument(
+        "--convention",
+        choices=("row", "column"),
+        default="row",
+        help="the convention a model file is written in (default row); numbers are printed in rows",
+    )
     d.add_argument(
         "--max-paths",
         type=_at_least(1),
@@ -668,7 +780,7 @@ def run_contributions(args: argparse.Namespace, out: Console, err: Console) -> i
 
     spec = model_spec(args)
     path, _ = _output_path(args, ("png",)) if args.output else (None, "png")
-    dims = Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T)
+    dims = dims_of_args(args, spec)
     result = contributions(spec, dims, args.wrt, args.scale, seed=args.seed)
     if path is not None:
         _write_output(path, plot(result), args.force)
@@ -688,8 +800,8 @@ def run_contributions(args: argparse.Namespace, out: Console, err: Console) -> i
     out.print(table)
     worst = max(result.sum_errors) / max(max(result.totals), 1e-300)
     out.print(
-        f"σ is the largest singular value of W_h; the components add up to the total gradient "
-        f"(relative error {worst:.1e})"
+        f"σ is the largest singular value of {result.weight}; the components add up to the "
+        f"total gradient (relative error {worst:.1e})"
     )
     if path is not None:
         print(f"symbptt: wrote {path}", file=sys.stderr)
@@ -776,8 +888,8 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     from .engine.derivatives import Derivation, derive, sum_paths
     from .engine.graph import unroll
 
-    dims = Dims(N=args.N, D=args.D, H=args.H, C=args.C, T=args.T)
     spec = model_spec(args)
+    dims = dims_of_args(args, spec)
     wrt = _gradient_name(spec, args.wrt)
     from .engine import cost
 
@@ -824,12 +936,14 @@ def derive_and_check(args: argparse.Namespace, err: Console) -> dict:
     growth = {}
     for steps in range(1, min(dims.T, GROWTH_T) + 1):  # the count at each shorter T, too
         # a count depends on T only: the smallest sizes unroll fastest
-        tiny = Dims(N=1, D=1, H=1, C=2, T=steps)
+        tiny = spec.complete(Dims(N=1, D=1, H=1, C=2, T=steps), 1)
         smaller = graph if steps == dims.T else unroll(tiny, spec=spec, max_seconds=None)
         growth[str(steps)] = Derivation(smaller, [], [], {}).path_count(wrt)
+    used = {k: v for k, v in dims.as_dict().items() if k in (*spec.size_names, "T")}
     return {
         "model": spec.describe(),
-        "dims": dims.as_dict(),
+        "dims": used,
+        **({"model_check": _model_check(spec)} if spec.from_file else {}),
         "wrt": wrt,
         "seed": args.seed,
         "arrays": {k: np.asarray(v).tolist() for k, v in arrays.items()},
@@ -869,13 +983,30 @@ def _describe_variant(spec) -> str:
     return describe_model(spec.describe()) or "the full model"
 
 
+def _model_check(spec) -> dict:
+    """How a model file's derivatives were checked before first use (derive's record)."""
+    from .engine.trust import ensure_trusted
+
+    record = ensure_trusted(spec)
+    return {
+        "shapes": record.shapes,
+        "max_relative_error": record.max_error,
+        "torch_max_relative_error": record.torch_error,
+        "cached": record.cached,
+        "sentence": record.sentence(),
+    }
+
+
 def _render_derivation(record: dict, out: Console) -> None:
     d, wrt = record["dims"], record["wrt"]
+    sizes = " ".join(f"{k}={v}" for k, v in d.items())
     out.print(
-        f"[bold]dL/d{wrt}[/bold] for N={d['N']} D={d['D']} H={d['H']} C={d['C']} T={d['T']}: "
+        f"[bold]dL/d{wrt}[/bold] for {sizes}: "
         f"{record['path_count']} paths through the unrolled graph ({record['graph_nodes']} nodes, "
         f"{record['seconds']:.2f} s)"
     )
+    if "model_check" in record:
+        out.print(f"model file: {record['model_check']['sentence']}", highlight=False)
     from .checking.report import describe_model
 
     variant = describe_model(record["model"])
@@ -925,6 +1056,8 @@ def _render_derivation(record: dict, out: Console) -> None:
             out.print(f"  dL/d{wrt}^({k}) = {_fmt(partial)}")
     out.print(f"total derivative dL/d{wrt} = {_fmt(record['total'])}")
     out.print(f"NumPy BPTT        dL/d{wrt} = {_fmt(record['bptt_total'])}")
+    if "model_check" in record:
+        out.print("(for a model file, NumPy BPTT is its matrix-form recurrences evaluated)")
     for name, e in record["max_relative_errors"].items():
         out.print(f"  max relative error {name.replace('_', ' ')}: {e:.1e}")
     verdict = "[green]agrees[/green]" if record["agrees"] else "[red]DISAGREES[/red]"

@@ -64,6 +64,12 @@ def rnn_shapes(
 @st.composite
 def _problems(draw, shapes, scale, model):
     dims = draw(shapes)
+    if model is not None:  # a model file's own sizes (K, ...), drawn like the others
+        more = {n: draw(st.integers(1, 3)) for n in model.size_names if n not in dims.sizes}
+        if more:
+            from dataclasses import replace
+
+            dims = replace(dims, more={**dict(dims.more), **more})
     seed = draw(st.integers(0, 2**32 - 1))
     logit_scale = draw(scale) if isinstance(scale, st.SearchStrategy) else scale
     if model is None:

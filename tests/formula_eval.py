@@ -292,8 +292,8 @@ def parse_text(text: str) -> list[Rule]:
 _STEP_INPUTS = ("x", "y")  # per-step inputs, never targets
 _DIMS = ("N", "T", "D", "H", "C")
 _UNARY = ("tanh", "sigmoid", "relu", "step", "identity", "exp", "log", "softmax", "onehot")
-_BLOCKS = ("colblock", "rowblock", "hstack", "vstack")
-_FUNCTIONS = (*_UNARY, *_BLOCKS, "sum_rows", "sum_cols", "sum")
+_BLOCKS = ("colblock", "rowblock", "hstack", "vstack", "colpart", "rowpart")
+_FUNCTIONS = (*_UNARY, *_BLOCKS, "sum_rows", "sum_cols", "sum", "sum_all")
 
 #: Each model's per-step quantities and un-indexed inputs with their row-convention shapes, in
 #: multiples of the dims ("4H": four times H), written from the models' definitions (the issue
@@ -355,15 +355,42 @@ class _Role:
     model: str  # the model name (for adjoints, of the variable differentiated)
 
 
-class _Names:
-    """File names <-> model roles, under a renaming model name -> file name."""
+def _size(dim, dims: dict) -> int:
+    """A size written with names: 3, H, 4H, D+H, 2H+D+1."""
+    if isinstance(dim, int):
+        return dim
+    total = 0
+    for part in str(dim).replace(" ", "").split("+"):
+        m = re.fullmatch(r"(\d*)\*?([A-Za-z_][A-Za-z0-9_]*)?", part)
+        if m is None or not (m.group(1) or m.group(2)):
+            raise FormulaError(f"cannot read the size {dim!r}")
+        k = int(m.group(1)) if m.group(1) else 1
+        total += k * (int(dims[m.group(2)]) if m.group(2) else 1)
+    return total
 
-    def __init__(self, names: dict[str, str] | None, model: str = "vanilla"):
+
+class _Names:
+    """File names <-> model roles, under a renaming model name -> file name.
+
+    `model` names one of MODELS, or is a dict of the same form for any other model, with
+    its per-step inputs: {"steps": ..., "globals": ..., "inputs": {name: shape, or
+    ("ids", size) for integer ids}, "sizes": (...), "no_gradient": (...)}."""
+
+    def __init__(self, names: dict[str, str] | None, model="vanilla"):
         names = dict(names or {})
-        self.model = MODELS[model]
+        self.model = MODELS[model] if isinstance(model, str) else model
+        self.step_inputs = tuple(self.model.get("inputs", {"x": ("N", "D"), "y": ("ids", "C")}))
+        self.ids = {
+            k: v[1]
+            for k, v in self.model.get("inputs", {"y": ("ids", "C")}).items()
+            if v and v[0] == "ids"
+        }
+        if "inputs" not in self.model:
+            self.ids["x"] = "D"
+        self.sizes = tuple(self.model.get("sizes", _DIMS))
         step_values, globals_ = tuple(self.model["steps"]), tuple(self.model["globals"])
         self.globals = globals_
-        models = (*_STEP_INPUTS, *step_values, *globals_)
+        models = (*self.step_inputs, *step_values, *globals_)
         for model, file_name in names.items():
             if model not in models:
                 raise FormulaError(f"names: {model!r} is not a model name (one of {models})")
@@ -371,15 +398,20 @@ class _Names:
                 raise FormulaError(f"names: {file_name!r} is not a name")
         self.file = {m: names.get(m, m) for m in models}
         self.roles: dict[str, _Role] = {}
-        for kind, group in (("step_input", _STEP_INPUTS), ("step", step_values)):
+        for kind, group in (("step_input", self.step_inputs), ("step", step_values)):
             for m in group:
                 self._add(self.file[m], _Role(kind, m))
         for m in globals_:
             self._add(self.file[m], _Role("global", m))
-        for d in _DIMS:
+        for d in dict.fromkeys((*_DIMS, *self.sizes)):
             self._add(d, _Role("dim", d))
+        skip = (
+            {"y", *self.model.get("no_gradient", ())}
+            if "inputs" not in self.model
+            else set(self.model.get("no_gradient", ()))
+        )
         for m in models:
-            if m != "y":
+            if m not in skip and m not in (self.ids if "inputs" in self.model else ()):
                 kind = "adj_global" if m in globals_ else "adj_step"
                 self._add("d" + self.file[m], _Role(kind, m))
 
@@ -450,6 +482,11 @@ def _check_expr(node, rule: Rule, names: _Names, t_bound: bool, in_sum: bool) ->
         if node.func in ("colblock", "rowblock"):
             if len(node.args) != 3 or not all(isinstance(a, Num) for a in node.args[1:]):
                 raise _rule_error(rule, f"{node.func} takes (X, k, n) with numbers k and n")
+        elif node.func in ("colpart", "rowpart"):
+            if len(node.args) < 4 or not isinstance(node.args[1], Num):
+                raise _rule_error(rule, f"{node.func} takes (X, k, w_1, ..., w_n)")
+            _check_expr(node.args[0], rule, names, t_bound, in_sum)
+            return
         elif node.func in ("hstack", "vstack"):
             if not node.args:
                 raise _rule_error(rule, f"{node.func} takes at least one block")
@@ -491,18 +528,20 @@ class _Evaluator:
         self.T = int(dims["T"])
         self.inputs: dict[str, np.ndarray] = {}  # by model name, in the convention's layout
         self.tokens = False
-        for model in (*_STEP_INPUTS, *names.globals):
+        custom = "inputs" in names.model
+        for model in (*names.step_inputs, *names.globals):
             value = arrays.get(model, arrays.get(names.file[model]))
             if value is None:
                 continue
             value = np.asarray(value)
-            if model == "x" and np.issubdtype(value.dtype, np.integer):
+            dense_step = model in names.step_inputs and model not in names.ids
+            if not custom and model == "x" and np.issubdtype(value.dtype, np.integer):
                 self.tokens = True
-            elif model == "x" and self.column:
+            elif (dense_step if custom else model == "x") and self.column:
                 value = value.transpose(0, 2, 1)
             elif model in names.globals and self.column:
                 value = value.reshape(-1, 1) if value.ndim == 1 else value.T
-            if model in names.globals or (model == "x" and not self.tokens):
+            if model in names.globals or (dense_step and not self.tokens):
                 value = value.astype(float)
             self.inputs[model] = value
         self.steps: dict[str, dict[int, np.ndarray]] = {}  # by file name
@@ -511,12 +550,9 @@ class _Evaluator:
     # shapes, in the convention's layout
     def shape(self, model: str) -> tuple[int, ...]:
         d = self.dims
-        table = {"x": ("N", "D"), **self.names.model["steps"], **self.names.model["globals"]}
-
-        def size(letter: str) -> int:
-            return int(letter[:-1]) * int(d[letter[-1]]) if letter[:-1] else int(d[letter])
-
-        row = tuple(size(letter) for letter in table[model])
+        inputs = {k: v for k, v in self.names.model.get("inputs", {"x": ("N", "D")}).items()}
+        table = {**inputs, **self.names.model["steps"], **self.names.model["globals"]}
+        row = tuple(_size(letter, d) for letter in table[model])
         if not self.column:
             return row
         return row + (1,) if len(row) == 1 else row[::-1]
@@ -559,6 +595,9 @@ class _Evaluator:
         if role.kind == "step_input":
             if role.model not in self.inputs:
                 raise _rule_error(rule, f"no array was given for {node.name!r}")
+            if k == self.T + 1 and t == self.T and role.model not in self.names.ids:
+                # like a model quantity of step T+1: only a zero adjoint may multiply it
+                return _Beyond(self._show(node.name, k), self.inputs[role.model].shape[1:])
             if not 1 <= k <= self.T:
                 raise _rule_error(rule, f"{self._show(node.name, k)} is outside steps 1..T")
             return self.inputs[role.model][k - 1]
@@ -616,6 +655,10 @@ class _Evaluator:
                 right = zero if isinstance(right, _Beyond) else right
             elif op in ("+", "-", "**", "*", "/"):
                 return beyond[0]  # still a quantity of step T+1
+            elif op == "@" and len(beyond) == 1:  # x[T+1] @ W: still of step T+1
+                a = beyond[0].shape if isinstance(left, _Beyond) else np.shape(left)
+                b = beyond[0].shape if isinstance(right, _Beyond) else np.shape(right)
+                return _Beyond(beyond[0].name, tuple(a[:-1]) + tuple(b[1:]))
             else:
                 raise _rule_error(rule, f"{beyond[0].name} does not exist")
         try:
@@ -645,7 +688,7 @@ class _Evaluator:
         if node.func == "onehot":
             arg = node.args[0]
             ids = np.asarray(self.ref(arg, rule, t))
-            width = int(self.dims[_ONEHOT_WIDTH[self.names.roles[arg.name].model]])
+            width = _size(self.names.ids[self.names.roles[arg.name].model], self.dims)
             if not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
                 raise _rule_error(rule, f"onehot needs a vector of integer ids, not {arg.name}")
             if ids.size and (ids.min() < 0 or ids.max() >= width):
@@ -660,12 +703,23 @@ class _Evaluator:
                 raise _rule_error(rule, f"{node.func}: cannot take block {k} of {n} of {z.shape}")
             width = z.shape[axis] // n
             return np.take(z, range((k - 1) * width, k * width), axis=axis)
+        if node.func in ("colpart", "rowpart"):  # part k of blocks of the given widths
+            z = np.asarray(self.eval(node.args[0], rule, t), dtype=float)
+            k = int(node.args[1].value)
+            widths = [_size(_width_text(a), self.dims) for a in node.args[2:]]
+            axis = 1 if node.func == "colpart" else 0
+            if z.ndim != 2 or sum(widths) != z.shape[axis] or not 1 <= k <= len(widths):
+                raise _rule_error(rule, f"{node.func}: no part {k} of {widths} in {z.shape}")
+            start = sum(widths[: k - 1])
+            return np.take(z, range(start, start + widths[k - 1]), axis=axis)
         if node.func in ("hstack", "vstack"):
             parts = [self.eval(a, rule, t) for a in node.args]
             like = next((np.asarray(p) for p in parts if np.ndim(p) == 2), None)
             if like is None:
                 raise _rule_error(rule, f"{node.func} needs one block that is a matrix")
             full = [np.zeros(like.shape) if np.ndim(p) == 0 else np.asarray(p) for p in parts]
+            if any(np.ndim(p) == 0 for p in parts) and len({np.shape(f) for f in full}) > 1:
+                raise _rule_error(rule, f"{node.func}: a zero block beside blocks of other shapes")
             return np.concatenate(full, axis=1 if node.func == "hstack" else 0)
         z = self.eval(node.args[0], rule, t)
         if isinstance(z, _Beyond):
@@ -692,6 +746,8 @@ class _Evaluator:
             axis = 0 if self.column else -1
             e = np.exp(z - z.max(axis=axis, keepdims=True))
             return e / e.sum(axis=axis, keepdims=True)
+        if f == "sum_all":
+            return z.sum()
         if z.ndim != 2:
             raise _rule_error(rule, f"{f} takes a matrix, not shape {z.shape}")
         if f == "sum_rows":
@@ -721,22 +777,36 @@ class _Evaluator:
         return value.T
 
 
+def _width_text(node) -> str:
+    """A width argument of colpart as size text: H, 4 * H, D + H."""
+    if isinstance(node, Num):
+        return str(int(node.value))
+    if isinstance(node, Ref) and node.index is None:
+        return node.name
+    if isinstance(node, BinOp) and node.op in ("+", "*"):
+        joint = "+" if node.op == "+" else "*"
+        return f"{_width_text(node.left)}{joint}{_width_text(node.right)}"
+    raise FormulaError(f"a width of colpart is a size, not {node!r}")
+
+
 def evaluate_text(
     text: str,
     arrays: dict[str, np.ndarray],
     dims: dict[str, int],
     convention: str,
     names: dict[str, str] | None = None,
-    model: str = "vanilla",
+    model="vanilla",
 ) -> dict[str, np.ndarray]:
     """Evaluate a formula file; every un-indexed target and every per-step target (stacked
-    over t = 1..T), keyed as the file names them, in the row layout."""
+    over t = 1..T), keyed as the file names them, in the row layout. `model` is the name of a
+    built-in model, or a dict describing another (see `_Names`)."""
     if convention not in ("row", "column"):
         raise FormulaError(f"convention must be 'row' or 'column', not {convention!r}")
     table = _Names(names, model)
     rules = parse_text(text)
-    dims = {**_infer_dims(arrays, table), **{k: int(v) for k, v in dims.items()}}
-    missing = [d for d in _DIMS if d not in dims]
+    inferred = _infer_dims(arrays, table) if isinstance(model, str) else {}
+    dims = {**inferred, **{k: int(v) for k, v in dims.items()}}
+    missing = [d for d in (_DIMS if isinstance(model, str) else table.sizes) if d not in dims]
     if missing:
         raise FormulaError(f"dims: missing {', '.join(missing)}")
     groups: dict[str, list[Rule]] = {"boundary": [], "forward": [], "backward": [], "final": []}

@@ -14,6 +14,8 @@ import numpy as np
 import symengine as se
 
 from symbptt.engine.matexpr import Symbol
+from symbptt.engine.rules import Op
+from symbptt.models import sizes as size_text
 
 #: Every dimension a case may use; each is drawn independently, so D != H and N = 1 both occur.
 DIMS = ("N", "K", "D", "H", "C")
@@ -111,6 +113,55 @@ CASES: dict[str, Case] = {
     "hadamard, no start": Case("hadamard", (None, _op("A_1", "N", "H"), _op("B_1", "N", "H"))),
     "lerp": Case("lerp", (_op("z", "N", "H"), _op("a", "N", "H"), _op("b", "N", "H"))),
     "lerp, b absent": Case("lerp", (_op("z", "N", "H"), _op("a", "N", "H"), None)),
+    "add, a bias row to a matrix": Case("add", (_op("a", "N", "H"), _op("b", "H"))),
+    "add, a scalar to a matrix": Case("add", (_op("a", "N", "H"), _op("s"))),
+    "sub": Case("sub", (_op("a", "N", "H"), _op("b", "N", "H"))),
+    "sub, a bias row from a matrix": Case("sub", (_op("a", "N", "H"), _op("b", "H"))),
+    "mul, by a row": Case("mul", (_op("a", "N", "H"), _op("u", "H"))),
+    "div": Case("div", (_op("a", "N", "H"), _op("b", "N", "H", domain="positive"))),
+    "div, by a scalar": Case("div", (_op("a", "N", "H"), _op("s", domain="positive"))),
+    "power, a cube": Case("power", (_op("a", "N", "H"),), numbers={"n": 3}),
+    "power, an inverse": Case("power", (_op("a", "N", "H", domain="positive"),), numbers={"n": -1}),
+    "total": Case("total", (_op("a", "N", "C"),)),
+    "concat, side by side": Case("concat", (_op("h", "N", "H"), _op("x", "N", "D"))),
+    "concat, stacked": Case(
+        "concat", (_op("A", "K", "H"), _op("B", "D", "H")), numbers={"axis": 0}
+    ),
+    "softmax": Case("softmax", (_op("o", "N", "C"),), arrays=(_op("m", "N"),)),
+    "columns, a block of rows": Case(
+        "columns", (_op("W", "2K", "H"),), numbers={"part": 1, "parts": 2, "axis": 0}
+    ),
+    # (1 - z) ⊙ tanh(a) + 2 · (z ⊙ h) + b: numbers, a bias, an input used twice.
+    "composite, an update": Case(
+        "composite",
+        (_op("z", "N", "H"), _op("a", "N", "H"), _op("h", "N", "H"), _op("b", "H")),
+        numbers={
+            "program": (
+                Op("sub", (("num", 1), ("in", 0))),
+                Op("tanh", (("in", 1),)),
+                Op("mul", (("op", 0), ("op", 1))),
+                Op("mul", (("in", 0), ("in", 2))),
+                Op("scale", (("op", 3),), (("factor", Fraction(2)),)),
+                Op("add", (("op", 2), ("op", 4), ("in", 3))),
+            )
+        },
+    ),
+    # cross_entropy(h @ V, y) + sum(h ** 2) / 2: labels and a shift as constants.
+    "composite, a loss": Case(
+        "composite",
+        (_op("h", "N", "H"), _op("V", "H", "C")),
+        arrays=(_op("Y", "N", "C"), _op("m", "N")),
+        numbers={
+            "program": (
+                Op("matmul", (("in", 0), ("in", 1))),
+                Op("softmax_ce", (("op", 0),), (("Y", ("const", "Y")), ("m", ("const", "m")))),
+                Op("power", (("in", 0),), (("n", 2),)),
+                Op("total", (("op", 2),)),
+                Op("scale", (("op", 3),), (("factor", Fraction(1, 2)),)),
+                Op("add", (("op", 1), ("op", 4))),
+            )
+        },
+    ),
 }
 
 
@@ -124,7 +175,7 @@ class Problem:
 
 def _concrete(shape: tuple[str, ...], sizes: dict[str, int]) -> tuple[int, ...]:
     """Sizes of a shape; "4H" is four times H."""
-    return tuple(int(d[:-1]) * sizes[d[-1]] if d[:-1].isdigit() else sizes[d] for d in shape)
+    return tuple(size_text.value(d, sizes) for d in shape)
 
 
 def float_problem(case: Case, sizes: dict[str, int], seed: int) -> Problem:

@@ -12,6 +12,7 @@ from rule_cases import CASES, DIMS, float_problem, matrix_problem
 from symbptt.engine.matexpr import MatExpr, Symbol, one_hot, repeat_rows
 from symbptt.engine.rules import RULES, vjp
 from symbptt.errors import InputArrayError, InvalidArgumentError, UnknownNameError
+from symbptt.models import sizes as size_text
 
 SIZES = st.fixed_dictionaries({d: st.integers(1, 3) for d in DIMS})
 SEEDS = st.integers(0, 2**32 - 1)
@@ -19,10 +20,7 @@ DIFFERENTIABLE = [label for label, case in CASES.items() if RULES[case.rule].dif
 
 
 def _sized(shape, sizes):
-    return tuple(
-        d if not isinstance(d, str) else int(d[:-1]) * sizes[d[-1]] if d[:-1] else sizes[d]
-        for d in shape
-    )
+    return tuple(size_text.value(d, sizes) for d in shape)
 
 
 @pytest.mark.parametrize("label", list(CASES))

@@ -116,7 +116,8 @@ def test_the_vocabulary():
     assert set(RULES) == {
         *("copy", "affine", "lookup", "add", "sum", "scale", "matmul", "transpose", "mul"),
         *("rowsum", "tanh", "sigmoid", "relu", "identity", "exp", "log", "softmax_ce", "rowmax"),
-        *("columns", "hadamard", "lerp"),
+        *("columns", "hadamard", "lerp", "sub", "div", "power", "total", "concat", "softmax"),
+        "composite",
     }
 
 

@@ -52,7 +52,7 @@ def _check_map(names: dict, form) -> None:
 
     spec = form.spec
     known = {*spec.names, *(line.target.base for line in (*form.model, *form.adjoints))}
-    known |= {"d" + n for n in spec.gradient_names} | {"N", "T", "D", "H", "C"}
+    known |= {"d" + n for n in spec.gradient_names} | {"N", "T", "D", "H", "C", *spec.size_names}
     for author, model_name in names.items():
         if model_name not in known:
             raise InvalidArgumentError(
@@ -103,7 +103,7 @@ def audit(
 
         rules = read_latex(source)
     else:
-        from .text_reader import read_text
+        from ..formula.reader import read_text
 
         rules = read_text(source)
     form = matrix_form(spec, convention)

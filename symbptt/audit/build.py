@@ -13,7 +13,19 @@ from ..engine import matexpr, rules
 from ..engine.matexpr import Constant, Indexed, MatExpr, Symbol, column_shape, one_hot
 from ..engine.matrix_form import MatrixForm
 from ..errors import InvalidArgumentError, SymbpttError
-from .ast import Binary, Call, Index, Name, Neg, Num, Power, Rule, Step, SumOverT, Transposed
+from ..formula.ast import (
+    Binary,
+    Call,
+    Index,
+    Name,
+    Neg,
+    Num,
+    Power,
+    Rule,
+    Step,
+    SumOverT,
+    Transposed,
+)
 
 __all__ = ["AuditShapeError", "Scope", "FUNCTIONS"]
 
@@ -34,9 +46,13 @@ FUNCTIONS = (
     "rowblock",
     "hstack",
     "vstack",
+    "colpart",
+    "rowpart",
+    "sum_all",
+    "sum",
 )
 #: Functions of several arguments (the rest take one).
-BLOCK_FUNCTIONS = ("colblock", "rowblock", "hstack", "vstack")
+BLOCK_FUNCTIONS = ("colblock", "rowblock", "hstack", "vstack", "colpart", "rowpart")
 SIZES = ("N", "T", "D", "H", "C")
 #: The largest power written out (h**2 is tanh's derivative; nothing needs h**1000).
 MAX_POWER = 8
@@ -75,12 +91,15 @@ class Scope:
         self.per_step: dict[str, tuple] = {}
         for line in (*self.form.model, *self.form.adjoints):
             self.per_step[line.target.base] = self.size(line.target.shape)
-        seq = spec.sequence
-        if not seq.integer:
+        for seq in spec.per_step:  # x (and a model file's other per-step inputs)
+            if seq.integer:
+                continue
             shape = seq.shape[1:]
             self.per_step[seq.name] = self.size(column_shape(shape) if column else shape)
-            self.per_step["d" + seq.name] = self.per_step[seq.name]
+            if seq.role == "sequence":
+                self.per_step["d" + seq.name] = self.per_step[seq.name]
         self.ids = {i.name: i for i in spec.inputs if i.integer}
+        self.sizes = {*SIZES, *spec.size_names}
 
     def size(self, shape: tuple) -> tuple:
         """A shape with N = 1 when the derivation is written for one example."""
@@ -176,7 +195,7 @@ class Scope:
 
     def _name(self, name: str) -> MatExpr:
         canonical = self.canonical(name)
-        if canonical in SIZES:
+        if canonical in self.sizes:
             return Symbol(canonical)
         if canonical in self.parameters:
             return Symbol(canonical, self.parameters[canonical])
@@ -235,6 +254,8 @@ class Scope:
                 return matexpr.OneHot(ids, (item.bound, self.size(item.shape[1:])[0]), columns=True)
             return hot
         arg = self._build(arg_node)
+        if name in ("sum_all", "sum"):
+            return arg.sum()
         if name == "sum_rows":
             return arg.sum(axis=0)
         if name == "sum_cols":
@@ -254,7 +275,20 @@ class Scope:
         """colblock(X, k, n) / rowblock(X, k, n): block k of n; hstack(...) / vstack(...):
         blocks put together, a 0 being a block of zeros."""
         name, args = node.function, node.args
-        axis = -1 if name in ("colblock", "hstack") else 0
+        axis = -1 if name in ("colblock", "hstack", "colpart") else 0
+        if name in ("colpart", "rowpart"):  # part k of blocks of the given widths
+            if len(args) < 4 or not (
+                isinstance(args[1], Num) and float(args[1].value).is_integer()
+            ):
+                raise AuditShapeError(f"{name} takes (X, k, w_1, ..., w_n): part k of n blocks")
+            k = int(args[1].value)
+            widths = [self._size(a, name) for a in args[2:]]
+            if not 1 <= k <= len(widths):
+                raise AuditShapeError(f"{name}(X, {k}, ...): k must be one of 1..{len(widths)}")
+            arg = self._build(args[0])
+            if arg.ndim != 2:
+                raise AuditShapeError(f"{name} takes a matrix; got shape {_text(arg.shape)}")
+            return matexpr.block(arg, k - 1, len(widths), axis, widths)
         if name in ("colblock", "rowblock"):
             numbers = args[1:]
             if len(args) != 3 or not all(
@@ -272,6 +306,27 @@ class Scope:
         if not items:
             raise AuditShapeError(f"{name} takes at least one block")
         return matexpr.blocks(items, axis)
+
+    def _size(self, node, where: str):
+        """A width written as a size: H, 4 * H, D + H, 3."""
+        from ..models import sizes as size_text
+
+        def text(n) -> str:
+            if isinstance(n, Num) and float(n.value).is_integer():
+                return str(int(n.value))
+            if isinstance(n, Name) and self.canonical(n.name) in self.sizes:
+                return self.canonical(n.name)
+            if isinstance(n, Binary) and n.op in ("+", "*"):
+                left, right = text(n.left), text(n.right)
+                return f"{left}+{right}" if n.op == "+" else f"{left}*{right}"
+            raise AuditShapeError(f"{where} takes sizes as its widths (H, 4 * H, D + H)")
+
+        try:
+            return size_text.canonical(text(node))
+        except Exception as exc:
+            if isinstance(exc, AuditShapeError):
+                raise
+            raise AuditShapeError(f"{where} takes sizes as its widths (H, 4 * H, D + H)") from None
 
     def _diag_times(self, call: Call, other: MatExpr, *, left: bool) -> MatExpr:
         """diag(v) @ M is v ⊙ M (each row of M scaled); M @ diag(v) needs M's columns to match

@@ -19,8 +19,20 @@ import numpy as np
 
 from ..engine.matexpr import Indexed, MatExpr, size_in
 from ..engine.matrix_form import MatrixForm, _at
+from ..formula.ast import (
+    Binary,
+    Call,
+    Index,
+    Name,
+    Neg,
+    Num,
+    Power,
+    Rule,
+    Step,
+    SumOverT,
+    Transposed,
+)
 from ..models.dims import Dims
-from .ast import Binary, Call, Index, Name, Neg, Num, Power, Rule, Step, SumOverT, Transposed
 from .build import AuditShapeError, Scope
 
 __all__ = ["Finding", "audit_rules", "DIMS"]
@@ -72,7 +84,7 @@ def _world(form: MatrixForm, dims: Dims, seed: int) -> _World:
     ev = form.evaluate(point, dims)
     bindings = dict(ev.bindings)
     T = dims.T
-    sizes = {"N": dims.N, "D": dims.D, "H": dims.H, "C": dims.C, "T": T}
+    sizes = dims.sizes
     for line in form.adjoints:  # nothing flows back from after the last step (nor step 0)
         shape = size_in(line.target.shape, sizes)
         zero = np.zeros(shape)
@@ -196,7 +208,7 @@ def audit_rules(
     for rule in rules:
         scope.targets.setdefault(scope.canonical(rule.target), rule.line)
     with np.errstate(all="ignore"):  # overflow in an author's rule is a finding, not noise
-        worlds = [_world(form, d, seed) for d in DIMS if d.N == 1 or not single]
+        worlds = [_world(form, form.spec.complete(d), seed) for d in DIMS if d.N == 1 or not single]
     findings: list[Finding] = []
     built: dict[int, MatExpr] = {}
     seen: dict[str, int] = {}
@@ -264,7 +276,7 @@ def _refuse_target(scope: Scope, rule: Rule, seen: dict) -> str | None:
     ):
         return (
             f"{rule.label} is not a quantity: steps run from 1 (the gradient of the initial "
-            f"state is d{scope.form.spec.initial.name if scope.form.spec.initial else 'h0'})"
+            f"state is d{_initial_name(scope.form.spec)})"
         )
     key = f"{name}[{rule.index.text()}]" if rule.index is not None else name
     if key in seen and seen[key] != rule.line:  # members of one chain share their line
@@ -327,7 +339,7 @@ def _compensations(findings, built, scope: Scope, form: MatrixForm, seed: int) -
         id(f.rule) not in built or f.rule.index is None or f.rule.index.anchor != "t" for f in wrong
     ):
         return  # only recurrences chain into each other
-    world = _world(form, DIMS[-1], seed)
+    world = _world(form, form.spec.complete(DIMS[-1]), seed)
     true_bindings = dict(world.bindings)
     own = [f.rule for f in findings if id(f.rule) in built]
     T = world.dims.T
@@ -654,6 +666,15 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
     return None
 
 
+def _initial_name(spec) -> str:
+    """The name of the (first) initial state's input: h0, or a model file's own."""
+    for state in spec.states:
+        start = spec.initial_of(state)
+        if start:
+            return start
+    return "h0"
+
+
 def _true_line(scope: Scope, rule: Rule):
     name = scope.canonical(rule.target)
     form = scope.form
@@ -663,7 +684,7 @@ def _true_line(scope: Scope, rule: Rule):
     for line in (*form.model, *form.adjoints):
         if line.target.base == name and rule.index is not None and rule.index.anchor == "t":
             return line
-    if name.startswith("d") and name[1:] == form.spec.sequence.name:
+    if name.startswith("d") and name[1:] in {i.name for i in form.spec.sequences}:
         return form.gradients.get(name[1:])
     return None
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .ast import Rule
-from .text_reader import FormulaSyntaxError, caret, read_text
+from ..formula.ast import Rule
+from ..formula.reader import FormulaSyntaxError, caret, read_text
 
 __all__ = ["read_latex", "to_text"]
 

@@ -121,7 +121,7 @@ class Problem:
 def _problem(
     dims: Dims, arrays: dict[str, np.ndarray], form: str, dh_seed: int, model: ModelSpec
 ) -> Problem:
-    if form == "layer":
+    if form == "layer" and not model.from_file:  # a layer file's upstream gradients are inputs
         rng = np.random.default_rng(dh_seed)
         arrays = {**arrays, "dh": rng.standard_normal((dims.T, dims.N, dims.H))}
     return Problem(dims, arrays, model)
@@ -264,14 +264,18 @@ def _likely_cause(
         return "clipped", clipped[0]
     model = problem.model
     options = model.options.reference_options(form)
-    if model.name != "vanilla":  # the gated cells' simulation takes their own options
+    if model.from_file:  # the generic causes, and truncation of the file's own recurrences
+        options = {"reduction": model.options.reduction} if form == "full" else {}
+        options["spec"] = model
+    elif model.name != "vanilla":  # the gated cells' simulation takes their own options
         options = {k: getattr(model.options, k) for k in model.choices if k != "c0"}
         options["inputs"] = model.options.inputs  # simulated for dense inputs only
         if form == "full":
             options["reduction"] = model.options.reduction
     renames = dict(model.reference_names)
+    kind = "file" if model.from_file else model.name
     candidates = alternatives(
-        name, truth, problem.dims, problem.arrays, form, model.name, renames, **options
+        name, truth, problem.dims, problem.arrays, form, kind, renames, **options
     )
     for alt in candidates:
         if not _matches(got, alt.value, truth, tol, global_scale):
@@ -640,12 +644,28 @@ def validate_options(
         progress,
     )
     model = model or VANILLA
-    if not isinstance(model, ModelSpec) or model.name not in ("vanilla", "lstm", "gru"):
+    if not isinstance(model, ModelSpec) or not (
+        model.from_file or model.name in ("vanilla", "lstm", "gru")
+    ):
         raise InvalidArgumentError(
-            f"model={getattr(model, 'name', model)!r}: the checker's independent NumPy references "
-            "know the vanilla RNN, the LSTM and the GRU and their variants (VANILLA.variant(...), "
-            "LSTM, GRU)"
+            f"model={getattr(model, 'name', model)!r}: the checker's independent NumPy "
+            "references know the vanilla RNN, the LSTM and the GRU and their variants "
+            "(VANILLA.variant(...), LSTM, GRU); any other model is a model file "
+            "(symbptt.models.from_file(path))"
         )
+    if model.from_file:
+        layer = model.definition.loss is None
+        if layer and form != "layer":
+            raise InvalidArgumentError(
+                f"the model file {model.name} is a layer (it has no L line): check its code "
+                "with form='layer' (--form layer), which passes the upstream gradients "
+                + ", ".join(i.name for i in model.inputs if i.role == "upstream")
+            )
+        if not layer and form == "layer":
+            raise InvalidArgumentError(
+                f"the model file {model.name} has a loss: the layer form checks a layer file "
+                "(a model file without an L line); drop --form layer"
+            )
     K = model.options.truncate
     if K is not None and K > MAX_CHECKED_TRUNCATE:
         raise InvalidArgumentError(
@@ -1125,7 +1145,7 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
 def _fitted(checker: _Checker, T: int) -> Dims:
     """The generic shape (every size > 1, D != H) at T steps, fitted to the code (C == D for a
     next-token model, T = 1 for a step pair)."""
-    shape = replace(GENERIC, T=T)
+    shape = checker.conv.model.complete(replace(GENERIC, T=T))
     return checker.fit(shape) if checker.fit is not None else shape
 
 
@@ -1141,7 +1161,11 @@ def _large_problem(checker: _Checker, seed: int) -> Problem:
     arrays = model.random_point(shape, seed + 1, scale=LARGE_SCALE)
     problem = _problem(shape, arrays, form, seed + 1, model)
     if form == "layer":  # no output layer: the upstream gradient is what is large
-        problem.arrays["dh"] = problem.arrays["dh"] * LARGE_SCALE
+        for item in model.inputs if model.from_file else ():
+            if item.role == "upstream":
+                problem.arrays[item.name] = problem.arrays[item.name] * LARGE_SCALE
+        if "dh" in problem.arrays and not model.from_file:
+            problem.arrays["dh"] = problem.arrays["dh"] * LARGE_SCALE
     return problem
 
 
@@ -1260,12 +1284,22 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
     a finite wrong answer there is WRONG like any other."""
     conv = checker.conv
     model, form = conv.model, conv.form
-    shape = _fitted(checker, min(_longest(model), 3))
+    shape = model.complete(_fitted(checker, min(_longest(model), 3)))
     cases = []
     arrays = model.random_point(shape, seed)
-    cases.append(("pre-activations in the thousands", {**arrays, "W_x": arrays["W_x"] * 1e4}))
-    if form == "full":
-        cases.append(("logits of about 1000", model.random_point(shape, seed, scale=1000.0)))
+    if not model.from_file:
+        cases.append(("pre-activations in the thousands", {**arrays, "W_x": arrays["W_x"] * 1e4}))
+        if form == "full":
+            cases.append(("logits of about 1000", model.random_point(shape, seed, scale=1000.0)))
+    else:  # a model file: its per-step inputs large, and its logits, where it has some
+        big = {i.name: arrays[i.name] * 1e4 for i in model.sequences}
+        if big:
+            cases.append(("per-step inputs in the ten thousands", {**arrays, **big}))
+        if form == "full" and "cross_entropy" in model.definition.text:
+            cases.append(("logits of about 1000", model.random_point(shape, seed, scale=1000.0)))
+        cases = [
+            (label, values) for label, values in cases if _finite_truth(form, shape, values, model)
+        ]
     where = " ".join(f"{k}={v}" for k, v in shape.as_dict().items() if k != "C" or form == "full")
     for label, values in cases:
         problem = _problem(shape, values, form, seed, model)
@@ -1289,6 +1323,19 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
             )
             report.ok = False
             return
+
+
+def _finite_truth(form: str, dims: Dims, arrays, model: ModelSpec) -> bool:
+    """Whether every true gradient is finite there (a model file's exp may overflow)."""
+    try:
+        with np.errstate(all="ignore"):
+            loss, grads = _truth(form, Problem(dims, arrays, model))
+    except Exception:
+        return False
+    values = [np.asarray(v) for v in grads.values()] + (
+        [np.asarray(loss)] if loss is not None else []
+    )
+    return all(np.all(np.isfinite(v)) for v in values)
 
 
 def _answers_differently(checker: _Checker, failure: Evaluation) -> bool:

@@ -175,6 +175,17 @@ def state_mistakes(
     return out
 
 
+def _file_truncated(spec, dims: Dims, arrays, K: int) -> dict[str, np.ndarray]:
+    """A model file's gradients with only the paths that reach back at most K steps: its
+    matrix-form recurrences evaluated with K-step truncation (a forgotten recurrent term at
+    K = 0). The file's gradients are trusted before any check (engine.trust)."""
+    from ..models.truth import recurrences
+
+    truncated = recurrences(spec.variant(truncate=K))
+    point = {i.name: arrays[i.name] for i in spec.inputs}
+    return truncated.evaluate(point, dims).gradients
+
+
 def alternatives(
     name: str,
     truth: np.ndarray,
@@ -208,6 +219,17 @@ def alternatives(
             if factor > 1 and (cause != "times_NT" or min(N, T) > 1):
                 yield Alternative(cause, truth * factor)
     if name == "loss":
+        return
+    if model == "file":  # a model file: its own recurrences, truncated (no closed forms)
+        spec = options["spec"]
+        for k in range(0, T - 1):
+            truncated = _file_truncated(spec, dims, arrays, k)
+            if name in truncated:
+                if k == 0:
+                    yield Alternative("no_recurrent_term", truncated[name])
+                else:
+                    detail = f"each loss term reaches back {k} step{'s' * (k > 1)}"
+                    yield Alternative("truncated", truncated[name], detail)
         return
     if model != "vanilla":  # the gated cells' own mistakes, simulated in closed form
         from . import gated_mistakes

@@ -215,6 +215,9 @@ def describe_model(model: dict | None) -> str:
     """ "vanilla RNN with truncate=1, no_bias=['b']", or "" for the plain vanilla RNN."""
     if not model:
         return ""
+    if "file" in model:  # a model file: its path and its title
+        title = model.get("title") or model["name"]
+        return f"{title} (model file {model['file']})"
     from ..models.spec import Options
 
     defaults = Options().as_dict()

@@ -75,7 +75,7 @@ class Convention:
         """The arrays passed, in positional order: the model's inputs (full form), or the
         recurrent layer's and an upstream gradient dh on every h_t (layer form)."""
         m = self.model
-        if self.form == "full":
+        if self.form == "full" or m.from_file:  # a layer file declares its own inputs
             return m.names
         initial = tuple(i.name for i in m.initials)
         return (m.sequence.name, *initial, *m.state_parameters, "dh")
@@ -84,7 +84,7 @@ class Convention:
     def gradients(self) -> tuple[str, ...]:
         """The gradients the form can return, in the default order of a returned tuple."""
         m = self.model
-        if self.form == "full":
+        if self.form == "full" or m.from_file:
             return m.gradient_names
         return tuple(n for n in self.inputs if n != "dh" and n in m.gradient_names)
 
@@ -95,7 +95,9 @@ class Convention:
         return "data"
 
     def _time_major(self, canonical: str) -> bool:
-        return canonical == "dh" or canonical in self.model.time_major
+        return (
+            canonical == "dh" and not self.model.from_file
+        ) or canonical in self.model.time_major
 
     def __post_init__(self) -> None:
         if not isinstance(self.batch_first, bool):

@@ -265,7 +265,7 @@ def derivation(
     reader_names = parse_names(names, spec, [line.target.base for line in form.model])
     terms: dict = {}
     dropped: dict[str, int] = {}
-    path_dims = Dims(N=2, D=3, H=2, C=3, T=T)
+    path_dims = spec.complete(Dims(N=2, D=3, H=2, C=3, T=T))
     all_terms = []
     counts, graph = None, None
     if T <= PATHS_MAX_T:
@@ -290,6 +290,11 @@ def derivation(
     )
     if convention == "column" and plain_vanilla(spec):
         verification.comparisons += check_book()
+    if expand and spec.from_file:
+        raise InvalidArgumentError(
+            "--expand writes an entry out for the built-in models only; a model file's "
+            "derivation names every quantity"
+        )
     expanded = _expanded_entry(spec, wrt[0], reader_names, form) if expand else None
     request = Request(T, wrt, reader_names, form, terms, dropped, expanded, counts)
     document = build(request, verification, __version__)
@@ -318,7 +323,7 @@ def _verification_shapes(spec: ModelSpec, T: int) -> list[Dims]:
 
     K = spec.options.truncate
     if K is None:
-        return list(SHAPES)
+        return [spec.complete(d) for d in SHAPES]
     if K >= T - 1:
         return [replace(d, T=min(d.T, K + 1)) for d in SHAPES]
     if K + 3 > MAX_VERIFY_T:

@@ -203,7 +203,7 @@ def build(request: Request, verification: Verification, version: str) -> Documen
     sym = tex.symbol
     wrt_tex = ", ".join(f"${tex.total(sym(n))}$" for n in request.wrt)
     doc = Document(
-        f"Backpropagation through time for the {spec.title or spec.name}, T = {T} "
+        f"Backpropagation through time for {model_phrase(spec)}, T = {T} "
         f"({form.convention} convention)"
     )
     doc.text(
@@ -215,11 +215,13 @@ def build(request: Request, verification: Verification, version: str) -> Documen
 
     # -- layout
     doc.heading("Layout")
-    state, seq = form.state, spec.sequence.name
-    h_t, x_t = tex.indexed(state, "t"), tex.indexed(seq, "t")
     weights = [line for line in form.model if line.target.base not in PREDICTIONS.values()]
     first = tex.doprint(weights[0].expr) if weights else ""
-    if row:
+    if spec.from_file:
+        doc.text(_file_layout(form, tex, first))
+    elif row:
+        state, seq = form.state, spec.sequence.name
+        h_t, x_t = tex.indexed(state, "t"), tex.indexed(seq, "t")
         doc.text(
             "Row convention (the seed blog's): each example of the minibatch is a row. "
             f"${h_t}$ is $N \\times H$, ${x_t}$ is $N \\times D$, weights multiply from the "
@@ -228,6 +230,8 @@ def build(request: Request, verification: Verification, version: str) -> Documen
             "softmax acts on each row."
         )
     else:
+        state, seq = form.state, spec.sequence.name
+        h_t, x_t = tex.indexed(state, "t"), tex.indexed(seq, "t")
         doc.text(
             "Column convention (Goodfellow et al.'s): each example of the minibatch is a "
             f"column. ${h_t}$ is $H \\times N$, ${x_t}$ is $D \\times N$, weights multiply from "
@@ -257,19 +261,24 @@ def build(request: Request, verification: Verification, version: str) -> Documen
             + ("" if row else r" (in the column convention, blocks of rows: $\mathrm{rows}$)")
             + "."
         )
-    doc.text(
-        f"The loss at step $t$ is the cross-entropy of ${tex.indexed('yhat', 't')}$ with the "
-        f"labels ${tex.indexed(_label(spec), 't')}$, "
-        "summed over the examples; written with the matrix operations the engine uses (the "
-        "log-sum-exp of each example's logits minus the logit of its label):"
-    )
+    if spec.loss == "softmax_ce":
+        doc.text(
+            f"The loss at step $t$ is the cross-entropy of ${tex.indexed('yhat', 't')}$ with "
+            f"the labels ${tex.indexed(_label(spec), 't')}$, "
+            "summed over the examples; written with the matrix operations the engine uses (the "
+            "log-sum-exp of each example's logits minus the logit of its label):"
+        )
+    else:
+        doc.text(_file_loss_sentence(spec, tex))
     loss_rows = [_row(tex, form.loss)]
     if options.reduction == "mean":
         loss_rows.append(r"L &= \frac{1}{N\,T} \sum_{t=1}^{T} L_{t}")
     else:
         loss_rows.append(r"L &= \sum_{t=1}^{T} L_{t}")
     doc.equations(loss_rows)
-    if spec.initial is None:
+    if spec.from_file:
+        doc.text(_file_states_sentence(spec, tex))
+    elif spec.initial is None:
         doc.text("The initial state is fixed: $h_0 = 0$ (it has no gradient).")
     else:
         doc.text(f"The initial state ${sym('h0')}$ is an input, with a gradient of its own.")
@@ -282,9 +291,10 @@ def build(request: Request, verification: Verification, version: str) -> Documen
         "label": "labels at step $t$ (class ids)",
         "initial": "initial state",
         "parameter": "weight or bias, shared by every step",
+        "upstream": "upstream gradient at step $t$ (given)",
     }
     for item in spec.inputs:
-        per_step = item.role in ("sequence", "label")
+        per_step = item.role in ("sequence", "label", "upstream")
         shape = item.shape[1:] if per_step else item.shape
         if item.integer:
             desc = "token ids at step $t$" if item.role == "sequence" else what["label"]
@@ -324,7 +334,9 @@ def build(request: Request, verification: Verification, version: str) -> Documen
                 rows.append(rf"\quad = {tex.doprint(term.expr)}")
             doc.blocks.append(Block("lines", rows))
             where = (
-                " (for each step, the terms entering there)" if name == spec.sequence.name else ""
+                " (for each step, the terms entering there)"
+                if name in {i.name for i in spec.sequences}
+                else ""
             )
             what = (
                 f"The truncated gradient ${_gradient_symbol(tex, name, K)}$"
@@ -568,7 +580,71 @@ def _has_blocks(form) -> bool:
     return any(isinstance(n, kinds) for line in lines for n in line.expr.nodes())
 
 
+def model_phrase(spec) -> str:
+    """How prose names the model: "the vanilla RNN", or "the model of cell.txt"."""
+    if spec.from_file:
+        path = spec.definition.path
+        return f"the model of {path.rsplit('/', 1)[-1]}" if path else "the model file's model"
+    return f"the {spec.title or spec.name}"
+
+
+def _file_layout(form, tex: LatexPrinter, first: str) -> str:
+    if form.convention == "row":
+        return (
+            "Row convention, as the model file is written: each example of the minibatch is "
+            f"a row, so a per-step quantity is $N \\times k$, weights multiply from the right "
+            f"(${first}$), and a bias is a row vector added to every row. "
+            r"$\mathbf{1}$ is a column of ones: $\mathbf{1}^\top X$ sums the rows of $X$; "
+            "softmax acts on each row."
+        )
+    return (
+        "Column convention: each example of the minibatch is a column, so a per-step quantity "
+        f"is $k \\times N$, weights multiply from the left (${first}$), and a bias is a column "
+        r"added to every column. $\mathbf{1}$ is a column of ones: $X \mathbf{1}$ sums the "
+        "columns of $X$; softmax acts on each column."
+    )
+
+
+def _file_loss_sentence(spec, tex: LatexPrinter) -> str:
+    model = spec.definition
+    if model.loss is None:
+        outs = ", ".join(
+            f"${tex.indexed(o, 't')}$ (given ${tex.total(tex.indexed(o, 't'))}$ as "
+            f"${tex.indexed('d' + o, 't')}$)"
+            for o in model.outputs
+        )
+        return (
+            f"The file is a layer: its outputs are {outs}. Their upstream gradients are given, "
+            "so the loss whose gradients the layer computes is the sum over the steps of each "
+            "output's entries times its upstream gradient's:"
+        )
+    return (
+        "The loss at step $t$, as the file writes it, with the matrix operations the engine "
+        "uses (a cross-entropy is the log-sum-exp of each example's logits minus the logit of "
+        "its label, summed over the examples):"
+    )
+
+
+def _file_states_sentence(spec, tex: LatexPrinter) -> str:
+    parts = []
+    for state in spec.states:
+        start = spec.initial_of(state)
+        s0 = tex.indexed(state, "0")
+        if start is None:
+            parts.append(f"${s0} = 0$ is fixed (it has no gradient)")
+        else:
+            parts.append(f"${s0} = {tex.symbol(start)}$ is an input with a gradient of its own")
+    return "The state before the first step: " + "; ".join(parts) + "."
+
+
 def _variant_sentence(spec, tex: LatexPrinter, state: str) -> str:
+    if spec.from_file:
+        title = spec.definition.title
+        return (
+            f"The model of the file ({title}), for $t = 1, \\dots, T$:"
+            if title
+            else "The model of the file, for $t = 1, \\dots, T$:"
+        )
     o = spec.options
     parts = [f"activation {o.activation}"] if "activation" not in spec.fixed else []
     if "gate_order" in spec.choices:
@@ -610,7 +686,7 @@ def formula_text(
     for item in spec.inputs:
         if item.role == "label" or item.integer:
             continue
-        per_step = item.role == "sequence"
+        per_step = item.role in ("sequence", "upstream")
         shape = item.shape[1:] if per_step else item.shape
         shape = shape if row else column_shape(shape)
         name = f"{p.name(item.name)}[t]" if per_step else p.name(item.name)
@@ -620,10 +696,9 @@ def formula_text(
         where = "column: biases added to every column, softmax per column"
     layout = f"each example is a {where}; " + ", ".join(shapes)
     out = [
-        f"# symbptt {version}: BPTT for the {spec.title or spec.name}, "
-        f"{form.convention} convention",
+        f"# symbptt {version}: BPTT for {model_phrase(spec)}, {form.convention} convention",
         f"# layout: {layout}",
-        f"# variant: {_plain_variant(spec)}",
+        f"# {_plain_variant(spec)}",
         *(
             [
                 f"# with {spec.options.truncate}-step truncation no path is dropped for "
@@ -649,8 +724,12 @@ def formula_text(
 
 
 def _plain_variant(spec) -> str:
+    if spec.from_file:
+        model = spec.definition
+        return f"model file: {model.path or '<text>'} ({model.title or 'no title'})"
     o = spec.options
     return (
+        "variant: "
         f"activation={o.activation} inputs={o.inputs} h0={o.h0} reduction={o.reduction} "
         f"no_bias={','.join(o.no_bias) or '-'} truncate={o.truncate}"
     )

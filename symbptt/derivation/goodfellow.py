@@ -24,7 +24,7 @@ def plain_vanilla(spec) -> bool:
     inputs, a summed loss and full BPTT (the comparison is shown only for it)."""
     from ..models import VANILLA
 
-    return spec.name == "vanilla" and spec.options == VANILLA.options
+    return not spec.from_file and spec.name == "vanilla" and spec.options == VANILLA.options
 
 
 def book_gradients(p: dict, T: int, *, reorder_10_21: bool = True) -> dict[str, np.ndarray]:

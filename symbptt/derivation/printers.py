@@ -176,8 +176,17 @@ class LatexPrinter(_Named):
         return rf"\operatorname{{onehot}}\left({ids}\right)"
 
     def _print_Block(self, node, arg):
-        """Block k of n of the columns (rows): [X]_{k/n}, explained in the document."""
+        """Block k of n of the columns (rows): [X]_{k/n}, explained in the document; a part of
+        a concatenation by its range: [X]_{cols H+1..D+H}."""
         side = "cols" if node.axis == -1 else "rows"
+        if node.widths is not None:
+            from ..models import sizes
+
+            before = sizes.plus(0, *node.widths[: node.part])
+            first = sizes.plus(before, 1)
+            last = sizes.plus(before, node.widths[node.part])
+            where = f"{_size_tex(first)}..{_size_tex(last)}"
+            return rf"\left[{arg}\right]_{{\mathrm{{{side}}}\,{where}}}"
         return rf"\left[{arg}\right]_{{\mathrm{{{side}}}\,{node.part + 1}/{node.parts}}}"
 
     def _print_Blocks(self, node, *items):
@@ -229,6 +238,10 @@ class LatexPrinter(_Named):
     def _matmul_operand(self, child, text):
         atom = self._binding(child) == 3
         return text if atom or isinstance(child, MatMul) else rf"\left({text}\right)"
+
+
+def _size_tex(dim) -> str:
+    return str(dim).replace("+", " + ")
 
 
 def latex_name(name: str) -> str:

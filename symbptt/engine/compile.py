@@ -51,21 +51,27 @@ _NAMESPACE = {
 }
 
 
+def _argument(k: int) -> str:
+    """The generated function's k-th parameter: never a name a model could shadow."""
+    return f"_input{k}"
+
+
 def _input_lines(graph: UnrolledGraph) -> list[str]:
     """Unpack the input arrays into one local variable per symbol, as the spec declares them:
     labels and token ids one-hot, everything else as floats."""
     spec, T = graph.spec, graph.dims.T
     lines = []
-    for item in spec.inputs:
+    for k, item in enumerate(spec.inputs):
+        array = _argument(k)
         if item.role in ("parameter", "initial"):
             names = ", ".join(s.name for s in graph.node(item.name).symbols.flat)
-            lines.append(f"    {names}, = {item.name}.ravel().tolist()")
+            lines.append(f"    {names}, = {array}.ravel().tolist()")
             continue
-        node = "Y" if item.role == "label" else item.name
+        node = "Y" if item.role == "label" and spec.loss == "softmax_ce" else item.name
         names = [s.name for t in range(1, T + 1) for s in graph.node(f"{node}_{t}").symbols.flat]
-        source = f"{item.name}.ravel().tolist()"
+        source = f"{array}.ravel().tolist()"
         if item.integer:
-            source = f"_one_hot({item.name}, {getattr(graph.dims, item.bound)})"
+            source = f"_one_hot({array}, {graph.dims.size(item.bound)})"
         lines.append(f"    {', '.join(names)}, = {source}")
     return lines
 
@@ -134,7 +140,8 @@ def compile_program(
 ) -> CompiledFunction:
     """Emit and compile Python code evaluating `outputs` (object arrays of symbols)."""
     wanted = [s for arr in outputs.values() for s in np.asarray(arr).flat]
-    lines = [f"def _symbptt_program({', '.join(graph.spec.names)}):"]
+    arguments = ", ".join(_argument(k) for k in range(len(graph.spec.names)))
+    lines = [f"def _symbptt_program({arguments}):"]
     lines += _input_lines(graph)
     for block in blocks_needed(blocks, wanted):
         lines += _block_lines(block, cse)

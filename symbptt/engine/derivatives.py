@@ -110,7 +110,7 @@ class Derivation:
     def total_derivative(self, name: str) -> np.ndarray:
         """dL/dθ through every path, as adjoint symbols; `x` is stacked to shape (T, N, D)."""
         name = resolve_name(name, self.graph.spec.gradient_names)
-        if name == self.graph.spec.sequence.name:
+        if name in {i.name for i in self.graph.spec.sequences}:
             T = self.graph.dims.T
             return np.stack([self.adjoint[f"{name}_{t}"] for t in range(1, T + 1)])
         return self.adjoint[name]
@@ -157,7 +157,7 @@ class Derivation:
     def _roots(self, name: str) -> list[str]:
         """The graph nodes a derivative starts from: every x_t for the sequence input, else the
         node itself."""
-        if name == self.graph.spec.sequence.name:
+        if name in {i.name for i in self.graph.spec.sequences}:
             return [f"{name}_{t}" for t in range(1, self.graph.dims.T + 1)]
         return [name]
 

@@ -9,6 +9,7 @@ the sum over copies.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -56,9 +57,10 @@ class Node:
 
     @property
     def differentiable(self) -> bool:
-        """False for labels (data) and for nodes whose rule says so (the softmax shift)."""
+        """False for labels and other data (a layer's upstream gradients) and for nodes whose
+        rule says so (the softmax shift)."""
         if self.rule is None:
-            return self.kind != "label"
+            return self.kind not in ("label", "data")
         return RULES[self.rule].differentiable
 
     def rule_inputs(self, graph: UnrolledGraph) -> list[np.ndarray | None]:
@@ -117,21 +119,73 @@ class UnrolledGraph:
 class _GraphOps(CellOps):
     """The graph backend of a cell's named operations: each call adds one node at step t."""
 
-    def __init__(self, spec: ModelSpec, add: Callable[..., Node]) -> None:
-        self.options, self._add, self.step = spec.options, add, 0
+    def __init__(self, spec: ModelSpec, add: Callable[..., Node], dims: Dims) -> None:
+        self.options, self._add, self.step, self.dims = spec.options, add, 0, dims
 
-    def node(self, base: str, rule: str, inputs: tuple, params=None) -> str:
+    def node(self, base, rule, inputs, params=None, consts=None, kind=None) -> str:
         name = f"{base}_{self.step}"
         self._add(
             name,
-            rule,
+            kind or rule,
             name,
             self.step,
             rule=rule,
             parents=tuple(inputs),
             params=tuple((params or {}).items()),
+            consts=tuple((k, v) for k, v in (consts or {}).items() if v is not None),
         )
         return name
+
+    def shift(self, value: str) -> str:
+        """A node for each row's max of `value` (the softmax shift): never differentiated."""
+        code = "_max_" + re.sub(r"\W", "_", value)
+        self._add(f"max({value})", "shift", code, self.step, rule="rowmax", parents=(value,))
+        return f"max({value})"
+
+    def size(self, name: str) -> int:
+        return self.dims.size(name)
+
+    def filled(self, value, shape: tuple) -> np.ndarray:
+        return np.full(size_in(shape, self.dims.sizes), _exact(value), dtype=object)
+
+    @property
+    def concrete(self) -> bool:
+        return True
+
+
+def _exact(value) -> se.Basic:
+    """A number as SymEngine keeps it exactly (a fraction stays one)."""
+    if isinstance(value, Fraction):
+        return se.Rational(value.numerator, value.denominator)
+    if isinstance(value, int) or float(value).is_integer():
+        return se.Integer(int(value))
+    return se.RealDouble(float(value))
+
+
+def size_in(shape: tuple, sizes: dict[str, int]) -> tuple[int, ...]:
+    from ..models import sizes as size_text
+
+    return tuple(size_text.value(d, sizes) for d in shape)
+
+
+def _step_input(add: Callable[..., Node], item, t: int, dims: Dims) -> str:
+    """The node of a per-step input at step t: integer ids one-hot, as data (labels and
+    tokens); floats an input with a gradient, or data (a layer's upstream gradient)."""
+    name = f"{item.name}_{t}"
+    if item.integer:
+        add(name, "label", name, t, (dims.N, dims.size(item.bound)))
+    else:
+        add(name, "input" if item.role == "sequence" else "data", name, t, item.shape_in(dims)[1:])
+    return name
+
+
+def _ensure_trusted(spec: ModelSpec) -> None:
+    """A model file's derivatives are checked against its own forward equations before first
+    use (see `engine.trust`)."""
+    if spec.from_file:
+        from .trust import ensure_trusted
+
+        ensure_trusted(spec)
 
 
 def unroll(
@@ -152,6 +206,7 @@ def unroll(
     from ..models import VANILLA
 
     spec = VANILLA if spec is None else spec
+    _ensure_trusted(spec)
     cost.guard(
         dims,
         None,
@@ -185,17 +240,15 @@ def unroll(
         shapes[name] = shape
         return node
 
-    ops = _GraphOps(spec, add)
+    ops = _GraphOps(spec, add, dims)
     for item in spec.inputs:
         if item.role == "parameter":
             add(item.name, "parameter", item.name, None, item.shape_in(dims))
-    given = {i.name: i for i in spec.initials}
     for item in spec.initials:
         add(item.name, "input", item.name, 0, item.shape_in(dims))
-    sequence = next(i for i in spec.inputs if i.role == "sequence")
     # The state before step 1: each state's initial input, or None (fixed at zero).
-    state = tuple(f"{s}0" if f"{s}0" in given else None for s in spec.states)
-    C = dims.C
+    state = tuple(spec.initial_of(s) for s in spec.states)
+    terms: list[str] = []
     for t in range(1, dims.T + 1):
         if progress:
             progress("unroll", t - 1, dims.T)
@@ -204,20 +257,38 @@ def unroll(
         for p in spec.parameters:
             copy = add(f"{p}^({t})", "copy", f"{p}_t{t}", t, shapes[p], rule="copy", parents=(p,))
             params[p] = copy.name
-        # Token ids enter one-hot, as data (never differentiated): onehot(x_t) W_x = W_x[x_t].
-        kind = "label" if sequence.integer else "input"
-        x_shape = (
-            (dims.N, getattr(dims, sequence.bound))
-            if sequence.integer
-            else (sequence.shape_in(dims)[1:])
-        )
-        add(f"{sequence.name}_{t}", kind, f"{sequence.name}_{t}", t, x_shape)
-        add(f"Y_{t}", "label", f"Y_{t}", t, (dims.N, C))
-        state, logits = spec.cell(ops, params, state, f"{sequence.name}_{t}")
-        add(f"m_{t}", "shift", f"m_{t}", t, (dims.N,), rule="rowmax", parents=(logits,))
-        consts = (("Y", f"Y_{t}"), ("m", f"m_{t}"))
-        add(f"L_{t}", "step_loss", f"L_{t}", t, rule=spec.loss, parents=(logits,), consts=consts)
-    terms = tuple(f"L_{t}" for t in range(1, dims.T + 1))
+        if spec.step_inputs == "mapping":  # a model file's cell: every per-step input by name
+            x_t = spec.step_argument(lambda item, t=t: _step_input(add, item, t, dims))
+        else:
+            sequence = spec.sequence
+            # Token ids enter one-hot, as data (never differentiated): onehot(x_t) W_x = W_x[x_t].
+            kind = "label" if sequence.integer else "input"
+            x_shape = (
+                (dims.N, dims.size(sequence.bound))
+                if sequence.integer
+                else (sequence.shape_in(dims)[1:])
+            )
+            add(f"{sequence.name}_{t}", kind, f"{sequence.name}_{t}", t, x_shape)
+            x_t = f"{sequence.name}_{t}"
+        if spec.loss == "softmax_ce":
+            label = next(i for i in spec.inputs if i.role == "label")
+            add(f"Y_{t}", "label", f"Y_{t}", t, (dims.N, dims.size(label.bound)))
+        state, out = spec.cell(ops, params, state, x_t)
+        if spec.loss == "softmax_ce":
+            logits = out
+            add(f"m_{t}", "shift", f"m_{t}", t, (dims.N,), rule="rowmax", parents=(logits,))
+            consts = (("Y", f"Y_{t}"), ("m", f"m_{t}"))
+            add(
+                f"L_{t}", "step_loss", f"L_{t}", t, rule=spec.loss, parents=(logits,), consts=consts
+            )
+            terms.append(f"L_{t}")
+        elif out is not None:  # the cell's own loss term (none where it is 0 at this step)
+            terms.append(out)
+    if not terms:
+        from ..errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"the {spec.name} model's loss is 0 at every step")
+    terms = tuple(terms)
     if spec.options.reduction == "mean":
         add("L_sum", "loss_sum", "L_sum", None, rule="sum", parents=terms)
         factor = Fraction(1, dims.N * dims.T)  # exact: a Rational in the symbolic graph

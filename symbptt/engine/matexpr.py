@@ -26,6 +26,7 @@ from fractions import Fraction
 import numpy as np
 
 from ..errors import InputArrayError, InvalidArgumentError, UnknownNameError
+from ..models import sizes as sizes_
 
 __all__ = [
     "MatExpr",
@@ -353,16 +354,23 @@ class RepeatCols(_Unary):
 @_node
 class Block(_Unary):
     """Block `part` (0-based) of `parts` equal blocks of columns (axis -1, the row convention's
-    gates side by side) or of rows (axis 0, the column convention's gates stacked)."""
+    gates side by side) or of rows (axis 0, the column convention's gates stacked); with
+    `widths`, of blocks of those sizes (the parts of a concatenation `hstack(h, x)`)."""
 
     part: int = 0
     parts: int = 1
     axis: int = -1
+    widths: tuple[Dim, ...] | None = None
 
     def _compute(self, args, bindings, sizes):
         a = args[0]
-        width = a.shape[self.axis] // self.parts
-        where = slice(self.part * width, (self.part + 1) * width)
+        if self.widths is None:
+            width = a.shape[self.axis] // self.parts
+            where = slice(self.part * width, (self.part + 1) * width)
+        else:
+            numbers = [_size(w, sizes) for w in self.widths]
+            start = sum(numbers[: self.part])
+            where = slice(start, start + numbers[self.part])
         return a[..., where] if self.axis == -1 else a[where]
 
 
@@ -382,6 +390,8 @@ class Blocks(MatExpr):
     def _compute(self, args, bindings, sizes):
         present = iter(args)
         values = [None if i is None else next(present) for i in self.items]
+        if all(v is not None for v in values):  # blocks of any widths, side by side
+            return np.concatenate([np.asarray(v, dtype=float) for v in values], axis=self.axis)
         like = next(np.asarray(v, dtype=float) for v in values if v is not None)
         shape = list(np.shape(like))
         full = [np.zeros(shape) if v is None else np.broadcast_to(v, shape) for v in values]
@@ -415,47 +425,63 @@ def repeat_rows(row: MatExpr, rows: Dim) -> MatExpr:
 
 def _times(k: int, dim: Dim) -> Dim:
     """k blocks of size `dim`: 4 * H is "4H", 4 * 3 is 12."""
-    if isinstance(dim, int):
-        return k * dim
-    head, letter = dim[:-1], dim[-1]
-    return f"{k * (int(head) if head else 1)}{letter}"
+    return sizes_.times(k, dim)
 
 
 def _share(dim: Dim, k: int) -> Dim:
     """One of k equal blocks of `dim`: "4H" / 4 is "H"."""
-    if isinstance(dim, int):
-        if dim % k:
-            raise InvalidArgumentError(f"a size of {dim} does not split into {k} equal blocks")
-        return dim // k
-    head, letter = dim[:-1], dim[-1]
-    count = int(head) if head else 1
-    if count % k:
-        raise InvalidArgumentError(f"a dimension {dim!r} does not split into {k} equal blocks")
-    return letter if count == k else f"{count // k}{letter}"
+    return sizes_.share(dim, k)
 
 
-def block(a: MatExpr, part: int, parts: int, axis: int = -1) -> MatExpr:
-    """Block `part` of `parts` equal blocks of a's columns (axis -1) or rows (axis 0)."""
+def block(a: MatExpr, part: int, parts: int, axis: int = -1, widths=None) -> MatExpr:
+    """Block `part` of `parts` equal blocks of a's columns (axis -1) or rows (axis 0); with
+    `widths` (one size per block), of blocks of those sizes."""
     if not 0 <= part < parts:
         raise InvalidArgumentError(f"block {part} of {parts} does not exist")
     shape = list(a.shape)
-    shape[axis] = _share(shape[axis], parts)
-    return Block(a, tuple(shape), part=part, parts=parts, axis=axis)
+    if widths is not None:
+        widths = tuple(sizes_.canonical(w) for w in widths)
+        if len(widths) != parts:
+            raise InvalidArgumentError(f"{parts} blocks need {parts} widths, not {len(widths)}")
+        if len(set(widths)) == 1:  # equal after all: the ordinary block
+            widths = None
+        elif sizes_.plus(*widths) != sizes_.canonical(shape[axis]):
+            raise InvalidArgumentError(
+                f"blocks of widths {', '.join(map(str, widths))} do not make up a dimension "
+                f"{shape[axis]!r}"
+            )
+    shape[axis] = _share(shape[axis], parts) if widths is None else widths[part]
+    return Block(a, tuple(shape), part=part, parts=parts, axis=axis, widths=widths)
 
 
 def blocks(items: Sequence[MatExpr | None], axis: int = -1) -> MatExpr:
-    """The blocks side by side (axis -1) or stacked (axis 0); None is a zero block."""
+    """The blocks side by side (axis -1) or stacked (axis 0); None is a zero block (of the
+    others' shape, which must then all be one). Blocks of different widths along `axis` are
+    a concatenation (`hstack(h[t-1], x[t])`)."""
     present = [i for i in items if i is not None]
     if not present:
         raise InvalidArgumentError("blocks needs at least one block that is not zero")
     shape = list(present[0].shape)
+    unequal = False
     for item in present[1:]:
-        if tuple(item.shape) != tuple(shape):
-            raise InvalidArgumentError(
-                f"blocks of shapes {_shape_text(tuple(shape))} and {_shape_text(item.shape)} "
-                "cannot be put together: they must all have one shape"
-            )
-    shape[axis] = _times(len(items), shape[axis])
+        if tuple(item.shape) == tuple(shape):
+            continue
+        other = list(item.shape)
+        if len(other) == len(shape) and all(
+            x == y for i, (x, y) in enumerate(zip(other, shape)) if i != axis % len(shape)
+        ):
+            unequal = True
+            continue
+        raise InvalidArgumentError(
+            f"blocks of shapes {_shape_text(tuple(shape))} and {_shape_text(item.shape)} "
+            "cannot be put together: they must agree on every other axis"
+        )
+    if unequal:
+        if len(present) != len(items):
+            raise InvalidArgumentError("a zero block needs blocks of one shape beside it")
+        shape[axis] = sizes_.plus(*(i.shape[axis] for i in present))
+    else:
+        shape[axis] = _times(len(items), shape[axis])
     return Blocks(tuple(items), tuple(shape), axis=axis)
 
 
@@ -467,6 +493,7 @@ def _merge_blocks(a: MatExpr, b: MatExpr) -> MatExpr | None:
         and len(a.items) == len(b.items)
         and a.axis == b.axis
         and a.shape == b.shape
+        and all(x is None or y is None or x.shape == y.shape for x, y in zip(a.items, b.items))
     ):
         return None
     items = [x if y is None else y if x is None else x + y for x, y in zip(a.items, b.items)]
@@ -527,6 +554,10 @@ class TextPrinter:
         return f"onehot({ids})"
 
     def _print_Block(self, node, arg):
+        if node.widths is not None:  # a part of a concatenation: its widths say where
+            name = "colpart" if node.axis == -1 else "rowpart"
+            widths = ", ".join(size_expression(w) for w in node.widths)
+            return f"{name}({arg}, {node.part + 1}, {widths})"
         name = "colblock" if node.axis == -1 else "rowblock"
         return f"{name}({arg}, {node.part + 1}, {node.parts})"
 
@@ -607,6 +638,15 @@ class TextPrinter:
         return text if atom or self._operator(child) == self.operators[MatMul] else f"({text})"
 
 
+def size_expression(dim: Dim) -> str:
+    """A size as the formula language writes it: 4 * H, D + H, 3."""
+    counts, constant = sizes_.terms(dim)
+    parts = [f"{k} * {n}" if k != 1 else n for n, k in sorted(counts.items())]
+    if constant or not parts:
+        parts.append(str(constant))
+    return " + ".join(parts)
+
+
 # -- rewriting ------------------------------------------------------------------------------------
 #: Functions applied row by row (the rest apply entry by entry).
 ROW_FUNCTIONS = ("softmax", "logsumexp", "rowmax")
@@ -659,7 +699,7 @@ def _with_children(node: MatExpr, kids: list[MatExpr]) -> MatExpr:
     if isinstance(node, RepeatCols):
         return RepeatCols(kid, (kid.shape[0], node.shape[1]))
     if isinstance(node, Block):
-        return block(kid, node.part, node.parts, node.axis)
+        return block(kid, node.part, node.parts, node.axis, node.widths)
     if isinstance(node, Blocks):
         present = iter(kids)
         return blocks([None if i is None else next(present) for i in node.items], node.axis)
@@ -717,7 +757,7 @@ def _column(node: MatExpr, kids: list[MatExpr]) -> MatExpr:
         return RepeatCols(kids[0], (kids[0].shape[0], node.shape[0]))
     if isinstance(node, Block):  # the row form's column blocks are the column form's rows
         axis = 0 if node.arg.ndim in (1, 2) and node.axis == -1 else node.axis
-        return block(kids[0], node.part, node.parts, axis)
+        return block(kids[0], node.part, node.parts, axis, node.widths)
     if isinstance(node, Blocks):
         present = iter(kids)
         items = [None if i is None else next(present) for i in node.items]
@@ -768,12 +808,46 @@ def _elementwise(kind: type[_Binary], left, right):
         merged = _merge_blocks(a, b)
         if merged is not None:
             return merged
-    if kind is Multiply:  # 1 · x is x: the identity's derivative leaves g as it is
-        if _is_one(a):
+    shape = _broadcast(a, b)
+    if kind is Multiply:
+        folded = _fold_constants(a, b, shape)
+        if folded is not None:
+            return folded
+        # A number filling a matrix, times a matrix of that shape: just the number.
+        if isinstance(a, Constant) and a.shape and shape == b.shape:
+            a = Constant(a.value)
+        if isinstance(b, Constant) and b.shape and shape == a.shape:
+            b = Constant(b.value)
+        if _is_one(a) and shape == b.shape:  # 1 · x is x: the identity's derivative
             return b
-        if _is_one(b):
+        if _is_one(b) and shape == a.shape:
             return a
-    return kind(a, b, _broadcast(a, b))
+    return kind(a, b, shape)
+
+
+def _number_of(value):
+    """An exact number in its plainest form (a whole Fraction as an int)."""
+    if isinstance(value, Fraction) and value.denominator == 1:
+        return int(value)
+    return value
+
+
+def _fold_constants(a: MatExpr, b: MatExpr, shape: Shape) -> MatExpr | None:
+    """Numbers multiplied together: 2 · (1/2) is 1, c · (d · x) is (c d) · x."""
+    if isinstance(a, Constant) and isinstance(b, Constant):
+        return Constant(_number_of(a.value * b.value), shape)
+    for c, other in ((a, b), (b, a)):
+        if (
+            isinstance(c, Constant)
+            and c.shape == ()
+            and isinstance(other, Multiply)
+            and isinstance(other.left, Constant)
+            and other.left.shape == ()
+        ):
+            return _elementwise(
+                Multiply, Constant(_number_of(c.value * other.left.value)), other.right
+            )
+    return None
 
 
 def _broadcast(a: MatExpr, b: MatExpr) -> Shape:
@@ -833,14 +907,15 @@ def size_in(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
 def _size(dim: Dim, sizes: Mapping[str, int]) -> int:
     if not isinstance(dim, str):
         return dim
-    if dim not in sizes and dim[:-1].isdigit() and dim[-1] in sizes:  # "4H": four times H
-        return int(dim[:-1]) * sizes[dim[-1]]
-    if dim not in sizes:
+    if dim in sizes:
+        return sizes[dim]
+    try:  # "4H", "D+H": from the sizes of the names in it
+        return sizes_.value(dim, sizes)
+    except (UnknownNameError, InvalidArgumentError):
         raise UnknownNameError(
             f"the size of dimension {dim!r} is unknown: bind {dim!r} to it or bind an array "
             "that has it"
-        )
-    return sizes[dim]
+        ) from None
 
 
 def _bind_shape(node: Symbol, bindings: Mapping, sizes: dict[str, int]) -> None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InternalError, UnknownNameError
 from ..models.dims import Dims
-from ..models.spec import CellOps, ModelSpec
+from ..models.spec import PER_STEP, CellOps, ModelSpec
 from .matexpr import (
     Constant,
     Function,
@@ -103,12 +103,20 @@ class _MatrixOps(CellOps):
         self.options, self.offset, self.anchor = spec.options, offset, anchor
         self.uses: list[_Use] = []
 
-    def node(self, base: str, rule: str, inputs: tuple, params=None) -> Indexed:
-        params = dict(params or {})
+    def node(self, base, rule, inputs, params=None, consts=None, kind=None) -> Indexed:
+        params = {**(params or {}), **(consts or {})}
         value = RULES[rule].forward(*inputs, **params)
+        if not isinstance(value, MatExpr):
+            raise InternalError(f"{base}[t] is not a matrix expression ({value!r})")
         out = Indexed.make(base, value.shape, self.offset, anchor=self.anchor)
         self.uses.append(_Use(out, rule, tuple(inputs), value, tuple(params.items())))
         return out
+
+    def size(self, name: str) -> MatExpr:
+        return Symbol(name)
+
+    def filled(self, value, shape: tuple) -> MatExpr:
+        return Constant(value, tuple(shape))
 
 
 def _positions(use: _Use, node: MatExpr) -> list[int]:
@@ -199,10 +207,14 @@ class MatrixForm:
             return a
         return a.T if row_ndim == 2 else a.reshape(-1) if row_ndim == 1 else a
 
-    def evaluate(self, point: Mapping[str, np.ndarray], dims: Dims) -> Evaluation:
+    def evaluate(
+        self, point: Mapping[str, np.ndarray], dims: Dims, *, lags: bool = False
+    ) -> Evaluation:
         """Every line computed with NumPy at `point` (row-convention arrays, as the spec's
-        `random_point` draws them); results come back in the row convention."""
-        return _evaluate(self, point, dims)
+        `random_point` draws them); results come back in the row convention. With `lags`,
+        each loss term is also pulled back on its own, and each parameter's share of it at
+        step k is kept by lag t - k (`Evaluation.lags`)."""
+        return _evaluate(self, point, dims, lags)
 
 
 @dataclass
@@ -219,6 +231,9 @@ class Evaluation:
     #: The bindings of a formula of this form at fixed steps, in its own convention (names
     #: such as `h[0]`, `a[2]`, `W_h`): what a path's term is evaluated with.
     bindings: dict[str, Any] = field(default_factory=dict)
+    #: With `lags`: `lags[(name, l)]`, the sum over loss terms L_t of a parameter's share at
+    #: step k = t - l (the temporal components of Pascanu et al.), row convention.
+    lags: dict[tuple[str, int], np.ndarray] = field(default_factory=dict)
 
 
 def matrix_form(spec: ModelSpec, convention: str = "row") -> MatrixForm:
@@ -235,33 +250,47 @@ def _letters(spec: ModelSpec) -> dict[str, MatExpr]:
 
 def _run_cell(spec: ModelSpec, params, state, offset: int, anchor: str | None = "t"):
     """The cell at step t + offset (anchor None: at step `offset`): its uses, state, logits
-    and input."""
+    (or loss term) and per-step input."""
     ops = _MatrixOps(spec, offset, anchor)
-    x = _sequence_at(spec, offset, anchor)
+    x = spec.step_argument(lambda item: _step_input_at(item, offset, anchor))
     new_state, logits = spec.cell(ops, params, state, x)
     return ops.uses, new_state, logits, x
 
 
-def _sequence_at(spec: ModelSpec, offset: int, anchor: str | None) -> MatExpr:
-    item = spec.sequence
-    if item.integer:  # token ids enter one-hot, as data
+def _step_input_at(item, offset: int, anchor: str | None) -> MatExpr:
+    """A per-step input at step t + offset: integer ids one-hot, as data."""
+    if item.integer:
         return one_hot(Indexed.make(item.name, item.shape[1:], offset, anchor), item.bound)
     return Indexed.make(item.name, item.shape[1:], offset, anchor)
 
 
+def _sequence_at(spec: ModelSpec, offset: int, anchor: str | None) -> MatExpr:
+    return _step_input_at(spec.sequence, offset, anchor)
+
+
 def _labels_at(spec: ModelSpec, offset: int, anchor: str | None = "t") -> MatExpr:
     label = next(i for i in spec.inputs if i.role == "label")
-    return one_hot(Indexed.make(label.name, label.shape[1:], offset, anchor), "C")
+    return one_hot(Indexed.make(label.name, label.shape[1:], offset, anchor), label.bound)
 
 
-def _name_predictions(expr: MatExpr, nodes: Iterable[Indexed], found: dict) -> MatExpr:
-    """Write softmax(o[t]) as yhat[t]: a quantity the reader meets in the model lines."""
+def _name_predictions(
+    expr: MatExpr, nodes: Iterable[Indexed], found: dict, taken: Mapping | None = None
+) -> MatExpr:
+    """Write softmax(o[t]) as yhat[t]: a quantity the reader meets in the model lines (a model
+    file that names it itself keeps its own name; one that uses the name yhat for something
+    else keeps the formula)."""
     ids = {id(n) for n in nodes}
+    taken = taken or {}
 
     def replace_(node: MatExpr) -> MatExpr | None:
         if isinstance(node, Function) and node.name in PREDICTIONS and id(node.arg) in ids:
-            base = PREDICTIONS[node.name]
             arg = node.arg
+            own = taken.get((node.name, arg.base))
+            if own is not None:
+                return Indexed.make(own, node.shape, arg.offset, arg.anchor)
+            base = PREDICTIONS[node.name]
+            if base in taken.get("names", ()):
+                return None
             named = Indexed.make(base, node.shape, arg.offset, arg.anchor)
             found.setdefault(base, (named, node))
             return named
@@ -280,74 +309,108 @@ def loss_seed(spec: ModelSpec) -> MatExpr:
 
 def _derive(spec: ModelSpec) -> MatrixForm:
     params = _letters(spec)
-    state_shape = ("N", "H")
     # The cell's state at t-1, fed back: the cell must return its state under these names.
-    h_prev = tuple(Indexed.make(name, state_shape, -1) for name in spec.states)
-    uses, state, logits, x = _run_cell(spec, params, h_prev, 0)
+    h_prev = tuple(Indexed.make(name, spec.state_shape(name), -1) for name in spec.states)
+    uses, state, out, x = _run_cell(spec, params, h_prev, 0)
     names = tuple(getattr(s, "base", None) for s in state)
-    if names != spec.states or any(s.shape != state_shape for s in state):
+    shapes = tuple(spec.state_shape(name) for name in spec.states)
+    if names != spec.states or any(s.shape != shape for s, shape in zip(state, shapes)):
         raise InternalError(
-            f"the {spec.name} cell returns a state named {names}, not {spec.states} of shape "
-            "(N, H) each"
+            f"the {spec.name} cell returns a state named {names}, not {spec.states} of shapes "
+            f"{shapes}"
         )
     future, _, _, _ = _run_cell(spec, params, state, 1)
     seed = loss_seed(spec)
-    Y = _labels_at(spec, 0)
-    loss_value = RULES[spec.loss].forward(logits, Y=Y, m=None)
+    logits = out if spec.loss == "softmax_ce" else None
+    # A model file's cell computes its loss term itself: that use is the loss line, and what
+    # it pulls back starts from the seed dL/dL_t instead of an adjoint of its own.
+    own_loss = None if logits is not None else next(u for u in uses if u.out is out)
+    future_loss = None
+    if logits is not None:
+        Y = _labels_at(spec, 0)
+        loss_value = RULES[spec.loss].forward(logits, Y=Y, m=None)
+    else:
+        loss_value = own_loss.value
+        uses = [u for u in uses if u is not own_loss]
+        future_loss = next((u for u in future if u.out.base == own_loss.out.base), None)
+        future = [u for u in future if u is not future_loss]
     loss_line = Line(Indexed.make("L", (), 0), (Term(loss_value),), "loss", "L")
 
     nodes = [u.out for u in uses]
+    taken: dict = {"names": {u.out.base for u in uses}}
+    for u in uses:  # a file's own name for a softmax of one of its quantities
+        if u.rule == "softmax" and isinstance(u.inputs[0], Indexed):
+            taken[("softmax", u.inputs[0].base)] = u.out.base
     predictions: dict[str, tuple[Indexed, MatExpr]] = {}
+
+    def named(g: MatExpr) -> MatExpr:
+        return _name_predictions(g, nodes, predictions, taken)
+
     adjoints: list[Line] = []
     for use in reversed(uses):
         n = use.out
         terms: list[Term] = []
         if n is logits:
             g = RULES[spec.loss].vjp(0, seed, None, n, Y=Y, m=None)
-            terms.append(Term(_name_predictions(g, nodes, predictions), "loss"))
+            terms.append(Term(named(g), "loss"))
+        if own_loss is not None:
+            for i in _positions(own_loss, n):
+                terms.append(Term(named(_vjp(own_loss, i, seed)), "loss"))
         for source, group in (("step", uses), ("future", future)):
             for consumer in group:
                 for i in _positions(consumer, n):
                     g = _vjp(consumer, i, _adjoint(consumer.out))
-                    terms.append(Term(_name_predictions(g, nodes, predictions), source))
+                    terms.append(Term(named(g), source))
+        if own_loss is not None and future_loss is not None:
+            for i in _positions(future_loss, n):  # the next step's loss term reads a state
+                terms.append(Term(named(_vjp(future_loss, i, seed)), "future"))
         if terms:
             adjoints.append(Line(_adjoint(n), tuple(terms), "adjoint", n.base))
 
     model = [Line(u.out, (Term(u.value),), "model", u.out.base) for u in uses]
     model += [
-        Line(named, (Term(value),), "model", base) for base, (named, value) in predictions.items()
+        Line(named_, (Term(value),), "model", base) for base, (named_, value) in predictions.items()
     ]
+    all_uses = uses if own_loss is None else [*uses, own_loss]
 
     gradients: dict[str, Line] = {}
     for name, symbol in params.items():
         terms = tuple(
-            Term(_vjp(u, i, _adjoint(u.out))) for u in uses for i in _positions(u, symbol)
+            Term(_vjp(u, i, _loss_or_adjoint(u, own_loss, seed)))
+            for u in all_uses
+            for i in _positions(u, symbol)
         )
         if terms:
             gradients[name] = Line(
                 Symbol("d" + name, symbol.shape, adjoint=True), terms, "gradient", name, True
             )
     boundaries = []
-    initials = {i.name: i for i in spec.initials}
-    for name, current in zip(spec.states, state):
-        initial = initials.get(f"{name}0")
-        start = Indexed.make(name, state_shape, 0, anchor=None)
+    inputs = {i.name: i for i in spec.inputs}
+    later = future if own_loss is None or future_loss is None else [*future, future_loss]
+    for name, current, shape in zip(spec.states, state, shapes):
+        initial = inputs.get(spec.initial_of(name) or "")
+        start = Indexed.make(name, shape, 0, anchor=None)
         value = Symbol(initial.name, initial.shape) if initial else Constant(0)
         boundaries.append(Line(start, (Term(value),), "boundary", name))
-        if initial is None:
+        if initial is None or initial.name in params:
             continue
         terms = tuple(
-            Term(_at(_vjp(u, i, _adjoint(u.out)), 0))
-            for u in future
+            Term(_at(_vjp(u, i, _loss_or_adjoint(u, future_loss, seed)), 0))
+            for u in later
             for i in _positions(u, current)
         )
         gradients[initial.name] = Line(
             Symbol("d" + initial.name, initial.shape, adjoint=True), terms, "gradient", initial.name
         )
-    if not spec.sequence.integer:
-        terms = tuple(Term(_vjp(u, i, _adjoint(u.out))) for u in uses for i in _positions(u, x))
-        target = Indexed.make("d" + spec.sequence.name, x.shape, 0, adjoint=True)
-        gradients[spec.sequence.name] = Line(target, terms, "gradient", spec.sequence.name)
+    for item in spec.sequences:
+        x_t = x[item.name] if isinstance(x, dict) else x
+        terms = tuple(
+            Term(_vjp(u, i, _loss_or_adjoint(u, own_loss, seed)))
+            for u in all_uses
+            for i in _positions(u, x_t)
+        )
+        target = Indexed.make("d" + item.name, x_t.shape, 0, adjoint=True)
+        gradients[item.name] = Line(target, terms, "gradient", item.name)
     # An adjoint read from step t+1 is 0 after the last step.
     ends = {
         s.base: s
@@ -373,27 +436,36 @@ def _derive(spec: ModelSpec) -> MatrixForm:
     )
 
 
+def _loss_or_adjoint(use: _Use, loss: _Use | None, seed: MatExpr) -> MatExpr:
+    """What a use pulls back: the seed dL/dL_t for a model file's loss term, else the adjoint
+    of what it computes."""
+    return seed if use is loss else _adjoint(use.out)
+
+
 def _at(expr: MatExpr, step: int) -> MatExpr:
     """The expression with t := step: every relative per-step symbol made absolute."""
     return rebuild(expr, lambda n: n.at(step) if isinstance(n, Indexed) and n.relative else None)
 
 
 # -- numbers --------------------------------------------------------------------------------------
-def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> Evaluation:
+def _evaluate(
+    form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims, lags: bool = False
+) -> Evaluation:
     spec, T = form.spec, dims.T
-    sizes = {"N": dims.N, "D": dims.D, "H": dims.H, "C": dims.C, "T": T}
+    sizes = dims.sizes
     env: dict[tuple[str, int], np.ndarray] = {}
     plain: dict[str, np.ndarray] = {}
     for item in spec.inputs:
         value = np.asarray(point[item.name])
-        if item.role in ("sequence", "label"):
+        if item.role in PER_STEP:
             for k in range(1, T + 1):
                 env[(item.name, k)] = form.convert(value[k - 1])
         else:
             plain[item.name] = form.convert(value)
     for name in form.states:
-        start = plain.get(f"{name}0")
-        env[(name, 0)] = start if start is not None else form.convert(np.zeros((dims.N, dims.H)))
+        start = plain.get(spec.initial_of(name) or "")
+        zero = np.zeros(size_in(spec.state_shape(name), sizes))
+        env[(name, 0)] = start if start is not None else form.convert(zero)
 
     def ev(expr: MatExpr, t: int, adj: Mapping[tuple[str, int], np.ndarray]) -> np.ndarray:
         bindings: dict[str, Any] = dict(sizes)
@@ -423,9 +495,10 @@ def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> 
     K = form.truncate
     windows = (
         [(None, range(T, 0, -1))]
-        if K is None or K >= T - 1
-        else [(s, range(s, max(1, s - K) - 1, -1)) for s in range(1, T + 1)]
+        if (K is None or K >= T - 1) and not lags
+        else [(s, range(s, max(1, s - (T if K is None else K)) - 1, -1)) for s in range(1, T + 1)]
     )
+    by_lag: dict[tuple[str, int], np.ndarray] = {}
     values: dict[tuple[str, int], np.ndarray] = {}
     gradients: dict[str, np.ndarray] = {}
     partials: dict[tuple[str, int], np.ndarray] = {}
@@ -457,6 +530,8 @@ def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> 
                     part = ev(line.expr, k, adj)
                     accumulate(partials, (name, k), part)
                     accumulate(gradients, name, part)
+                    if lags:
+                        accumulate(by_lag, (name, s - k), part)
             elif isinstance(line.target, Indexed):  # dx[t]
                 for k in steps:
                     accumulate(gradients, (name, k), ev(line.expr, k, adj))
@@ -483,7 +558,10 @@ def _evaluate(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims) -> 
     bindings: dict[str, Any] = {**sizes, **plain}
     for (base, k), value in {**env, **values}.items():
         bindings[Indexed.make(base, (), k, anchor=None).name] = value
-    return Evaluation(row, out, parts, loss, bindings)
+    lagged = {
+        key: form.unconvert(v, row_ndim=len(spec.input(key[0]).shape)) for key, v in by_lag.items()
+    }
+    return Evaluation(row, out, parts, loss, bindings, lagged)
 
 
 # -- one path at a time -------------------------------------------------------------------------
@@ -518,6 +596,9 @@ def node_expressions(graph: Any) -> tuple[dict[str, MatExpr | None], dict[str, t
         inputs = [None if a is None else exprs[a] for a in node.arguments]
         consts = {k: exprs[v] for k, v in node.consts}
         params = dict(node.params)
+        for key in params:
+            if key.startswith("size_"):  # a size in a model file's formula, as a symbol
+                params[key] = Symbol(key[len("size_") :])
         if node.rule == "scale" and spec.options.reduction == "mean":
             params["factor"] = seed_factor  # the mean's 1/(N T), with N and T as symbols
         if node.rule == "copy":
@@ -569,10 +650,12 @@ def _base_of(name: str) -> str:
 def _leaf(spec: ModelSpec, node: Any, base: str, step: int | None, letters) -> MatExpr:
     if node.kind == "parameter":
         return Symbol(node.name, letters[node.name])
-    if node.name in {i.name for i in spec.initials}:
-        return Indexed.make(node.name[:-1], ("N", "H"), 0, anchor=None)
-    if base == spec.sequence.name:
-        return _sequence_at(spec, step, None)
+    for state in spec.states:  # an initial state: the state at step 0
+        if spec.initial_of(state) == node.name:
+            return Indexed.make(state, spec.state_shape(state), 0, anchor=None)
+    per_step = {i.name: i for i in spec.per_step}
+    if step is not None and base in per_step and not (spec.loss == "softmax_ce" and base == "Y"):
+        return _step_input_at(per_step[base], step, None)
     if base == "Y":
         return _labels_at(spec, step, None)
     raise InternalError(f"the graph's leaf {node.name} has no matrix form")

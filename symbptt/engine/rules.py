@@ -32,6 +32,7 @@ import numpy as np
 import symengine as se
 
 from ..errors import InternalError, InvalidArgumentError
+from ..models.program import Op, is_ref
 
 
 def _matexpr():
@@ -49,6 +50,7 @@ def _is_matexpr(x: object) -> bool:
 
 
 __all__ = [
+    "Op",
     "Rule",
     "RULES",
     "vjp",
@@ -110,12 +112,22 @@ def _float_logsumexp(o: np.ndarray) -> np.ndarray:
     return logsumexp(o, o.max(axis=1))
 
 
+def _shift(o, m):
+    """The row shift to use: m, or each row's max on floats when none is given (symbols get
+    none: a node of its own carries it where the graph has one)."""
+    if m is not None:
+        return m
+    o = np.asarray(o)
+    return None if o.dtype == object else o.max(axis=1)
+
+
 def softmax(o, m):
     """Row-wise softmax. The shift m (each row's max, at run time) changes nothing
     mathematically and keeps exp() finite for logits of size 1000; the matrix form omits it."""
     if _is_matexpr(o):
         return _matexpr().function("softmax", o, _float_softmax)
-    e = exp(o - m[:, None])
+    m = _shift(o, m)
+    e = exp(o if m is None else o - m[:, None])
     return e / e.sum(axis=1, keepdims=True)
 
 
@@ -123,6 +135,9 @@ def logsumexp(o, m):
     """Row-wise log(sum(exp(o))), computed with the row shift m (see `softmax`)."""
     if _is_matexpr(o):
         return _matexpr().function("logsumexp", o, _float_logsumexp, o.shape[:1])
+    m = _shift(o, m)
+    if m is None:
+        return log(exp(o).sum(axis=1))
     return m + log(exp(o - m[:, None]).sum(axis=1))
 
 
@@ -161,8 +176,9 @@ def _total(x):
 
 
 def _number(value, like):
-    """A constant factor in the backend of `like`: exact on symbols when it is a Fraction."""
-    if _is_matexpr(like):
+    """A constant factor in the backend of `like`: exact on symbols when it is a Fraction (an
+    array or a matrix expression is already in its backend)."""
+    if _is_matexpr(like) or _is_matexpr(value) or isinstance(value, np.ndarray):
         return value
     if np.asarray(like).dtype == object:
         if isinstance(value, Fraction):
@@ -191,26 +207,120 @@ def _repeat_rows(row, rows):
     return np.array(np.broadcast_to(row, (rows, *row.shape)))
 
 
-def _block(a, part: int, parts: int):
-    """Block `part` of `parts` equal blocks of the last axis (a gate's columns of W or a)."""
+def _block(a, part: int, parts: int, axis: int = -1):
+    """Block `part` of `parts` equal blocks of the last axis (a gate's columns of W or a), or
+    of the first (`axis=0`: a block of rows)."""
     if _is_matexpr(a):
-        return _matexpr().block(a, part, parts)
-    width = a.shape[-1] // parts
-    return a[..., part * width : (part + 1) * width]
+        return _matexpr().block(a, part, parts, axis)
+    width = a.shape[axis] // parts
+    where = slice(part * width, (part + 1) * width)
+    return a[..., where] if axis == -1 else a[where]
 
 
-def _place(g, like, part: int, parts: int):
+def _place(g, like, part: int, parts: int, axis: int = -1):
     """g in block `part` of a zero array shaped like `like`: the adjoint of `_block`."""
     if _is_matexpr(g):
-        return _matexpr().blocks([g if k == part else None for k in range(parts)])
-    like = np.asarray(like)
-    if like.dtype == object or np.asarray(g).dtype == object:
-        out = np.full(like.shape, se.Integer(0), dtype=object)
+        return _matexpr().blocks([g if k == part else None for k in range(parts)], axis)
+    out = _zeros_like(like, g)
+    width = out.shape[axis] // parts
+    where = slice(part * width, (part + 1) * width)
+    if axis == -1:
+        out[..., where] = g
     else:
-        out = np.zeros(like.shape)
-    width = like.shape[-1] // parts
-    out[..., part * width : (part + 1) * width] = g
+        out[where] = g
     return out
+
+
+def _zeros_like(like, other=None):
+    """Zeros of `like`'s shape in its backend (symbols when either array holds them)."""
+    if _is_matexpr(like):
+        return _matexpr().Constant(0, like.shape)
+    like = np.asarray(like)
+    if like.dtype == object or (other is not None and np.asarray(other).dtype == object):
+        return np.full(like.shape, se.Integer(0), dtype=object)
+    return np.zeros(like.shape)
+
+
+def _ndim(x) -> int:
+    return x.ndim if _is_matexpr(x) else np.ndim(x)
+
+
+def _unbroadcast(g, like):
+    """g summed down to the shape of `like`, the adjoint of NumPy's broadcasting: a (k,) row
+    added to every row of a matrix gets the sum over rows, a scalar the sum of every entry."""
+    if like is None or _ndim(g) == _ndim(like):
+        return g
+    if _ndim(like) == 0:
+        return _total(g)
+    if _ndim(like) == 1 and _ndim(g) == 2:
+        return g.sum(axis=0)
+    raise InternalError(f"cannot sum an adjoint of {_ndim(g)} axes down to {_ndim(like)}")
+
+
+def _neg(g):
+    return _number(-1, g) * g
+
+
+def _power(a, n: int):
+    """a ** n entry by entry, n a whole number (on matrix expressions, a product: h ⊙ h)."""
+    if _is_matexpr(a):
+        m = _matexpr()
+        if n == 0:
+            return m.Constant(1)
+        out = a
+        for _ in range(abs(n) - 1):
+            out = out * a
+        return m.Constant(1) / out if n < 0 else out
+    a = np.asarray(a)
+    if a.dtype == object:
+        return np.vectorize(lambda x: x**n, otypes=[object])(a)
+    return np.power(a.astype(float), n)
+
+
+def _fill(g, like):
+    """The scalar g in every entry of an array shaped like `like`: the adjoint of a sum of
+    every entry."""
+    if _is_matexpr(like) or _is_matexpr(g):
+        m = _matexpr()
+        return m.Constant(1, like.shape) * g
+    g = np.asarray(g)
+    if g.dtype == object or np.asarray(like).dtype == object:
+        return np.full(np.shape(like), g.item(), dtype=object)
+    return np.full(np.shape(like), float(g))
+
+
+def _concat(blocks, axis: int):
+    """The blocks side by side (axis -1, hstack) or stacked (axis 0, vstack), of any widths."""
+    if any(_is_matexpr(b) for b in blocks):
+        return _matexpr().blocks(list(blocks), axis)
+    arrays = [np.asarray(b) for b in blocks]
+    if any(a.dtype == object for a in arrays):
+        arrays = [a.astype(object) for a in arrays]
+    return np.concatenate(arrays, axis=axis)
+
+
+def _part(g, blocks, index: int, axis: int):
+    """Block `index`'s share of g: the adjoint of `_concat`."""
+    if _is_matexpr(g):
+        widths = [b.shape[axis] for b in blocks]
+        return _matexpr().block(g, index, len(blocks), axis, widths)
+    widths = [np.shape(b)[axis] for b in blocks]
+    start = sum(widths[:index])
+    where = slice(start, start + widths[index])
+    return g[..., where] if axis == -1 else g[where]
+
+
+def _rowsum_kept(x):
+    """Each row's sum, kept a column (N, 1): what a row of a softmax's VJP subtracts."""
+    if _is_matexpr(x):
+        m = _matexpr()
+        return m.Sum(x, (x.shape[0], 1), axis=1, keepdims=True)
+    return np.asarray(x).sum(axis=1, keepdims=True)
+
+
+def _softmax_vjp(g, s):
+    """The VJP of a row-wise softmax with output s: s ⊙ (g - rowsum(g ⊙ s))."""
+    return s * (g - _rowsum_kept(g * s))
 
 
 def _hadamard(bias, *pairs):
@@ -289,8 +399,86 @@ def _affine_vjp(index, g, out, bias, *pairs):
     return g @ pairs[k + 1].T if k % 2 == 0 else pairs[k - 1].T @ g
 
 
-def _softmax_ce(o, *, Y, m):
+def _softmax_ce(o, *, Y, m=None):
     return _total(logsumexp(o, m) - (Y * o).sum(axis=1))
+
+
+# -- composites: one node for a whole expression ---------------------------------------------------
+_is_ref = is_ref
+
+
+def _resolve(ref, inputs, values, consts):
+    if ref is None:
+        return None
+    kind, what = ref
+    if kind == "in":
+        return inputs[what]
+    if kind == "op":
+        return values[what]
+    if kind == "const":
+        return consts[what]
+    like = next((x for x in inputs if x is not None), None)
+    return _number(what, like) if like is not None else what
+
+
+def _arguments(op: Op, inputs, values, consts) -> tuple[list, dict]:
+    args = [_resolve(a, inputs, values, consts) for a in op.args]
+    kwargs = {k: _resolve(v, inputs, values, consts) if _is_ref(v) else v for k, v in op.params}
+    return args, kwargs
+
+
+def _run(program: tuple[Op, ...], inputs, consts) -> list:
+    values: list = []
+    for op in program:
+        args, kwargs = _arguments(op, inputs, values, consts)
+        values.append(RULES[op.rule].forward(*args, **kwargs))
+    return values
+
+
+def _composite(*inputs, program: tuple[Op, ...], **consts):
+    """The value of the program's last operation."""
+    return _run(program, inputs, consts)[-1]
+
+
+def _composite_vjp(index, g, out, *inputs, program: tuple[Op, ...], **consts):
+    """Reverse mode through the program, from its last operation back to input `index`:
+    each operation's VJP is its own row of the table."""
+    values = _run(program, inputs, consts)
+    if out is not None:  # the node's own name for its value (h_t rather than its formula)
+        values[-1] = out
+    reaches = []  # which operations depend on the input asked for
+    for op in program:
+        refs = [*op.args, *(v for _, v in op.params if _is_ref(v))]
+        reaches.append(
+            any(
+                r is not None
+                and ((r[0] == "in" and r[1] == index) or (r[0] == "op" and reaches[r[1]]))
+                for r in refs
+                if _is_ref(r)
+            )
+        )
+    adjoints: dict[int, object] = {len(program) - 1: g}
+    result = None
+    for j in reversed(range(len(program))):
+        gj = adjoints.pop(j, None)
+        if gj is None or not reaches[j]:
+            continue
+        op = program[j]
+        args, kwargs = _arguments(op, inputs, values, consts)
+        for position, ref in enumerate(op.args):
+            if ref is None or ref[0] in ("num", "const"):
+                continue
+            if ref[0] == "op" and not reaches[ref[1]]:
+                continue
+            if ref[0] == "in" and ref[1] != index:
+                continue
+            pulled = RULES[op.rule].vjp(position, gj, values[j], *args, **kwargs)
+            if ref[0] == "in":
+                result = pulled if result is None else result + pulled
+            else:
+                k = ref[1]
+                adjoints[k] = pulled if k not in adjoints else adjoints[k] + pulled
+    return _zeros_like(inputs[index]) if result is None else result
 
 
 RULES: dict[str, Rule] = {
@@ -309,7 +497,49 @@ RULES: dict[str, Rule] = {
             arity=1,
             consts=("ids",),
         ),
-        Rule("add", forward=_add, vjp=lambda i, g, out, *terms: g),
+        # Terms that broadcast (a bias row joins a matrix): each gets g summed to its shape.
+        Rule("add", forward=_add, vjp=lambda i, g, out, *terms: _unbroadcast(g, terms[i])),
+        Rule(
+            "sub",
+            forward=lambda a, b: a - b,
+            vjp=lambda i, g, out, a, b: _unbroadcast(g, a) if i == 0 else _unbroadcast(_neg(g), b),
+            arity=2,
+        ),
+        Rule(
+            "div",
+            forward=lambda a, b: a / b,
+            vjp=lambda i, g, out, a, b: (
+                _unbroadcast(g / b, a) if i == 0 else _unbroadcast(_neg(g * out / b), b)
+            ),
+            arity=2,
+        ),
+        # a ** n entry by entry, n a whole number.
+        Rule(
+            "power",
+            forward=lambda a, *, n: _power(a, n),
+            vjp=lambda i, g, out, a, *, n: _number(n, g) * (g * _power(a, n - 1)),
+            arity=1,
+            consts=("n",),
+        ),
+        # The sum of every entry: a scalar (sum(g[t] * o[t]) in an abstract loss).
+        Rule("total", forward=_total, vjp=lambda i, g, out, a: _fill(g, a), arity=1),
+        # Blocks of any widths side by side (axis -1: hstack(h[t-1], x[t])) or stacked (0).
+        Rule(
+            "concat",
+            forward=lambda *blocks, axis=-1: _concat(blocks, axis),
+            vjp=lambda i, g, out, *blocks, axis=-1: _part(g, blocks, i, axis),
+            consts=("axis",),
+        ),
+        # Row-wise softmax (m: the row shift, a constant; None on symbols without one).
+        Rule(
+            "softmax",
+            forward=lambda a, *, m=None: softmax(a, m),
+            vjp=lambda i, g, out, a, *, m=None: _softmax_vjp(g, out),
+            arity=1,
+            consts=("m",),
+        ),
+        # A whole expression as one node: a program of this table's rules (see `Op`).
+        Rule("composite", forward=_composite, vjp=_composite_vjp, consts=("program",)),
         # Sum of scalars: the loss L = L_1 + ... + L_T (one flat Add on symbols).
         Rule("sum", forward=_add, vjp=lambda i, g, out, *terms: g),
         # A constant factor (1/(N T) for the mean); a Fraction stays exact on symbols.
@@ -331,10 +561,10 @@ RULES: dict[str, Rule] = {
         # pre-activations (a[:, H:2H] is the forget gate's in CS231n's order i, f, o, g).
         Rule(
             "columns",
-            forward=lambda a, *, part, parts: _block(a, part, parts),
-            vjp=lambda i, g, out, a, *, part, parts: _place(g, a, part, parts),
+            forward=lambda a, *, part, parts, axis=-1: _block(a, part, parts, axis),
+            vjp=lambda i, g, out, a, *, part, parts, axis=-1: _place(g, a, part, parts, axis),
             arity=1,
-            consts=("part", "parts"),
+            consts=("part", "parts", "axis"),
         ),
         # start + A_1 * B_1 + A_2 * B_2 + ... entry by entry (start: a matrix or None), the
         # elementwise twin of affine: c_t = f_t * c_{t-1} + i_t * g_t, h_t = o_t * tanh(c_t).
@@ -345,7 +575,9 @@ RULES: dict[str, Rule] = {
         Rule(
             "mul",
             forward=lambda a, b: a * b,
-            vjp=lambda i, g, out, a, b: g * b if i == 0 else g * a,
+            vjp=lambda i, g, out, a, b: (
+                _unbroadcast(g * b, a) if i == 0 else _unbroadcast(g * a, b)
+            ),
             arity=2,
         ),
         # Sum over the rows, (rows, cols) -> (cols,).
@@ -365,7 +597,7 @@ RULES: dict[str, Rule] = {
         Rule(
             "softmax_ce",
             forward=_softmax_ce,
-            vjp=lambda i, g, out, o, *, Y, m: g * (softmax(o, m) - Y),
+            vjp=lambda i, g, out, o, *, Y, m=None: g * (softmax(o, m) - Y),
             arity=1,
             consts=("Y", "m"),
         ),

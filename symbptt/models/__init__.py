@@ -6,7 +6,17 @@ from .gru import GRU
 from .lstm import LSTM
 from .vanilla import VANILLA
 
-__all__ = ["MODELS", "VANILLA", "LSTM", "GRU", "model_named"]
+__all__ = ["MODELS", "VANILLA", "LSTM", "GRU", "model_named", "from_text", "from_file"]
+
+
+def __getattr__(name: str):
+    """The model-file reader, loaded on first use (a command given no file never loads it)."""
+    if name in ("from_text", "from_file"):
+        from . import filespec
+
+        return getattr(filespec, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 MODELS = {spec.name: spec for spec in (VANILLA, LSTM, GRU)}
 #: The command line's names: rnn is the vanilla RNN.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,15 +57,17 @@ def resolve_name(name: str, allowed: tuple[str, ...] | None = None) -> str:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Dims:
-    """Sizes of one problem: batch N, input D, hidden H, classes C, time steps T."""
+    """Sizes of one problem: batch N, input D, hidden H, classes C, time steps T, and the
+    sizes a model file names besides them (`more`: ("K", 3), ...)."""
 
     N: int
     D: int
     H: int
     C: int
     T: int
+    more: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         for field in ("N", "D", "H", "C", "T"):
@@ -80,9 +83,39 @@ class Dims:
             raise DimensionError(
                 f"C={self.C} must be at least 2: softmax over one class has zero gradient"
             )
+        more = dict(self.more.items() if isinstance(self.more, Mapping) else self.more)
+        for name, value in more.items():
+            if not isinstance(name, str) or not name.isidentifier() or name in _FIVE:
+                raise DimensionError(f"{name!r} cannot name a size of its own")
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise DimensionError(f"{name}={value!r} must be a whole number, at least 1")
+        object.__setattr__(self, "more", tuple(sorted((k, int(v)) for k, v in more.items())))
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Every size by name: N, D, H, C, T and the model file's own."""
+        return {**{k: getattr(self, k) for k in _FIVE}, **dict(self.more)}
+
+    def size(self, name: str) -> int:
+        """The size a name stands for (N, H, or a model file's K), or UnknownNameError."""
+        sizes = self.sizes
+        if name not in sizes:
+            raise UnknownNameError(
+                f"no size {name!r} is given (sizes: {', '.join(sizes)}): give it with "
+                f"--size {name}=3"
+            )
+        return sizes[name]
 
     def as_dict(self) -> dict[str, int]:
-        return {"N": self.N, "D": self.D, "H": self.H, "C": self.C, "T": self.T}
+        return self.sizes
+
+    def __str__(self) -> str:
+        return "Dims(" + ", ".join(f"{k}={v}" for k, v in self.sizes.items()) + ")"
+
+    __repr__ = __str__
+
+
+_FIVE = ("N", "D", "H", "C", "T")
 
 
 def random_point(dims: Dims, seed: int = 0, scale: float = 1.0) -> dict[str, np.ndarray]:

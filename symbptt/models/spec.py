@@ -19,13 +19,18 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputArrayError, InvalidArgumentError, UnknownNameError
+from . import sizes
 from .dims import Dims
+from .program import Op
 
 __all__ = ["ROLES", "ACTIVATIONS", "CellOps", "Input", "Options", "ModelSpec", "size_of"]
 
 #: parameter: shared by every step; initial: the state before step 1; sequence: one slice per
-#: step (x_t); label: data the loss compares against (y_t), never differentiated.
-ROLES = ("parameter", "initial", "sequence", "label")
+#: step (x_t); label: data the loss compares against (y_t), never differentiated; upstream: a
+#: layer's upstream gradient on one of its outputs (data, one slice per step).
+ROLES = ("parameter", "initial", "sequence", "label", "upstream")
+#: The roles with one slice per time step.
+PER_STEP = ("sequence", "label", "upstream")
 ACTIVATIONS = ("tanh", "relu", "identity")
 REDUCTIONS = ("sum", "mean")
 #: Options only some models have (the rest are every model's): their allowed values.
@@ -36,11 +41,10 @@ MODEL_OPTIONS = {
 }
 
 
-def size_of(letter: str, dims: Dims) -> int:
-    """The size a shape letter names: "H" is dims.H, "4H" four times it (an LSTM's gates)."""
-    if letter[:-1].isdigit():
-        return int(letter[:-1]) * getattr(dims, letter[-1])
-    return getattr(dims, letter)
+def size_of(letter: str | int, dims: Dims) -> int:
+    """The size a shape entry names: "H" is dims.H, "4H" four times it (an LSTM's gates),
+    "D+H" their sum, K a model file's own size."""
+    return sizes.value(letter, dims.sizes)
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,18 @@ class CellOps:
 
     options: Options
 
-    def node(self, base: str, rule: str, inputs: tuple, params: Mapping[str, Any] | None = None):
+    def node(
+        self,
+        base: str,
+        rule: str,
+        inputs: tuple,
+        params: Mapping[str, Any] | None = None,
+        consts: Mapping[str, Any] | None = None,
+        kind: str | None = None,
+    ):
+        """`rule` applied to `inputs` (with numbers `params` and held-constant values `consts`:
+        labels, a softmax shift) as the quantity `base` of this step; `kind` names its role in
+        the graph (default: the rule)."""
         raise NotImplementedError
 
     def affine(self, base: str, bias, *pairs):
@@ -145,9 +160,11 @@ class CellOps:
         """function(a) entry by entry (tanh, sigmoid, relu, identity)."""
         return self.node(base, function, (a,))
 
-    def columns(self, base: str, a, part: int, parts: int):
-        """Block `part` (0-based) of `parts` equal blocks of a's columns: one gate's share."""
-        return self.node(base, "columns", (a,), {"part": part, "parts": parts})
+    def columns(self, base: str, a, part: int, parts: int, axis: int = -1):
+        """Block `part` (0-based) of `parts` equal blocks of a's columns: one gate's share (of
+        its rows with `axis=0`)."""
+        params = {"part": part, "parts": parts, **({"axis": axis} if axis != -1 else {})}
+        return self.node(base, "columns", (a,), params)
 
     def add(self, base: str, *terms):
         """The sum of the terms that are present."""
@@ -157,6 +174,52 @@ class CellOps:
         """(1 - z) * a + z * b (b None: zero)."""
         return self.node(base, "lerp", (z, a, b))
 
+    def softmax(self, base: str, a):
+        """The softmax of each row of a (shifted by each row's max, held constant)."""
+        return self.node(base, "softmax", (a,), consts={"m": self.shift(a)})
+
+    def cross_entropy(self, base: str, logits, labels, kind: str = "step_loss"):
+        """sum_i -log softmax(logits)[i, label_i]: labels one-hot, as data."""
+        consts = {"Y": labels, "m": self.shift(logits)}
+        return self.node(base, "softmax_ce", (logits,), consts=consts, kind=kind)
+
+    def composite(
+        self,
+        base: str,
+        inputs: tuple,
+        program: tuple[Op, ...],
+        consts: Mapping[str, Any] | None = None,
+        sizes: tuple[str, ...] = (),
+        kind: str | None = None,
+    ):
+        """A whole expression as one quantity: `program` run on `inputs` (see `program.Op`);
+        the sizes it names are its constants `size_<name>`."""
+        params = {"program": program, **{f"size_{n}": self.size(n) for n in sizes}}
+        return self.node(base, "composite", tuple(inputs), params, consts, kind)
+
+    def constant(self, base: str, value, shape: tuple, kind: str | None = None):
+        """A quantity that is one number everywhere (a sigmoid of a zero state)."""
+        program = (Op("add", (("num", self.filled(value, shape)),)),)
+        return self.node(base, "composite", (), {"program": program}, None, kind)
+
+    # -- what a backend says about itself
+    def shift(self, value):
+        """Each row's largest entry of `value`, held constant (None: the backend needs none)."""
+        return None
+
+    def size(self, name: str):
+        """A size as this backend writes it: a number, or a symbol in a printed formula."""
+        return 1
+
+    def filled(self, value, shape: tuple):
+        """An array of the given shape (in size names) holding `value` everywhere."""
+        return None
+
+    @property
+    def concrete(self) -> bool:
+        """Whether this backend builds one particular step (states may be absent: zero)."""
+        return False
+
 
 class _Trace(CellOps):
     """A cell backend on sets of names: what each value depends on."""
@@ -164,11 +227,15 @@ class _Trace(CellOps):
     def __init__(self, options: Options) -> None:
         self.options = options
 
-    def node(self, base, rule, inputs, params=None) -> set:
+    def node(self, base, rule, inputs, params=None, consts=None, kind=None) -> set:
         found: set = set()
         for item in inputs:
             found |= set(item or ())
         return found
+
+    @property
+    def concrete(self) -> bool:
+        return True
 
 
 #: cell(ops, params, state, x_t) -> (new state, logits): one step built from named operations;
@@ -207,6 +274,16 @@ class ModelSpec:
     #: (model's name, reference's name) for inputs the NumPy reference and the mistakes'
     #: simulation call otherwise (the LSTM's output bias b_y is their c).
     reference_names: tuple[tuple[str, str], ...] = ()
+    #: Each state's boundary: (state, the input it starts from, or None for zero). Empty: the
+    #: built-ins' rule, state s starts from the input s0 unless an option fixes it at zero.
+    boundaries: tuple[tuple[str, str | None], ...] = ()
+    #: Each state's shape, in size names (empty: (N, H) for every state).
+    state_shapes: tuple[tuple[str, ...], ...] = ()
+    #: What a cell gets as its per-step input: "sequence" (the sequence input alone; the labels
+    #: go to the loss) or "mapping" (every per-step input by name: a model file's cell).
+    step_inputs: str = "sequence"
+    #: The model file this spec was read from (`modelfile.ModelFile`), None for a built-in.
+    definition: Any = None
 
     def __post_init__(self) -> None:
         defaults = Options()
@@ -250,9 +327,16 @@ class ModelSpec:
         return replace(self, options=Options(**{**asdict(self.options), **options}))
 
     # -- names and shapes --------------------------------------------------------------------
+    @property
+    def from_file(self) -> bool:
+        """Whether this model was read from a model file (not one of the built-ins)."""
+        return self.definition is not None
+
     @cached_property
     def inputs(self) -> tuple[Input, ...]:
         """The inputs this variant has, in the order the compiled functions take them."""
+        if self.from_file:  # a file says everything itself: no option removes an input
+            return self.base_inputs
         kept = []
         for item in self.base_inputs:
             if item.name in self.options.no_bias:
@@ -288,14 +372,64 @@ class ModelSpec:
         """The parameters the recurrent state depends on (the RNN layer's, not the output's):
         found by running the cell once on names instead of arrays."""
         start = tuple(set() for _ in self.states)
-        state, _ = self.cell(_Trace(self.options), {p: {p} for p in self.parameters}, start, set())
-        found = set().union(*state)
+        x_t = self.step_argument(lambda item: set())
+        state, _ = self.cell(_Trace(self.options), {p: {p} for p in self.parameters}, start, x_t)
+        found = set().union(*(s for s in state if s is not None))
         return tuple(p for p in self.parameters if p in found)
 
     @cached_property
     def initials(self) -> tuple[Input, ...]:
         """The initial states this variant takes as inputs (h0; c0 with c0="input")."""
         return tuple(i for i in self.inputs if i.role == "initial")
+
+    def initial_of(self, state: str) -> str | None:
+        """The input state `state` starts from before step 1 (None: it starts at zero)."""
+        if self.boundaries:
+            return dict(self.boundaries).get(state)
+        name = f"{state}0"
+        return name if name in self.names else None
+
+    def state_shape(self, state: str) -> tuple[str, ...]:
+        """A state's shape in size names: (N, H) for the built-ins."""
+        if self.state_shapes:
+            return tuple(self.state_shapes[self.states.index(state)])
+        return ("N", "H")
+
+    @cached_property
+    def per_step(self) -> tuple[Input, ...]:
+        """The inputs with one slice per step (x, the labels y, a layer's upstream gradients)."""
+        return tuple(i for i in self.inputs if i.role in PER_STEP)
+
+    @cached_property
+    def sequences(self) -> tuple[Input, ...]:
+        """The per-step inputs that have a gradient (dense x; a model file's float inputs)."""
+        return tuple(i for i in self.inputs if i.role == "sequence" and not i.integer)
+
+    def step_argument(self, make: Callable[[Input], Any]):
+        """What the cell gets as its per-step input: make(the sequence input), or for a model
+        file a dict of make(item) for every per-step input by name."""
+        if self.step_inputs == "mapping":
+            return {item.name: make(item) for item in self.per_step}
+        return make(self.sequence)
+
+    def complete(self, dims: Dims, default: int | None = None) -> Dims:
+        """`dims` with a value for every size this model uses that it lacks (a model file's
+        own, such as K): `default`, or H + 1. For the shapes symbptt picks itself (checks,
+        pictures); what a user asks for names every size."""
+        more = dict(dims.more)
+        for name in self.size_names:
+            if name not in dims.sizes:
+                more[name] = dims.H + 1 if default is None else default
+        return dims if len(more) == len(dims.more) else replace(dims, more=more)
+
+    @cached_property
+    def size_names(self) -> tuple[str, ...]:
+        """The sizes this model's shapes use, N first (T is every model's)."""
+        found: list[str] = ["N"]
+        for item in self.inputs:
+            for dim in (*item.shape, *([item.bound] if item.bound else [])):
+                found += [n for n in sizes.names_in(dim) if n != "T"]
+        return tuple(dict.fromkeys(found))
 
     def truth(
         self, arrays: Mapping[str, Any], form: str = "full"
@@ -307,7 +441,17 @@ class ModelSpec:
         return truth(self, arrays, form)
 
     def describe(self) -> dict[str, Any]:
-        """The model's name and the options it has (reports and JSON)."""
+        """The model's name and the options it has (reports and JSON); a model file's name,
+        path, title and content hash."""
+        if self.from_file:
+            model = self.definition
+            return {
+                "name": self.name,
+                "file": model.path or "<text>",
+                "title": self.title,
+                "sha256": model.sha256,
+                "convention": model.convention,
+            }
         options = self.options.as_dict()
         for option in MODEL_OPTIONS:
             if option not in self.choices:
@@ -315,8 +459,9 @@ class ModelSpec:
         return {"name": self.name, **options}
 
     @cached_property
-    def sequence(self) -> Input:
-        return next(i for i in self.inputs if i.role == "sequence")
+    def sequence(self) -> Input | None:
+        """The first input with one slice per step that is not a label (x), if any."""
+        return next((i for i in self.inputs if i.role == "sequence"), None)
 
     @cached_property
     def initial(self) -> Input | None:
@@ -356,43 +501,63 @@ class ModelSpec:
         full = self.sample(dims, np.random.default_rng(seed), scale)
         point = {n: full[n] for n in self.names if n in full}
         for item in self.inputs:
-            if item.integer and item.role == "sequence":
+            if item.integer and item.role == "sequence" and not self.from_file:
                 rng = np.random.default_rng([seed, 1])
-                point[item.name] = rng.integers(0, getattr(dims, item.bound), item.shape_in(dims))
+                point[item.name] = rng.integers(0, dims.size(item.bound), item.shape_in(dims))
         return point
 
     def dims_of(self, arrays: Mapping[str, Any]) -> Dims:
-        """The dimensions the arrays' shapes imply (each letter from the first input that has
-        it); InputArrayError when one cannot be read."""
-        sizes: dict[str, int] = {}
+        """The dimensions the arrays' shapes imply (each size from the first input that shows
+        it; a multiple 4H or a sum D+H once the rest is known); InputArrayError when one
+        cannot be read."""
+        found: dict[str, int] = {}
+        pending: list[tuple[Input, sizes.Dim, int]] = []
         for item in self.inputs:
             if item.name not in arrays:
                 continue
             shape = np.shape(arrays[item.name])
             if len(shape) != len(item.shape):
+                axes = ", ".join(map(str, item.shape))
                 raise InputArrayError(
-                    f"{item.name} must have {len(item.shape)} axes ({', '.join(item.shape)}), "
-                    f"got shape {shape}"
+                    f"{item.name} must have {len(item.shape)} axes ({axes}), got shape {shape}"
                 )
-            for letter, size in zip(item.shape, shape):
-                if letter[:-1].isdigit():  # "4H": read H from it only if nothing else says
-                    times = int(letter[:-1])
-                    if size % times:
-                        raise InputArrayError(
-                            f"{item.name} has shape {shape}: its axis {letter} must be "
-                            f"{times} times H, and {size} is not a multiple of {times}"
-                        )
-                    letter, size = letter[-1], size // times
-                    if letter in sizes:
-                        continue
-                sizes.setdefault(letter, int(size))
-        missing = [letter for letter in ("N", "D", "H", "C", "T") if letter not in sizes]
-        if missing:
+            for dim, size in zip(item.shape, shape):
+                pending.append((item, dim, int(size), shape))
+        progress = True
+        while progress:  # a size named alone first, then multiples and sums of known ones
+            progress = False
+            for entry in list(pending):
+                item, dim, size, shape = entry
+                counts, constant = sizes.terms(dim)
+                unknown = [n for n in counts if n not in found]
+                if len(unknown) > 1:
+                    continue
+                pending.remove(entry)
+                progress = True
+                if not unknown:
+                    continue
+                (name,) = unknown
+                rest = size - constant - sum(k * found[n] for n, k in counts.items() if n != name)
+                if rest % counts[name] or rest < 1:
+                    why = f" ({rest} is not a multiple of {counts[name]})" if rest >= 1 else ""
+                    raise InputArrayError(
+                        f"{item.name} has shape {shape}: its axis {dim} is {size}, which is not "
+                        f"{dim} for any whole {name} >= 1{why}"
+                    )
+                found[name] = rest // counts[name]
+        needed = [n for n in (*self.size_names, "T") if n not in found]
+        if self.from_file:
+            needed = [n for n in needed if n not in ("D", "H", "C")]  # defaults of Dims
+        else:
+            needed += [n for n in ("N", "D", "H", "C", "T") if n not in found and n not in needed]
+        if needed:
             raise InputArrayError(
-                f"the arrays do not say {', '.join(missing)}: missing input array(s) among "
+                f"the arrays do not say {', '.join(needed)}: missing input array(s) among "
                 f"{', '.join(self.names)}"
             )
-        return Dims(**{letter: sizes[letter] for letter in ("N", "D", "H", "C", "T")})
+        five = {k: found.get(k, default) for k, default in (("N", 1), ("D", 1), ("H", 1), ("C", 2))}
+        more = {k: v for k, v in found.items() if k not in ("N", "D", "H", "C", "T")}
+        return Dims(**five, T=found["T"], more=more)
 
     def validate(self, dims: Dims, arrays: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Check every input's presence, shape, dtype and values; float64/int64 copies.
@@ -422,7 +587,7 @@ class ModelSpec:
                     raise InputArrayError(
                         f"{item.name} must hold integer {what}, got dtype {value.dtype}"
                     )
-                high = getattr(dims, item.bound)
+                high = dims.size(item.bound)
                 if value.size and (value.min() < 0 or value.max() >= high):
                     raise InputArrayError(
                         f"{item.name} holds {what.split()[-1]} outside [0, {high}): "

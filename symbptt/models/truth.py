@@ -27,6 +27,8 @@ def truth(
     """The loss (None for the layer form) and every gradient of the variant, from the model's
     NumPy reference. `arrays` are the variant's inputs (the layer form: its layer's inputs and
     `dh`, the upstream gradient on every h_t, (T, N, H))."""
+    if spec.from_file:
+        return _file(spec, arrays, form)
     if spec.name == "vanilla":
         return _vanilla(spec, arrays, form)
     if spec.name in ("lstm", "gru"):
@@ -34,6 +36,38 @@ def truth(
     raise InvalidArgumentError(
         f"the {spec.name} model has no independent NumPy reference to check against"
     )
+
+
+def _file(spec: ModelSpec, arrays, form: str):
+    """A model file has no hand-written reference: its BPTT recurrences, derived by the rule
+    table and evaluated with NumPy, are its truth, trusted once the engine's gradients and
+    theirs agreed with finite differences of the file's own forward equations (engine.trust;
+    this import is the one place models reaches into the engine, for that reason)."""
+    from ..engine.trust import ensure_trusted
+
+    ensure_trusted(spec)
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    dims = spec.dims_of(arrays)
+    result = recurrences(spec).evaluate(arrays, dims)
+    grads = {k: v for k, v in result.gradients.items() if k in spec.gradient_names}
+    if spec.definition.loss is None:
+        return (None if form == "layer" else float(result.loss)), grads
+    return float(result.loss), grads
+
+
+_FORMS: dict = {}
+
+
+def recurrences(spec: ModelSpec):
+    """A model file's matrix-form recurrences, derived once per variant (a check evaluates
+    them for every problem)."""
+    if spec not in _FORMS:
+        from ..engine.matrix_form import matrix_form
+
+        if len(_FORMS) > 64:
+            _FORMS.clear()
+        _FORMS[spec] = matrix_form(spec)
+    return _FORMS[spec]
 
 
 def _vanilla(spec: ModelSpec, arrays, form: str):

@@ -45,6 +45,8 @@ class Contributions:
     bounds: list[list[float]] = field(default_factory=list)
     totals: list[float] = field(default_factory=list)
     sum_errors: list[float] = field(default_factory=list)
+    #: The weight rescaled to each σ_max (W_h; a model file's own recurrent weight).
+    weight: str = "W_h"
 
     def as_dict(self) -> dict:
         return {
@@ -62,9 +64,14 @@ class Contributions:
                     "sum_minus_total": e,
                 }
                 for s, n, b, t, e in zip(
-                    self.scales, self.norms, self.bounds, self.totals, self.sum_errors
+                    self.scales,
+                    self.norms,
+                    self.bounds or [None] * len(self.scales),
+                    self.totals,
+                    self.sum_errors,
                 )
             ],
+            "weight": self.weight,
         }
 
 
@@ -149,6 +156,8 @@ def contributions(
     """The temporal components of dL/d(wrt) at W_h rescaled to each σ_max in `scales`."""
     from ..models.dims import resolve_name
 
+    if spec.from_file:
+        return _file_contributions(spec, dims, wrt, scales, seed, arrays)
     if spec.name != "vanilla":
         raise InvalidArgumentError(
             f"contributions by lag need truncated BPTT, which the {spec.title}'s independent "
@@ -189,6 +198,77 @@ def contributions(
     return result
 
 
+def recurrent_weight(spec: ModelSpec) -> str:
+    """A model file's recurrent weight: the one weight that multiplies its state at t-1
+    (h[t-1] @ W), which --scale rescales; InvalidArgumentError when there is not one."""
+    from ..formula.ast import Binary, Index, Name, Step
+    from ..models.modelfile import _walk
+
+    model = spec.definition
+    if len(model.states) != 1:
+        raise InvalidArgumentError(
+            f"contributions by lag follow one state back in time; {spec.name} has "
+            f"{len(model.states)} ({', '.join(model.states)})"
+        )
+    found = []
+    for rule in model.rules:
+        for node in _walk(rule.expr):
+            if (
+                isinstance(node, Binary)
+                and node.op == "@"
+                and isinstance(node.left, Step)
+                and node.left.index == Index("t", -1)
+                and isinstance(node.right, Name)
+            ):
+                if model.declaration(node.right.name) is not None:
+                    found.append(node.right.name)
+    found = list(dict.fromkeys(found))
+    if len(found) != 1:
+        what = "none" if not found else f"several ({', '.join(found)})"
+        raise InvalidArgumentError(
+            f"contributions rescale the recurrent weight, the one weight W in "
+            f"{model.states[0]}[t-1] @ W; {spec.name} has {what}"
+        )
+    return found[0]
+
+
+def _file_contributions(spec, dims, wrt, scales, seed, arrays) -> Contributions:
+    """A model file's components by lag, from its matrix-form recurrences (trusted once
+    checked against its own forward equations), with its recurrent weight rescaled. No bound
+    is drawn: the paper's argument is about a tanh RNN."""
+    from ..engine.matrix_form import matrix_form
+    from ..engine.trust import ensure_trusted
+    from ..models.dims import resolve_name
+
+    ensure_trusted(spec)
+    W = recurrent_weight(spec)
+    wrt = resolve_name(wrt, spec.gradient_names)
+    if wrt not in spec.parameters:
+        raise InvalidArgumentError(
+            f"--wrt {wrt}: only a weight used at every step has a component per lag"
+        )
+    if not 1 <= dims.T <= MAX_T:
+        raise InvalidArgumentError(f"T={dims.T} must be from 1 to {MAX_T}")
+    if not scales or any(not (0 < s < 1e3) or not np.isfinite(s) for s in scales):
+        raise InvalidArgumentError(f"scales {list(scales)} must be positive numbers below 1000")
+    point = dict(arrays) if arrays is not None else spec.random_point(dims, seed=seed)
+    point = spec.validate(dims, point)
+    sigma0 = float(np.linalg.norm(point[W], 2))
+    if sigma0 == 0:
+        raise InvalidArgumentError(f"{W} is zero: it cannot be rescaled to a singular value")
+    form = matrix_form(spec)
+    result = Contributions(dims, wrt, seed, [float(s) for s in scales], weight=W)
+    for scale in scales:
+        scaled = {**point, W: point[W] * (scale / sigma0)}
+        ev = form.evaluate(scaled, dims, lags=True)
+        parts = [ev.lags.get((wrt, lag), np.zeros(np.shape(point[wrt]))) for lag in range(dims.T)]
+        total = ev.gradients[wrt]
+        result.norms.append([float(np.linalg.norm(c)) for c in parts])
+        result.totals.append(float(np.linalg.norm(total)))
+        result.sum_errors.append(float(np.linalg.norm(sum(parts) - total)))
+    return result
+
+
 def plot(result: Contributions) -> bytes:
     """The norms against the lag, log scale, one line per scale and its bound dashed (PNG)."""
     import io
@@ -202,11 +282,16 @@ def plot(result: Contributions) -> bytes:
     ax = fig.subplots()
     lags = np.arange(result.dims.T)
     colours = ["#2471a3", "#229954", "#c0392b", "#7d3c98", "#b9770e", "#566573"]
-    for k, (scale, norms, bound_) in enumerate(zip(result.scales, result.norms, result.bounds)):
+    bounds = result.bounds or [None] * len(result.scales)
+    for k, (scale, norms, bound_) in enumerate(zip(result.scales, result.norms, bounds)):
         colour = colours[k % len(colours)]
         shown = np.where(np.asarray(norms) > 0, norms, np.nan)  # an exact 0 has no log
-        ax.semilogy(lags, shown, "o-", color=colour, ms=3, label=f"σ_max(W_h) = {scale:g}")
-        ax.semilogy(lags, bound_, "--", color=colour, lw=1, label=f"bound, σ_max^l = {scale:g}^l")
+        label = f"σ_max({result.weight}) = {scale:g}"
+        ax.semilogy(lags, shown, "o-", color=colour, ms=3, label=label)
+        if bound_ is not None:
+            ax.semilogy(
+                lags, bound_, "--", color=colour, lw=1, label=f"bound, σ_max^l = {scale:g}^l"
+            )
     d = result.dims
     ax.set_xlabel("lag l = t - k (steps between the weight's use and the loss term)")
     ax.set_ylabel(f"‖C_l‖ (Frobenius) of dL/d{result.wrt}")

@@ -64,10 +64,11 @@ def graph_figure(
     if convention not in CONVENTIONS:
         raise InvalidArgumentError(f"convention {convention!r} is not one of row, column")
     wrt = resolve_name(wrt, spec.gradient_names)
-    graph = unroll(Dims(N=1, D=1, H=1, C=2, T=T), spec=spec, max_seconds=None)
-    shown = [n for n in graph if n.differentiable and n.kind not in ("label", "shift")]
+    graph = unroll(spec.complete(Dims(N=1, D=1, H=1, C=2, T=T), 1), spec=spec, max_seconds=None)
+    shown = [n for n in graph if n.differentiable and n.kind not in ("label", "shift", "data")]
     names = {n.name for n in shown}
-    roots = [f"{wrt}_{t}" for t in range(1, T + 1)] if wrt == spec.sequence.name else [wrt]
+    per_step = {i.name for i in spec.sequences}
+    roots = [f"{wrt}_{t}" for t in range(1, T + 1)] if wrt in per_step else [wrt]
     end = "L"
     if to is not None:
         to = _node_name(to, names, "--to")

@@ -1,0 +1,131 @@
+"""The rules a reader makes of a derivation: a small tree per right-hand side, shared by the
+text and the LaTeX readers, and turned into matrix expressions (`build`) once the model and the
+convention say what every name is.
+
+Nothing here evaluates text: the readers build these nodes from a grammar's parse tree, and
+`build` maps each node to a `MatExpr` operation from a fixed table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Index",
+    "Num",
+    "Name",
+    "Step",
+    "Call",
+    "Binary",
+    "Neg",
+    "Power",
+    "Transposed",
+    "SumOverT",
+    "Rule",
+    "Node",
+]
+
+
+@dataclass(frozen=True)
+class Index:
+    """A step: `anchor` "t" (the general step), "T" (the last), or None (a fixed step)."""
+
+    anchor: str | None
+    offset: int
+
+    def text(self) -> str:
+        if self.anchor is None:
+            return str(self.offset)
+        return self.anchor if self.offset == 0 else f"{self.anchor}{self.offset:+d}"
+
+
+@dataclass(frozen=True)
+class Num:
+    value: float
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Name:
+    name: str
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Step:
+    """name[index]: a per-step quantity."""
+
+    name: str
+    index: Index
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Call:
+    function: str
+    args: tuple
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Binary:
+    """`op` is "+", "-", "*" (elementwise or by a scalar), "/", "@" (matrix product)."""
+
+    op: str
+    left: object
+    right: object
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Neg:
+    arg: object
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Power:
+    arg: object
+    exponent: int
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class Transposed:
+    arg: object
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+@dataclass(frozen=True)
+class SumOverT:
+    """sum(t, body): the body summed over t = 1..T."""
+
+    body: object
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+Node = Num | Name | Step | Call | Binary | Neg | Power | Transposed | SumOverT
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One line `target = expr` of the user's derivation, where it was written."""
+
+    target: str
+    index: Index | None
+    expr: object
+    line: int
+    text: str
+
+    @property
+    def label(self) -> str:
+        return self.target if self.index is None else f"{self.target}[{self.index.text()}]"
