@@ -220,7 +220,12 @@ def model_spec(args: argparse.Namespace):
     from .models.spec import MODEL_OPTIONS
 
     if is_model_file(args.model):
-        return _file_spec(args)
+        spec = _file_spec(args)
+        if getattr(args, "wrt", "") is None:
+            args.wrt = default_wrt(spec)
+        return spec
+    if getattr(args, "wrt", "") is None:
+        args.wrt = "W_h"
     if getattr(args, "size", None):
         raise _UsageError(
             f"--size {args.size[0]}: the built-in models have the sizes N, D, H, C (and T); "
@@ -264,6 +269,26 @@ def _file_spec(args: argparse.Namespace):
     spec = filespec.from_file(path, convention=convention)
     ensure_trusted(spec)
     return spec
+
+
+def default_wrt(spec) -> str:
+    """A model file's default --wrt: the weight that multiplies a state at t-1 (its W_h),
+    else its first weight."""
+    from .formula.ast import Binary, Index, Name, Step
+    from .models.modelfile import _walk
+
+    for rule in spec.definition.rules:
+        for node in _walk(rule.expr):
+            if (
+                isinstance(node, Binary)
+                and node.op in ("@", "*")
+                and isinstance(node.left, Step)
+                and node.left.index == Index("t", -1)
+                and isinstance(node.right, Name)
+                and node.right.name in spec.parameters
+            ):
+                return node.right.name
+    return spec.parameters[0] if spec.parameters else spec.gradient_names[0]
 
 
 def dims_of_args(args: argparse.Namespace, spec) -> Dims:
@@ -314,7 +339,7 @@ def _parser() -> argparse.ArgumentParser:
         d.add_argument(f"--{dim}", type=_whole, default=default, help=f"default {default}")
     d.add_argument(
         "--wrt",
-        default="W_h",
+        default=None,
         help=f"one of {', '.join(GRADIENT_NAMES)} (the LSTM has b_y for c, and c0 with --c0 "
         "input; the GRU b_x and b_h for b)",
     )
@@ -341,7 +366,11 @@ def _parser() -> argparse.ArgumentParser:
         "every line checked numerically first",
     )
     lx.add_argument("--T", type=_whole, default=3, help="time steps (paths listed for T <= 4)")
-    lx.add_argument("--wrt", default="W_h", help="a parameter, a comma list, or all (default W_h)")
+    lx.add_argument(
+        "--wrt",
+        default=None,
+        help="a parameter, a comma list, or all (default W_h; a model file's recurrent weight)",
+    )
     lx.add_argument(
         "--convention",
         choices=("row", "column"),
@@ -536,7 +565,11 @@ def _parser() -> argparse.ArgumentParser:
         "parameter to the loss highlighted",
     )
     gr.add_argument("--T", type=_whole, default=3, help="time steps (1 to 8, default 3)")
-    gr.add_argument("--wrt", default="W_h", help="the paths from this input (default W_h)")
+    gr.add_argument(
+        "--wrt",
+        default=None,
+        help="the paths from this input (default W_h, or a file's recurrent weight)",
+    )
     gr.add_argument(
         "--through", default=None, metavar="NODE", help="only the paths through NODE, e.g. h_2"
     )
@@ -568,7 +601,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     for dim, default in (("T", 20), ("N", 2), ("D", 3), ("H", 8), ("C", 4)):
         co.add_argument(f"--{dim}", type=_whole, default=default, help=f"default {default}")
-    co.add_argument("--wrt", default="W_h", help="W_h (default), W_x or b")
+    co.add_argument("--wrt", default=None, help="W_h (default), W_x or b; a file's weights")
     co.add_argument(
         "--scale",
         type=_scales,
@@ -587,7 +620,9 @@ def _parser() -> argparse.ArgumentParser:
         "through it and see their terms) beside the verified derivation",
     )
     ht.add_argument("--T", type=_whole, default=3, help="time steps (paths listed for T <= 4)")
-    ht.add_argument("--wrt", default="W_h", help="the parameter (default W_h)")
+    ht.add_argument(
+        "--wrt", default=None, help="the parameter (default W_h, or a file's recurrent weight)"
+    )
     ht.add_argument("--convention", choices=("row", "column"), default="row", help="default row")
     ht.add_argument("-o", "--output", default=None, metavar="FILE.html", help="the page")
     ht.add_argument("--force", action="store_true", help="replace an existing file")
@@ -978,7 +1013,7 @@ def _gradient_name(spec, name: str) -> str:
 
 
 def _describe_variant(spec) -> str:
-    from .checking.report import describe_model
+    from .models.spec import describe_model
 
     return describe_model(spec.describe()) or "the full model"
 
@@ -1007,7 +1042,7 @@ def _render_derivation(record: dict, out: Console) -> None:
     )
     if "model_check" in record:
         out.print(f"model file: {record['model_check']['sentence']}", highlight=False)
-    from .checking.report import describe_model
+    from .models.spec import describe_model
 
     variant = describe_model(record["model"])
     if variant:

@@ -2,6 +2,7 @@
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
@@ -9,6 +10,9 @@ from hypothesis import HealthCheck, settings
 sys.path.insert(0, str(Path(__file__).parent))  # tests/bptt_corpus.py is test data, not a package
 
 pytest_plugins = ["pytester"]
+
+# A model file's first-use check is cached on disk: the tests keep theirs out of the home.
+os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="symbptt-test-cache-"))
 
 settings.register_profile(
     "ci",

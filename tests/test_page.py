@@ -15,8 +15,9 @@ from selenium.webdriver.common.by import By
 from symbptt.cli import main
 from symbptt.engine.derivatives import Derivation
 from symbptt.engine.graph import unroll
-from symbptt.models import GRU, LSTM, VANILLA
+from symbptt.models import GRU, LSTM, VANILLA, from_file
 from symbptt.models.dims import Dims
+from symbptt.models.filespec import gallery_path
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +56,9 @@ def _paths(spec, T):
     return Derivation(graph, [], [], {}).paths("W_h")
 
 
+_GRU_FILE = from_file(gallery_path("gru_update"))
+
+
 @pytest.mark.parametrize(
     "spec, T, argv",
     [
@@ -62,6 +66,7 @@ def _paths(spec, T):
         (VANILLA, 3, ["--convention", "column"]),
         (LSTM, 2, ["--model", "lstm"]),
         (GRU, 3, ["--model", "gru"]),  # 81 paths: lit and counted, their terms not listed
+        (_GRU_FILE, 2, ["--model", str(gallery_path("gru_update"))]),  # a model file's page
     ],
 )
 def test_the_page_renders_and_a_click_lights_the_paths_through_a_node(

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UnknownNameError
+from ..models.spec import describe_model
 from .mistakes import CAUSES
 
 __all__ = ["ParameterResult", "Report"]
@@ -211,25 +212,6 @@ def _printable(text: str) -> str:
 
 
 #: Option values of the plain model, not worth showing.
-def describe_model(model: dict | None) -> str:
-    """ "vanilla RNN with truncate=1, no_bias=['b']", or "" for the plain vanilla RNN."""
-    if not model:
-        return ""
-    if "file" in model:  # a model file: its path and its title
-        title = model.get("title") or model["name"]
-        return f"{title} (model file {model['file']})"
-    from ..models.spec import Options
-
-    defaults = Options().as_dict()
-    changed = {k: v for k, v in model.items() if k != "name" and v != defaults.get(k, v)}
-    title = {"vanilla": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}.get(
-        model["name"], model["name"]
-    )
-    if not changed:
-        return "" if model["name"] == "vanilla" else title
-    return f"{title} with " + ", ".join(f"{k}={v}" for k, v in changed.items())
-
-
 def safe_text(text: str) -> str:
     """Text that came from the user's code, safe to print with rich: no markup, no escapes."""
     from rich.markup import escape

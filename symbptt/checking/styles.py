@@ -107,6 +107,12 @@ def resolve(
         names = dict(names)
     elif style == "char-rnn":
         raise InvalidArgumentError(f"names={names!r} must map model names to your names")
+    if model.from_file and (style == "char-rnn" or pair is not None):
+        what = "the char-rnn style" if style == "char-rnn" else "a forward/backward pair"
+        raise InvalidArgumentError(
+            f"{what} is checked against a built-in model; a model file's code is one "
+            "function taking the file's inputs in declaration order (docs/models.md)"
+        )
     if style == "char-rnn":
         return _char_rnn(pair, form, layout, batch_first, names, order, only, model, globals_)
     if pair is not None:

@@ -237,9 +237,53 @@ def available_bytes() -> int:
 GATED_WIDTH, GATED_FACTOR = 2, 2.0
 
 
+#: A model file is estimated as the vanilla RNN times the ratio of its work per step (the
+#: terms of its products and the entries of its other operations) to the vanilla RNN's, times
+#: this margin (composite nodes differentiate whole expressions; bench/models.py).
+FILE_FACTOR = 2.0
+
+
+def file_work(definition, dims: Dims) -> float:
+    """A model file's work per step: each product's terms (rows x columns x inner size) and
+    each other operation's entries, from the shapes its reader inferred."""
+    from ..formula.ast import Binary, Call
+    from ..models.modelfile import _walk
+    from ..models.sizes import value
+
+    sizes = dims.sizes
+
+    def entries(node) -> float:
+        shape = definition.node_shapes.get(id(node), ())
+        total = 1.0
+        for d in shape:
+            total *= value(d, sizes)
+        return total
+
+    work = 0.0
+    bodies = [r.expr for r in definition.rules] + (
+        [definition.loss.body] if definition.loss is not None else []
+    )
+    for body in bodies:
+        for node in _walk(body):
+            if isinstance(node, Binary) and node.op == "@":
+                inner = definition.node_shapes.get(id(node.right), (1,))[0]
+                work += entries(node) * value(inner, sizes)
+            elif isinstance(node, (Binary, Call)):
+                work += entries(node) * (2 if isinstance(node, Call) else 1)
+    return work
+
+
 def _estimate_for(
-    dims: Dims, wrt: str | None, paths: bool, truncate: int | None, gated: bool
+    dims: Dims, wrt: str | None, paths: bool, truncate: int | None, gated: bool, spec=None
 ) -> Estimate:
+    if spec is not None and spec.from_file:
+        from ..models.filespec import _file_model
+
+        vanilla = _file_model("rnn")
+        ratio = file_work(spec.definition, dims) / max(file_work(vanilla, dims), 1.0)
+        est = estimate(dims, None, False, truncate)
+        factor = FILE_FACTOR * max(ratio, 1.0)
+        return Estimate(est.seconds * factor, int(est.bytes * factor))
     if not gated:
         return estimate(dims, wrt, paths, truncate)
     # Every gradient, no paths: a gated cell's paths are counted, and listed only up to a cap.
@@ -265,10 +309,10 @@ def guard(
     dimension that contributes most and, when one exists, the largest value of it that fits.
     `spec`: the model (default the vanilla RNN); a gated cell is estimated as a wider RNN.
     """
-    gated = spec is not None and spec.name != "vanilla"
+    gated = spec is not None and (spec.from_file or spec.name != "vanilla")
     if wrt is not None:
         wrt = resolve_name(wrt, spec.gradient_names if gated else GRADIENT_NAMES)
-    est = _estimate_for(dims, wrt, paths, truncate, gated)
+    est = _estimate_for(dims, wrt, paths, truncate, gated, spec)
     too_slow = max_seconds is not None and est.seconds > max_seconds
     if not too_slow and max_bytes is None and est.bytes <= _MIN_GUARDED_BYTES:
         return est  # small enough for any machine: skip reading /proc/meminfo
@@ -277,10 +321,10 @@ def guard(
         return est
 
     def fits(d: Dims) -> bool:
-        e = _estimate_for(d, wrt, paths, truncate, gated)
+        e = _estimate_for(d, wrt, paths, truncate, gated, spec)
         return (max_seconds is None or e.seconds <= max_seconds) and e.bytes <= limit_bytes
 
-    name, largest = _dominant(dims, fits)
+    name, largest = _dominant(dims, fits, spec)
     parts = []
     if too_slow:
         parts.append(f"about {_duration(est.seconds)} (limit {_duration(max_seconds)})")
@@ -318,13 +362,16 @@ def _what(wrt: str | None, paths: bool, dims: Dims) -> str:
     return f" dL/d{wrt}"
 
 
-def _dominant(dims: Dims, fits) -> tuple[str, int | None]:
+def _dominant(dims: Dims, fits, spec=None) -> tuple[str, int | None]:
     """The dimension whose reduction to its smallest value cuts the cost most, and the largest
-    value of it (at most the current one) for which everything fits, or None."""
-    sizes = dims.as_dict()
+    value of it (at most the current one) for which everything fits, or None (a model file's
+    own sizes stay as given)."""
+    from dataclasses import replace
+
+    sizes = {k: v for k, v in dims.as_dict().items() if k in _SMALLEST}
 
     def with_(name: str, value: int) -> Dims:
-        return Dims(**{**sizes, name: value})
+        return replace(dims, **{name: value})
 
     def seconds_at_smallest(name: str) -> float:
         # Without paths: their drop after T=PATH_T would favour T unfairly.

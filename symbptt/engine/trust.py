@@ -110,11 +110,7 @@ def ensure_trusted(spec: ModelSpec) -> TrustRecord | None:
             return None
         record = _read_cache(key)
         if record is None:
-            _BUSY.add(key)
-            try:
-                record = check_model(spec)
-            finally:
-                _BUSY.discard(key)
+            record = check_model(spec)
             _write_cache(key, record)
         _TRUSTED[key] = record
         return record
@@ -165,6 +161,16 @@ def shapes_for(spec: ModelSpec) -> list[Dims]:
 def check_model(spec: ModelSpec) -> TrustRecord:
     """Compare the engine's total derivatives and the matrix form's with differences (and
     autograd) of the file's own loss, at three shapes."""
+    key = _cache_key(spec)
+    with _LOCK:
+        _BUSY.add(key)  # the check unrolls the model: that is no first use
+        try:
+            return _check(spec)
+        finally:
+            _BUSY.discard(key)
+
+
+def _check(spec: ModelSpec) -> TrustRecord:
     from ..models.evaluate import Evaluator, finite_differences, torch_gradients
     from ..models.modelfile import ModelFileError
     from .compile import gradient_function

@@ -60,6 +60,16 @@ def gallery_path(name: str) -> Path:
     return Path(__file__).parent / "text" / f"{name}.txt"
 
 
+def _file_model(name: str) -> ModelFile:
+    """A shipped model file, read (the cost guard compares a file with the vanilla RNN's)."""
+    if name not in _READ:
+        _READ[name] = read_model(gallery_path(name).read_text(), path=str(gallery_path(name)))
+    return _READ[name]
+
+
+_READ: dict[str, ModelFile] = {}
+
+
 def from_text(text: str, *, name: str = "model", convention: str | None = None) -> ModelSpec:
     """The spec of a model written as its forward equations (docs/models.md); the same text
     gives the same spec object. The file's convention is read off its declarations

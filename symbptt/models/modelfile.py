@@ -237,9 +237,15 @@ def read_model(text: str, *, path: str | None = None, convention: str | None = N
                 raise ModelFileError(str(exc)) from None
             parsed.append((tree.children[0], Place(number, line)))
     reader = _Reader(_convention_of(parsed, convention or "row"))
-    for item, place in sorted(parsed, key=lambda p: p[0].data != "decl"):
-        reader.line(item, place)
-    return reader.finish(text, path)
+    try:
+        for item, place in sorted(parsed, key=lambda p: p[0].data != "decl"):
+            reader.line(item, place)
+        return reader.finish(text, path)
+    except RecursionError:
+        raise ModelFileError(
+            "an expression of the file is nested too deeply to read: name its parts with "
+            "rules of their own"
+        ) from None
 
 
 def _convention_of(parsed, default: str) -> str:

@@ -23,7 +23,16 @@ from . import sizes
 from .dims import Dims
 from .program import Op
 
-__all__ = ["ROLES", "ACTIVATIONS", "CellOps", "Input", "Options", "ModelSpec", "size_of"]
+__all__ = [
+    "ROLES",
+    "ACTIVATIONS",
+    "CellOps",
+    "Input",
+    "Options",
+    "ModelSpec",
+    "size_of",
+    "describe_model",
+]
 
 #: parameter: shared by every step; initial: the state before step 1; sequence: one slice per
 #: step (x_t); label: data the loss compares against (y_t), never differentiated; upstream: a
@@ -605,3 +614,20 @@ class ModelSpec:
                 )
             out[item.name] = value
         return out
+
+
+def describe_model(model: dict | None) -> str:
+    """ "vanilla RNN with truncate=1, no_bias=['b']", or "" for the plain vanilla RNN."""
+    if not model:
+        return ""
+    if "file" in model:  # a model file: its path and its title
+        title = model.get("title") or model["name"]
+        return f"{title} (model file {model['file']})"
+    defaults = Options().as_dict()
+    changed = {k: v for k, v in model.items() if k != "name" and v != defaults.get(k, v)}
+    title = {"vanilla": "vanilla RNN", "lstm": "LSTM", "gru": "GRU"}.get(
+        model["name"], model["name"]
+    )
+    if not changed:
+        return "" if model["name"] == "vanilla" else title
+    return f"{title} with " + ", ".join(f"{k}={v}" for k, v in changed.items())

@@ -173,14 +173,9 @@ def contributions(
         )
     if wrt not in spec.parameters:
         raise InvalidArgumentError(f"--wrt {wrt}: this variant has no {wrt}")
-    if not 1 <= dims.T <= MAX_T:
-        raise InvalidArgumentError(f"T={dims.T} must be from 1 to {MAX_T}")
-    if not scales or any(not (0 < s < 1e3) or not np.isfinite(s) for s in scales):
-        raise InvalidArgumentError(f"scales {list(scales)} must be positive numbers below 1000")
+    point = _point(spec, dims, scales, seed, arrays)
     from .. import reference
 
-    point = dict(arrays) if arrays is not None else spec.random_point(dims, seed=seed)
-    point = spec.validate(dims, point)
     W_h = point["W_h"]
     sigma0 = float(np.linalg.norm(W_h, 2))
     if sigma0 == 0:
@@ -196,6 +191,16 @@ def contributions(
         result.totals.append(float(np.linalg.norm(total)))
         result.sum_errors.append(float(np.linalg.norm(sum(parts) - total)))
     return result
+
+
+def _point(spec: ModelSpec, dims: Dims, scales, seed: int, arrays) -> dict:
+    """The checked sizes and scales, and the point: the arrays given, or a seeded draw."""
+    if not 1 <= dims.T <= MAX_T:
+        raise InvalidArgumentError(f"T={dims.T} must be from 1 to {MAX_T}")
+    if not scales or any(not (0 < s < 1e3) or not np.isfinite(s) for s in scales):
+        raise InvalidArgumentError(f"scales {list(scales)} must be positive numbers below 1000")
+    point = dict(arrays) if arrays is not None else spec.random_point(dims, seed=seed)
+    return spec.validate(dims, point)
 
 
 def recurrent_weight(spec: ModelSpec) -> str:
@@ -247,12 +252,7 @@ def _file_contributions(spec, dims, wrt, scales, seed, arrays) -> Contributions:
         raise InvalidArgumentError(
             f"--wrt {wrt}: only a weight used at every step has a component per lag"
         )
-    if not 1 <= dims.T <= MAX_T:
-        raise InvalidArgumentError(f"T={dims.T} must be from 1 to {MAX_T}")
-    if not scales or any(not (0 < s < 1e3) or not np.isfinite(s) for s in scales):
-        raise InvalidArgumentError(f"scales {list(scales)} must be positive numbers below 1000")
-    point = dict(arrays) if arrays is not None else spec.random_point(dims, seed=seed)
-    point = spec.validate(dims, point)
+    point = _point(spec, dims, scales, seed, arrays)
     sigma0 = float(np.linalg.norm(point[W], 2))
     if sigma0 == 0:
         raise InvalidArgumentError(f"{W} is zero: it cannot be rescaled to a singular value")
