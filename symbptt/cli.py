@@ -113,7 +113,7 @@ def _variant_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model variant")
     group.add_argument(
         "--model",
-        default="rnn",
+        default=None,
         metavar="rnn|lstm|gru|FILE",
         help="the cell: the vanilla RNN (default), the LSTM (CS231n's), the GRU (PyTorch's), or "
         "a model file: your cell written as its forward equations (docs/models.md)",
@@ -219,6 +219,8 @@ def model_spec(args: argparse.Namespace):
     from .models import model_named
     from .models.spec import MODEL_OPTIONS
 
+    if args.model is None:
+        args.model = "rnn"
     if is_model_file(args.model):
         spec = _file_spec(args)
         if getattr(args, "wrt", "") is None:
@@ -401,16 +403,18 @@ def _parser() -> argparse.ArgumentParser:
     au.add_argument("file", metavar="FILE", help="the derivation (- for standard input)")
     au.add_argument(
         "--format",
-        choices=("text", "latex"),
+        choices=("text", "latex", "markdown", "notebook"),
         default=None,
-        help="text: the formula language; latex: paper notation (default: latex for .tex)",
+        help="text: the formula language; latex: paper notation; markdown: the math of a "
+        "Markdown page; notebook: a Jupyter notebook's markdown cells (default: from the "
+        "suffix, .tex, .md, .ipynb, else text)",
     )
     au.add_argument(
         "--convention",
         choices=("row", "column"),
-        default="row",
-        help="row: a_t = b + h_{t-1} W_h + x_t W_x (default); column: a_t = b + W_h h_{t-1} + "
-        "W_x x_t",
+        default=None,
+        help="row: a_t = b + h_{t-1} W_h + x_t W_x; column: a_t = b + W_h h_{t-1} + W_x x_t "
+        "(default: as the derivation's forward equations write it, else row)",
     )
     au.add_argument(
         "--map",
@@ -880,11 +884,20 @@ def run_audit(args: argparse.Namespace, out: Console, err: Console) -> int:
         except (OSError, UnicodeDecodeError) as exc:
             raise _UsageError(f"cannot read {args.file}: {exc}") from None
         suffix = path.suffix.lower()
-    fmt = args.format or ("latex" if suffix in (".tex", ".latex") else "text")
+    from .audit.sources import format_of
+
+    fmt = args.format or format_of(suffix)
+    explicit = args.model is not None
+    options = any(
+        getattr(args, option, default) not in (default, None)
+        for option, default in _DEFAULTS.items()
+    )
+    spec = model_spec(args) if explicit or options else None
     report = audit(
         source,
         format=fmt,
-        model=model_spec(args),
+        model=spec if explicit else None,
+        options_model=spec if options and not explicit else None,
         convention=args.convention,
         mapping=args.map,
         one_example=args.one_example,

@@ -201,7 +201,8 @@ def test_the_command_line(tmp_path, capsys):
     assert "should be: dh[t] = do[t] @ V.T + da[t+1] @ W_h.T" in capsys.readouterr().out
     broken = tmp_path / "broken.txt"
     broken.write_text("dh[t] = (\n")
-    assert main(["audit", str(broken)]) == 2
+    assert main(["audit", str(broken)]) == 1  # a line not read is a finding, never a verdict
+    assert "not read: unexpected" in capsys.readouterr().out
     assert main(["audit", str(tmp_path / "missing.txt")]) == 2
     assert "no such file" in capsys.readouterr().err
 

@@ -13,13 +13,14 @@ evaluating it; `build` gives every name its meaning and shape in the model and c
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from ..models.spec import ModelSpec
+from .latex_reader import Reading
 from .report import AuditReport
+from .sources import FORMATS, Document, pieces
 
 __all__ = ["audit", "AuditReport", "parse_map"]
-
-FORMATS = ("text", "latex")
 
 
 def parse_map(text: str | Mapping[str, str] | None) -> dict[str, str]:
@@ -66,49 +67,168 @@ def audit(
     *,
     format: str = "text",  # noqa: A002 (the option's name)
     model: ModelSpec | None = None,
-    convention: str = "row",
+    convention: str | None = None,
     mapping: str | Mapping[str, str] | None = None,
     seed: int = 0,
     one_example: bool = False,
+    options_model: ModelSpec | None = None,
 ) -> AuditReport:
-    """Audit a derivation written in the formula language (`format="text"`) or in LaTeX.
+    """Audit a derivation written in the formula language (`format="text"`), LaTeX, Markdown
+    or a Jupyter notebook's markdown cells.
 
-    `mapping` gives the author's symbols as the model's (`"W=W_h,U=W_x"`); `one_example`
-    audits equations written for one example (N = 1, as textbooks write them).
-    Raises FormulaSyntaxError (a line, a column, what was expected) for text that does not
-    parse, and InvalidArgumentError for bad options.
+    Without `model`, a derivation that states its forward equations is judged against the
+    model they define (read as a model file, docs/models.md); one that does not, against the
+    vanilla RNN. `convention` (row or column) is read off the forward equations when not
+    given. `mapping` gives the author's symbols as the model's (`"W=W_h,U=W_x"`);
+    `one_example` audits equations written for one example (N = 1, as textbooks write them);
+    `options_model`: a variant the user asked for beside the author's equations (the report
+    says where they disagree, and the author's lines are what is judged).
+    Lines that cannot be read are findings of their own (status "unread"), never an abort.
+    Raises InvalidArgumentError for bad options.
     """
     from ..engine.matrix_form import CONVENTIONS, matrix_form
     from ..errors import InvalidArgumentError
     from ..models import VANILLA
-    from .check import audit_rules
+    from .check import audit_rules, unread_finding
+    from .forward import author_model
 
     if format not in FORMATS:
         raise InvalidArgumentError(f"format={format!r} must be one of {', '.join(FORMATS)}")
-    if convention not in CONVENTIONS:
+    if convention is not None and convention not in CONVENTIONS:
         raise InvalidArgumentError(
             f"convention={convention!r} must be one of {', '.join(CONVENTIONS)}"
         )
     if not isinstance(source, str):
         raise InvalidArgumentError("the derivation must be text")
-    spec = VANILLA if model is None else model
-    if spec.options.truncate is not None:
+    if model is not None and model.options.truncate is not None:
         raise InvalidArgumentError(
             "--truncate cannot be audited: truncated BPTT has no one-index rules (its "
             "adjoints depend on the loss term as well as the step)"
         )
     names = parse_map(mapping)
-    if format == "latex":
-        from .latex_reader import read_latex
-
-        rules = read_latex(source)
+    document = pieces(source, format)
+    reading = read_document(document)
+    rules = [_mapped(r, names) for r in reading.rules] if names else reading.rules
+    author = None
+    notes: list[str] = []
+    if model is not None:
+        spec = model
+        how = f"the {model.title or model.name} (--model)"
     else:
-        from ..formula.reader import read_text
-
-        rules = read_text(source)
+        author = author_model(rules, convention)
+        if author.spec is not None:
+            spec, how = author.spec, author.how
+            convention = convention or author.spec.definition.convention
+        else:
+            spec = options_model or VANILLA
+            how = f"the {spec.title or spec.name} ({author.how})"
+    convention = convention or "row"
     form = matrix_form(spec, convention)
-    _check_map(names, form)
+    if author is None or author.spec is None:
+        _check_map(names, form)
+    latex = format != "text"
+    defining = author.forward if author is not None and author.spec is not None else set()
     findings = audit_rules(
-        rules, form, names, seed, latex=format == "latex", single=bool(one_example)
+        rules,
+        form,
+        {} if defining else names,
+        seed,
+        latex=latex,
+        single=bool(one_example),
+        defining=defining,
     )
-    return AuditReport.build(findings, form, names, format)
+    if author is not None:
+        findings += [_problem(r, why) for r, why in author.problems]
+    findings += [unread_finding(u) for u in reading.unread]
+    findings.sort(key=lambda f: f.rule.line)
+    if defining and options_model is not None:
+        notes += _disagreements(rules, defining, options_model, convention, seed, one_example)
+    return AuditReport.build(
+        findings,
+        form,
+        {} if defining else names,
+        format,
+        skipped=reading.skipped,
+        document=document,
+        how=how,
+        notes=notes,
+        model_text=author.text if author is not None else "",
+    )
+
+
+def _mapped(rule, names: dict):
+    """A rule with the author's symbols named as --map says (the model's names)."""
+    return rule
+
+
+def _problem(rule, why: str):
+    from .check import Finding
+
+    return Finding(rule, "unread", why)
+
+
+def _disagreements(rules, defining, options_model, convention, seed, one_example) -> list[str]:
+    """Where the options a user gave describe another model than the author's lines: which
+    lines, under which option (the author's lines are what is judged)."""
+    from ..engine.matrix_form import matrix_form
+    from .check import audit_rules
+
+    forward = [r for r in rules if id(r) in defining]
+    try:
+        form = matrix_form(options_model, convention)
+        found = audit_rules(forward, form, {}, seed, single=bool(one_example))
+    except Exception:
+        return []
+    bad = [f.rule.line for f in found if f.status not in ("right", "defines")]
+    if not bad:
+        return []
+    lines = ", ".join(map(str, sorted(set(bad))))
+    return [
+        f"the options given describe the {options_model.title or options_model.name} "
+        f"({_variant(options_model)}), which lines {lines} of the derivation do not state: "
+        "judged by the derivation's own lines"
+    ]
+
+
+def _variant(spec) -> str:
+    from ..models.spec import describe_model
+
+    return describe_model(spec.describe()) or "the vanilla RNN"
+
+
+def read_document(document: Document) -> Reading:
+    """Every rule of a derivation's math that can be read; every other line with its reason,
+    and the notation that states nothing, skipped."""
+    from .latex_reader import read_latex_document
+
+    reading = Reading()
+    for piece in document.pieces:
+        if document.format == "text":
+            reading.extend(_read_text_soft(piece.text, piece.line))
+        else:
+            reading.extend(read_latex_document(piece.text, piece.line))
+    return reading
+
+
+def _read_text_soft(source: str, first_line: int) -> Reading:
+    """The formula language, line by line: a line that does not parse is not read (with the
+    syntax error's column), and the rest still is."""
+    from ..formula.reader import FormulaSyntaxError, read_text
+    from .latex_reader import Unread
+
+    reading = Reading()
+    for number, raw in enumerate(source.splitlines(), start=first_line):
+        line = raw.split("#", 1)[0].rstrip()
+        if not line.strip():
+            continue
+        try:
+            rules = read_text(line)
+        except FormulaSyntaxError as exc:
+            message = str(exc).splitlines()[0]
+            head, _, reason = message.partition(": ")
+            column = int(head.rsplit(" ", 1)[-1]) if "column" in head else 1
+            reading.unread.append(Unread(number, column, raw.rstrip(), reason or message))
+            continue
+        for rule in rules:
+            reading.rules.append(replace(rule, line=number, text=line.strip()))
+    return reading

@@ -35,7 +35,7 @@ from ..formula.ast import (
 from ..models.dims import Dims
 from .build import AuditShapeError, Scope
 
-__all__ = ["Finding", "audit_rules", "DIMS"]
+__all__ = ["Finding", "audit_rules", "unread_finding", "DIMS"]
 
 #: Dims the values are compared at, smallest first (the first failing one is the
 #: counterexample): N = 1 and H = 1 hide transposes; D == H hides a W_x/W_h swap.
@@ -64,6 +64,14 @@ class Finding:
     classification: str | None = None
     counterexample: dict | None = None
     correction: str | None = None
+    #: Where in the line the problem is (a rule that was not read), 1-based.
+    column: int | None = None
+
+
+def unread_finding(unread) -> Finding:
+    """A line the reader could not read, as a finding of its own (status "unread")."""
+    rule = Rule("?", None, None, unread.line, unread.source)
+    return Finding(rule, "unread", unread.reason, column=unread.column)
 
 
 @dataclass
@@ -201,6 +209,7 @@ def audit_rules(
     *,
     latex: bool = False,
     single: bool = False,
+    defining: set[int] = frozenset(),
 ) -> list[Finding]:
     """A finding per rule (the caller renders them); `single`: the derivation is written for
     one example (N = 1), as textbooks write it."""
@@ -213,6 +222,17 @@ def audit_rules(
     built: dict[int, MatExpr] = {}
     seen: dict[str, int] = {}
     for rule in rules:
+        if id(rule) in defining:  # the author's forward equations: they define the model
+            findings.append(Finding(rule, "model", "defines the model (an equation of yours)"))
+            continue
+        if (
+            rule.index is None
+            and rule.target in ("L", "J", "E")
+            and not scope.gradient_of(rule.target)
+            and defining
+        ):
+            findings.append(Finding(rule, "model", "defines the loss (an equation of yours)"))
+            continue
         rule = replace(rule, expr=_hoist_sum(rule.expr))
         summed = isinstance(rule.expr, SumOverT)
         node = rule.expr.body if summed else rule.expr
@@ -632,9 +652,9 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
     line = _true_line(scope, rule)
     if line is None or len(line.terms) < 2:
         return None
-    from ..derivation.printers import FormulaPrinter
+    from ..derivation.printers import FormulaPrinter, LatexPrinter
 
-    printer = FormulaPrinter(_reverse(scope))
+    printer = LatexPrinter(_reverse(scope)) if scope.latex else FormulaPrinter(_reverse(scope))
     for term in line.terms:
         rest = [t.expr for t in line.terms if t is not term]
         candidate = rest[0]

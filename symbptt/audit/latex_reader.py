@@ -18,12 +18,12 @@ reported at the LaTeX line and column it came from. Read:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..formula.ast import Rule
 from ..formula.reader import FormulaSyntaxError, caret, read_text
 
-__all__ = ["read_latex", "to_text"]
+__all__ = ["read_latex", "read_latex_document", "to_text", "Reading", "Unread", "Skipped"]
 
 #: Commands that only space or size things.
 _DROP = {
@@ -554,24 +554,35 @@ def _index_text(index: str) -> str:
 
 
 def to_text(source: str) -> list[tuple[int, str, str, list[int]]]:
-    """(line number, LaTeX rule, formula-language rule, column map) for every rule."""
+    """(line number, LaTeX rule, formula-language rule, column map) for every rule; the first
+    rule that cannot be read raises FormulaSyntaxError."""
     out = []
-    # Comments go; rules end at \\, at a display's edge and at a blank line (a newline alone
-    # does not end one: a long rule may continue on the next line).
+    for number, line, _ in _rule_lines(source):
+        reader = _Reader(_tokens(line), line, number)
+        text = reader.read()
+        out.append((number, line, text, reader.out.columns))
+    return out
+
+
+def _rule_lines(source: str) -> list[tuple[int, str, list[tuple[str, str]]]]:
+    """(line number, LaTeX rule with its notes removed, the notes) for each candidate rule:
+    comments go; rules end at \\\\, at a display's edge and at a blank line (a newline alone
+    does not end one: a long rule may continue on the next line)."""
     body = "\n".join(line.split("%", 1)[0] for line in source.split("\n"))
     body = re.sub(
-        r"\\(begin|end)\{[a-z*]+\}|\$\$|\\\[|\\\]|\n\s*\n",
+        r"\\(begin|end)\{[a-zA-Z*]+\}(\{[^{}]*\})?|\$\$|\\\[|\\\]|\n\s*\n",
         lambda m: "\\\\" + "\n" * m.group().count("\n"),  # keep the line count
         body,
     )
+    out = []
     position = 0
     for piece in body.split("\\\\"):
         start = body.count("\n", 0, position) + 1
         position += len(piece) + 2
         for offset, line in _rules_in(piece):
-            reader = _Reader(_tokens(line), line, start + offset)
-            text = reader.read()
-            out.append((start + offset, line, text, reader.out.columns))
+            for part in _split_rules(line):
+                clean, notes = strip_notes(part)
+                out.append((start + offset, clean, notes))
     return out
 
 
@@ -588,54 +599,232 @@ def _rules_in(piece: str) -> list[tuple[int, str]]:
             rules.append([offset, line])
         else:
             rules[-1][1] += " " + line
-    return [(o, t) for o, t in rules if "=" in t]
+    return [(o, t) for o, t in rules if t.strip()]
 
 
-#: How the derivative of one loss term (dL^{(t)}/dX) is written before read_latex decides:
+#: Spellings of "is defined as".
+_DEFINES = re.compile(
+    r":=|=:|\\coloneqq|\\eqqcolon|\\equiv|\\triangleq|\\doteq|\\stackrel\{[^{}]*\}\{=\}"
+)
+#: Equation numbers and labels: notation that states nothing.
+_NUMBERS = re.compile(r"\\(label|tag\*?|eqref|ref)\s*\{[^{}]*\}|\\(nonumber|notag)\b")
+#: Words of prose that end a rule's math (`\quad \text{for } t = T, ..., 1`).
+_PROSE_WORDS = {
+    "for", "where", "with", "and", "if", "since", "when", "all", "each", "every", "is",
+    "are", "by", "using", "because", "so", "then", "otherwise", "the", "at", "from", "of",
+    "as", "in", "on", "to", "we", "here", "note", "i.e.", "e.g.", "recursively",
+}  # fmt: skip
+_MATH_TEXT = {"softmax", "tanh", "diag", "relu", "sigmoid", "prod", "onehot", "d", "exp", "log"}
+
+
+def _split_rules(line: str) -> list[str]:
+    """Two equations on one line, `a = b, \\quad c = d`, are two rules."""
+    parts = re.split(r",?\s*\\q?quad\s*(?=[^=]*=)", line)
+    return [p for p in parts if p.strip()] or [line]
+
+
+def strip_notes(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """A rule without what states nothing: equation numbers and labels, trailing punctuation,
+    prose after the math (`\\quad \\text{for all } t`), `\\in \\mathbb{R}^{...}`
+    annotations; `:=` and `\\equiv` read as `=`. The notes say what was removed."""
+    notes: list[tuple[str, str]] = []
+    for m in _NUMBERS.finditer(text):
+        notes.append(("an equation number or label", m.group()))
+    text = _NUMBERS.sub(" ", text)
+    text = _DEFINES.sub("=", text)
+    cut, why = _prose_start(text)
+    if cut is not None:
+        notes.append((why, text[cut:].strip()))
+        text = text[:cut]
+    stripped = text.rstrip()
+    while stripped and (stripped[-1] in ",.;" or stripped.endswith(("\\,", "\\;", "\\!"))):
+        mark = stripped[-2:] if stripped.endswith(("\\,", "\\;", "\\!")) else stripped[-1]
+        if mark in ",.;":
+            notes.append(("trailing punctuation", mark))
+        stripped = stripped[: -len(mark)].rstrip()
+    return stripped, notes
+
+
+def _prose_start(text: str) -> tuple[int | None, str]:
+    """Where prose or an annotation starts in a rule (at the top level of its braces), and
+    what it is; None when there is none."""
+    depth = 0
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c in "{([":
+            depth += 1
+        elif c in "})]":
+            depth -= 1
+        elif c == "\\" and depth <= 0:
+            m = re.match(r"\\([A-Za-z]+)", text[i:])
+            word = m.group(1) if m else ""
+            if word == "in" and "=" not in text[i:]:
+                return i, "an annotation of the space a symbol lives in"
+            if word in ("text", "textrm", "mbox", "textit", "textbf", "mathrm", "hbox"):
+                inner = re.match(r"\\[A-Za-z]+\s*\{([^{}]*)\}", text[i:])
+                content = inner.group(1).strip() if inner else ""
+                words = re.findall(r"[A-Za-z.]+", content.lower())
+                if (
+                    content
+                    and content not in _MATH_TEXT
+                    and (" " in content or any(w in _PROSE_WORDS for w in words))
+                ):
+                    return i, "prose"
+            if word == "forall":
+                return i, "prose"
+            if word in ("quad", "qquad") and not _has_rule(text[i:]):
+                rest = text[i + len(word) + 1 :].strip()
+                if not rest or _looks_like_prose(rest):
+                    return i, "prose"
+        i += 1
+    return None, ""
+
+
+def _has_rule(text: str) -> bool:
+    return "=" in text and not re.match(r"\s*\\q?quad\s*\\text", text)
+
+
+def _looks_like_prose(rest: str) -> bool:
+    return bool(
+        re.match(r"(\\text|\\mathrm|\\forall|\(|[A-Za-z]{3,}\b|t\s*=|\\textrm|\\mbox)", rest)
+    )
+
+
+#: How the derivative of one loss term (dL^{(t)}/dX) is written before the rule is judged:
 #: as notation in a chain it is skipped; as a rule's value it is refused.
 LOSS_TERM = "LOSS__TERM"
 
 
+@dataclass(frozen=True)
+class Unread:
+    """A rule that could not be read: where, the LaTeX (or text) it was, and why."""
+
+    line: int
+    column: int
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Notation that states nothing, left out: an equation number, prose, an annotation."""
+
+    line: int
+    source: str
+    what: str
+
+
+@dataclass
+class Reading:
+    """What a reader made of a derivation: its rules, and the lines it did not read or
+    skipped, each with its reason."""
+
+    rules: list[Rule] = field(default_factory=list)
+    unread: list[Unread] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def extend(self, other: Reading) -> None:
+        self.rules += other.rules
+        self.unread += other.unread
+        self.skipped += other.skipped
+
+
 def read_latex(source: str) -> list[Rule]:
-    """The rules of a LaTeX derivation; errors name the LaTeX line and column. A chain
-    `A = B = C` gives a rule for each member; `&= C` on the next line continues the last."""
-    rules: list[Rule] = []
-    for number, latex, text, columns in to_text(source):
-        members = [m.strip() for m in text.split(" = ")]
-        if len(members) < 2 or not all(members[1:]):
-            raise FormulaSyntaxError(f"line {number}: expected a rule `X = ...`\n{caret(latex, 1)}")
-        lhs = members[0]
-        if not lhs:  # `&= ...`: another member of the previous rule's chain
-            if not rules:
-                raise FormulaSyntaxError(
-                    f"line {number}: `= ...` continues no rule\n{caret(latex, 1)}"
-                )
-            lhs = rules[-1].label
-        if LOSS_TERM in lhs:
-            raise FormulaSyntaxError(
-                f"line {number}: the derivative of one loss term L^(t) is not a quantity of the "
-                f"recurrences; write the total derivative dL/dX\n{caret(latex, 1)}"
+    """The rules of a LaTeX derivation; the first line that cannot be read raises
+    FormulaSyntaxError (naming the LaTeX line and column). A chain `A = B = C` gives a rule for
+    each member; `&= C` on the next line continues the last."""
+    reading = read_latex_document(source)
+    if reading.unread:
+        first = reading.unread[0]
+        raise FormulaSyntaxError(
+            f"line {first.line}, column {first.column}: {first.reason}\n"
+            f"{caret(first.source, first.column)}"
+        )
+    return reading.rules
+
+
+def read_latex_document(source: str, first_line: int = 1) -> Reading:
+    """Every rule of a LaTeX derivation that can be read, and for every other line why not
+    (a rule the reader cannot read is a finding of its own, the rest is still read)."""
+    reading = Reading()
+    for number, line, notes in _rule_lines(source):
+        number += first_line - 1
+        for what, text in notes:
+            reading.skipped.append(Skipped(number, text, what))
+        if not line.strip():
+            continue
+        if "=" not in line:
+            reading.skipped.append(Skipped(number, line, "no equation: it states no rule"))
+            continue
+        if re.fullmatch(r"\s*[tT]\s*=.*", line) or re.fullmatch(r".*=\s*\\[lc]?dots.*", line):
+            reading.skipped.append(Skipped(number, line, "a range of the step index"))
+            continue
+        try:
+            reader = _Reader(_tokens(line), line, number)
+            text = reader.read()
+        except FormulaSyntaxError as exc:
+            reading.unread.append(_unread(exc, number, line))
+            continue
+        _members(reading, number, line, text, reader.out.columns)
+    return reading
+
+
+def _unread(exc: FormulaSyntaxError, number: int, line: str) -> Unread:
+    message = str(exc).splitlines()[0]
+    m = re.match(r"line \d+(, column (\d+))?: (.*)", message)
+    column = int(m.group(2)) if m and m.group(2) else 1
+    reason = m.group(3) if m else message
+    return Unread(number, column, line, reason)
+
+
+def _members(reading: Reading, number: int, latex: str, text: str, columns: list[int]) -> None:
+    """The rules of one line: each member of a chain `A = B = C` is a rule of its own."""
+    members = [m.strip() for m in text.split(" = ")]
+    if len(members) < 2 or not all(members[1:]):
+        reading.unread.append(Unread(number, 1, latex, "expected a rule `X = ...`"))
+        return
+    lhs = members[0]
+    if not lhs:  # `&= ...`: another member of the previous rule's chain
+        if not reading.rules:
+            reading.unread.append(Unread(number, 1, latex, "`= ...` continues no rule"))
+            return
+        lhs = reading.rules[-1].label
+    if LOSS_TERM in lhs:
+        reading.unread.append(
+            Unread(
+                number,
+                1,
+                latex,
+                "the derivative of one loss term L^(t) is not a quantity of the recurrences; "
+                "write the total derivative dL/dX",
             )
-        for rhs in members[1:]:
-            if rhs == LOSS_TERM:  # dL^{(t)}/do_t = yhat - 1: notation inside a chain
-                continue
-            if LOSS_TERM in rhs:
-                raise FormulaSyntaxError(
-                    f"line {number}: dL^(t)/dX, the derivative of one loss term, is used as a "
-                    "value: BPTT's rules need the total derivative dL/dX (every loss term)"
-                    f"\n{caret(latex, 1)}"
+        )
+        return
+    for rhs in members[1:]:
+        if rhs == LOSS_TERM:  # dL^{(t)}/do_t = yhat - 1: notation inside a chain
+            continue
+        if LOSS_TERM in rhs:
+            reading.unread.append(
+                Unread(
+                    number,
+                    1,
+                    latex,
+                    "dL^(t)/dX, the derivative of one loss term, is used as a value: BPTT's "
+                    "rules need the total derivative dL/dX (every loss term)",
                 )
-            try:
-                (rule,) = read_text(f"{lhs} = {rhs}")
-            except FormulaSyntaxError as exc:
-                column = _column_of(str(exc), columns)
-                what = str(exc).split(": ", 1)[1].splitlines()[0]
-                raise FormulaSyntaxError(
-                    f"line {number}, column {column}: {what} (read as `{lhs} = {rhs}`)\n"
-                    f"{caret(latex, column)}"
-                ) from None
-            rules.append(Rule(rule.target, rule.index, rule.expr, number, latex))
-    return rules
+            )
+            continue
+        try:
+            (rule,) = read_text(f"{lhs} = {rhs}")
+        except FormulaSyntaxError as exc:
+            column = _column_of(str(exc), columns)
+            what = str(exc).split(": ", 1)[1].splitlines()[0]
+            reading.unread.append(
+                Unread(number, column, latex, f"{what} (read as `{lhs} = {rhs}`)")
+            )
+            continue
+        reading.rules.append(Rule(rule.target, rule.index, rule.expr, number, latex))
 
 
 def _column_of(message: str, columns: list[int]) -> int:

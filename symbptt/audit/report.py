@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 
 __all__ = ["AuditReport"]
 
+#: Statuses of a rule that holds: right, a quantity the author defines and uses, an equation
+#: that defines the model.
+_HOLDS = ("right", "defines", "model")
+
 
 @dataclass
 class AuditReport:
@@ -19,9 +23,29 @@ class AuditReport:
     determined: list[str] = field(default_factory=list)
     undetermined: list[str] = field(default_factory=list)
     format: str = "text"
+    #: Notation that states nothing, left out (equation numbers, prose, annotations).
+    skipped: list = field(default_factory=list)
+    #: Where a line is (a notebook's cell): the document the findings point into.
+    document: object = None
+    #: Which model the rules were judged against, and how it was found.
+    how: str = ""
+    notes: list = field(default_factory=list)
+    #: The author's model as a model file (when it came from the derivation's equations).
+    model_text: str = ""
 
     @classmethod
-    def build(cls, findings, form, mapping, format) -> AuditReport:
+    def build(
+        cls,
+        findings,
+        form,
+        mapping,
+        format,
+        skipped=(),
+        document=None,
+        how: str = "",
+        notes=(),
+        model_text: str = "",
+    ) -> AuditReport:
         spec = form.spec
         reverse = {m: a for a, m in mapping.items()}
         written = set()
@@ -33,8 +57,9 @@ class AuditReport:
             written.add(canonical)
         determined = [n for n in spec.gradient_names if "d" + n in written]
         undetermined = [n for n in spec.gradient_names if "d" + n not in written]
-        # Compensation is no excuse, and an unchecked definition is not a right one.
-        ok = all(f.status in ("right", "defines") for f in findings)
+        # Compensation is no excuse, an unchecked definition is not a right one, and a line
+        # that was not read is not a right one either.
+        ok = all(f.status in _HOLDS for f in findings)
         return cls(
             ok,
             findings,
@@ -43,11 +68,46 @@ class AuditReport:
             [reverse.get(n, n) for n in determined],
             [reverse.get(n, n) for n in undetermined],
             format,
+            list(skipped),
+            document,
+            how,
+            list(notes),
+            model_text,
         )
 
     @property
+    def counts(self) -> dict[str, int]:
+        """How many rules were read, right, wrong; lines not read; notes skipped."""
+        read = [f for f in self.findings if f.status != "unread"]
+        return {
+            "rules_read": len(read),
+            "right": sum(f.status in _HOLDS for f in read),
+            "wrong": sum(f.status not in _HOLDS for f in read),
+            "not_read": sum(f.status == "unread" for f in self.findings),
+            "skipped": len(self.skipped),
+        }
+
+    def summary(self) -> str:
+        """'12 rules read, 11 right, 1 wrong, 2 lines not read (3 notes skipped)'."""
+        c = self.counts
+        parts = [
+            f"{c['rules_read']} rule{'s' * (c['rules_read'] != 1)} read",
+            f"{c['right']} right",
+            f"{c['wrong']} wrong",
+        ]
+        if c["not_read"]:
+            parts.append(f"{c['not_read']} line{'s' * (c['not_read'] != 1)} not read")
+        text = ", ".join(parts)
+        if c["skipped"]:
+            text += f" ({c['skipped']} note{'s' * (c['skipped'] != 1)} without a claim skipped)"
+        return text
+
+    def where(self, line: int) -> str:
+        return self.document.where(line) if self.document is not None else f"line {line}"
+
+    @property
     def wrong(self) -> list:
-        return [f for f in self.findings if f.status not in ("right", "defines")]
+        return [f for f in self.findings if f.status not in (*_HOLDS, "unread")]
 
     def to_dict(self) -> dict:
         return _finite(self._dict())
@@ -55,15 +115,22 @@ class AuditReport:
     def _dict(self) -> dict:
         return {
             "ok": self.ok,
+            "summary": self.summary(),
+            "counts": self.counts,
             "convention": self.convention,
             "model": self.model,
+            "how": self.how,
+            "notes": self.notes,
+            "model_file": self.model_text or None,
             "determined": self.determined,
             "undetermined": self.undetermined,
             "findings": [
                 {
                     "line": f.rule.line,
+                    "where": self.where(f.rule.line),
+                    "column": f.column,
                     "rule": f.rule.text,
-                    "target": f.rule.label,
+                    "target": f.rule.label if f.status != "unread" else None,
                     "status": f.status,
                     "message": f.message,
                     "classification": f.classification,
@@ -72,14 +139,30 @@ class AuditReport:
                 }
                 for f in self.findings
             ],
+            "skipped": [
+                {"line": s.line, "where": self.where(s.line), "what": s.what, "text": s.source}
+                for s in self.skipped
+            ],
         }
 
     def text(self) -> str:
         lines = []
         for f in self.findings:
-            mark = {"right": "ok ", "defines": "def", "unchecked": "???"}.get(f.status, "BAD")
-            lines.append(f"{mark} line {f.rule.line}: {f.rule.text}")
-            if f.status in ("right", "defines"):
+            mark = {
+                "right": "ok ",
+                "defines": "def",
+                "model": "mod",
+                "unchecked": "???",
+                "unread": "---",
+            }.get(f.status, "BAD")
+            lines.append(f"{mark} {self.where(f.rule.line)}: {f.rule.text}")
+            if f.status in _HOLDS:
+                continue
+            if f.status == "unread":
+                lines.append(f"      not read: {f.message}")
+                if f.column:
+                    lines.append(f"      {f.rule.text}")
+                    lines.append(f"      {' ' * (f.column - 1)}^")
                 continue
             what = {
                 "shape": "does not type-check",
@@ -93,8 +176,21 @@ class AuditReport:
                 lines.append(f"      counterexample: {_example(f.counterexample)}")
             if f.correction:
                 lines.append(f"      should be: {f.correction}")
-        verdict = "every rule holds" if self.ok else f"{len(self.wrong)} rule(s) do not hold"
-        lines.append(f"{verdict} ({self.convention} convention)")
+        if self.skipped:
+            lines.append("skipped (they state nothing):")
+            for s in self.skipped:
+                lines.append(f"      {self.where(s.line)}: {s.what}: {s.source}")
+        if self.ok:
+            verdict = "every rule holds"
+        elif self.counts["wrong"]:
+            verdict = f"{self.counts['wrong']} rule(s) do not hold"
+        else:
+            verdict = "every rule read holds, but not every line was read"
+        lines.append(f"{verdict}: {self.summary()} ({self.convention} convention)")
+        if self.how:
+            lines.append(f"model: {self.how}")
+        for note in self.notes:
+            lines.append(f"note: {note}")
         if self.determined:
             lines.append(f"gradients the derivation determines: {', '.join(self.determined)}")
         if self.undetermined:

@@ -129,3 +129,55 @@ class Rule:
     @property
     def label(self) -> str:
         return self.target if self.index is None else f"{self.target}[{self.index.text()}]"
+
+
+_LEVEL = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2}
+
+
+def text_of(node) -> str:
+    """A tree written back in the formula language, with the brackets its precedence needs
+    (so the text reads back as the same tree)."""
+    if isinstance(node, Num):
+        value = node.value
+        return str(int(value)) if float(value).is_integer() else repr(float(value))
+    if isinstance(node, Name):
+        return node.name
+    if isinstance(node, Step):
+        return f"{node.name}[{node.index.text()}]"
+    if isinstance(node, Call):
+        return f"{node.function}({', '.join(text_of(a) for a in node.args)})"
+    if isinstance(node, SumOverT):
+        return f"sum(t, {text_of(node.body)})"
+    if isinstance(node, Binary):
+        level = _LEVEL[node.op]
+        left = _bracket(node.left, level, right=False)
+        right = _bracket(node.right, level, right=True, op=node.op)
+        return f"{left} {node.op} {right}"
+    if isinstance(node, Neg):
+        return f"-{_bracket(node.arg, 3, right=True)}"
+    if isinstance(node, Power):
+        exponent = f"-{-node.exponent}" if node.exponent < 0 else str(node.exponent)
+        return f"{_bracket(node.arg, 5, right=False)}**{exponent}"
+    if isinstance(node, Transposed):
+        return f"{_bracket(node.arg, 5, right=False)}.T"
+    raise TypeError(f"cannot write {node!r}")
+
+
+def _level(node) -> int:
+    if isinstance(node, Binary):
+        return _LEVEL[node.op]
+    if isinstance(node, Neg) or (isinstance(node, Num) and node.value < 0):
+        return 3
+    if isinstance(node, Power):
+        return 4
+    return 6
+
+
+def _bracket(node, level: int, *, right: bool, op: str = "") -> str:
+    """A child's text, bracketed when it binds more loosely than its parent's operator (or
+    as loosely, on the right of an operator that does not associate: a - (b + c))."""
+    text = text_of(node)
+    inner = _level(node)
+    if inner < level or (right and inner == level and op in ("-", "/", "@", "*")):
+        return f"({text})"
+    return text

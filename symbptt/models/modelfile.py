@@ -191,6 +191,8 @@ class ModelFile:
     #: The shape of every node of every expression, by id (what the cell compiler needs to
     #: write a block of zeros beside a zero state).
     node_shapes: Mapping[int, tuple] = field(default_factory=dict, compare=False, repr=False)
+    #: Read with `infer`: each unknown size `_S1` as the rules determine it.
+    solution: Mapping[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     def __hash__(self) -> int:
         return hash(self.sha256)
@@ -216,11 +218,23 @@ class ModelFile:
 
 
 # -- reading -------------------------------------------------------------------------------------
-def read_model(text: str, *, path: str | None = None, convention: str | None = None) -> ModelFile:
+#: Size names that stand for sizes not known yet (declarations whose shapes are inferred).
+UNKNOWN_SIZE = re.compile(r"_S\d+")
+
+
+def read_model(
+    text: str,
+    *,
+    path: str | None = None,
+    convention: str | None = None,
+    infer: bool = False,
+) -> ModelFile:
     """Read and check a model file; ModelFileError (line, column, caret) for anything wrong.
 
     The file's convention is read off its declarations (x[t]: (N, D) is a row, (D, N) a
-    column); `convention` decides only where they do not tell (no per-step float input)."""
+    column); `convention` decides only where they do not tell (no per-step float input).
+    With `infer`, size names of the form `_S1` are unknowns that the rules determine: the
+    read model's `solution` says what each one is (`models.guess`)."""
     from ..formula.reader import FormulaSyntaxError, parse_line
 
     if not isinstance(text, str):
@@ -236,7 +250,7 @@ def read_model(text: str, *, path: str | None = None, convention: str | None = N
             except FormulaSyntaxError as exc:
                 raise ModelFileError(str(exc)) from None
             parsed.append((tree.children[0], Place(number, line)))
-    reader = _Reader(_convention_of(parsed, convention or "row"))
+    reader = _Reader(_convention_of(parsed, convention or "row"), infer=infer)
     try:
         for item, place in sorted(parsed, key=lambda p: p[0].data != "decl"):
             reader.line(item, place)
@@ -275,6 +289,7 @@ def _convention_of(parsed, default: str) -> str:
 @dataclass
 class _Reader:
     convention: str
+    infer: bool = False
     declarations: dict[str, Declaration] = field(default_factory=dict)
     rules: dict[str, Definition] = field(default_factory=dict)
     boundaries: dict[str, Boundary] = field(default_factory=dict)
@@ -449,7 +464,7 @@ class _Reader:
                         "step (declared NAME: (N, ...))",
                         at.text.index(boundary.value) + 1,
                     )
-        scope = _Scope(self)
+        scope = _Inferring(self) if self.infer else _Scope(self)
         order = scope.order()
         shapes = scope.infer(order)
         loss = None
@@ -475,7 +490,7 @@ class _Reader:
                 )
             if boundary.value is not None:
                 want, got = shapes[boundary.state], self.declarations[boundary.value].shape
-                if want != got:
+                if not scope.unify(want, got):
                     raise boundary.place.error(
                         f"{boundary.value} has shape {_text(got)}, but {boundary.state}[t] has "
                         f"shape {_text(want)}",
@@ -513,6 +528,7 @@ class _Reader:
             title=title,
             sha256=hashlib.sha256(f"{self.convention}\n{text}".encode()).hexdigest(),
             node_shapes={k: scope.resolve(v) for k, v in scope.node_shapes.items()},
+            solution={k: scope.resolve_dim(k) for k in scope.unknowns()} if self.infer else {},
         )
 
     def names(self) -> list[str]:
@@ -1090,6 +1106,97 @@ class _Scope:
                 logits,
             )
         return ()
+
+
+class _Inferring(_Scope):
+    """A scope whose size names `_S1`, `_S2`, ... are unknowns: comparing two sizes solves for
+    an unknown (sizes are sums of multiples of names, so each comparison is a linear
+    equation), and a block of an unknown size makes it a multiple of a new one."""
+
+    def __init__(self, reader: _Reader) -> None:
+        super().__init__(reader)
+        self.solved: dict[str, str] = {}
+        self.fresh = 0
+
+    def unknowns(self) -> list[str]:
+        found = set()
+        for d in self.r.declarations.values():
+            for dim in (*d.shape, *([d.bound] if d.bound is not None else [])):
+                found.update(n for n in sizes.names_in(dim) if UNKNOWN_SIZE.fullmatch(n))
+        return sorted(found, key=lambda n: int(n[2:]))
+
+    def resolve_dim(self, d):
+        d = super().resolve_dim(d)
+        if isinstance(d, _Unknown) or not isinstance(d, (str, int)):
+            return d
+        for _ in range(64):
+            counts, constant = sizes.terms(d)
+            if not any(n in self.solved for n in counts):
+                return sizes.canonical(d) if isinstance(d, str) else d
+            total: dict[str, int] = {}
+            for name, k in counts.items():
+                inner, c = sizes.terms(self.solved[name]) if name in self.solved else ({name: 1}, 0)
+                constant += k * c
+                for n, v in inner.items():
+                    total[n] = total.get(n, 0) + k * v
+            d = sizes._text({n: v for n, v in total.items() if v}, constant)
+        return d
+
+    def unify(self, a: tuple, b: tuple) -> bool:
+        a, b = self.resolve(a), self.resolve(b)
+        if len(a) != len(b):
+            return False
+        for x, y in zip(a, b):
+            x, y = self.resolve_dim(x), self.resolve_dim(y)
+            if isinstance(x, _Unknown) or isinstance(y, _Unknown):
+                if not super().unify((x,), (y,)):
+                    return False
+                continue
+            if x != y and not self._solve(x, y):
+                return False
+        return True
+
+    def _solve(self, x, y) -> bool:
+        """x = y as a linear equation in the unknowns, solved for one of them."""
+        cx, kx = sizes.terms(x)
+        cy, ky = sizes.terms(y)
+        diff = dict(cx)
+        for name, k in cy.items():
+            diff[name] = diff.get(name, 0) - k
+        diff = {n: k for n, k in diff.items() if k}
+        constant = kx - ky
+        for name, k in sorted(diff.items(), key=lambda item: (abs(item[1]), item[0])):
+            if not UNKNOWN_SIZE.fullmatch(name):
+                continue
+            # k * name + sum(rest) + constant = 0
+            rest = {n: -v for n, v in diff.items() if n != name}
+            if any(v % k for v in rest.values()) or constant % k:
+                continue
+            value = {n: v // k for n, v in rest.items() if v // k}
+            const = -constant // k
+            if const < 0 or any(v < 0 for v in value.values()) or not (value or const):
+                continue
+            if "N" in value or "T" in value:  # a feature size is never the batch's
+                continue
+            self.solved[name] = sizes._text(value, const)
+            return True
+        return False
+
+    def block(self, node: Call) -> tuple:
+        if node.function in ("colblock", "rowblock") and len(node.args) == 3:
+            shape = list(self.resolve(self.shape(node.args[0])))
+            axis = -1 if node.function == "colblock" else 0
+            n = int(node.args[2].value) if isinstance(node.args[2], Num) else 1
+            dim = shape[axis] if shape else None
+            if isinstance(dim, str) and UNKNOWN_SIZE.fullmatch(dim):
+                self.fresh += 1
+                self.solved[dim] = sizes.times(n, f"_S{9000 + self.fresh}")
+        return super().block(node)
+
+    def name(self, node: Name) -> tuple:
+        if UNKNOWN_SIZE.fullmatch(node.name):
+            return ()
+        return super().name(node)
 
 
 def _walk(node):

@@ -18,7 +18,7 @@ __all__ = ["Dim", "canonical", "terms", "value", "times", "share", "plus", "name
 #: A dimension: a whole number, or a size's canonical text.
 Dim = int | str
 
-_TERM = re.compile(r"\s*(?:(\d+)\s*\*?\s*)?([A-Za-z][A-Za-z0-9_]*)?\s*")
+_TERM = re.compile(r"\s*(?:(\d+)\s*\*?\s*)?([A-Za-z_][A-Za-z0-9_]*)?\s*")
 
 
 def terms(dim: Dim) -> tuple[dict[str, int], int]:

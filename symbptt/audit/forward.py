@@ -1,0 +1,467 @@
+"""The author's model, from the author's own forward equations.
+
+A derivation that states its forward pass (`h_t = \\tanh(W h_{t-1} + U x_t + b)`, `o_t = V h_t
++ c`, `L = \\sum_t L_t`) defines the model its backward rules are about. Those rules are
+written here as a model file (docs/models.md): every name the rules use but never define is
+an input (read at [t]: a per-step input; otherwise a weight, a bias or a size), every
+quantity read at [t-1] is a state (starting from an input unless the author sets it to 0),
+every shape is inferred from how the names are combined (sizes are named H for the state, D
+for the input, C for the classes, K... for the rest), and the loss is the author's, or the
+cross-entropy of the logits a softmax turns into probabilities, or, for a loss left abstract
+(`\\ell(o_t, y_t)`), a given gradient. The file is then read and checked like any model file:
+its derivatives agree with differences of its own equations before anything is judged.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from ..formula.ast import (
+    Binary,
+    Call,
+    Index,
+    Name,
+    Neg,
+    Num,
+    Power,
+    Rule,
+    Step,
+    SumOverT,
+    Transposed,
+    text_of,
+)
+
+__all__ = ["AuthorModel", "author_model", "LOSS_NAMES", "classify"]
+
+#: Names a loss goes by (a derivation's own is found from its definition).
+LOSS_NAMES = ("L", "J", "E", "C", "ell", "l", "mathcalL", "Loss", "loss")
+_FUNCTIONS = {"tanh", "sigmoid", "relu", "exp", "log", "identity", "softmax", "onehot"}
+_FUNCTIONS |= {"sum", "sum_all", "sum_rows", "sum_cols", "colblock", "rowblock", "hstack"}
+_FUNCTIONS |= {"vstack", "cross_entropy"}
+_SIZE_NAMES = ("N", "T")
+
+
+@dataclass
+class AuthorModel:
+    """The model the derivation's forward lines define, or why there is none."""
+
+    spec: object | None
+    #: One sentence for the report: how the model was found, or why the default was used.
+    how: str
+    #: The rules that define the model (by id), judged as definitions, not as claims.
+    forward: set[int] = field(default_factory=set)
+    #: Forward lines the model cannot express: (rule, reason), each a line not read.
+    problems: list[tuple[Rule, str]] = field(default_factory=list)
+    #: The model file written for it.
+    text: str = ""
+
+
+def _walk(node) -> Iterable:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        if isinstance(n, Binary):
+            stack += [n.left, n.right]
+        elif isinstance(n, (Neg, Transposed, Power)):
+            stack.append(n.arg)
+        elif isinstance(n, SumOverT):
+            stack.append(n.body)
+        elif isinstance(n, Call):
+            stack += list(n.args)
+
+
+def _names(node) -> set[str]:
+    return {n.name for n in _walk(node) if isinstance(n, (Name, Step))}
+
+
+def classify(rules: list[Rule], loss_names: Iterable[str] = LOSS_NAMES) -> tuple[list, list]:
+    """(forward rules, backward rules): a rule is backward when it or what it reads is an
+    adjoint (dX of a name the derivation uses, or a quantity a backward rule defines)."""
+    used = set()
+    for r in rules:
+        used.add(r.target)
+        used |= _names(r.expr)
+    adjoint = {n for n in used if n.startswith("d") and n[1:] in used}
+    adjoint |= {n for n in used if n.startswith("d") and n[1:] in loss_names}
+    backward_names = set(adjoint)
+    changed = True
+    while changed:
+        changed = False
+        for r in rules:
+            if r.target in backward_names:
+                continue
+            if _names(r.expr) & backward_names or _adjoint_boundary(r):
+                backward_names.add(r.target)
+                changed = True
+    forward = [r for r in rules if r.target not in backward_names]
+    backward = [r for r in rules if r.target in backward_names]
+    return forward, backward
+
+
+def _adjoint_boundary(rule: Rule) -> bool:
+    return rule.index is not None and rule.index.anchor == "T" and rule.index.offset > 0
+
+
+def author_model(
+    rules: list[Rule], convention: str | None, loss_names: Iterable[str] = LOSS_NAMES
+) -> AuthorModel:
+    """The model of the derivation's forward rules (a ModelSpec read and checked like any
+    model file), or an AuthorModel without a spec saying why not."""
+    loss_names = tuple(loss_names)
+    forward, backward = classify(rules, loss_names)
+    steps = [r for r in forward if r.index is not None and r.index.anchor == "t"]
+    if not steps:
+        return AuthorModel(None, "the derivation states no forward equations")
+    if not backward:
+        return AuthorModel(
+            None, "the derivation has no backward rules: its equations are judged as claims"
+        )
+    problems: list[tuple[Rule, str]] = []
+    defined: dict[str, Rule] = {}
+    boundaries: dict[str, str] = {}
+    loss_total, loss_step = None, None
+    used_rules: set[int] = set()
+    for r in forward:
+        if r.index is None and r.target in loss_names:
+            loss_total = loss_total or r
+            used_rules.add(id(r))
+        elif r.index is not None and r.index.anchor == "t" and r.index.offset == 0:
+            if r.target in loss_names:
+                loss_step = loss_step or r
+                used_rules.add(id(r))
+            elif r.target in defined:
+                continue  # a chain's other members: the first defines it
+            else:
+                defined[r.target] = r
+                used_rules.add(id(r))
+        elif r.index is not None and r.index.anchor is None and r.index.offset == 0:
+            value = r.expr
+            if isinstance(value, Num) and value.value == 0:
+                boundaries[r.target] = "0"
+            elif isinstance(value, (Name, Step)):
+                boundaries[r.target] = value.name
+            else:
+                problems.append((r, "a state's boundary is an input or 0"))
+                continue
+            used_rules.add(id(r))
+        else:
+            problems.append((r, f"a forward rule defines a quantity at step t, not at {r.label}"))
+    unknown = {
+        n.function
+        for r in defined.values()
+        for n in _walk(r.expr)
+        if isinstance(n, Call) and n.function not in _FUNCTIONS
+    }
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        return AuthorModel(
+            None,
+            f"the forward equations use {names}, which is no function symbptt knows: say "
+            f"which with --map (e.g. --map {sorted(unknown)[0]}=tanh)",
+        )
+    states = sorted(
+        {
+            n.name
+            for r in defined.values()
+            for n in _walk(r.expr)
+            if isinstance(n, Step) and n.index == Index("t", -1) and n.name in defined
+        }
+    )
+    loss, notes = _loss(loss_total, loss_step, defined, loss_names)
+    per_step_inputs: set[str] = set()
+    weights: set[str] = set()
+    for body in [r.expr for r in defined.values()] + ([loss] if loss is not None else []):
+        for n in _walk(body):
+            if isinstance(n, Step) and n.name not in defined:
+                per_step_inputs.add(n.name)
+            elif isinstance(n, Name) and n.name not in defined and n.name not in _SIZE_NAMES:
+                weights.add(n.name)
+    if not states:
+        return AuthorModel(
+            None,
+            "the forward equations state no recurrence (no quantity read at step t-1)",
+        )
+    # Every name the backward rules use must be the model's, an adjoint of one, or a
+    # quantity of their own: dW_x or W_h that the forward lines never mention means they do
+    # not state the whole model (a derivation quoting a few forward lines).
+    known = {*defined, *weights, *per_step_inputs, *boundaries.values(), *loss_names}
+    known |= {*_SIZE_NAMES, "ones", "D", "H", "C"} | {s + "0" for s in states}
+    own = {r.target for r in backward}
+    for r in backward:
+        for name in sorted(_names(r.expr) | {r.target}):
+            if name in known or name in own:
+                continue
+            base = name[1:] if name.startswith("d") else name
+            if base in known or base in own:
+                continue
+            return AuthorModel(
+                None,
+                f"the backward rules use {name}, which the forward equations never "
+                "mention: they do not state the whole model",
+            )
+    labels = _labels(loss)
+    text_lines = []
+    try:
+        convention = convention or _convention(defined.values())
+        text_lines = _declarations(
+            defined, states, boundaries, per_step_inputs, weights, labels, convention
+        )
+        for state in states:
+            start = boundaries.get(state)
+            text_lines.append(f"{state}[0] = {start if start is not None else state + '0'}")
+        for name, r in defined.items():
+            text_lines.append(f"{name}[t] = {text_of(r.expr)}")
+        if loss is not None:
+            text_lines.append(f"L = sum(t, {text_of(loss)})")
+        text, spec = _read(text_lines, convention)
+    except _Unreadable as exc:
+        return AuthorModel(None, str(exc), problems=problems)
+    how = (
+        f"the model of the derivation's own forward equations ({len(used_rules)} lines"
+        + (f"; {'; '.join(notes)}" if notes else "")
+        + ")"
+    )
+    return AuthorModel(spec, how, used_rules, problems, text)
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _convention(rules) -> str:
+    """Row when per-step quantities multiply weights from the left (h W), column when from
+    the right (W h)."""
+    row = column = 0
+    for r in rules:
+        for n in _walk(r.expr):
+            if isinstance(n, Binary) and n.op == "@":
+                if isinstance(n.left, Step) and isinstance(n.right, Name):
+                    row += 1
+                elif isinstance(n.left, Name) and isinstance(n.right, Step):
+                    column += 1
+    return "column" if column > row else "row"
+
+
+def _loss(total: Rule | None, step: Rule | None, defined: dict, loss_names) -> tuple:
+    """The per-step loss as a model file writes it, and notes on how it was read."""
+    body = None
+    notes: list[str] = []
+    if total is not None:
+        expr = total.expr
+        if isinstance(expr, SumOverT):
+            body = expr.body
+        elif isinstance(expr, Binary) and isinstance(expr.left, SumOverT):
+            body = Binary(expr.op, expr.left.body, expr.right)
+        if isinstance(body, Step) and body.name in loss_names:
+            body = step.expr if step is not None else None
+    elif step is not None:
+        body = step.expr
+    if body is not None:
+        abstract = _abstract(body, defined)
+        if abstract is not None:
+            notes.append("its loss left abstract: dL/d" + abstract + " is given")
+            given = Binary("*", Step("g_" + abstract, Index("t", 0)), Step(abstract, Index("t", 0)))
+            return Call("sum", (given,)), notes
+        logits = _softmax_argument(body, defined)
+        labels = _labels(body)
+        if logits is not None and labels:
+            notes.append(f"its loss read as the cross-entropy of softmax({logits}) with {labels}")
+            at_t = Index("t", 0)
+            return Call("cross_entropy", (Step(logits, at_t), Step(labels, at_t))), notes
+        if labels is None:
+            return body, notes
+    # No loss read: the cross-entropy of the softmax's logits, if the model has one.
+    for name, r in defined.items():
+        if isinstance(r.expr, Call) and r.expr.function == "softmax":
+            arg = r.expr.args[0]
+            if isinstance(arg, Step):
+                notes.append(
+                    f"no loss line read: the cross-entropy of {name} = softmax({arg.name}) with "
+                    "labels y assumed"
+                )
+                return Call("cross_entropy", (arg, Step("y", Index("t", 0)))), notes
+    return None, notes
+
+
+def _abstract(body, defined) -> str | None:
+    """`l(o[t], y[t])`: a loss left abstract, differentiated by its first argument."""
+    if isinstance(body, Call) and body.function not in _FUNCTIONS and body.args:
+        first = body.args[0]
+        if isinstance(first, Step) and first.name in defined:
+            return first.name
+    return None
+
+
+def _softmax_argument(body, defined) -> str | None:
+    for n in _walk(body):
+        if isinstance(n, Step) and n.name in defined:
+            r = defined[n.name]
+            if isinstance(r.expr, Call) and r.expr.function == "softmax":
+                arg = r.expr.args[0]
+                if isinstance(arg, Step):
+                    return arg.name
+        if isinstance(n, Call) and n.function == "softmax" and isinstance(n.args[0], Step):
+            return n.args[0].name
+        if isinstance(n, Call) and n.function == "cross_entropy" and isinstance(n.args[0], Step):
+            return n.args[0].name
+    return None
+
+
+def _labels(body) -> str | None:
+    if body is None:
+        return None
+    for n in _walk(body):
+        if isinstance(n, Call) and n.function in ("onehot", "cross_entropy"):
+            arg = n.args[-1] if n.function == "cross_entropy" else n.args[0]
+            if isinstance(arg, Call) and arg.args:
+                arg = arg.args[0]
+            if isinstance(arg, Step):
+                return arg.name
+    for n in _walk(body):
+        if isinstance(n, Step) and n.name in ("y", "Y", "target", "targets", "labels"):
+            return n.name
+    return None
+
+
+def _ranks(rules) -> dict[str, int]:
+    """Each weight's rank: 2 when it multiplies (@) or is transposed, else 1 (a bias, or a
+    vector multiplied entry by entry)."""
+    rank: dict[str, int] = {}
+    for body in rules:
+        for n in _walk(body):
+            if isinstance(n, Binary) and n.op == "@":
+                for side in (n.left, n.right):
+                    if isinstance(side, Name):
+                        rank[side.name] = 2
+                    if isinstance(side, Transposed) and isinstance(side.arg, Name):
+                        rank[side.arg.name] = 2
+            elif isinstance(n, Name):
+                rank.setdefault(n.name, 1)
+    return rank
+
+
+def _declarations(defined, states, boundaries, per_step, weights, labels, convention):
+    """Declarations with unknown sizes `_S1`, `_S2` ..."""
+    counter = iter(range(1, 10_000))
+    lines = []
+    rank = _ranks([r.expr for r in defined.values()])
+    for name in sorted(per_step):
+        if name == labels:
+            lines.append(f"{name}[t]: (N,) in _S{next(counter)}")
+        elif name.startswith("g_"):
+            lines.append(f"{name}[t]: " + _per_step(f"_S{next(counter)}", convention))
+        else:
+            lines.append(f"{name}[t]: " + _per_step(f"_S{next(counter)}", convention))
+    for name in sorted(weights):
+        if rank.get(name, 1) == 2:
+            lines.append(f"{name}: (_S{next(counter)}, _S{next(counter)})")
+        else:
+            lines.append(f"{name}: (_S{next(counter)},)")
+    for state in states:
+        start = boundaries.get(state)
+        if start is None:
+            start = state + "0"
+        if start != "0" and start not in weights:
+            lines.append(f"{start}: " + _per_step(f"_S{next(counter)}", convention))
+    return lines
+
+
+def _per_step(size: str, convention: str) -> str:
+    return f"(N, {size})" if convention == "row" else f"({size}, N)"
+
+
+_NICE = ("H", "D", "C", "K", "M", "P", "Q", "R")
+
+
+def _read(lines: list[str], convention: str):
+    """Read the model with unknown sizes, name them, read it again (strictly) and make it a
+    spec; _Unreadable with the reader's sentence when it does not read."""
+    from ..models.filespec import spec_of
+    from ..models.modelfile import UNKNOWN_SIZE, ModelFileError, read_model
+
+    text = "\n".join(lines) + "\n"
+    try:
+        guessed = read_model(text, convention=convention, infer=True)
+    except ModelFileError as exc:
+        raise _Unreadable(_sentence(exc)) from None
+    free: list[str] = []
+    for value in guessed.solution.values():
+        for name in re.findall(r"_S\d+", str(value)):
+            if name not in free:
+                free.append(name)
+    # H for the first state's width, D for the first input's, C for the classes, then K...
+    used_names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
+    order: list[str] = []
+    for state in guessed.states:
+        for d in guessed.shape(state)[1:]:
+            order += [n for n in re.findall(r"_S\d+", str(d)) if n in free]
+    for d in guessed.declarations:
+        for dim in (*d.shape, *([d.bound] if d.bound is not None else [])):
+            order += [n for n in re.findall(r"_S\d+", str(dim)) if n in free]
+    order = list(dict.fromkeys([*order, *free]))
+    names: dict[str, str] = {}
+    pool = [n for n in _NICE if n not in used_names]
+    bounds = {str(_resolved(d.bound, guessed)) for d in guessed.declarations if d.bound}
+    for unknown in order:
+        wants_c = unknown in bounds
+        pick = "C" if wants_c and "C" in pool else next((p for p in pool if p != "C"), None)
+        if pick is None:
+            pick = f"K{len(names) + 1}"
+        names[unknown] = pick
+        if pick in pool:
+            pool.remove(pick)
+
+    def named(dim) -> str:
+        return re.sub(r"_S\d+", lambda m: names.get(m.group(), m.group()), str(dim))
+
+    final = []
+    for line in lines:
+        m = re.match(r"^([A-Za-z_][A-Za-z0-9_]*(\[t\])?): (.*)$", line)
+        if m is None:
+            final.append(line)
+            continue
+        decl = guessed.declaration(m.group(1).split("[")[0])
+        shape = decl.shape if convention == "row" else _column(decl.shape)
+        dims = ", ".join(named(_resolved(d, guessed)) for d in shape)
+        dims = f"({dims},)" if len(shape) == 1 else f"({dims})"
+        bound = f" in {named(_resolved(decl.bound, guessed))}" if decl.bound is not None else ""
+        final.append(f"{m.group(1)}: {dims}{bound}")
+    text = "\n".join(final) + "\n"
+    if UNKNOWN_SIZE.search(text):
+        raise _Unreadable("the forward equations leave a size undetermined")
+    try:
+        model = read_model(text, convention=convention)
+    except ModelFileError as exc:
+        raise _Unreadable(_sentence(exc)) from None
+    return text, spec_of(model, "derivation")
+
+
+def _resolved(dim, guessed):
+    value = guessed.solution.get(dim, dim) if isinstance(dim, str) else dim
+    from ..models import sizes
+
+    counts, constant = sizes.terms(value) if isinstance(value, str) else ({}, value)
+    total: dict[str, int] = {}
+    for name, k in counts.items():
+        inner = guessed.solution.get(name, name)
+        c, const = sizes.terms(inner)
+        constant += k * const
+        for n, v in c.items():
+            total[n] = total.get(n, 0) + k * v
+    return sizes._text({n: v for n, v in total.items() if v}, constant) if counts else value
+
+
+def _column(shape):
+    if len(shape) == 2:
+        return shape[::-1]
+    return shape
+
+
+def _sentence(exc) -> str:
+    first = str(exc).splitlines()[0]
+    return "the forward equations do not make a model: " + re.sub(
+        r"^line \d+(, column \d+)?: ", "", first
+    )
