@@ -192,10 +192,12 @@ def author_model(
     own = {r.target for r in backward}
     for r in backward:
         for name in sorted(_names(r.expr) | {r.target}):
-            if name in known or name in own:
-                continue
             base = name[1:] if name.startswith("d") else name
-            if base in known or base in own:
+            if name in known or base in known:
+                continue
+            if name in own and not (name.startswith("d") and _weight_like(base)):
+                continue  # a backward quantity of the author's own (delta, dtanh)
+            if base in own:
                 continue
             return AuthorModel(
                 None,
@@ -225,6 +227,13 @@ def author_model(
         + ")"
     )
     return AuthorModel(spec, how, used_rules, problems, text)
+
+
+def _weight_like(name: str) -> bool:
+    """W_x, U, V, b_h, c: what the gradient dW_x of a rule's target is the gradient of."""
+    return bool(name) and (
+        name[0].isupper() or name.startswith(("b_", "W", "U", "V")) or name in ("b", "c")
+    )
 
 
 class _Unreadable(Exception):
