@@ -50,7 +50,17 @@ FUNCTIONS = (
     "rowpart",
     "sum_all",
     "sum",
+    "dtanh",
+    "dsigmoid",
+    "done",
 )
+#: Derivatives written with a prime (tanh'(a)), at their argument, as matrix expressions.
+DERIVATIVES = {
+    "dtanh": lambda a: 1 - rules.tanh(a) * rules.tanh(a),
+    "dsigmoid": lambda a: rules.sigmoid(a) * (1 - rules.sigmoid(a)),
+    "done": lambda a: 1 + 0 * a,
+    "step": rules.step,
+}
 #: Functions of several arguments (the rest take one).
 BLOCK_FUNCTIONS = ("colblock", "rowblock", "hstack", "vstack", "colpart", "rowpart")
 SIZES = ("N", "T", "D", "H", "C")
@@ -234,6 +244,14 @@ class Scope:
 
     def _call(self, node: Call) -> MatExpr:
         name = node.function
+        if name.startswith("prime_"):  # f'(x): the derivative of the function f stands for
+            name = self._prime_of(name[len("prime_") :])
+            node = Call(name, node.args, node.at)
+        elif name in self.mapping and self.mapping[name] in FUNCTIONS:  # --map f=tanh
+            node = Call(self.mapping[name], node.args, node.at)
+            name = node.function
+        if name in DERIVATIVES and len(node.args) == 1:
+            return DERIVATIVES[name](self._build(node.args[0]))
         if name not in FUNCTIONS:
             raise AuditShapeError(
                 f"unknown function {name!r}; the language has {', '.join(FUNCTIONS)}"
@@ -327,6 +345,27 @@ class Scope:
             if isinstance(exc, AuditShapeError):
                 raise
             raise AuditShapeError(f"{where} takes sizes as its widths (H, 4 * H, D + H)") from None
+
+    def _prime_of(self, letter: str) -> str:
+        """The derivative f' stands for: of the function --map names (f=tanh), or of the
+        model's one activation."""
+        from ..models.spec import ACTIVATIONS
+
+        function = self.mapping.get(letter)
+        if function is None:
+            spec = self.form.spec
+            if not spec.from_file and "activation" not in spec.fixed:
+                function = spec.options.activation
+            elif letter == "sigma":
+                function = "sigmoid"
+        derivative = {"tanh": "dtanh", "sigmoid": "dsigmoid", "relu": "step", "identity": "done"}
+        if function not in derivative:
+            raise AuditShapeError(
+                f"{letter}' is the derivative of {letter}, and the derivation does not say "
+                f"which function {letter} is: say it with --map {letter}=tanh (one of "
+                f"{', '.join(ACTIVATIONS)}, sigmoid)"
+            )
+        return derivative[function]
 
     def _diag_times(self, call: Call, other: MatExpr, *, left: bool) -> MatExpr:
         """diag(v) @ M is v ⊙ M (each row of M scaled); M @ diag(v) needs M's columns to match

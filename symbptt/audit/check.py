@@ -428,6 +428,56 @@ def _has_sum(node) -> bool:
 
 
 def _judge(rule, expr, summed, scope, worlds, node) -> Finding:
+    finding = _judge_once(rule, expr, summed, scope, worlds, node)
+    if finding.status != "wrong" or not _has_prime(node):
+        return finding
+    # tanh'(h_t) where h_t = tanh(a_t): some authors write the derivative at the output.
+    at_output = _primes_at_output(node, scope)
+    if at_output is None:
+        return finding
+    try:
+        other = scope.build(at_output)
+    except AuditShapeError:
+        return finding
+    again = _judge_once(rule, other, summed, scope, worlds, at_output)
+    if again.status == "right":
+        again.message = (
+            "right with the prime read as the derivative written at the function's output "
+            "(tanh'(h) as 1 - h^2, sigma'(s) as s(1 - s)); at its argument it would be wrong"
+        )
+        return again
+    return finding
+
+
+def _has_prime(node) -> bool:
+    return any(isinstance(n, Call) and n.function in ("dtanh", "dsigmoid") for n in _walk(node))
+
+
+def _primes_at_output(node, scope: Scope):
+    """The rule with each tanh'(X), sigma'(X) read at the output: 1 - X**2, X * (1 - X)."""
+    from dataclasses import replace as rebuild
+
+    def visit(n):
+        if isinstance(n, Call) and n.function in ("dtanh", "dsigmoid") and len(n.args) == 1:
+            x = visit(n.args[0])
+            one_minus = Binary("-", Num(1), x if n.function == "dsigmoid" else Power(x, 2))
+            return one_minus if n.function == "dtanh" else Binary("*", x, one_minus)
+        if isinstance(n, Binary):
+            return Binary(n.op, visit(n.left), visit(n.right))
+        if isinstance(n, (Neg, Transposed)):
+            return type(n)(visit(n.arg))
+        if isinstance(n, Power):
+            return Power(visit(n.arg), n.exponent)
+        if isinstance(n, SumOverT):
+            return SumOverT(visit(n.body))
+        if isinstance(n, Call):
+            return rebuild(n, args=tuple(visit(a) for a in n.args))
+        return n
+
+    return visit(node)
+
+
+def _judge_once(rule, expr, summed, scope, worlds, node) -> Finding:
     mine = False
     for world in worlds:
         for step in _steps(rule, world.dims.T):

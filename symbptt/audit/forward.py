@@ -87,6 +87,11 @@ def classify(rules: list[Rule], loss_names: Iterable[str] = LOSS_NAMES) -> tuple
     adjoint = {n for n in used if n.startswith("d") and n[1:] in used}
     adjoint |= {n for n in used if n.startswith("d") and n[1:] in loss_names}
     backward_names = set(adjoint)
+    # The labels enter only the loss: any other quantity read from them (an output error
+    # delta_o = yhat - y) is backward.
+    for r in rules:
+        if r.target not in loss_names and _labels(r.expr) is not None and r.index is not None:
+            backward_names.add(r.target)
     changed = True
     while changed:
         changed = False

@@ -97,11 +97,73 @@ class _Writer:
         return text[-1:] if text else ""
 
 
+#: Greek letters read as names (\Gamma_f is Gamma_f); \sigma is the sigmoid.
+_GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "varepsilon", "zeta", "eta", "theta",
+    "vartheta", "iota", "kappa", "lambda", "mu", "nu", "xi", "pi", "rho", "varrho", "tau",
+    "upsilon", "phi", "varphi", "chi", "psi", "omega", "Gamma", "Delta", "Theta", "Lambda",
+    "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega",
+}  # fmt: skip
+#: Accents read as part of a name: \tilde{c} is ctilde (and printed back as \tilde{c}).
+_ACCENTS = {
+    r"\tilde": "tilde", r"\widetilde": "tilde", r"\bar": "bar", r"\overline": "bar",
+    r"\check": "check", r"\breve": "breve", r"\dot": "dot", r"\widehat": "hat",
+}  # fmt: skip
+#: The derivative of a function at its argument, as the formula language names it.
+PRIMES = {"tanh": "dtanh", "sigmoid": "dsigmoid", "relu": "step", "identity": "done"}
+
+
+@dataclass
+class Context:
+    """What the readers of one derivation share: its loss names, the names that take a step
+    (so that delta_3 is a name where no delta_t is written), the functions --map names, and
+    how the author spells each symbol (to write corrections in the author's notation)."""
+
+    loss_names: set = field(default_factory=lambda: {"L", "J", "E", "ell", "mathcalL"})
+    step_bases: set | None = None
+    functions: dict = field(default_factory=dict)
+    spellings: dict = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, source: str, functions=None, loss: str | None = None) -> Context:
+        """The context a document implies: a loss name from `X = \\sum_t ...` and the symbols
+        written with a step subscript or superscript."""
+        ctx = cls(functions=dict(functions or {}))
+        for m in re.finditer(
+            r"(\\mathcal\{([A-Za-z])\}|\\ell|\b([A-Za-z]))\s*&?\s*=\s*(-\s*)?"
+            r"(\\frac\{1\}\{[^{}]*\}\s*)?\\sum",
+            source,
+        ):
+            name = (
+                "mathcal" + m.group(2)
+                if m.group(2)
+                else ("ell" if m.group(3) is None else m.group(3))
+            )
+            ctx.loss_names.add(name)
+        if loss:
+            ctx.loss_names.add(loss)
+        bases = set()
+        for m in re.finditer(
+            r"(\\[A-Za-z]+|[A-Za-z])\s*(\}\s*)?(_\s*\{?\s*(t|T|\\tau|k|s)\b|\^\s*\{\s*[(<\[]\s*(t|T|k)"
+            r"|\^\s*\{\s*\\langle)",
+            source,
+        ):
+            bases.add(m.group(1).lstrip("\\"))
+        ctx.step_bases = bases
+        return ctx
+
+
+_DEFAULT = Context()
+
+
 class _Reader:
     """A cursor over one rule's tokens, writing the formula language."""
 
-    def __init__(self, tokens: list[_Tok], line: str, number: int) -> None:
+    def __init__(
+        self, tokens: list[_Tok], line: str, number: int, context: Context | None = None
+    ) -> None:
         self.toks, self.i, self.line, self.number = tokens, 0, line, number
+        self.context = context or _DEFAULT
         self.out = _Writer()
         self.sums: list[int] = []  # paren depth at which each open sum(t, ... started
         self.depth = 0
@@ -153,15 +215,31 @@ class _Reader:
         if tok.kind == "cmd" and tok.text in _WRAPPERS and tok.text != r"\mathrm":
             self.take()
             inner = self.group()
-            name, index = _symbol_of(inner)
+            name, index = _symbol_of(inner, self.context)
             if name is None:
                 raise self.error(tok, f"cannot read a symbol in {tok.text}{{...}}")
-        elif tok.kind == "cmd" and tok.text == r"\hat":
+        elif tok.kind == "cmd" and tok.text == r"\mathcal":
             self.take()
             inner = self.group()
-            base, index = _symbol_of(inner)
-            name = f"{base}hat"
-        elif tok.kind == "cmd" and tok.text in (r"\delta", r"\Delta", r"\epsilon", r"\theta"):
+            letters = "".join(t.text for t in inner)
+            if not letters.isalpha():
+                raise self.error(tok, "cannot read this \\mathcal{...}")
+            name, index = "mathcal" + letters, None
+            self.context.spellings.setdefault(name, rf"\mathcal{{{letters}}}")
+        elif tok.kind == "cmd" and tok.text in (r"\hat", *_ACCENTS):
+            self.take()
+            inner = self.group()
+            base, index = _symbol_of(inner, self.context)
+            if base is None:
+                raise self.error(tok, f"cannot read the symbol under {tok.text}")
+            accent = "hat" if tok.text == r"\hat" else _ACCENTS[tok.text]
+            name = f"{base}{accent}"
+            if accent != "hat":
+                self.context.spellings.setdefault(name, rf"\{accent}{{{base}}}")
+        elif tok.kind == "cmd" and tok.text == r"\ell":
+            self.take()
+            name, index = "ell", None
+        elif tok.kind == "cmd" and tok.text[1:] in _GREEK and tok.text != r"\sigma":
             self.take()
             name, index = tok.text[1:], None
         elif tok.kind == "name":
@@ -172,16 +250,34 @@ class _Reader:
         return self._decorate(name, index, column)
 
     def _decorate(self, name: str, index: str | None, column: int):
-        """Subscripts and step superscripts after a symbol: W_h, h_t, h^{(t-1)}, W_{hh}."""
+        """Subscripts and step superscripts after a symbol: W_h, h_t, h^{(t-1)}, W_{hh}, and
+        a word on top as part of the name: W^{xh}, \\delta^o_t."""
+        while self._word_on_top():
+            self.take()
+            word = "".join(t.text for t in self.group())
+            name = f"{name}_{word}"
         while self.peek() is not None and self.peek().text == "_":
             self.take()
             sub = "".join(t.text for t in self.group())
-            if _is_index(sub) and index is None and not _param_like(name):
+            sub = sub.replace("\\tau", "T")
+            steps = self.context.step_bases
+            digits_only = sub.strip().isdigit() and steps is not None and name not in steps
+            if _is_index(sub) and index is None and not _param_like(name) and not digits_only:
                 index = sub
             elif name == "1" or name.startswith("1"):
                 index = sub
             else:
                 name = f"{name}_{sub}"
+        while self._angle_step():
+            self.take()
+            inner = self.group()
+            text = "".join(
+                t.text for t in inner if t.text not in (r"\langle", r"\rangle", "<", ">")
+            )
+            text = text.replace("\\tau", "T")
+            if not _is_index(text):
+                raise self.error(self.peek(), f"cannot read the step {text!r}")
+            index = text
         while (
             self.peek() is not None
             and self.peek().text == "^"
@@ -200,7 +296,51 @@ class _Reader:
             index = step
             if rest:  # h^{(t-1)\top}: the step and a transpose in one superscript
                 self.transposed = True
+        if (  # h(t), h(t-1): a step in parentheses after a symbol that is no function
+            index is None
+            and self.peek() is not None
+            and self.peek().text == "("
+            and name not in self.context.functions
+        ):
+            close = next(
+                (k for k in range(1, 8) if self.peek(k) is not None and self.peek(k).text == ")"),
+                None,
+            )
+            if close is not None:
+                text = "".join(self.peek(k).text for k in range(1, close)).replace("\\tau", "T")
+                if _is_index(text) and "t" in text.lower() or text.strip() == "0":
+                    for _ in range(close + 1):
+                        self.take()
+                    index = text
+        if name.isalpha() and len(name) > 1 and name in _GREEK:
+            self.context.spellings.setdefault(name, "\\" + name)
         return name, index, column
+
+    def _word_on_top(self) -> bool:
+        """^o, ^{xh}: letters that name (not T, the transpose)."""
+        if self.peek() is None or self.peek().text != "^" or self.peek(1) is None:
+            return False
+        first = self.peek(1)
+        if first.kind == "name":
+            return first.text != "T"
+        if first.text != "{":
+            return False
+        k, word = 2, ""
+        while self.peek(k) is not None and self.peek(k).kind == "name":
+            word += self.peek(k).text
+            k += 1
+        return bool(word) and word != "T" and self.peek(k) is not None and self.peek(k).text == "}"
+
+    def _angle_step(self) -> bool:
+        """^{<t>}, ^{\\langle t \\rangle}: a step in angle brackets (deeplearning.ai)."""
+        return (
+            self.peek() is not None
+            and self.peek().text == "^"
+            and self.peek(1) is not None
+            and self.peek(1).text == "{"
+            and self.peek(2) is not None
+            and self.peek(2).text in ("<", r"\langle")
+        )
 
     def write_symbol(self, name: str, index: str | None, column: int, adjoint: bool) -> None:
         if adjoint and name == "h" and index is not None and index.strip() == "0":
@@ -309,6 +449,8 @@ class _Reader:
             return
         if tok.kind == "cmd" and text in (r"\mathbf", r"\mathbb") and self._one_hot_wrapped():
             return
+        if self._generic_prime():
+            return
         if text in _FUNCTIONS or (tok.kind == "name" and self._word() in _FUNCTIONS):
             self.function()
             return
@@ -328,6 +470,14 @@ class _Reader:
             self.out.add(".T", tok.column)
         elif text.isdigit():
             self.out.add(f"**{text}", tok.column)
+        elif text in (r"\prime", "'"):
+            raise self.error(tok, "a prime on a quantity (not a function) is not read")
+        elif re.fullmatch(r"[A-Za-z]+", text) and self.out.text.rstrip()[-1:].isalnum():
+            # W^{xh}: a name with a word on top (written as W_xh)
+            self.out.parts[-1] = self.out.parts[-1].rstrip() + f"_{text}"
+            self.out.columns.extend([tok.column] * (len(text) + 1))
+        elif text == "-1":
+            self.out.add("**-1", tok.column)
         else:
             raise self.error(tok, f"cannot read the superscript {text!r}")
 
@@ -351,7 +501,41 @@ class _Reader:
             while name not in _FUNCTIONS:
                 name += self.take().text
             name = _FUNCTIONS[name]
+        if self._prime():
+            name = PRIMES.get(name, f"d{name}")
         self.called_function(name, tok.column)
+
+    def _prime(self) -> bool:
+        """A prime after a function: ', ^\\prime, ^{\\prime}: its derivative."""
+        nxt = self.peek()
+        if nxt is not None and nxt.text == "'":
+            self.take()
+            return True
+        if nxt is not None and nxt.text == "^" and self.peek(1) is not None:
+            after = self.peek(1)
+            if after.text == r"\prime":
+                self.take(), self.take()
+                return True
+            if after.text == "{" and self.peek(2) is not None and self.peek(2).text == r"\prime":
+                self.take(), self.group()
+                return True
+        return False
+
+    def _generic_prime(self) -> bool:
+        """f'(x), g'(a_t), \\phi'(x): the derivative of the activation the letter names (by
+        --map f=tanh, else the model's own); read as prime_f(x)."""
+        tok, nxt = self.peek(), self.peek(1)
+        if tok is None or nxt is None or nxt.text != "'":
+            return False
+        letter = tok.text.lstrip("\\")
+        if not (tok.kind == "name" or (tok.kind == "cmd" and letter in _GREEK)):
+            return False
+        after = self.peek(2)
+        if after is None or after.text not in ("(", r"\left"):
+            return False
+        self.take(), self.take()
+        self.called_function(f"prime_{letter}", tok.column)
+        return True
 
     def _named(self) -> bool:
         """\\operatorname{diag}, \\text{softmax}, \\mathrm{tanh}: a function by name."""
@@ -385,7 +569,7 @@ class _Reader:
         else:
             return False
         if self.peek() is not None and self.peek().text == "{":  # d{\mathbf{W_h}^{(t)}}
-            inner = _Reader(self.group(), self.line, self.number)
+            inner = _Reader(self.group(), self.line, self.number, self.context)
             found = inner.symbol()
             if found is None or inner.peek() is not None:
                 self.i = save
@@ -402,8 +586,8 @@ class _Reader:
         r"""\frac{\partial L}{\partial X} (or d L / d X): the adjoint of X; else a quotient."""
         tok = self.take()
         top, bottom = self.group(), self.group()
-        sub_top = _Reader(top, self.line, self.number)
-        sub_bottom = _Reader(bottom, self.line, self.number)
+        sub_top = _Reader(top, self.line, self.number, self.context)
+        sub_bottom = _Reader(bottom, self.line, self.number, self.context)
         if _derivative_of_loss(sub_top):
             if not _strip_d(sub_bottom):
                 raise self.error(tok, "the denominator of dL/dX must be d or \\partial of X")
@@ -429,14 +613,16 @@ class _Reader:
         if self.peek() is None or self.peek().text != "_":
             raise self.error(tok, "\\nabla needs a subscript: \\nabla_{X} L")
         self.take()
-        inner = _Reader(self.group(), self.line, self.number)
+        inner = _Reader(self.group(), self.line, self.number, self.context)
         found = inner.symbol()
         if found is None:
             raise self.error(tok, "cannot read the symbol of \\nabla_{...}")
         loss = self.peek()
-        if loss is None or loss.text != "L":
-            raise self.error(loss, "\\nabla_{X} must be followed by L")
-        self.take()
+        save = self.i
+        after = self.symbol() if loss is not None else None
+        if after is None or after[0] not in self.context.loss_names:
+            self.i = save
+            raise self.error(loss, "\\nabla_{X} must be followed by the loss (L)")
         self.write_symbol(*found, adjoint=True)
 
     def sum(self) -> None:
@@ -463,7 +649,7 @@ class _Reader:
     def onehot(self, tok: _Tok) -> None:
         """1_{y^{(t)}}: the one-hot rows of the labels."""
         self.take()  # _
-        inner = _Reader(self.group(), self.line, self.number)
+        inner = _Reader(self.group(), self.line, self.number, self.context)
         found = inner.symbol()
         if found is None:
             raise self.error(tok, "cannot read the labels of 1_{...}")
@@ -486,7 +672,7 @@ class _Reader:
             self.out.add("ones", tok.column)
             return True
         if len(inner) > 1:  # \mathbf{1_{y^{(t)}}}
-            sub = _Reader(inner, self.line, self.number)
+            sub = _Reader(inner, self.line, self.number, self.context)
             sub.onehot(sub.take())
             self.operand(tok.column)
             self.out.add(sub.out.text, tok.column)
@@ -499,16 +685,20 @@ class _Reader:
 
 
 def _derivative_of_loss(reader: _Reader) -> bool:
-    r"""The numerator reads \partial L, d L or \mathrm{d}L."""
+    r"""The numerator reads \partial L, d L or \mathrm{d}L (or the derivation's own loss
+    name: E, J, \mathcal{L}, \ell); L_t, L^{(t)}, E_t: one loss term."""
     if not _strip_d(reader):
         return False
-    tok = reader.peek()
-    if tok is None or tok.text != "L":
+    save = reader.i
+    found = reader.symbol()
+    if found is None:
+        reader.i = save
         return False
-    reader.take()
-    if reader.peek() is not None and reader.peek().text == "^":  # L^{(t)}: one loss term
-        reader.take()
-        reader.group()
+    name, index, _ = found
+    if name not in reader.context.loss_names:
+        reader.i = save
+        return False
+    if index is not None:  # L_t, E^{(t)}: one loss term
         reader.loss_term = True
     return reader.peek() is None
 
@@ -529,11 +719,11 @@ def _strip_d(reader: _Reader) -> bool:
     return False
 
 
-def _symbol_of(tokens: list[_Tok]) -> tuple[str | None, str | None]:
+def _symbol_of(tokens: list[_Tok], context: Context | None = None) -> tuple[str | None, str | None]:
     """The name and step inside \\mathbf{...}: W_h -> (W_h, None), h -> (h, None)."""
     if not tokens:
         return None, None
-    reader = _Reader(tokens, "", 0)
+    reader = _Reader(tokens, "", 0, context)
     found = reader.symbol()
     if found is None or reader.peek() is not None:
         return None, None
@@ -541,7 +731,7 @@ def _symbol_of(tokens: list[_Tok]) -> tuple[str | None, str | None]:
 
 
 def _is_index(text: str) -> bool:
-    return bool(re.fullmatch(r"\s*(t|T)(\s*[+-]\s*\d+)?\s*|\s*\d+\s*", text))
+    return bool(re.fullmatch(r"\s*(t|T|\\tau)(\s*[+-]\s*\d+)?\s*|\s*\d+\s*", text))
 
 
 def _param_like(name: str) -> bool:
@@ -550,7 +740,7 @@ def _param_like(name: str) -> bool:
 
 
 def _index_text(index: str) -> str:
-    return re.sub(r"\s+", "", index)
+    return re.sub(r"\s+", "", index).replace("\\tau", "T")
 
 
 def to_text(source: str) -> list[tuple[int, str, str, list[int]]]:
@@ -744,9 +934,12 @@ def read_latex(source: str) -> list[Rule]:
     return reading.rules
 
 
-def read_latex_document(source: str, first_line: int = 1) -> Reading:
+def read_latex_document(
+    source: str, first_line: int = 1, context: Context | None = None
+) -> Reading:
     """Every rule of a LaTeX derivation that can be read, and for every other line why not
     (a rule the reader cannot read is a finding of its own, the rest is still read)."""
+    context = context or Context.of(source)
     reading = Reading()
     for number, line, notes in _rule_lines(source):
         number += first_line - 1
@@ -761,7 +954,7 @@ def read_latex_document(source: str, first_line: int = 1) -> Reading:
             reading.skipped.append(Skipped(number, line, "a range of the step index"))
             continue
         try:
-            reader = _Reader(_tokens(line), line, number)
+            reader = _Reader(_tokens(line), line, number, context)
             text = reader.read()
         except FormulaSyntaxError as exc:
             reading.unread.append(_unread(exc, number, line))

@@ -174,7 +174,7 @@ def safe(fn):
 
 # ---------------------------------------------------------------- truth
 class R:
-    def __init__(self, text, kind, verdict=None, why=None, check=None, nth=1):
+    def __init__(self, text, kind, verdict=None, why=None, check=None, nth=None):
         assert kind in ("forward", "backward", "no claim"), kind
         if verdict is None:
             verdict = {"forward": "right", "backward": "right", "no claim": "skip"}[kind]
@@ -196,10 +196,11 @@ def file_lines(path):
 
 def locate(blocks, text, nth):
     hits = [(cell, i + 1) for cell, lines in blocks for i, line in enumerate(lines) if text in line]
+    if nth is None and len(hits) > 1:
+        raise SystemExit("truth text on %d lines, give nth=: %r %s" % (len(hits), text, hits))
+    nth = nth or 1
     if len(hits) < nth:
         raise SystemExit("truth text not found (%d hits, nth=%d): %r" % (len(hits), nth, text))
-    if nth == 1 and len(hits) > 1:
-        raise SystemExit("truth text on %d lines, give nth=: %r %s" % (len(hits), text, hits))
     return hits[nth - 1]
 
 
@@ -243,6 +244,8 @@ def math_lines(path, blocks):
                     in_disp = True
                 elif m.group(2) in MATH_ENVS and m.group(2) not in ("aligned", "split"):
                     in_disp = False
+                else:
+                    continue
                 disp_now = disp_now or in_disp
                 opened = True
             has_eq = "=" in body or "\\le" in body or "\\ge" in body
