@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from ..formula.ast import Call, Name, Step
 from ..models.spec import ModelSpec
 from .latex_reader import Reading
 from .report import AuditReport
@@ -55,7 +56,7 @@ def _check_map(names: dict, form) -> None:
     known = {*spec.names, *(line.target.base for line in (*form.model, *form.adjoints))}
     known |= {"d" + n for n in spec.gradient_names} | {"N", "T", "D", "H", "C", *spec.size_names}
     for author, model_name in names.items():
-        if model_name not in known:
+        if model_name not in known and model_name not in _ACTIVATIONS:
             raise InvalidArgumentError(
                 f"--map gives {author} as {model_name!r}, which is not a name of the model "
                 f"({', '.join(sorted(known))})"
@@ -87,10 +88,11 @@ def audit(
     Raises InvalidArgumentError for bad options.
     """
     from ..engine.matrix_form import CONVENTIONS, matrix_form
-    from ..errors import InvalidArgumentError
+    from ..errors import InvalidArgumentError, SymbpttError
     from ..models import VANILLA
     from .check import audit_rules, unread_finding
-    from .forward import author_model
+    from .forward import LOSS_NAMES, author_model
+    from .notation import normalize
 
     if format not in FORMATS:
         raise InvalidArgumentError(f"format={format!r} must be one of {', '.join(FORMATS)}")
@@ -108,14 +110,18 @@ def audit(
     names = parse_map(mapping)
     document = pieces(source, format)
     reading = read_document(document)
-    rules = [_mapped(r, names) for r in reading.rules] if names else reading.rules
+    context = reading.context
+    loss_names = set(LOSS_NAMES) | (context.loss_names if context is not None else set())
+    functions = dict(context.functions) if context is not None else {}
+    functions.update({k: v for k, v in names.items() if v in _ACTIVATIONS})
+    rules, notation = normalize(reading.rules, loss_names, functions)
     author = None
-    notes: list[str] = []
+    notes: list[str] = list(notation.notes)
     if model is not None:
         spec = model
         how = f"the {model.title or model.name} (--model)"
     else:
-        author = author_model(rules, convention)
+        author = author_model(rules, convention, loss_names)
         if author.spec is not None:
             spec, how = author.spec, author.how
             convention = convention or author.spec.definition.convention
@@ -123,18 +129,32 @@ def audit(
             spec = options_model or VANILLA
             how = f"the {spec.title or spec.name} ({author.how})"
     convention = convention or "row"
-    form = matrix_form(spec, convention)
+    try:
+        form = matrix_form(spec, convention)
+    except SymbpttError as exc:
+        if author is None or author.spec is None:
+            raise
+        spec = options_model or VANILLA
+        how = f"the {spec.title or spec.name} (the model of the forward equations: {exc})"
+        author = None
+        form = matrix_form(spec, convention)
     if author is None or author.spec is None:
         _check_map(names, form)
     latex = format != "text"
     defining = author.forward if author is not None and author.spec is not None else set()
+    single = bool(one_example)
+    if not single:
+        why = _one_example(rules, convention, defining)
+        if why:
+            single = True
+            notes.append(f"read for one example (N = 1): {why}")
     findings = audit_rules(
         rules,
         form,
         {} if defining else names,
         seed,
         latex=latex,
-        single=bool(one_example),
+        single=single,
         defining=defining,
     )
     if author is not None:
@@ -156,9 +176,42 @@ def audit(
     )
 
 
-def _mapped(rule, names: dict):
-    """A rule with the author's symbols named as --map says (the model's names)."""
-    return rule
+def _one_example(rules, convention: str, defining: set) -> str | None:
+    """Why the derivation is about one example (N = 1), or None: it uses Jacobians (of a
+    minibatch they would be tensors), or its own forward equations are in columns and no
+    rule names the minibatch (N, a sum of rows or columns, ones)."""
+    from .forward import _walk
+
+    calls = {
+        n.function
+        for r in rules
+        for tree in (r.expr, r.lhs)
+        if tree is not None
+        for n in _walk(tree)
+        if isinstance(n, Call)
+    }
+    if calls & {"jac", "jacplus", "outer"}:
+        return (
+            "the derivation uses Jacobians or outer products of vectors (of a minibatch they "
+            "would be tensors)"
+        )
+    if convention != "column" or not defining:
+        return None
+    names = {
+        n.name
+        for r in rules
+        for tree in (r.expr, r.lhs)
+        if tree is not None
+        for n in _walk(tree)
+        if isinstance(n, (Name, Step))
+    }
+    if names & {"N", "ones"} or calls & {"sum_rows", "sum_cols", "sum_examples"}:
+        return None
+    return "its forward equations are written in columns and no rule names a minibatch"
+
+
+#: Functions --map can name a letter as (f=tanh).
+_ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 
 
 def _problem(rule, why: str):
@@ -196,17 +249,21 @@ def _variant(spec) -> str:
     return describe_model(spec.describe()) or "the vanilla RNN"
 
 
-def read_document(document: Document) -> Reading:
+def read_document(document: Document, loss: str | None = None) -> Reading:
     """Every rule of a derivation's math that can be read; every other line with its reason,
     and the notation that states nothing, skipped."""
-    from .latex_reader import read_latex_document
+    from .latex_reader import Context, read_latex_document
 
     reading = Reading()
+    context = None
+    if document.format != "text":  # one context: the loss named in one display is the loss
+        context = Context.of("\n".join(p.text for p in document.pieces), loss=loss)
     for piece in document.pieces:
         if document.format == "text":
             reading.extend(_read_text_soft(piece.text, piece.line))
-        else:
-            reading.extend(read_latex_document(piece.text, piece.line))
+        elif piece.display or "=" in piece.text:
+            reading.extend(read_latex_document(piece.text, piece.line, context))
+    reading.context = context
     return reading
 
 

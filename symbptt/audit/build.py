@@ -26,6 +26,7 @@ from ..formula.ast import (
     SumOverT,
     Transposed,
 )
+from ..formula.reader import FormulaSyntaxError
 
 __all__ = ["AuditShapeError", "Scope", "FUNCTIONS"]
 
@@ -53,6 +54,13 @@ FUNCTIONS = (
     "dtanh",
     "dsigmoid",
     "done",
+    "concat",
+    "sum_examples",
+    "outer",
+    "pick",
+    "jac",
+    "jacplus",
+    "grad",
 )
 #: Derivatives written with a prime (tanh'(a)), at their argument, as matrix expressions.
 DERIVATIVES = {
@@ -90,6 +98,8 @@ class Scope:
     single: bool = False
     #: Every target of the file and its line (to say "defined later" of a name used early).
     targets: dict[str, int] = field(default_factory=dict)
+    #: The symbols of derived quantities (a Jacobian at concrete steps) and what they are.
+    derived: dict[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         spec, column = self.form.spec, self.form.convention == "column"
@@ -123,6 +133,16 @@ class Scope:
             return "d" + self.mapping[name[1:]]
         return name
 
+    def known(self, name: str) -> bool:
+        """The name means something here: the model's, a size, or the author's."""
+        name = self.canonical(name)
+        return (
+            name in self.parameters
+            or name in self.per_step
+            or name in self.sizes
+            or name in self.defined
+        )
+
     def gradient_of(self, target: str) -> str | None:
         """The model input whose gradient a non-indexed target `dP` is, if any."""
         name = self.canonical(target)
@@ -146,7 +166,19 @@ class Scope:
     # -- building -----------------------------------------------------------------------------
     def build(self, node) -> MatExpr:
         """The matrix expression of a rule's right-hand side (sum(t, ...) is built as its
-        body; the caller knows the rule is summed)."""
+        body; the caller knows the rule is summed); a `Deferred` one, built at each concrete
+        step, when it sums or multiplies over another index or holds a Jacobian."""
+        from .concrete import Deferred, needs_steps
+
+        if needs_steps(node):
+            try:
+                return Deferred(node, self)
+            except FormulaSyntaxError as exc:
+                raise AuditShapeError(str(exc)) from None
+        return self.build_static(node)
+
+    def build_static(self, node) -> MatExpr:
+        """The matrix expression of a tree whose steps are t, T or numbers."""
         try:
             return self._build(node)
         except InvalidArgumentError as exc:  # MatExpr's own shape sentences
@@ -180,6 +212,8 @@ class Scope:
                 out = out * base
             return Constant(1) / out if node.exponent < 0 else out
         if isinstance(node, Binary):
+            if node.op == "@" and self._tensor_factor(node.right):
+                return self._contraction(node)
             if node.op == "@" and _is_ones(node.left, transposed=True):  # 1^T X
                 return self._build(node.right).sum(axis=0)
             if node.op == "@" and _is_ones(node.right, transposed=False):  # X 1
@@ -195,7 +229,11 @@ class Scope:
             if node.op == "@":
                 if left.ndim == 0 or right.ndim == 0:
                     return left * right  # a scalar written as a product
+                if self.single:
+                    left, right = _oriented_product(left, right)
                 return left @ right
+            if self.single:
+                right = _oriented_like(right, left)
             return {"+": left + right, "-": left - right, "*": left * right, "/": left / right}[
                 node.op
             ]
@@ -209,6 +247,8 @@ class Scope:
             return Symbol(canonical)
         if canonical in self.parameters:
             return Symbol(canonical, self.parameters[canonical])
+        if self.gradient_of(canonical):  # dW_h as a value: its gradient
+            return Symbol(canonical, self.parameters[self.gradient_of(canonical)])
         if canonical in self.defined and canonical not in self.defined_per_step:
             return Symbol(canonical, self.defined[canonical])
         if canonical in self.per_step or canonical in self.defined_per_step:
@@ -244,6 +284,15 @@ class Scope:
 
     def _call(self, node: Call) -> MatExpr:
         name = node.function
+        if name in ("jac", "jacplus", "grad", "eye_like"):
+            return self._derived(node)
+        if name == "concat":  # [h_{t-1}, x_t]: the features put together
+            axis = "vstack" if self.form.convention == "column" else "hstack"
+            return self._blocks(Call(axis, node.args, node.at))
+        if name == "outer":
+            return self._outer(node)
+        if name == "pick":
+            return self._pick(node)
         if name.startswith("prime_"):  # f'(x): the derivative of the function f stands for
             name = self._prime_of(name[len("prime_") :])
             node = Call(name, node.args, node.at)
@@ -274,6 +323,12 @@ class Scope:
         arg = self._build(arg_node)
         if name in ("sum_all", "sum"):
             return arg.sum()
+        if name == "sum_examples":  # a sum over the minibatch's examples
+            if arg.ndim < 2:
+                return arg.sum()
+            if self.form.convention == "column":
+                return matexpr.Sum(arg, (arg.shape[0], 1), axis=1, keepdims=True)
+            return arg.sum(axis=0)
         if name == "sum_rows":
             return arg.sum(axis=0)
         if name == "sum_cols":
@@ -388,6 +443,127 @@ class Scope:
             )
         return other * v.T
 
+    def _outer(self, node: Call) -> MatExpr:
+        """u ⊗ v: the outer product of two vectors (one example), u v^T."""
+        if len(node.args) != 2:
+            raise AuditShapeError("an outer product takes two vectors")
+        u, v = (self._build(a) for a in node.args)
+        if not (self.single and _vector(u) and _vector(v)):
+            raise AuditShapeError(
+                f"an outer product of shapes {_text(u.shape)} and {_text(v.shape)}: it is read "
+                "for two vectors of one example"
+            )
+        column = lambda e: e if e.shape[1] == 1 else e.T  # noqa: E731
+        return column(u) @ column(v).T
+
+    def _pick(self, node: Call) -> MatExpr:
+        """p_t[y_t]: each example's entry of the class its label names."""
+        if len(node.args) != 2:
+            raise AuditShapeError("X[y] picks one entry: one index")
+        values = self._build(node.args[0])
+        hot = self._call(Call("onehot", (node.args[1],)))
+        if values.shape != hot.shape:
+            raise AuditShapeError(
+                f"the entry of the label's class of {_text(values.shape)} values: the labels' "
+                f"one-hot rows are {_text(hot.shape)}"
+            )
+        product = values * hot
+        axis = 0 if self.form.convention == "column" else 1
+        return matexpr.Sum(product, (product.shape[1 - axis],), axis=axis)
+
+    def _derived(self, node: Call) -> MatExpr:
+        """jac(Y, X), jacplus(Y, X), grad(L[s], X), eye_like(M): a symbol the world gives a
+        value when the rule is evaluated at a concrete step (audit.concrete)."""
+        name = node.function
+        if name == "eye_like":
+            arg = self._build(node.args[0])
+            if arg.ndim != 2 or arg.shape[0] != arg.shape[1]:
+                raise AuditShapeError(
+                    f"an empty product of factors of shape {_text(arg.shape)} (not square)"
+                )
+            key = ("eye", arg.shape[0])
+            return self._symbol(key, f"eye[{arg.shape[0]}]", arg.shape)
+        if len(node.args) != 2:
+            raise AuditShapeError(f"{name} takes two arguments: what and by what")
+        of, wrt = node.args
+        if name == "grad":
+            if isinstance(of, Name):  # dL/dL_s: the seed
+                if not (isinstance(wrt, Step) and wrt.name == of.name):
+                    raise AuditShapeError("grad(L, X) of the whole loss is dX")
+                return self._symbol(("grad", None, None), "grad[L]", ())
+            if not isinstance(of, Step) or of.index.anchor is not None:
+                raise AuditShapeError("grad(L[s], X) takes one loss term L[s]")
+            target, shape = self._argument(wrt, "the derivative of a loss term")
+            key = ("grad", of.index.offset, target)
+            return self._symbol(key, f"grad[L[{of.index.offset}],{_key_text(target)}]", shape)
+        if not self.single:
+            raise AuditShapeError(
+                "a Jacobian of a minibatch is a tensor: Jacobians are read for one example "
+                "(--one-example)"
+            )
+        source, out_shape = self._argument(of, "a Jacobian")
+        target, in_shape = self._argument(wrt, "a Jacobian")
+        if source[1] is None:
+            raise AuditShapeError(f"a Jacobian of {of_text(of)}, a parameter, is not read")
+        rows, cols = _entries(out_shape, of), _entries(in_shape, wrt)
+        key = (name, source, target)
+        label = f"{name}[{_key_text(source)},{_key_text(target)}]"
+        return self._symbol(key, label, (rows, cols))
+
+    def _tensor_factor(self, node) -> bool:
+        """jac(Y, P) or jacplus(Y, P) by a matrix P: a tensor, read only as the last factor
+        of a product (a vector times it)."""
+        if not (isinstance(node, Call) and node.function in ("jac", "jacplus")):
+            return False
+        wrt = node.args[1] if len(node.args) == 2 else None
+        if not isinstance(wrt, Name):
+            return False
+        shape = self.parameters.get(self.canonical(wrt.name))
+        return shape is not None and len([d for d in shape if d != 1]) > 1
+
+    def _contraction(self, node: Binary) -> MatExpr:
+        """g @ dY/dP for a matrix P: the vector g pulled back through Y's uses of P."""
+        from .concrete import contracted
+
+        call = node.right
+        of, wrt = call.args
+        left = self._build(node.left)
+        source, out_shape = self._argument(of, "a derivative")
+        target, shape = self._argument(wrt, "a derivative")
+        if not _vector(left) and left.ndim == 2 and 1 not in left.shape:
+            raise AuditShapeError(
+                f"a matrix of shape {_text(left.shape)} times the tensor d{of_text(of)}/d"
+                f"{wrt.name}: only a vector (one example's gradient) contracts with it"
+            )
+        if source[1] is None:
+            raise AuditShapeError(f"a derivative of {of_text(of)}, a parameter, is not read")
+        self.contracts = True
+        return contracted(left, (call.function, source, target), shape)
+
+    def _argument(self, node, what: str) -> tuple[tuple, tuple]:
+        """(the model's name and step, the shape) of what a derivative is taken of or by."""
+        if isinstance(node, Step):
+            if node.index.anchor is not None:
+                raise AuditShapeError(f"{what} needs a concrete step")
+            name = self.canonical(node.name)
+            if name not in self.per_step:
+                raise AuditShapeError(
+                    f"{what} of or by {node.name}, which is not one of the model's quantities"
+                )
+            return (name, node.index.offset), self.per_step[name]
+        if isinstance(node, Name):
+            name = self.canonical(node.name)
+            if name not in self.parameters:
+                raise AuditShapeError(
+                    f"{what} by {node.name}, which is not one of the model's inputs"
+                )
+            return (name, None), self.parameters[name]
+        raise AuditShapeError(f"{what} is taken of or by a quantity, not an expression")
+
+    def _symbol(self, key: tuple, label: str, shape: tuple) -> MatExpr:
+        self.derived[label] = key
+        return Symbol(label, tuple(shape))
+
     def learn(self, rule: Rule, value: MatExpr) -> None:
         """Remember the shape of a quantity the author defines."""
         name = self.canonical(rule.target)
@@ -396,6 +572,56 @@ class Scope:
         self.defined[name] = value.shape
         if rule.index is not None:
             self.defined_per_step.add(name)
+
+
+def _entries(shape: tuple, node) -> object:
+    """The number of entries of a vector (one example's row or column), for a Jacobian."""
+    big = [d for d in shape if d != 1]
+    if len(big) > 1:
+        raise AuditShapeError(
+            f"a derivative by or of {of_text(node)}, a matrix, is a tensor: not read"
+        )
+    return big[0] if big else 1
+
+
+def of_text(node) -> str:
+    if isinstance(node, Step):
+        return f"{node.name}[{node.index.text()}]"
+    return getattr(node, "name", "?")
+
+
+def _key_text(key: tuple) -> str:
+    name, step = key
+    return name if step is None else f"{name}[{step}]"
+
+
+def _vector(e: MatExpr) -> bool:
+    return e.ndim == 2 and (e.shape[0] == 1 or e.shape[1] == 1) and e.shape != (1, 1)
+
+
+def _oriented_product(left: MatExpr, right: MatExpr) -> tuple[MatExpr, MatExpr]:
+    """For one example, a vector is a row or a column as the product needs (authors write
+    dL/dh as either): a vector operand is turned when that is what makes the shapes fit."""
+    if left.shape[-1] == right.shape[0]:
+        return left, right
+    for a, b in (
+        (left, right.T if _vector(right) else right),
+        (left.T if _vector(left) else left, right),
+    ):
+        if a.shape[-1] == b.shape[0]:
+            return a, b
+    if _vector(left) and _vector(right):
+        a, b = left.T, right.T
+        if a.shape[-1] == b.shape[0]:
+            return a, b
+    return left, right
+
+
+def _oriented_like(value: MatExpr, like: MatExpr) -> MatExpr:
+    """For one example, a row added to a column is the same vector: turned to match."""
+    if _vector(value) and _vector(like) and value.shape == like.shape[::-1]:
+        return value.T
+    return value
 
 
 def _is_ones(node, *, transposed: bool) -> bool:

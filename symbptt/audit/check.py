@@ -12,6 +12,7 @@ derives it, in the author's notation.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -26,6 +27,7 @@ from ..formula.ast import (
     Name,
     Neg,
     Num,
+    Over,
     Power,
     Rule,
     Step,
@@ -34,6 +36,7 @@ from ..formula.ast import (
 )
 from ..models.dims import Dims
 from .build import AuditShapeError, Scope
+from .concrete import CONTRACT, Deferred, ascending, contract, free_letters, has_product
 
 __all__ = ["Finding", "audit_rules", "unread_finding", "DIMS"]
 
@@ -85,6 +88,30 @@ class _World:
     #: values, and a rule is only right if a second draw (these) gives the same result: a
     #: term multiplied by a zero adjoint may name them, a rule that needs them may not.
     ghosts: dict = field(default_factory=dict)
+    #: The derivation and the point the world's values come from (for reverse passes
+    #: seeded elsewhere than at the loss: Jacobians, one loss term's share).
+    form: MatrixForm | None = None
+    point: dict | None = None
+    pulls: dict = field(default_factory=dict)
+
+    def pull(self, losses=None, seed=None, steps=None):
+        """A reverse pass of the form from the loss terms at `losses` and from a unit seed
+        `((base, step), entry)`, over `steps` (cached)."""
+        from ..engine.matrix_form import pullback
+
+        key = (None if losses is None else tuple(losses), seed, steps)
+        if key not in self.pulls:
+            seeds = None
+            if seed is not None:
+                (base, step), entry = seed
+                shape = np.shape(self.bindings[f"{base}[{step}]"])
+                unit = np.zeros(int(np.prod(shape)))
+                unit[entry] = 1.0
+                seeds = {("d" + base, step): unit.reshape(shape)}  # the adjoint's key
+            self.pulls[key] = pullback(
+                self.form, self.point, self.dims, losses=losses, seeds=seeds, steps=steps
+            )
+        return self.pulls[key]
 
 
 def _world(form: MatrixForm, dims: Dims, seed: int) -> _World:
@@ -116,7 +143,9 @@ def _world(form: MatrixForm, dims: Dims, seed: int) -> _World:
                 bindings[f"d{name}[{k}]"] = native[f"d{name}[{k}]"]
         else:
             native[f"d{name}"] = form.convert(value)
-    return _World(dims, bindings, native, ghosts)
+            bindings[f"d{name}"] = native[f"d{name}"]  # dW_h read as a value (a chain)
+    world = _World(dims, bindings, native, ghosts, form, point)
+    return world
 
 
 def _steps(rule: Rule, T: int) -> list[int | None]:
@@ -137,7 +166,14 @@ def _target_step(rule: Rule, step: int | None) -> int | None:
     return step + rule.index.offset
 
 
-def _value(expr: MatExpr, summed: bool, step: int | None, world: _World) -> np.ndarray:
+def _value(
+    expr: MatExpr, summed: bool, step: int | None, world: _World, env: dict | None = None
+) -> np.ndarray:
+    if isinstance(expr, Deferred):
+        if summed:
+            T = world.dims.T
+            return sum(_evaluate(expr.at(t, world, env), world) for t in range(1, T + 1))
+        return _evaluate(expr.at(step, world, env), world)
     if summed:
         return sum(_evaluate(_at(expr, t), world) for t in range(1, world.dims.T + 1))
     if step is None:
@@ -191,14 +227,20 @@ def _truth(scope: Scope, rule: Rule, step: int | None, world: _World):
     return None
 
 
-def _close(ours, truth) -> bool:
+def _close(ours, truth, single: bool = False) -> bool:
     ours, truth = np.asarray(ours, dtype=float), np.asarray(truth, dtype=float)
     if ours.ndim == 0 and truth.ndim > 0:  # `da[T+1] = 0`: a number fills the matrix
         ours = np.full(truth.shape, float(ours))
+    if single and ours.shape != truth.shape and _squeezed(ours) == _squeezed(truth):
+        ours, truth = ours.ravel(), truth.ravel()  # one example: a row or a column
     if ours.shape != truth.shape:
         return False
     scale = max(float(np.abs(truth).max(initial=0.0)), 1.0)
     return bool(np.all(np.abs(ours - truth) <= RTOL * scale))
+
+
+def _squeezed(a: np.ndarray) -> tuple:
+    return tuple(d for d in a.shape if d != 1)
 
 
 def audit_rules(
@@ -218,6 +260,8 @@ def audit_rules(
         scope.targets.setdefault(scope.canonical(rule.target), rule.line)
     with np.errstate(all="ignore"):  # overflow in an author's rule is a finding, not noise
         worlds = [_world(form, form.spec.complete(d), seed) for d in DIMS if d.N == 1 or not single]
+    for w in worlds:  # g @ dY/dP for a matrix P: pulled back by the world (audit.concrete)
+        w.bindings[CONTRACT] = lambda key, g, w=w: contract(w, key, g, scope)
     findings: list[Finding] = []
     built: dict[int, MatExpr] = {}
     seen: dict[str, int] = {}
@@ -234,8 +278,14 @@ def audit_rules(
             findings.append(Finding(rule, "model", "defines the loss (an equation of yours)"))
             continue
         rule = replace(rule, expr=_hoist_sum(rule.expr))
+        if rule.claim:
+            with np.errstate(all="ignore"):
+                findings.append(_judge_claim(rule, scope, worlds))
+            continue
         summed = isinstance(rule.expr, SumOverT)
         node = rule.expr.body if summed else rule.expr
+        key = f"{scope.canonical(rule.target)}[{rule.index.text()}]" if rule.index else rule.target
+        chained = seen.get(key) == rule.line  # `A = B = C`: B defined A, C is judged by it
         refused = _refuse_target(scope, rule, seen)
         if refused:
             findings.append(Finding(rule, "wrong", refused, correction=_correction(scope, rule)))
@@ -263,10 +313,122 @@ def audit_rules(
         built[id(rule)] = (expr, summed)
         scope.learn(rule, expr)
         with np.errstate(all="ignore"):
-            findings.append(_judge(rule, expr, summed, scope, worlds, node))
+            findings.append(_judge(rule, expr, summed, scope, worlds, node, chained))
     _unused_definitions(findings, built, scope, worlds[-1])
+    with np.errstate(all="ignore"):
+        _meanings(findings, built, scope, worlds)
     _compensations(findings, built, scope, form, seed)
     return findings
+
+
+def _meanings(findings, built, scope: Scope, worlds) -> None:
+    """What an author's own per-step quantity is, from its uses: when the rules using it are
+    wrong, but all right with one of the model's quantities in its place (delta_2 used as
+    dE/dz_t), the quantity is that one, its uses are right, and its own rule is judged as a
+    rule for it (the mistake is charged to the line that makes it). A quantity whose values
+    are one of the model's at every step is that one (its rule is right)."""
+    for d in findings:
+        if d.status != "defines" or d.rule.index is None or id(d.rule) not in built:
+            continue
+        name = scope.canonical(d.rule.target)
+        shape = scope.defined.get(name)
+        if shape is None:
+            continue
+        users = [
+            f
+            for f in findings
+            if f is not d and id(f.rule) in built and name in _step_names(f.rule.expr)
+        ]
+        candidates = [
+            q for q, s in scope.per_step.items() if _same_shape(scope, s, shape) and q != name
+        ]
+        if any(f.status == "wrong" for f in users):
+            for candidate in candidates:
+                verdicts = _as_meaning(users, name, candidate, scope, worlds)
+                if verdicts is None:
+                    continue
+                reading = (
+                    f"right reading {d.rule.target} as {candidate} (what the rules using it "
+                    "need it to be)"
+                )
+                for f, _again in verdicts:
+                    if f.status != "right":
+                        f.status, f.message = "right", reading
+                        f.classification = f.counterexample = f.correction = None
+                _judge_as(d, candidate, built, scope, worlds)
+                break
+            continue
+        for candidate in candidates:
+            if _equals_everywhere(d, candidate, built, scope, worlds):
+                d.status = "right"
+                d.message = f"{d.rule.target} is {candidate} (its values are, at every step)"
+                break
+
+
+def _step_names(node) -> set[str]:
+    return {n.name for n in _walk(node) if isinstance(n, (Step, Name))}
+
+
+def _renamed(node, old: str, new: str):
+    from ..audit.notation import _map
+
+    def f(n):
+        if isinstance(n, Step) and n.name == old:
+            return Step(new, n.index, n.at)
+        return None
+
+    return _map(node, f)
+
+
+def _as_meaning(users, name: str, candidate: str, scope: Scope, worlds):
+    """Each user re-judged with `candidate` in place of `name`, or None when one is not
+    right so."""
+    out = []
+    for f in users:
+        rule = replace(f.rule, expr=_hoist_sum(_renamed(f.rule.expr, name, candidate)))
+        summed = isinstance(rule.expr, SumOverT)
+        node = rule.expr.body if summed else rule.expr
+        try:
+            expr = scope.build(node)
+        except AuditShapeError:
+            return None
+        again = _judge_once(rule, expr, summed, scope, worlds, node)
+        if again.status not in ("right", "defines"):
+            return None
+        out.append((f, again))
+    return out
+
+
+def _judge_as(d: Finding, candidate: str, built, scope: Scope, worlds) -> None:
+    """The author's rule for a quantity judged as a rule for the model's `candidate`."""
+    expr, summed = built[id(d.rule)]
+    rule = replace(d.rule, target=candidate)
+    node = rule.expr.body if summed else rule.expr
+    saved = {k: dict(w.bindings) for k, w in enumerate(worlds)}
+    try:
+        judged = _judge_once(rule, expr, summed, scope, worlds, node)
+    finally:
+        for k, w in enumerate(worlds):
+            w.bindings = saved[k]
+    used = f"{d.rule.target} is used as {candidate} by the rules that read it"
+    if judged.status == "right":
+        d.status, d.message = "right", f"{used}, and it is"
+        return
+    d.status = judged.status
+    d.message = f"{used}, but {judged.message}"
+    d.classification = judged.classification
+    d.counterexample = judged.counterexample
+    d.correction = _correction(scope, rule)
+
+
+def _equals_everywhere(d: Finding, candidate: str, built, scope: Scope, worlds) -> bool:
+    name = scope.canonical(d.rule.target)
+    for world in worlds:
+        for k in range(1, world.dims.T + 1):
+            a, b = world.bindings.get(f"{name}[{k}]"), world.bindings.get(f"{candidate}[{k}]")
+            if a is None or b is None or not _close(a, b, scope.single):
+                return False
+    return True
 
 
 def _same_shape(scope: Scope, shape, expected) -> bool:
@@ -388,7 +550,7 @@ def _compensations(findings, built, scope: Scope, form: MatrixForm, seed: int) -
         for f in gradients:
             expr, summed = built[id(f.rule)]
             truth = _truth(scope, f.rule, None, world)
-            if truth is None or not _close(_value(expr, summed, None, world), truth):
+            if truth is None or not _close(_value(expr, summed, None, world), truth, scope.single):
                 return
     except Exception:
         return
@@ -427,8 +589,102 @@ def _has_sum(node) -> bool:
     return any(isinstance(n, SumOverT) for n in _walk(node))
 
 
-def _judge(rule, expr, summed, scope, worlds, node) -> Finding:
-    finding = _judge_once(rule, expr, summed, scope, worlds, node)
+def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
+    """Two expressions said to be equal (`tanh'(a[t]) = 1 - h[t]**2`, a Jacobian written out,
+    one loss term's derivative): both sides computed at every step where both exist."""
+    sides = []
+    for side in (rule.lhs, rule.expr):
+        side = _hoist_sum(side)
+        summed = isinstance(side, SumOverT)
+        node = side.body if summed else side
+        if isinstance(node, Name) and node.name in IDENTITY and not scope.known(node.name):
+            sides.append(("identity", summed, node))
+            continue
+        try:
+            sides.append((scope.build(node), summed, node))
+        except AuditShapeError as exc:
+            return Finding(rule, "shape", str(exc))
+    (left, lsum, _), (right, rsum, rnode) = sides
+    if left == "identity":
+        (left, lsum, _), (right, rsum, rnode) = sides[::-1]
+    if isinstance(right, MatExpr) and not _same_shape(scope, left.shape, right.shape):
+        if not (left.ndim == 0 or right.ndim == 0):
+            return Finding(
+                rule,
+                "shape",
+                f"the two sides have shapes {_shape(left.shape)} and {_shape(right.shape)}",
+            )
+    relative = _relative(rule.lhs) or _relative(rule.expr)
+    letters = list(dict.fromkeys(free_letters(rule.lhs) + free_letters(rule.expr)))
+    checked = 0
+    for world in worlds:
+        T = world.dims.T
+        for step in range(1, T + 1) if relative else [None]:
+            for values in itertools.product(range(0, T + 1), repeat=len(letters)):
+                env = dict(zip(letters, values))
+                try:
+                    lv = np.asarray(_value(left, lsum, step, world, env), dtype=float)
+                    if right == "identity":
+                        rv = np.eye(lv.shape[0]) if lv.ndim == 2 else np.ones_like(lv)
+                    else:
+                        rv = np.asarray(_value(right, rsum, step, world, env), dtype=float)
+                except Exception:  # a quantity that does not exist at this step (h[T+1])
+                    continue
+                checked += 1
+                if not _close(rv, lv, scope.single):
+                    where = "" if step is None else f", t={step}"
+                    where += "".join(f", {k}={v}" for k, v in env.items())
+                    return Finding(
+                        rule,
+                        "wrong",
+                        f"the two sides differ at {_dims(world.dims)}{where}",
+                        counterexample=_counterexample(world, step, rv, lv),
+                    )
+    if not checked:
+        return Finding(rule, "unchecked", "neither side can be computed at any step")
+    return Finding(rule, "right")
+
+
+#: The identity matrix, as authors write it.
+IDENTITY = ("I", "Id", "mathbbI", "mathbfI")
+
+
+def _relative(node) -> bool:
+    """The tree reads a quantity at the general step t outside sum(t, ...)."""
+    if isinstance(node, Step):
+        return node.index.anchor == "t"
+    if isinstance(node, SumOverT):
+        return False
+    if isinstance(node, Over):
+        return node.lo.anchor == "t" or node.hi.anchor == "t" or _relative(node.body)
+    return any(_relative(child) for child in _children(node))
+
+
+def _children(node):
+    for attr in ("left", "right", "arg", "body"):
+        child = getattr(node, attr, None)
+        if child is not None and not isinstance(child, (int, float, str)):
+            yield child
+    yield from getattr(node, "args", ()) or ()
+
+
+def _judge(rule, expr, summed, scope, worlds, node, chained: bool = False) -> Finding:
+    finding = _judge_once(rule, expr, summed, scope, worlds, node, chained)
+    if finding.status == "wrong" and has_product(node):
+        # A product of matrices over j: its author may mean it from the smallest j up.
+        other_node = ascending(node)
+        try:
+            other = scope.build(other_node)
+        except AuditShapeError:
+            other = None
+        if other is not None:
+            again = _judge_once(rule, other, summed, scope, worlds, other_node, chained)
+            if again.status in ("right", "defines"):
+                again.message = (
+                    "right with its product of matrices read from the smallest index up "
+                    "(the order a product over j is written in is not said)"
+                )
+                return again
     if finding.status != "wrong" or not _has_prime(node):
         return finding
     # tanh'(h_t) where h_t = tanh(a_t): some authors write the derivative at the output.
@@ -439,7 +695,7 @@ def _judge(rule, expr, summed, scope, worlds, node) -> Finding:
         other = scope.build(at_output)
     except AuditShapeError:
         return finding
-    again = _judge_once(rule, other, summed, scope, worlds, at_output)
+    again = _judge_once(rule, other, summed, scope, worlds, at_output, chained)
     if again.status == "right":
         again.message = (
             "right with the prime read as the derivative written at the function's output "
@@ -470,6 +726,8 @@ def _primes_at_output(node, scope: Scope):
             return Power(visit(n.arg), n.exponent)
         if isinstance(n, SumOverT):
             return SumOverT(visit(n.body))
+        if isinstance(n, Over):
+            return rebuild(n, body=visit(n.body))
         if isinstance(n, Call):
             return rebuild(n, args=tuple(visit(a) for a in n.args))
         return n
@@ -477,7 +735,7 @@ def _primes_at_output(node, scope: Scope):
     return visit(node)
 
 
-def _judge_once(rule, expr, summed, scope, worlds, node) -> Finding:
+def _judge_once(rule, expr, summed, scope, worlds, node, chained: bool = False) -> Finding:
     mine = False
     for world in worlds:
         for step in _steps(rule, world.dims.T):
@@ -488,11 +746,13 @@ def _judge_once(rule, expr, summed, scope, worlds, node) -> Finding:
             except Exception as exc:  # a name without a value at this step
                 return Finding(rule, "wrong", f"cannot be computed: {exc}")
             truth = _truth(scope, rule, step, world)
+            if truth is None and chained:  # `A = B = C` of the author's own A: C is B's value
+                truth = world.bindings.get(_key(scope, rule, step))
             if truth is None:  # the author's own quantity: remembered for the rules using it
                 world.bindings[_key(scope, rule, step)] = value
                 mine = True
                 continue
-            if not _close(value, truth):
+            if not _close(value, truth, scope.single):
                 finding = Finding(
                     rule,
                     "wrong",
@@ -641,7 +901,7 @@ def _fixes(scope, rule, candidate, summed, world) -> bool:
         if truth is None:
             return False
         try:
-            if not _close(_value(expr, summed, step, world), truth):
+            if not _close(_value(expr, summed, step, world), truth, scope.single):
                 return False
         except Exception:
             return False
@@ -663,13 +923,17 @@ def _classify_value(scope, rule, node, summed, world, step) -> str | None:
         value = None
     if step is None and rule.index is None:
         truth = _truth(scope, rule, None, world)
+    if scope.single and value is not None and truth is not None:
+        value, truth = np.asarray(value, dtype=float), np.asarray(truth, dtype=float)
+        if _squeezed(value) == _squeezed(truth):
+            value, truth = value.ravel(), truth.ravel()
     if value is not None and truth is not None and np.shape(value) == np.shape(truth):
-        if _close(-value, truth):
+        if _close(-value, truth, scope.single):
             return "the sign is flipped"
         denom = float(np.sum(truth * truth))
         if denom > 0:
             alpha = float(np.sum(value * truth)) / denom
-            if abs(alpha - 1) > 1e-6 and alpha != 0 and _close(value / alpha, truth):
+            if abs(alpha - 1) > 1e-6 and alpha != 0 and _close(value / alpha, truth, scope.single):
                 return _factor(alpha, world.dims)
     missing = _missing_term(scope, rule, node, summed, world)
     if missing:
@@ -700,12 +964,12 @@ def _factor(alpha: float, dims: Dims) -> str:
 def _missing_term(scope, rule, node, summed, world) -> str | None:
     """The rule equals the true one without one of its terms (the recurrent one, say)."""
     line = _true_line(scope, rule)
-    if line is None or len(line.terms) < 2:
+    if line is None:
         return None
     from ..derivation.printers import FormulaPrinter, LatexPrinter
 
     printer = LatexPrinter(_reverse(scope)) if scope.latex else FormulaPrinter(_reverse(scope))
-    for term in line.terms:
+    for term in line.terms if len(line.terms) > 1 else ():
         rest = [t.expr for t in line.terms if t is not term]
         candidate = rest[0]
         for t in rest[1:]:
@@ -718,7 +982,9 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
         for step in _steps(rule, world.dims.T):
             try:
                 if not _close(
-                    _value(ours, summed, step, world), _value(candidate, False, step, world)
+                    _value(ours, summed, step, world),
+                    _value(candidate, False, step, world),
+                    scope.single,
                 ):
                     ok = False
                     break
@@ -733,6 +999,57 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
                     "the total belongs"
                 )
             return f"the term {what} is missing"
+    return _missing_inner_term(scope, rule, node, summed, world, line, printer)
+
+
+def _moved(n, k: int):
+    if isinstance(n, Indexed) and n.relative:
+        return Indexed.make(n.base, n.shape, n.offset + k, "t", adjoint=n.adjoint)
+    return None
+
+
+def _missing_inner_term(scope, rule, node, summed, world, line, printer) -> str | None:
+    """The rule equals the true one with an adjoint it reads cut short of its recurrent
+    term (da[t] written with do[t] @ V.T where dh[t], with its path through step t+1,
+    belongs)."""
+    from ..engine.matexpr import rebuild
+
+    try:
+        ours = scope.build(node)
+    except AuditShapeError:
+        return None
+    lines = {a.target.base: a for a in scope.form.adjoints}
+    for s in line.expr.symbols():
+        inner = lines.get(getattr(s, "base", None))
+        if inner is None or not getattr(s, "relative", False):
+            continue
+        future = [t for t in inner.terms if t.source == "future"]
+        rest = [t.expr for t in inner.terms if t.source != "future"]
+        if not future or not rest:
+            continue
+        short = rest[0]
+        for e in rest[1:]:
+            short = short + e
+        if s.offset:
+            short = rebuild(short, lambda n, k=s.offset: _moved(n, k))
+        candidate = rebuild(line.expr, lambda n, s=s, short=short: short if n is s else None)
+        try:
+            same = all(
+                _close(
+                    _value(ours, summed, step, world),
+                    _value(candidate, False, step, world),
+                    scope.single,
+                )
+                for step in _steps(rule, world.dims.T)
+            )
+        except Exception:
+            continue
+        if same:
+            what = printer.doprint(future[0].expr)
+            return (
+                f"the recurrent term of {printer.doprint(s)} ({what}) is missing: a partial "
+                "derivative written where the total belongs"
+            )
     return None
 
 

@@ -25,6 +25,7 @@ from ..formula.ast import (
     Name,
     Neg,
     Num,
+    Over,
     Power,
     Rule,
     Step,
@@ -39,7 +40,7 @@ __all__ = ["AuthorModel", "author_model", "LOSS_NAMES", "classify"]
 LOSS_NAMES = ("L", "J", "E", "C", "ell", "l", "mathcalL", "Loss", "loss")
 _FUNCTIONS = {"tanh", "sigmoid", "relu", "exp", "log", "identity", "softmax", "onehot"}
 _FUNCTIONS |= {"sum", "sum_all", "sum_rows", "sum_cols", "colblock", "rowblock", "hstack"}
-_FUNCTIONS |= {"vstack", "cross_entropy"}
+_FUNCTIONS |= {"vstack", "cross_entropy", "concat", "pick", "sum_examples"}
 _SIZE_NAMES = ("N", "T")
 
 
@@ -67,7 +68,7 @@ def _walk(node) -> Iterable:
             stack += [n.left, n.right]
         elif isinstance(n, (Neg, Transposed, Power)):
             stack.append(n.arg)
-        elif isinstance(n, SumOverT):
+        elif isinstance(n, (SumOverT, Over)):
             stack.append(n.body)
         elif isinstance(n, Call):
             stack += list(n.args)
@@ -101,9 +102,19 @@ def classify(rules: list[Rule], loss_names: Iterable[str] = LOSS_NAMES) -> tuple
             if _names(r.expr) & backward_names or _adjoint_boundary(r):
                 backward_names.add(r.target)
                 changed = True
-    forward = [r for r in rules if r.target not in backward_names]
-    backward = [r for r in rules if r.target in backward_names]
+    for r in rules:
+        if not r.claim and _derivatives(r.expr):
+            backward_names.add(r.target)
+    forward = [r for r in rules if r.target not in backward_names and not r.claim]
+    backward = [r for r in rules if r.target in backward_names or r.claim]
     return forward, backward
+
+
+def _derivatives(node) -> bool:
+    """The tree holds a Jacobian or one loss term's derivative: a backward rule's."""
+    return any(
+        isinstance(n, Call) and n.function in ("jac", "jacplus", "grad") for n in _walk(node)
+    )
 
 
 def _adjoint_boundary(rule: Rule) -> bool:
@@ -167,6 +178,7 @@ def author_model(
             f"the forward equations use {names}, which is no function symbptt knows: say "
             f"which with --map (e.g. --map {sorted(unknown)[0]}=tanh)",
         )
+    defined = _named_logits(defined)
     states = sorted(
         {
             n.name
@@ -175,7 +187,7 @@ def author_model(
             if isinstance(n, Step) and n.index == Index("t", -1) and n.name in defined
         }
     )
-    loss, notes = _loss(loss_total, loss_step, defined, loss_names)
+    (factor, loss), notes = _loss(loss_total, loss_step, defined, loss_names)
     per_step_inputs: set[str] = set()
     weights: set[str] = set()
     for body in [r.expr for r in defined.values()] + ([loss] if loss is not None else []):
@@ -194,8 +206,10 @@ def author_model(
     # not state the whole model (a derivation quoting a few forward lines).
     known = {*defined, *weights, *per_step_inputs, *boundaries.values(), *loss_names}
     known |= {*_SIZE_NAMES, "ones", "D", "H", "C"} | {s + "0" for s in states}
-    own = {r.target for r in backward}
+    own = {r.target for r in backward if not r.claim}
     for r in backward:
+        if r.claim:
+            continue
         for name in sorted(_names(r.expr) | {r.target}):
             base = name[1:] if name.startswith("d") else name
             if name in known or base in known:
@@ -209,20 +223,23 @@ def author_model(
                 f"the backward rules use {name}, which the forward equations never "
                 "mention: they do not state the whole model",
             )
-    labels = _labels(loss)
+    labels = _labels(loss) if loss is not None and _class_labels(loss) else None
     text_lines = []
     try:
-        convention = convention or _convention(defined.values())
+        bodies = [r.expr for r in defined.values()] + ([loss] if loss is not None else [])
+        convention = convention or _convention(bodies)
         text_lines = _declarations(
-            defined, states, boundaries, per_step_inputs, weights, labels, convention
+            defined, states, boundaries, per_step_inputs, weights, labels, convention, loss
         )
         for state in states:
             start = boundaries.get(state)
             text_lines.append(f"{state}[0] = {start if start is not None else state + '0'}")
+        stack = "vstack" if convention == "column" else "hstack"
         for name, r in defined.items():
-            text_lines.append(f"{name}[t] = {text_of(r.expr)}")
+            text_lines.append(f"{name}[t] = {text_of(_concatenated(r.expr, stack))}")
         if loss is not None:
-            text_lines.append(f"L = sum(t, {text_of(loss)})")
+            scale = f"({text_of(factor)}) * " if factor is not None else ""
+            text_lines.append(f"L = {scale}sum(t, {text_of(loss)})")
         text, spec = _read(text_lines, convention)
     except _Unreadable as exc:
         return AuthorModel(None, str(exc), problems=problems)
@@ -232,6 +249,44 @@ def author_model(
         + ")"
     )
     return AuthorModel(spec, how, used_rules, problems, text)
+
+
+def _named_logits(defined: dict) -> dict:
+    """yhat[t] = softmax(V @ s[t]): the logits named (o, or o_yhat when o is taken), so that
+    the loss can be the cross-entropy of them."""
+    out: dict = {}
+    used = set(defined) | {
+        n.name for r in defined.values() for n in _walk(r.expr) if isinstance(n, (Name, Step))
+    }
+    for name, r in defined.items():
+        expr = r.expr
+        if (
+            isinstance(expr, Call)
+            and expr.function == "softmax"
+            and not isinstance(expr.args[0], Step)
+        ):
+            logits = "o" if "o" not in used else f"o_{name}"
+            used.add(logits)
+            at_t = Index("t", 0)
+            out[logits] = Rule(logits, at_t, expr.args[0], r.line, r.text)
+            r = Rule(r.target, r.index, Call("softmax", (Step(logits, at_t),)), r.line, r.text)
+        out[name] = r
+    return out
+
+
+def _concatenated(node, stack: str):
+    """concat(h[t-1], x[t]) as the model file writes it in the convention: hstack of rows,
+    vstack of columns."""
+    if isinstance(node, Call):
+        args = tuple(_concatenated(a, stack) for a in node.args)
+        return Call(stack if node.function == "concat" else node.function, args, node.at)
+    if isinstance(node, Binary):
+        return Binary(node.op, _concatenated(node.left, stack), _concatenated(node.right, stack))
+    if isinstance(node, (Neg, Transposed)):
+        return type(node)(_concatenated(node.arg, stack))
+    if isinstance(node, Power):
+        return Power(_concatenated(node.arg, stack), node.exponent)
+    return node
 
 
 def _weight_like(name: str) -> bool:
@@ -245,12 +300,12 @@ class _Unreadable(Exception):
     pass
 
 
-def _convention(rules) -> str:
+def _convention(bodies) -> str:
     """Row when per-step quantities multiply weights from the left (h W), column when from
     the right (W h)."""
     row = column = 0
-    for r in rules:
-        for n in _walk(r.expr):
+    for body in bodies:
+        for n in _walk(body):
             if isinstance(n, Binary) and n.op == "@":
                 if isinstance(n.left, Step) and isinstance(n.right, Name):
                     row += 1
@@ -260,15 +315,12 @@ def _convention(rules) -> str:
 
 
 def _loss(total: Rule | None, step: Rule | None, defined: dict, loss_names) -> tuple:
-    """The per-step loss as a model file writes it, and notes on how it was read."""
-    body = None
+    """The per-step loss as a model file writes it (a constant factor of the sum kept as
+    `(factor, body)`), and notes on how it was read."""
+    body, factor = None, None
     notes: list[str] = []
     if total is not None:
-        expr = total.expr
-        if isinstance(expr, SumOverT):
-            body = expr.body
-        elif isinstance(expr, Binary) and isinstance(expr.left, SumOverT):
-            body = Binary(expr.op, expr.left.body, expr.right)
+        factor, body = _factor_sum(total.expr)
         if isinstance(body, Step) and body.name in loss_names:
             body = step.expr if step is not None else None
     elif step is not None:
@@ -278,16 +330,16 @@ def _loss(total: Rule | None, step: Rule | None, defined: dict, loss_names) -> t
         if abstract is not None:
             notes.append("its loss left abstract: dL/d" + abstract + " is given")
             given = Binary("*", Step("g_" + abstract, Index("t", 0)), Step(abstract, Index("t", 0)))
-            return Call("sum", (given,)), notes
-        logits = _softmax_argument(body, defined)
-        labels = _labels(body)
-        if logits is not None and labels:
+            return (factor, Call("sum", (given,))), notes
+        entropy = _cross_entropy(body, defined)
+        if entropy is not None:
+            logits, labels = entropy
             notes.append(f"its loss read as the cross-entropy of softmax({logits}) with {labels}")
             at_t = Index("t", 0)
-            return Call("cross_entropy", (Step(logits, at_t), Step(labels, at_t))), notes
-        if labels is None:
-            return body, notes
-    # No loss read: the cross-entropy of the softmax's logits, if the model has one.
+            return (factor, Call("cross_entropy", (Step(logits, at_t), Step(labels, at_t)))), notes
+        if not _class_labels(body):
+            return (factor, body), notes
+    # No loss line read: the cross-entropy of the softmax's logits, if the model has one.
     for name, r in defined.items():
         if isinstance(r.expr, Call) and r.expr.function == "softmax":
             arg = r.expr.args[0]
@@ -296,8 +348,77 @@ def _loss(total: Rule | None, step: Rule | None, defined: dict, loss_names) -> t
                     f"no loss line read: the cross-entropy of {name} = softmax({arg.name}) with "
                     "labels y assumed"
                 )
-                return Call("cross_entropy", (arg, Step("y", Index("t", 0)))), notes
-    return None, notes
+                return (None, Call("cross_entropy", (arg, Step("y", Index("t", 0))))), notes
+    return (None, None), notes
+
+
+def _factor_sum(node) -> tuple:
+    """c * sum(t, body) (or -sum, sum / c, sum(t, .) * c): (c or None, body); (None, None)
+    when the node is no such sum."""
+    if isinstance(node, SumOverT):
+        return None, node.body
+    if isinstance(node, Neg):
+        factor, body = _factor_sum(node.arg)
+        return _times(Num(-1), factor), body
+    if isinstance(node, Binary) and node.op in ("*", "@", "/"):
+        if node.op != "/" and not _has_sum(node.left):
+            factor, body = _factor_sum(node.right)
+            if body is not None:
+                return _times(node.left, factor), body
+        if not _has_sum(node.right):
+            factor, body = _factor_sum(node.left)
+            if body is not None:
+                right = node.right if node.op != "/" else Binary("/", Num(1), node.right)
+                return _times(right, factor), body
+    return None, None
+
+
+def _times(a, b):
+    return a if b is None else Binary("*", a, b)
+
+
+def _has_sum(node) -> bool:
+    return any(isinstance(n, SumOverT) for n in _walk(node))
+
+
+def _cross_entropy(body, defined) -> tuple[str, str] | None:
+    """-log(pick(P, y)), -y.T @ log(P), -sum(y * log(P)), cross_entropy(o, y): the
+    cross-entropy of the logits whose softmax P is, with labels y."""
+    for n in _walk(body):
+        if isinstance(n, Call) and n.function == "cross_entropy" and len(n.args) == 2:
+            o, y = n.args
+            if isinstance(o, Step) and isinstance(y, Step):
+                return o.name, y.name
+    logits = None
+    for n in _walk(body):
+        if isinstance(n, Call) and n.function == "log" and n.args:
+            arg = n.args[0]
+            if isinstance(arg, Call) and arg.function == "pick":
+                arg = arg.args[0]
+            logits = logits or _softmax_of(arg, defined)
+    if logits is None:
+        return None
+    labels = _labels(body)
+    if labels is None:
+        return None
+    return logits, labels
+
+
+def _softmax_of(node, defined) -> str | None:
+    """The logits o of P = softmax(o) (P a quantity the forward rules define, or the call)."""
+    if isinstance(node, Step) and node.name in defined:
+        node = defined[node.name].expr
+    if isinstance(node, Call) and node.function == "softmax" and isinstance(node.args[0], Step):
+        return node.args[0].name
+    return None
+
+
+def _class_labels(body) -> bool:
+    """The loss uses labels as classes (a pick, a one-hot, a cross-entropy)."""
+    return any(
+        isinstance(n, Call) and n.function in ("pick", "onehot", "cross_entropy")
+        for n in _walk(body)
+    )
 
 
 def _abstract(body, defined) -> str | None:
@@ -309,27 +430,12 @@ def _abstract(body, defined) -> str | None:
     return None
 
 
-def _softmax_argument(body, defined) -> str | None:
-    for n in _walk(body):
-        if isinstance(n, Step) and n.name in defined:
-            r = defined[n.name]
-            if isinstance(r.expr, Call) and r.expr.function == "softmax":
-                arg = r.expr.args[0]
-                if isinstance(arg, Step):
-                    return arg.name
-        if isinstance(n, Call) and n.function == "softmax" and isinstance(n.args[0], Step):
-            return n.args[0].name
-        if isinstance(n, Call) and n.function == "cross_entropy" and isinstance(n.args[0], Step):
-            return n.args[0].name
-    return None
-
-
 def _labels(body) -> str | None:
     if body is None:
         return None
     for n in _walk(body):
-        if isinstance(n, Call) and n.function in ("onehot", "cross_entropy"):
-            arg = n.args[-1] if n.function == "cross_entropy" else n.args[0]
+        if isinstance(n, Call) and n.function in ("onehot", "cross_entropy", "pick"):
+            arg = n.args[0] if n.function == "onehot" else n.args[-1]
             if isinstance(arg, Call) and arg.args:
                 arg = arg.args[0]
             if isinstance(arg, Step):
@@ -357,11 +463,11 @@ def _ranks(rules) -> dict[str, int]:
     return rank
 
 
-def _declarations(defined, states, boundaries, per_step, weights, labels, convention):
+def _declarations(defined, states, boundaries, per_step, weights, labels, convention, loss=None):
     """Declarations with unknown sizes `_S1`, `_S2` ..."""
     counter = iter(range(1, 10_000))
     lines = []
-    rank = _ranks([r.expr for r in defined.values()])
+    rank = _ranks([r.expr for r in defined.values()] + ([loss] if loss is not None else []))
     for name in sorted(per_step):
         if name == labels:
             lines.append(f"{name}[t]: (N,) in _S{next(counter)}")

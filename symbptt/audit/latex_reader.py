@@ -18,7 +18,7 @@ reported at the LaTeX line and column it came from. Read:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..formula.ast import Rule
 from ..formula.reader import FormulaSyntaxError, caret, read_text
@@ -51,7 +51,7 @@ _ELEMENTWISE = {r"\odot", r"\circ", "*"}
 _PRODUCTS = {r"\cdot", r"\times"}
 
 _TOKEN = re.compile(
-    r"(?P<cmd>\\[A-Za-z]+|\\[,;:! ])"
+    r"(?P<cmd>\\[A-Za-z]+|\\[,;:! |{}])"
     r"|(?P<num>\d+(\.\d+)?)"
     r"|(?P<name>[A-Za-z])"
     r"|(?P<sym>[{}()\[\]^_=+\-*/,&|])"
@@ -91,6 +91,37 @@ class _Writer:
     @property
     def text(self) -> str:
         return "".join(self.parts)
+
+    def wrap_last_operand(self, before: str, after: str) -> None:
+        """`before` + the last symbol written (h[t], W_h, yhat[t].T) + `after`."""
+        text = self.text
+        m = re.search(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?(\.T)?\s*$", text)
+        if m is not None:
+            start = m.start()
+        elif text.rstrip().endswith(")"):  # (yhat[3] - y[3]): the whole bracket
+            depth, start = 0, None
+            for k in range(len(text.rstrip()) - 1, -1, -1):
+                depth += text[k] == ")"
+                depth -= text[k] == "("
+                if depth == 0:
+                    start = k
+                    break
+            if start is None:
+                raise FormulaSyntaxError("nothing to apply this to")
+            name = re.search(r"[A-Za-z_][A-Za-z0-9_]*$", text[:start])
+            if name is not None:
+                start = name.start()
+        else:
+            raise FormulaSyntaxError("nothing to apply this to")
+        column = self.columns[start] if start < len(self.columns) else 1
+        body = text[start:].rstrip()
+        self.parts = [text[:start], before, body, after]
+        self.columns = (
+            self.columns[:start]
+            + [column] * len(before)
+            + self.columns[start : start + len(body)]
+            + [column] * len(after)
+        )
 
     def last(self) -> str:
         text = self.text.rstrip()
@@ -149,6 +180,14 @@ class Context:
             source,
         ):
             bases.add(m.group(1).lstrip("\\"))
+        for m in re.finditer(  # \hat{y}_t, \tilde c^{(t)}: the accented name takes a step too
+            r"\\(hat|tilde|widetilde|bar|overline|widehat|check|breve|dot)\s*\{?\s*([A-Za-z])\s*\}?"
+            r"\s*(_\s*\{?\s*(t|T|\\tau|k)\b|\^\s*\{\s*[(<\[]\s*(t|T|k)|\^\s*\{\s*\\langle)",
+            source,
+        ):
+            accent = m.group(1)
+            accent = "hat" if accent in ("hat", "widehat") else _ACCENTS.get("\\" + accent, accent)
+            bases.add(m.group(2) + accent)
         ctx.step_bases = bases
         return ctx
 
@@ -169,6 +208,9 @@ class _Reader:
         self.depth = 0
         self.called = False  # a function name was just written: its ( is a call
         self.transposed = False  # a symbol's superscript also held a transpose
+        self.bound: set[str] = set()  # the letters a sum or a product of this rule binds
+        self.pick: _Reader | None = None  # y_{t, y_t}: the entry a subscript picks
+        self.batch: str | None = None  # the letter of a sum over the minibatch's examples
 
     # -- cursor
     def peek(self, k: int = 0) -> _Tok | None:
@@ -236,6 +278,15 @@ class _Reader:
             name = f"{base}{accent}"
             if accent != "hat":
                 self.context.spellings.setdefault(name, rf"\{accent}{{{base}}}")
+        elif (
+            tok.kind == "cmd"
+            and tok.text in (r"\text", r"\textrm", r"\mathrm", r"\textit", r"\mathit")
+            and self.peek(1) is not None
+            and self.peek(1).text == "{"
+            and self._word_symbol()
+        ):
+            self.take()
+            name, index = "".join(t.text for t in self.group()), None
         elif tok.kind == "cmd" and tok.text == r"\ell":
             self.take()
             name, index = "ell", None
@@ -252,50 +303,68 @@ class _Reader:
     def _decorate(self, name: str, index: str | None, column: int):
         """Subscripts and step superscripts after a symbol: W_h, h_t, h^{(t-1)}, W_{hh}, and
         a word on top as part of the name: W^{xh}, \\delta^o_t."""
-        while self._word_on_top():
-            self.take()
-            word = "".join(t.text for t in self.group())
-            name = f"{name}_{word}"
-        while self.peek() is not None and self.peek().text == "_":
-            self.take()
-            sub = "".join(t.text for t in self.group())
-            sub = sub.replace("\\tau", "T")
-            steps = self.context.step_bases
-            digits_only = sub.strip().isdigit() and steps is not None and name not in steps
-            if _is_index(sub) and index is None and not _param_like(name) and not digits_only:
-                index = sub
-            elif name == "1" or name.startswith("1"):
-                index = sub
-            else:
-                name = f"{name}_{sub}"
-        while self._angle_step():
-            self.take()
-            inner = self.group()
-            text = "".join(
-                t.text for t in inner if t.text not in (r"\langle", r"\rangle", "<", ">")
-            )
-            text = text.replace("\\tau", "T")
-            if not _is_index(text):
-                raise self.error(self.peek(), f"cannot read the step {text!r}")
-            index = text
-        while (
-            self.peek() is not None
-            and self.peek().text == "^"
-            and self.peek(1) is not None
-            and self.peek(1).text == "{"
-            and self.peek(2) is not None
-            and self.peek(2).text == "("
-        ):
-            self.take()
-            inner = self.group()
-            text = "".join(t.text for t in inner)
-            m = re.fullmatch(r"\((.*)\)(.*)", text)
-            step, rest = (m.group(1), m.group(2)) if m else (text, "")
-            if not _is_index(step) or (rest and rest not in _TRANSPOSES):
-                raise self.error(self.peek(), f"cannot read the step {text!r}")
-            index = step
-            if rest:  # h^{(t-1)\top}: the step and a transpose in one superscript
-                self.transposed = True
+        for _ in range(3):  # h^{(t)}_{y^{(t)}}: decorations in any order
+            before = self.i
+            while self._word_on_top():
+                self.take()
+                word = "".join(t.text for t in self.group())
+                name = f"{name}_{word}"
+            while self.peek() is not None and self.peek().text == "_":
+                self.take()
+                group = self.group()
+                sub = "".join(t.text for t in group)
+                sub = sub.replace("\\tau", "T")
+                steps = self.context.step_bases
+                digits_only = sub.strip().isdigit() and steps is not None and name not in steps
+                head, comma, rest = sub.partition(",")
+                if comma and self._is_step(head, name) and index is None:  # y_{t, y_t}: an entry
+                    index = head
+                    self.pick = _Reader(
+                        group[_after_comma(group) :], self.line, self.number, self.context
+                    )
+                elif index is not None and _symbol_like(group):  # \hat y^{(t)}_{y^{(t)}}
+                    self.pick = _Reader(group, self.line, self.number, self.context)
+                elif (
+                    self._is_step(sub, name)
+                    and index is None
+                    and not _param_like(name)
+                    and not digits_only
+                ):
+                    index = sub
+                elif name == "1" or name.startswith("1"):
+                    index = sub
+                else:
+                    name = f"{name}_{sub}"
+            while self._angle_step():
+                self.take()
+                inner = self.group()
+                text = "".join(
+                    t.text for t in inner if t.text not in (r"\langle", r"\rangle", "<", ">")
+                )
+                text = text.replace("\\tau", "T")
+                if not self._is_step(text, name):
+                    raise self.error(self.peek(), f"cannot read the step {text!r}")
+                index = text
+            while (
+                self.peek() is not None
+                and self.peek().text == "^"
+                and self.peek(1) is not None
+                and self.peek(1).text == "{"
+                and self.peek(2) is not None
+                and self.peek(2).text == "("
+            ):
+                self.take()
+                inner = self.group()
+                text = "".join(t.text for t in inner)
+                m = re.fullmatch(r"\((.*)\)(.*)", text)
+                step, rest = (m.group(1), m.group(2)) if m else (text, "")
+                if not self._is_step(step, name) or (rest and rest not in _TRANSPOSES):
+                    raise self.error(self.peek(), f"cannot read the step {text!r}")
+                index = step
+                if rest:  # h^{(t-1)\top}: the step and a transpose in one superscript
+                    self.transposed = True
+            if self.i == before:
+                break
         if (  # h(t), h(t-1): a step in parentheses after a symbol that is no function
             index is None
             and self.peek() is not None
@@ -308,13 +377,108 @@ class _Reader:
             )
             if close is not None:
                 text = "".join(self.peek(k).text for k in range(1, close)).replace("\\tau", "T")
-                if _is_index(text) and "t" in text.lower() or text.strip() == "0":
+                if self._is_step(text, name) and not text.strip().isdigit() or text.strip() == "0":
                     for _ in range(close + 1):
                         self.take()
                     index = text
         if name.isalpha() and len(name) > 1 and name in _GREEK:
             self.context.spellings.setdefault(name, "\\" + name)
         return name, index, column
+
+    def _norm_ahead(self) -> bool:
+        """|| ... ||: two bars make a norm (one bar alone is not read)."""
+        return self.peek(1) is not None and self.peek(1).text == "|"
+
+    def norm(self) -> None:
+        r"""\|X\|^2, \lVert X \rVert_2^2, \left\| X \right\|_F^2: the sum of the squares of
+        X's entries (a norm not squared is not read)."""
+        tok = self.take()
+        closing = {r"\|": (r"\|",), r"\lVert": (r"\rVert",), r"\Vert": (r"\Vert",)}
+        ends = closing.get(tok.text, ("|",))
+        if tok.text == "|":
+            self.take()
+        tokens, depth = [], 0
+        while True:
+            t = self.peek()
+            if t is None:
+                raise self.error(tok, "this norm is never closed")
+            if depth == 0 and t.text in ends and not (t.text == "|" and self.peek(1) is None):
+                self.take()
+                if t.text == "|":
+                    self.take()
+                break
+            if t.text in (r"\left", r"\right"):
+                self.take()
+                continue
+            depth += t.text in ("(", "{", "[")
+            depth -= t.text in (")", "}", "]")
+            tokens.append(self.take())
+        if self.peek() is not None and self.peek().text == "_":  # \|X\|_2, \|X\|_F
+            self.take()
+            self.group()
+        if not (self.peek() is not None and self.peek().text == "^"):
+            raise self.error(tok, "a norm that is not squared is not read: write ||X||^2")
+        self.take()
+        power = "".join(t.text for t in self.group())
+        if power != "2":
+            raise self.error(tok, f"a norm to the power {power} is not read: write ||X||^2")
+        inner = _Reader(tokens, self.line, self.number, self.context).read()
+        self.operand(tok.column)
+        self.out.add(f"sum(({inner})**2)", tok.column)
+
+    def outer(self, tok: _Tok) -> None:
+        r"""u \otimes v: the outer product, the left operand already written."""
+        self.out.wrap_last_operand("outer(", ", ")
+        found = self.symbol()
+        if found is None:
+            raise self.error(tok, "\\otimes needs a symbol on its right")
+        self.called = True
+        self.write_symbol(*found, adjoint=False, operand=False)
+        self.out.add(")", tok.column)
+
+    def entry(self) -> None:
+        """p_t[y_t]: the entry of the labels' class (as in a loss -log p_t[y_t])."""
+        tok = self.take()
+        tokens, depth = [], 1
+        while self.peek() is not None:
+            t = self.take()
+            depth += t.text == "["
+            depth -= t.text == "]"
+            if depth == 0:
+                break
+            tokens.append(t)
+        if self.batch is not None and tokens and tokens[0].text == self.batch:
+            # P_t[n, y_t[n]]: example n's entry of its label's class
+            if len(tokens) < 3 or tokens[1].text != ",":
+                raise self.error(tok, f"cannot read the entry [{self.batch}, ...]")
+            tokens = tokens[2:]
+            if len(tokens) > 3 and tokens[-1].text == "]" and tokens[-2].text == self.batch:
+                tokens = tokens[:-3]
+        sub = _Reader(tokens, self.line, self.number, self.context)
+        found = sub.symbol()
+        if found is None or sub.peek() is not None:
+            raise self.error(tok, "cannot read the entry [...] of a symbol (one symbol)")
+        name, index, _ = found
+        self.out.wrap_last_operand("pick(", f", {_written((name, index or 't', 0))})")
+
+    def _word_symbol(self) -> bool:
+        """\text{target}: a word that names a symbol (no function, not d)."""
+        k, word = 2, ""
+        while (t := self.peek(k)) is not None and t.kind == "name":
+            word += t.text
+            k += 1
+        closed = self.peek(k) is not None and self.peek(k).text == "}"
+        return closed and len(word) > 1 and word not in _FUNCTIONS and word not in _MATH_TEXT
+
+    def _is_step(self, text: str, name: str) -> bool:
+        """A step index: t, T, tau, a number, t-1; k or j for a symbol the derivation also
+        writes at step t (h_k), or the letter a sum or a product of this rule binds."""
+        letters = {"t", "T"} | self.bound
+        steps = self.context.step_bases
+        if steps is None or name in steps:
+            letters |= {"k", "j"}
+        pattern = "|".join(sorted(letters))
+        return bool(re.fullmatch(rf"\s*({pattern}|\\tau)(\s*[+-]\s*\d+)?\s*|\s*\d+\s*", text))
 
     def _word_on_top(self) -> bool:
         """^o, ^{xh}: letters that name (not T, the transpose)."""
@@ -342,12 +506,19 @@ class _Reader:
             and self.peek(2).text in ("<", r"\langle")
         )
 
-    def write_symbol(self, name: str, index: str | None, column: int, adjoint: bool) -> None:
+    def write_symbol(
+        self, name: str, index: str | None, column: int, adjoint: bool, operand: bool = True
+    ) -> None:
         if adjoint and name == "h" and index is not None and index.strip() == "0":
             name, index = "h0", None  # dL/dh_0: the gradient of the initial state
         name = ("d" if adjoint else "") + name
-        self.operand(column)
-        self.out.add(name if index is None else f"{name}[{_index_text(index)}]", column)
+        if operand:
+            self.operand(column)
+        written = name if index is None else f"{name}[{_index_text(index)}]"
+        if self.pick is not None:  # yhat_{t, y_t}: the entry of the labels' class
+            pick, self.pick = self.pick, None
+            written = f"pick({written}, {pick.read()})"
+        self.out.add(written, column)
         if self.transposed:
             self.out.add(".T", column)
             self.transposed = False
@@ -358,7 +529,8 @@ class _Reader:
             self.called = False
             return
         if self.out.last() and (self.out.last().isalnum() or self.out.last() in ")]T_"):
-            self.out.add(" @ ", column)
+            scalar = _SCALAR_BEFORE.search(self.out.text)  # 2 h_t, \frac{1}{T} \sum: a scale
+            self.out.add(" * " if scalar else " @ ", column)
 
     def called_function(self, name: str, column: int) -> None:
         self.operand(column)
@@ -371,8 +543,9 @@ class _Reader:
                 raise self.error(nxt, f"{name} needs an argument")
             self.out.add("(", column)
             self.called = False
-            symbol, index, col = found
-            self.out.add(symbol if index is None else f"{symbol}[{_index_text(index)}]", col)
+            self.write_symbol(*found, adjoint=False, operand=False)
+            if self.peek() is not None and self.peek().text == "[" and not self._comma_ahead():
+                self.entry()  # \log p_t[y_t]: of the entry
             self.out.add(")", column)
 
     # -- the rule
@@ -399,9 +572,24 @@ class _Reader:
             self.take()
             self.out.add(f" {text} ", tok.column)
             return
-        if text in ("(", "[", "{"):
+        if text == "," and self.depth > 0:  # between a call's arguments or a block's parts
             self.take()
-            self.operand(tok.column)
+            self.out.add(", ", tok.column)
+            return
+        if text in ("(", "[", r"\left") and self._arguments_of_loss():
+            return
+        if text in ("(", "[", "{"):
+            comma = self._comma_ahead()
+            self.take()
+            if comma and text == "[":  # [h_{t-1}, x_t]: the parts put together
+                self.operand(tok.column)
+                self.out.add("concat", tok.column)
+            elif _ends_with_name(self.out.text) and (
+                comma or _function_letter(self.out.text, self.context)
+            ):  # l(o_t, y_t), f(a_t): a function's call
+                pass
+            else:
+                self.operand(tok.column)
             self.depth += 1
             self.out.add("(", tok.column)
             return
@@ -415,6 +603,8 @@ class _Reader:
             return
         if text == "^":
             self.superscript()
+            return
+        if text == "_" and self.batch is not None and self._example_subscript():
             return
         if text in _ELEMENTWISE or (tok.kind == "cmd" and text in _ELEMENTWISE):
             self.take()
@@ -436,13 +626,23 @@ class _Reader:
             self.operand(tok.column)
             self.out.add(text, tok.column)
             return
-        if tok.kind == "cmd" and text == r"\frac":
+        if tok.kind == "cmd" and text in (r"\frac", r"\tfrac", r"\dfrac"):
             self.fraction()
+            return
+        if text in (r"\|", r"\lVert", r"\Vert") or (text == "|" and self._norm_ahead()):
+            self.norm()
+            return
+        if tok.kind == "cmd" and text == r"\otimes":
+            self.take()
+            self.outer(tok)
+            return
+        if text == "[" and not self._comma_ahead() and _ends_with_operand(self.out.text):
+            self.entry()
             return
         if tok.kind == "cmd" and text == r"\nabla":
             self.nabla()
             return
-        if tok.kind == "cmd" and text == r"\sum":
+        if tok.kind == "cmd" and text in (r"\sum", r"\prod"):
             self.sum()
             return
         if tok.kind == "cmd" and text in (r"\operatorname", r"\text", r"\mathrm") and self._named():
@@ -461,6 +661,57 @@ class _Reader:
             self.write_symbol(*found, adjoint=False)
             return
         raise self.error(tok, f"cannot read {text!r} here")
+
+    def _example_subscript(self) -> bool:
+        """(X)_{n,:}, (X)_{:,n}: row (or column) n of X, inside a sum over the examples n
+        (the sum of the rows is what the sum over n makes of it)."""
+        save = self.i
+        self.take()
+        text = "".join(t.text for t in self.group()).replace(" ", "")
+        if text in (f"{self.batch},:", f":,{self.batch}", self.batch):
+            return True
+        self.i = save
+        return False
+
+    def _comma_ahead(self) -> bool:
+        """The bracket at the cursor holds a comma at its own depth (a call's arguments or
+        the parts of a concatenation)."""
+        depth = 0
+        k = 0
+        while (t := self.peek(k)) is not None:
+            if t.text in ("(", "[", "{"):
+                depth += 1
+            elif t.text in (")", "]", "}"):
+                depth -= 1
+                if depth == 0:
+                    return False
+            elif t.text == "," and depth == 1:
+                return True
+            k += 1
+        return False
+
+    def _arguments_of_loss(self) -> bool:
+        r"""E_t(y_t, \hat y_t) = ...: a loss term written with its arguments; they name
+        nothing (the left-hand side is the loss term E_t)."""
+        written = self.out.text.strip()
+        m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)(\[[^\]]*\])?", written)
+        if m is None or m.group(1) not in self.context.loss_names:
+            return False
+        depth, k = 0, 0
+        while (t := self.peek(k)) is not None:
+            if t.text in ("(", "[", "{", r"\left"):
+                depth += 1 if t.text != r"\left" else 0
+            elif t.text in (")", "]", "}"):
+                depth -= 1
+                if depth == 0:
+                    break
+            k += 1
+        after = self.peek(k + 1)
+        if after is None or after.text != "=":
+            return False
+        for _ in range(k + 1):
+            self.take()
+        return True
 
     def superscript(self) -> None:
         tok = self.take()
@@ -561,6 +812,16 @@ class _Reader:
         save = self.i
         if tok.kind == "name" and tok.text == "d":
             self.take()
+        elif (
+            tok.kind == "cmd"
+            and tok.text in (r"\delta", r"\Delta")
+            and self.peek(1) is not None
+            and self.peek(1).text not in ("_", "^", "(", ")", "{", "}", "=", "+", "-", ",")
+            and (
+                self.peek(1).kind == "name" or self.peek(1).text in (r"\hat", *_ACCENTS, *_WRAPPERS)
+            )
+        ):  # \delta c_t: the error signal of c, dL/dc_t
+            self.take()
         elif tok.kind == "cmd" and tok.text == r"\mathrm" and self.peek(1) is not None:
             self.take()
             if "".join(t.text for t in self.group()) != "d":
@@ -583,22 +844,15 @@ class _Reader:
         return True
 
     def fraction(self) -> None:
-        r"""\frac{\partial L}{\partial X} (or d L / d X): the adjoint of X; else a quotient."""
+        r"""\frac{\partial L}{\partial X} (or d L / d X): the adjoint of X; of one loss term,
+        its share grad(L[s], X); of another quantity, the Jacobian jac(Y, X); else a
+        quotient."""
         tok = self.take()
         top, bottom = self.group(), self.group()
         sub_top = _Reader(top, self.line, self.number, self.context)
         sub_bottom = _Reader(bottom, self.line, self.number, self.context)
-        if _derivative_of_loss(sub_top):
-            if not _strip_d(sub_bottom):
-                raise self.error(tok, "the denominator of dL/dX must be d or \\partial of X")
-            found = sub_bottom.symbol()
-            if found is None or sub_bottom.peek() is not None:
-                raise self.error(tok, "cannot read what L is differentiated by")
-            if getattr(sub_top, "loss_term", False):  # dL^{(t)}/dX: not a rule's quantity
-                self.operand(tok.column)
-                self.out.add(LOSS_TERM, tok.column)
-                return
-            self.write_symbol(*found, adjoint=True)
+        if _is_partial(top) and _is_partial(bottom):
+            self.derivative(tok, sub_top, sub_bottom)
             return
         self.operand(tok.column)
         self.out.add("(", tok.column)
@@ -606,6 +860,69 @@ class _Reader:
         self.out.add(") / (", tok.column)
         self.out.add(sub_bottom.read(), tok.column)
         self.out.add(")", tok.column)
+
+    def derivative(self, tok: _Tok, top: _Reader, bottom: _Reader) -> None:
+        r"""d Y / d X, its two halves read (each begins with d or \partial)."""
+        _strip_d(top)
+        plus = False
+        if top.peek() is not None and top.peek().text == "^":  # \partial^+: immediate
+            top.take()
+            sign = "".join(t.text for t in top.group())
+            if sign != "+":
+                raise self.error(tok, f"cannot read the derivative \\partial^{{{sign}}}")
+            plus = True
+        _strip_d(bottom)
+        if top.peek() is None:
+            raise self.error(
+                tok,
+                "a derivative applied to an expression (d/dX of ...) is not read: write the "
+                "derivative's value",
+            )
+        wrt = bottom.symbol()
+        if wrt is None or bottom.peek() is not None:
+            raise self.error(tok, "cannot read what is differentiated by (one symbol)")
+        of = top.symbol()
+        if of is None:
+            raise self.error(tok, "cannot read what is differentiated (one symbol)")
+        if self._abstract_loss(top, of, wrt, tok.column):
+            return
+        if top.peek() is not None:
+            raise self.error(tok, "cannot read what is differentiated (one symbol)")
+        name, index, _ = of
+        loss = name in self.context.loss_names
+        self.operand(tok.column)
+        if loss and index is None and not plus:
+            wname, windex, _ = wrt
+            if wname in self.context.loss_names and windex is not None:  # dL/dL_t: the seed
+                self.out.add(f"grad(L, L[{_index_text(windex)}])", tok.column)
+                return
+            self.write_symbol(*wrt, adjoint=True, operand=False)
+            return
+        if loss:  # one loss term: its share
+            self.out.add(f"grad(L[{_index_text(index)}], {_written(wrt)})", tok.column)
+            return
+        function = "jacplus" if plus else "jac"
+        self.out.add(f"{function}({_written(of)}, {_written(wrt)})", tok.column)
+
+    def _abstract_loss(self, top: _Reader, of, wrt, column: int) -> bool:
+        """d l(o_t, y_t) / d o_t: the derivative of a loss left abstract by its first
+        argument, the gradient the model takes as given (g_o[t])."""
+        if top.peek() is None or top.peek().text not in ("(", r"\left"):
+            return False
+        name = of[0]
+        if name not in self.context.loss_names and name not in ("ell", "l"):
+            return False
+        args = top.read()
+        first = args.strip().lstrip("(").split(",")[0].strip()
+        target = _written(wrt)
+        if first != target:
+            raise self.error(
+                None, f"d {name}(...) / d {target}: only the derivative by its first argument"
+            )
+        self.operand(column)
+        base, _, index = target.partition("[")
+        self.out.add(f"g_{base}[{index}" if index else f"g_{base}", column)
+        return True
 
     def nabla(self) -> None:
         r"""\nabla_{X} L: the adjoint of X."""
@@ -626,8 +943,11 @@ class _Reader:
         self.write_symbol(*found, adjoint=True)
 
     def sum(self) -> None:
-        r"""\sum_{t=1}^{T} ...: sum(t, ...) to the end of the term."""
+        r"""\sum_{t=1}^{T} ...: sum(t, ...) to the end of the term; a sum over another step
+        index (\sum_{k=1}^{t}, \sum_{i=t}^{T}) or a product (\prod_{j=k+1}^{t}): sumover /
+        prodover, to the end of the term as well."""
         tok = self.take()
+        product = tok.text == r"\prod"
         limits = {}
         for _ in range(2):
             if self.peek() is not None and self.peek().text == r"\limits":
@@ -635,15 +955,57 @@ class _Reader:
             if self.peek() is not None and self.peek().text in ("_", "^"):
                 side = self.take().text
                 limits[side] = re.sub(r"\s+", "", "".join(t.text for t in self.group()))
-        lower, upper = limits.get("_", "t"), limits.get("^", "T")
-        if lower not in ("t", "t=1") or upper != "T":
+        lower, upper = limits.get("_"), limits.get("^")
+        upper = None if upper is None else upper.replace("\\tau", "T")
+        what = r"\prod" if product else r"\sum"
+        if lower is None:
+            raise self.error(
+                tok, f"a {what} without its index is not read: write {what}_{{t=1}}^{{T}}"
+            )
+        m = re.fullmatch(r"([A-Za-z])(=(.+))?", lower)
+        if m is None:
+            if r"\in" in lower:
+                raise self.error(
+                    tok,
+                    f"a {what} over a set ({lower}) is not read: write each of its terms",
+                )
+            raise self.error(tok, f"cannot read the range of {what}_{{{lower}}}")
+        var, first = m.group(1), m.group(3)
+        if (
+            not product
+            and var in ("n", "i", "m")
+            and upper in ("N", None)
+            and first in ("1", None)
+            and var not in self.bound
+        ):  # \sum_{n=1}^{N}: over the examples of the minibatch, row (or column) by row
+            self.batch = var
+            self.operand(tok.column)
+            self.out.add("sum_examples(", tok.column)
+            self.sums.append(self.depth)
+            return
+        if var in ("n", "i", "m") and (upper in ("N", "M", None) or first is None):
             raise self.error(
                 tok,
-                f"this reader sums over t = 1, ..., T only (\\sum_{{t=1}}^{{T}} or \\sum_t); "
-                f"found \\sum_{{{lower}}}^{{{upper}}}",
+                f"a {what} over the entries or the examples ({var}) is not read: write it with "
+                "matrices (1^T X sums the rows of X)",
             )
+        if not product and var == "t" and first in (None, "1") and upper in (None, "T"):
+            self.operand(tok.column)
+            self.out.add("sum(t, ", tok.column)
+            self.sums.append(self.depth)
+            return
+        if first is None or upper is None:
+            raise self.error(
+                tok,
+                f"a {what} over {var} without its range is not read: write "
+                f"{what}_{{{var}=1}}^{{t}}",
+            )
+        self.bound.add(var)
+        lo, hi = (_bound_text(b, self.bound) for b in (first, upper))
+        if lo is None or hi is None:
+            raise self.error(tok, f"cannot read the range {first}..{upper} of {what}")
         self.operand(tok.column)
-        self.out.add("sum(t, ", tok.column)
+        self.out.add(f"{'prod' if product else 'sum'}over({var}={lo}..{hi}, ", tok.column)
         self.sums.append(self.depth)
 
     def onehot(self, tok: _Tok) -> None:
@@ -664,9 +1026,36 @@ class _Reader:
         save = self.i
         tok = self.take()
         inner = self.group()
+        if len(inner) == 1 and inner[0].text == "0":  # \mathbf{0}: zeros
+            self.operand(tok.column)
+            self.out.add("0", tok.column)
+            return True
+        if len(inner) == 1 and inner[0].text == "e" and self.peek() is not None:
+            if self.peek().text == "_":  # \mathbf{e}_{y_t}: the unit vector of class y_t
+                self.onehot(tok)
+                return True
         if not inner or inner[0].text != "1":
             self.i = save
             return False
+        if len(inner) == 1 and self.peek() is not None and self.peek().text == "[":
+            self.take()  # \mathbb{1}[y_t]: the indicator of the class y_t
+            tokens = []
+            depth = 1
+            while self.peek() is not None:
+                t = self.take()
+                depth += t.text == "["
+                depth -= t.text == "]"
+                if depth == 0:
+                    break
+                tokens.append(t)
+            sub = _Reader(tokens, self.line, self.number, self.context)
+            found = sub.symbol()
+            if found is None or sub.peek() is not None:
+                raise self.error(tok, "cannot read the class of the indicator 1[...]")
+            name, index, _ = found
+            self.operand(tok.column)
+            self.out.add(f"onehot({name}[{_index_text(index or 't')}])", tok.column)
+            return True
         if len(inner) == 1 and (self.peek() is None or self.peek().text != "_"):
             self.operand(tok.column)  # \mathbf{1}: a column of ones (1^T X sums rows)
             self.out.add("ones", tok.column)
@@ -682,6 +1071,49 @@ class _Reader:
             return False
         self.onehot(tok)
         return True
+
+
+#: What a juxtaposed product scales by: a number, or a number over a size (\frac{1}{N}).
+_SCALAR_BEFORE = re.compile(
+    r"(^|[\s(,=+\-*/@])(\d+(\.\d+)?|\(\d+(\.\d+)?\) / \((\d+|[NT]|[NT] \* [NT])\))\s*$"
+)
+
+
+def _function_letter(text: str, context: Context) -> bool:
+    """The name just written is a letter that names a function (f, g, phi, or one the
+    derivation set with f = tanh)."""
+    m = re.search(r"([A-Za-z_][A-Za-z0-9_]*)\s*$", text)
+    return m is not None and (
+        m.group(1) in ("f", "g", "phi", "varphi", "psi") or m.group(1) in context.functions
+    )
+
+
+def _ends_with_operand(text: str) -> bool:
+    """The formula so far ends with a symbol (h[t], p): what an entry [y_t] follows."""
+    return bool(re.search(r"[A-Za-z0-9_\]]\s*$", text))
+
+
+def _ends_with_name(text: str) -> bool:
+    """The formula so far ends with a bare name (no step): what a call's ( follows."""
+    return bool(re.search(r"(^|[^\w\].])[A-Za-z_][A-Za-z0-9_]*\s*$", text))
+
+
+def _is_partial(tokens: list[_Tok]) -> bool:
+    """The tokens start with d or \\partial (or \\mathrm{d}): half of a derivative."""
+    if not tokens:
+        return False
+    first = tokens[0]
+    if first.text == r"\partial" or first.text == r"\nabla":
+        return True
+    if first.kind == "name" and first.text == "d" and len(tokens) > 1:
+        return True
+    return first.text == r"\mathrm" and len(tokens) > 2 and tokens[2].text == "d"
+
+
+def _written(found) -> str:
+    """A symbol as the formula language writes it: h[t+1], W_h."""
+    name, index, _ = found
+    return name if index is None else f"{name}[{_index_text(index)}]"
 
 
 def _derivative_of_loss(reader: _Reader) -> bool:
@@ -728,6 +1160,37 @@ def _symbol_of(tokens: list[_Tok], context: Context | None = None) -> tuple[str 
     if found is None or reader.peek() is not None:
         return None, None
     return found[0], found[1]
+
+
+def _after_comma(group: list[_Tok]) -> int:
+    depth = 0
+    for k, t in enumerate(group):
+        if t.text in ("{", "(", "["):
+            depth += 1
+        elif t.text in ("}", ")", "]"):
+            depth -= 1
+        elif t.text == "," and depth == 0:
+            return k + 1
+    return len(group)
+
+
+def _symbol_like(group: list[_Tok]) -> bool:
+    """A subscript that is itself a symbol at a step (y^{(t)}, y_t): an entry's index."""
+    text = "".join(t.text for t in group)
+    return bool(re.fullmatch(r"[A-Za-z](\^\{\(t[^)]*\)\}|_\{?t\}?|\(t\))", text))
+
+
+def _bound_text(text: str, letters: set) -> str | None:
+    """A sum's bound as the formula language writes it: 1, t, t+1, T, k-1."""
+    text = text.replace("\\tau", "T")
+    m = re.fullmatch(r"([A-Za-z])([+-]\d+)?|(\d+)", text)
+    if m is None:
+        return None
+    if m.group(3):
+        return m.group(3)
+    if m.group(1) not in {"t", "T", "k", "j", "i", "s"} | letters:
+        return None
+    return m.group(1) + (m.group(2) or "")
 
 
 def _is_index(text: str) -> bool:
@@ -886,6 +1349,12 @@ def _looks_like_prose(rest: str) -> bool:
 LOSS_TERM = "LOSS__TERM"
 
 
+#: `f = \tanh`, `\phi = \sigma`: a letter that names the activation.
+_FUNCTION_NAMING = re.compile(
+    r"\s*(f|g|\\phi|\\varphi|\\psi)\s*=\s*(\\tanh|\\sigma|\\operatorname\{\w+\}|\\mathrm\{\w+\}|tanh)\s*"
+)
+
+
 @dataclass(frozen=True)
 class Unread:
     """A rule that could not be read: where, the LaTeX (or text) it was, and why."""
@@ -913,6 +1382,8 @@ class Reading:
     rules: list[Rule] = field(default_factory=list)
     unread: list[Unread] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    #: The document's notation (loss names, function letters) the readers found.
+    context: Context | None = None
 
     def extend(self, other: Reading) -> None:
         self.rules += other.rules
@@ -949,6 +1420,15 @@ def read_latex_document(
             continue
         if "=" not in line:
             reading.skipped.append(Skipped(number, line, "no equation: it states no rule"))
+            continue
+        named = _FUNCTION_NAMING.fullmatch(line)
+        if named:  # f = \tanh: the letter names a function
+            letter, written = named.group(1).lstrip("\\"), named.group(2)
+            word = re.sub(r"\\(operatorname|mathrm)\{(\w+)\}", r"\2", written).lstrip("\\")
+            context.functions[letter] = _FUNCTIONS.get(written) or _FUNCTIONS.get(
+                word.lower(), word.lower()
+            )
+            reading.skipped.append(Skipped(number, line, "names a function"))
             continue
         if re.fullmatch(r"\s*[tT]\s*=.*", line) or re.fullmatch(r".*=\s*\\[lc]?dots.*", line):
             reading.skipped.append(Skipped(number, line, "a range of the step index"))
@@ -1017,7 +1497,7 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
                 Unread(number, column, latex, f"{what} (read as `{lhs} = {rhs}`)")
             )
             continue
-        reading.rules.append(Rule(rule.target, rule.index, rule.expr, number, latex))
+        reading.rules.append(replace(rule, line=number, text=latex))
 
 
 def _column_of(message: str, columns: list[int]) -> int:

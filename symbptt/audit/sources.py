@@ -67,7 +67,7 @@ def pieces(source: str, format: str) -> Document:  # noqa: A002 (the option's na
     if format == "markdown":
         return Document(tuple(_markdown(source, 1)), "markdown")
     if format == "latex":
-        return Document((Piece(source, 1, 1),), "latex")
+        return Document(tuple(_latex(source)), "latex")
     if format == "text":
         return Document((Piece(source, 1, 1),), "text")
     raise InvalidArgumentError(f"format={format!r} must be one of {', '.join(FORMATS)}")
@@ -91,6 +91,26 @@ _DISPLAYS = [
     (re.compile(r"\\\((.+?)\\\)", re.S), False),
     (re.compile(r"(?<![\\$])\$(?!\$)([^$\n]+?)(?<!\\)\$(?!\$)"), False),
 ]
+
+
+#: A LaTeX file's math: displays, environments and inline math (anything else is prose).
+_LATEX_MATH = re.compile(r"\$|\\\[|\\\(|\\begin\{(equation|align|gather|multline|eqnarray|math)")
+#: Environments whose content is not math (code listings).
+_VERBATIM = re.compile(r"\\begin\{(verbatim|lstlisting|minted|comment)\*?\}.*?\\end\{\1\*?\}", re.S)
+
+
+def _latex(source: str) -> list[Piece]:
+    """Math of a LaTeX file: its displays and inline math, the prose around them left out
+    (comments and code listings are not math). A text with no math delimiters at all is one
+    display (rules written as they would be inside one)."""
+    blank = "".join(
+        line if "%" not in line else re.sub(r"(?<!\\)%.*", lambda m: " " * len(m.group()), line)
+        for line in source.splitlines(keepends=True)
+    )
+    blank = _VERBATIM.sub(lambda m: re.sub(r"[^\n]", " ", m.group()), blank)
+    if not _LATEX_MATH.search(blank):
+        return [Piece(source, 1, 1)]
+    return _math_of(blank, 1, [d for d in _DISPLAYS if not d[0].pattern.startswith(r"\\\\")])
 
 
 def _markdown(source: str, first_line: int) -> list[Piece]:
@@ -118,10 +138,15 @@ def _markdown(source: str, first_line: int) -> list[Piece]:
             prose.append("")
             continue
         prose.append(re.sub(r"`[^`]*`", lambda c: " " * len(c.group()), line))
-    text = "\n".join(prose)
+    return sorted(out + _math_of("\n".join(prose), first_line), key=lambda p: (p.line, p.column))
+
+
+def _math_of(text: str, first_line: int, displays=None) -> list[Piece]:
+    """The displays and inline math of prose, each where it starts."""
+    out: list[Piece] = []
     taken = [False] * len(text)
     found: list[tuple[int, int, str, bool]] = []
-    for pattern, display in _DISPLAYS:
+    for pattern, display in displays or _DISPLAYS:
         for m in pattern.finditer(text):
             if any(taken[m.start() : m.end()]):
                 continue

@@ -39,7 +39,7 @@ from .matexpr import (
 )
 from .rules import RULES
 
-__all__ = ["Term", "Line", "MatrixForm", "matrix_form", "CONVENTIONS"]
+__all__ = ["Term", "Line", "MatrixForm", "matrix_form", "CONVENTIONS", "pullback", "Pullback"]
 
 CONVENTIONS = ("row", "column")
 
@@ -448,9 +448,9 @@ def _at(expr: MatExpr, step: int) -> MatExpr:
 
 
 # -- numbers --------------------------------------------------------------------------------------
-def _evaluate(
-    form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims, lags: bool = False
-) -> Evaluation:
+def _forward(form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims):
+    """The model lines at every step: (values by (base, step), the inputs that take no step,
+    an evaluator of an expression at a step given adjoints), native convention."""
     spec, T = form.spec, dims.T
     sizes = dims.sizes
     env: dict[tuple[str, int], np.ndarray] = {}
@@ -488,6 +488,118 @@ def _evaluate(
     for k in range(1, T + 1):
         for line in form.model:
             env[(line.target.base, k)] = ev(line.expr, k, {})
+    return env, plain, ev
+
+
+def _from_loss(term: Term) -> bool:
+    """A gradient's term that reads no adjoint: a use inside the loss term itself (a model
+    file's loss reading a weight), pulled back from the seed dL/dL_t."""
+    return not any(getattr(s, "adjoint", False) for s in term.expr.symbols())
+
+
+def _backward(form: MatrixForm, ev, dims: Dims, steps, losses=None, seeds=None) -> dict:
+    """The adjoints at `steps` (from the last down), pulled back from the loss terms at
+    `losses` (None: every step) and from `seeds` {(base, step): array} (a Jacobian's row)."""
+    seeds = seeds or {}
+    T = dims.T
+    lined = {line.target.base for line in form.adjoints}
+    adj: dict[tuple[str, int], np.ndarray] = {}
+    for k in steps:
+        for (base, step), value in seeds.items():  # a node no rule pulls back (yhat)
+            if step == k and base not in lined:
+                adj[(base, k)] = value
+        for line in form.adjoints:
+            # A future term is linear in an adjoint at step k+1, zero after the last step
+            # (where the step's other quantities do not exist either).
+            terms = [
+                t
+                for t in line.terms
+                if not (t.source == "loss" and losses is not None and k not in losses)
+                and not (t.source == "future" and k == T)
+            ]
+            value = sum(
+                (ev(t.expr, k, adj) for t in terms),
+                np.zeros(size_in(line.target.shape, dims.sizes)),
+            )
+            key = (line.target.base, k)
+            adj[key] = value + seeds[key] if key in seeds else value
+    return adj
+
+
+def _gradient_at(line: Line, k: int, ev, adj, losses=None) -> np.ndarray | None:
+    """A gradient line's value at step k: its terms, a term inside the loss term only when
+    that loss term is pulled back."""
+    terms = [
+        t for t in line.terms if not (_from_loss(t) and losses is not None and k not in losses)
+    ]
+    if not terms:
+        return None
+    return reduce(add, (ev(t.expr, k, adj) for t in terms))
+
+
+def _before(losses: set | None) -> set | None:
+    """The loss terms as the steps before them (dh0's line is written at t = 0)."""
+    return None if losses is None else {s - 1 for s in losses}
+
+
+@dataclass
+class Pullback:
+    """What flows back from some loss terms or from seeds: adjoints by (base, step), each
+    parameter's gradient (and its share by (name, step)), per-step inputs' gradients by
+    (name, step), the initial states' gradients; native convention."""
+
+    adjoints: dict
+    gradients: dict
+    partials: dict
+
+
+def pullback(
+    form: MatrixForm,
+    point: Mapping[str, np.ndarray],
+    dims: Dims,
+    *,
+    losses: Iterable[int] | None = None,
+    seeds: Mapping[tuple[str, int], np.ndarray] | None = None,
+    steps: Iterable[int] | None = None,
+) -> Pullback:
+    """The reverse pass from the loss terms at `losses` (None: all; empty: none) and from
+    `seeds` (the adjoint given to a node at a step: a Jacobian's row), over `steps` (default
+    every step; a single step gives the immediate partials of that step alone)."""
+    _, _, ev = _forward(form, point, dims)
+    losses = None if losses is None else set(losses)
+    steps = list(range(dims.T, 0, -1)) if steps is None else sorted(set(steps), reverse=True)
+    adj = _backward(form, ev, dims, steps, losses, dict(seeds or {}))
+    gradients: dict = {}
+    partials: dict = {}
+    for name, line in form.gradients.items():
+        if line.summed:
+            total = None
+            for k in steps:
+                part = _gradient_at(line, k, ev, adj, losses)
+                if part is None:
+                    continue
+                partials[(name, k)] = part
+                total = part if total is None else total + part
+            if total is not None:
+                gradients[name] = total
+        elif isinstance(line.target, Indexed):  # dx[t]
+            for k in steps:
+                part = _gradient_at(line, k, ev, adj, losses)
+                if part is not None:
+                    gradients[(name, k)] = part
+        elif 1 in steps:  # dh0: from the adjoints (and a loss term reading it) at step 1
+            part = _gradient_at(line, 0, ev, adj, _before(losses))
+            if part is not None:
+                gradients[name] = part
+    return Pullback(adj, gradients, partials)
+
+
+def _evaluate(
+    form: MatrixForm, point: Mapping[str, np.ndarray], dims: Dims, lags: bool = False
+) -> Evaluation:
+    spec, T = form.spec, dims.T
+    sizes = dims.sizes
+    env, plain, ev = _forward(form, point, dims)
     loss = sum(float(ev(form.loss.expr, k, {})) for k in range(1, T + 1))
     if spec.options.reduction == "mean":
         loss /= dims.N * T
@@ -507,36 +619,29 @@ def _evaluate(
         store[key] = store[key] + value if key in store else value
 
     for s, steps in windows:
-        adj: dict[tuple[str, int], np.ndarray] = {}
-        for k in steps:
-            for line in form.adjoints:
-                # A future term is linear in an adjoint at step k+1, zero after the last step
-                # (where the step's other quantities do not exist either).
-                terms = [
-                    t
-                    for t in line.terms
-                    if not (t.source == "loss" and s is not None and k != s)
-                    and not (t.source == "future" and k == T)
-                ]
-                adj[(line.target.base, k)] = sum(
-                    (ev(t.expr, k, adj) for t in terms),
-                    np.zeros(size_in(line.target.shape, sizes)),
-                )
+        losses = None if s is None else {s}
+        adj = _backward(form, ev, dims, steps, losses)
         for key, value in adj.items():
             accumulate(values, key, value)
         for name, line in form.gradients.items():
             if line.summed:
                 for k in steps:
-                    part = ev(line.expr, k, adj)
+                    part = _gradient_at(line, k, ev, adj, losses)
+                    if part is None:
+                        continue
                     accumulate(partials, (name, k), part)
                     accumulate(gradients, name, part)
                     if lags:
                         accumulate(by_lag, (name, s - k), part)
             elif isinstance(line.target, Indexed):  # dx[t]
                 for k in steps:
-                    accumulate(gradients, (name, k), ev(line.expr, k, adj))
-            elif 1 in steps:  # dh0: from the adjoints at step 1
-                accumulate(gradients, name, ev(line.expr, 0, adj))
+                    part = _gradient_at(line, k, ev, adj, losses)
+                    if part is not None:
+                        accumulate(gradients, (name, k), part)
+            elif 1 in steps:  # dh0: from the adjoints (and a loss term reading it) at step 1
+                part = _gradient_at(line, 0, ev, adj, _before(losses))
+                if part is not None:
+                    accumulate(gradients, name, part)
     out: dict[str, np.ndarray] = {}
     for name, line in form.gradients.items():
         if isinstance(line.target, Indexed):
@@ -545,7 +650,8 @@ def _evaluate(
             out[name] = np.stack([form.unconvert(a, row_ndim=2) for a in stack])
         else:
             row_ndim = len(spec.input(name).shape)
-            out[name] = form.unconvert(gradients[name], row_ndim=row_ndim)
+            zero = np.zeros(size_in(line.target.shape, sizes))
+            out[name] = form.unconvert(gradients.get(name, zero), row_ndim=row_ndim)
     row = {
         key: form.unconvert(value, row_ndim=value.ndim)
         for key, value in {**env, **values}.items()

@@ -21,6 +21,7 @@ __all__ = [
     "Power",
     "Transposed",
     "SumOverT",
+    "Over",
     "Rule",
     "Node",
 ]
@@ -28,7 +29,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Index:
-    """A step: `anchor` "t" (the general step), "T" (the last), or None (a fixed step)."""
+    """A step: `anchor` "t" (the general step), "T" (the last), None (a fixed step), or the
+    letter of a sum's or a product's own index (`k` in sumover(k=1..t, ...))."""
 
     anchor: str | None
     offset: int
@@ -113,7 +115,21 @@ class SumOverT:
     at: int = field(default=0, compare=False)
 
 
-Node = Num | Name | Step | Call | Binary | Neg | Power | Transposed | SumOverT
+@dataclass(frozen=True)
+class Over:
+    """sumover(k=lo..hi, body) or prodover(k=lo..hi, body): a sum or a product over another
+    step index than t, its bounds steps themselves (1, t, t+1, T); empty when lo > hi."""
+
+    op: str  # "sum" or "prod"
+    var: str
+    lo: Index
+    hi: Index
+    body: object
+    #: The column (1-based) where the node starts in its line, for error carets.
+    at: int = field(default=0, compare=False)
+
+
+Node = Num | Name | Step | Call | Binary | Neg | Power | Transposed | SumOverT | Over
 
 
 @dataclass(frozen=True)
@@ -125,10 +141,20 @@ class Rule:
     expr: object
     line: int
     text: str
+    #: A claim between two expressions (`tanh'(a[t]) = 1 - h[t]**2`, a Jacobian written
+    #: out): its left-hand side; `target` is then "" and names no quantity.
+    lhs: object | None = None
 
     @property
     def label(self) -> str:
+        if self.lhs is not None:
+            return text_of(self.lhs)
         return self.target if self.index is None else f"{self.target}[{self.index.text()}]"
+
+    @property
+    def claim(self) -> bool:
+        """Two expressions said to be equal (no quantity defined)."""
+        return self.lhs is not None
 
 
 _LEVEL = {"+": 1, "-": 1, "*": 2, "/": 2, "@": 2}
@@ -148,6 +174,10 @@ def text_of(node) -> str:
         return f"{node.function}({', '.join(text_of(a) for a in node.args)})"
     if isinstance(node, SumOverT):
         return f"sum(t, {text_of(node.body)})"
+    if isinstance(node, Over):
+        return (
+            f"{node.op}over({node.var}={node.lo.text()}..{node.hi.text()}, {text_of(node.body)})"
+        )
     if isinstance(node, Binary):
         level = _LEVEL[node.op]
         left = _bracket(node.left, level, right=False)

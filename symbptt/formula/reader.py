@@ -18,6 +18,7 @@ from .ast import (
     Power,
     Rule,
     Step,
+    Over,
     SumOverT,
     Transposed,
 )
@@ -29,12 +30,15 @@ class FormulaSyntaxError(SymbpttError):
     """A derivation that does not parse: where, what was expected, the line with a caret."""
 
 
-GRAMMAR = r"""
-start: rule
-rule: target "=" expr
+#: The expressions of the language (shared with the model files' grammar, which has its own
+#: rules); a derivation's rule has an expression on each side (`dh[t] = ...`, or a claim
+#: between two expressions such as `jac(h[t+1], h[t]) = diag(1 - h[t+1]**2) @ W`).
+EXPRESSIONS = r"""
 target: NAME ("[" index "]")?
-index: INDEX_NAME (SIGN INT)? -> relative
-     | INT                    -> absolute
+index: VAR (SIGN INT)? -> relative
+     | INT             -> absolute
+bound: VAR (SIGN INT)? -> relative
+     | INT             -> absolute
 ?expr: expr PLUS term   -> add
      | expr MINUS term  -> sub
      | term
@@ -51,11 +55,14 @@ index: INDEX_NAME (SIGN INT)? -> relative
 ?atom: NUMBER -> number
      | "sum" "(" INDEX_NAME "," expr ")" -> sum_t
      | "sum" "(" expr ")" -> sum_all
+     | "sumover" "(" VAR "=" bound ".." bound "," expr ")" -> sum_over
+     | "prodover" "(" VAR "=" bound ".." bound "," expr ")" -> prod_over
      | NAME "(" expr ("," expr)* ")" -> call
      | NAME "[" index "]" -> step
      | NAME -> name
      | "(" expr ")"
 INDEX_NAME.2: /[tT](?![A-Za-z0-9_])/
+VAR.2: /[A-Za-z](?![A-Za-z0-9_])/
 NAME: /[A-Za-z_][A-Za-z0-9_]*/
 NUMBER: /[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?/
 INT: /[0-9]+/
@@ -70,6 +77,7 @@ TRANSPOSE: ".T"
 %import common.WS_INLINE
 %ignore WS_INLINE
 """
+GRAMMAR = 'start: rule\nrule: expr "=" expr\n' + EXPRESSIONS
 
 
 @lru_cache(maxsize=1)
@@ -148,10 +156,56 @@ def parse_line(parser, line: str, number: int):
 
 
 def _rule(tree, number: int, text: str) -> Rule:
-    target, expr = tree.children[0].children
-    name = str(target.children[0])
-    index = _index(target.children[1]) if len(target.children) > 1 else None
-    return Rule(name, index, _node(expr), number, text)
+    left, right = (_node(k) for k in tree.children[0].children)
+    if isinstance(left, Name):
+        return Rule(left.name, None, right, number, text)
+    if isinstance(left, Step):
+        if left.index.anchor not in (None, "t", "T"):  # dh[k] = ...: k is the rule's step
+            left, right = (rename_step(n, left.index.anchor, "t") for n in (left, right))
+        return Rule(left.name, left.index, right, number, text)
+    return Rule("", None, right, number, text, lhs=left)
+
+
+def rename_step(node, old: str, new: str):
+    """The tree with the step letter `old` written `new` (a rule for dh[k] is the rule for
+    dh[t]); a sum's or product's own letter equal to `new` is renamed first."""
+    from dataclasses import fields, replace
+
+    if isinstance(node, Index):
+        return Index(new, node.offset) if node.anchor == old else node
+    if isinstance(node, Over):
+        if node.var == old:
+            return node  # its own letter hides the rule's
+        if node.var == new:
+            fresh = next(c for c in "jiklmnpqsu" if c not in (old, new) and not _uses(node, c))
+            node = replace(node, var=fresh, body=rename_step(node.body, new, fresh))
+    if not hasattr(node, "__dataclass_fields__"):
+        return node
+    changes = {}
+    for f in fields(node):
+        value = getattr(node, f.name)
+        if isinstance(value, tuple):
+            changes[f.name] = tuple(rename_step(v, old, new) for v in value)
+        elif hasattr(value, "__dataclass_fields__"):
+            changes[f.name] = rename_step(value, old, new)
+    return replace(node, **changes) if changes else node
+
+
+def _uses(node, letter: str) -> bool:
+    from dataclasses import fields
+
+    if isinstance(node, Index):
+        return node.anchor == letter
+    if isinstance(node, Over) and node.var == letter:
+        return True
+    if not hasattr(node, "__dataclass_fields__"):
+        return False
+    for f in fields(node):
+        value = getattr(node, f.name)
+        items = value if isinstance(value, tuple) else (value,)
+        if any(_uses(v, letter) for v in items):
+            return True
+    return False
 
 
 def node(tree):
@@ -201,6 +255,9 @@ def _node(tree):
         return Call(str(kids[0]), tuple(_node(k) for k in kids[1:]), at)
     if kind == "sum_all":
         return Call("sum", (_node(kids[0]),), at)
+    if kind in ("sum_over", "prod_over"):
+        var, lo, hi, body = kids
+        return Over(kind[:-5], str(var), _index(lo), _index(hi), _node(body), at)
     if kind == "sum_t":
         if str(kids[0]) != "t":
             raise FormulaSyntaxError("sum(...) sums over t: write sum(t, ...)")

@@ -106,9 +106,9 @@ IN: "in"
 def _parser():
     from lark import Lark
 
-    from ..formula.reader import GRAMMAR
+    from ..formula.reader import EXPRESSIONS
 
-    grammar = GRAMMAR.replace("start: rule\n", _MODEL_GRAMMAR, 1)
+    grammar = _MODEL_GRAMMAR + 'rule: target "=" expr\n' + EXPRESSIONS
     return Lark(grammar, parser="lalr", maybe_placeholders=False, propagate_positions=True)
 
 

@@ -1,0 +1,311 @@
+"""Readings of notation that only the whole derivation settles (one line cannot): each is a
+rewrite of the rules' trees, applied once they are all read, and each says what it did.
+
+- A quantity written without a step whose rule reads step t (`\\delta_3 = \\hat y_t - y_t`,
+  the error of layer 3 at the current step) is a per-step quantity: `delta_3[t]`, and so is
+  every use of it.
+- An accent an author uses for adjoints (`\\overline{v}` = dL/dv, for v a quantity of the
+  forward pass that no forward rule defines with the accent) is the adjoint mark d.
+- The labels' capital (`Y_t` beside labels `y_t`) that the derivation never defines is their
+  one-hot rows.
+- A letter the derivation names a function with (`f = \\tanh`) is that function; a function
+  letter left open (`h_t = f(a_t)`) is the one its stated derivative fits (`f'(a_t) = 1 -
+  h_t^2` is tanh's).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields, replace
+
+from ..formula.ast import Binary, Call, Index, Name, Num, Power, Rule, Step, SumOverT
+
+__all__ = ["Notation", "normalize"]
+
+#: Accents that mark an adjoint when the author uses them that way.
+_ADJOINT_ACCENTS = ("bar",)
+
+
+@dataclass
+class Notation:
+    """What the normalization read: one sentence per reading, for the report."""
+
+    notes: list[str] = field(default_factory=list)
+    functions: dict[str, str] = field(default_factory=dict)
+
+
+def _map(node, f: Callable):
+    """The tree with f applied bottom-up (f returns a replacement or None)."""
+    if hasattr(node, "__dataclass_fields__") and not isinstance(node, Index):
+        changes = {}
+        for fl in fields(node):
+            value = getattr(node, fl.name)
+            if isinstance(value, tuple):
+                changes[fl.name] = tuple(_map(v, f) for v in value)
+            elif hasattr(value, "__dataclass_fields__") and not isinstance(value, Index):
+                changes[fl.name] = _map(value, f)
+        if changes:
+            node = replace(node, **changes)
+    out = f(node)
+    return node if out is None else out
+
+
+def _walk(node) -> Iterable:
+    yield node
+    if hasattr(node, "__dataclass_fields__") and not isinstance(node, Index):
+        for fl in fields(node):
+            value = getattr(node, fl.name)
+            for v in value if isinstance(value, tuple) else (value,):
+                if hasattr(v, "__dataclass_fields__"):
+                    yield from _walk(v)
+
+
+def _rewrite(rules: list[Rule], f: Callable) -> list[Rule]:
+    out = []
+    for r in rules:
+        lhs = None if r.lhs is None else _map(r.lhs, f)
+        out.append(replace(r, expr=_map(r.expr, f), lhs=lhs))
+    return out
+
+
+def _relative_outside_sum(node) -> bool:
+    """The tree reads step t outside any sum over t."""
+    if isinstance(node, SumOverT):
+        return False
+    if isinstance(node, Step):
+        return node.index.anchor == "t"
+    if isinstance(node, Index):
+        return False
+    if not hasattr(node, "__dataclass_fields__"):
+        return False
+    for fl in fields(node):
+        value = getattr(node, fl.name)
+        for v in value if isinstance(value, tuple) else (value,):
+            if hasattr(v, "__dataclass_fields__") and _relative_outside_sum(v):
+                return True
+    return False
+
+
+def normalize(
+    rules: list[Rule], loss_names: Iterable[str], functions: dict[str, str] | None = None
+) -> tuple[list[Rule], Notation]:
+    """The rules with the document's notation made explicit, and what was read
+    (`functions`: the letters the derivation names a function with, `f = tanh`)."""
+    notation = Notation(functions=dict(functions or {}))
+    loss_names = set(loss_names)
+    rules = _accent_adjoints(rules, notation)
+    rules = _implicit_steps(rules, loss_names, notation)
+    rules = _capital_labels(rules, notation)
+    rules = _function_letters(rules, notation)
+    return rules, notation
+
+
+def _names_unindexed(rules: list[Rule]) -> set[str]:
+    return {n.name for r in rules for n in _walk(r.expr) if isinstance(n, Name)}
+
+
+def _implicit_steps(rules: list[Rule], loss_names: set, notation: Notation) -> list[Rule]:
+    """delta_3 = yhat[t] - y[t]: delta_3 is delta_3[t], in this rule and wherever it is used."""
+    weights = _names_unindexed(rules)
+    names = []
+    for r in rules:
+        if r.claim or r.index is not None or r.target in loss_names:
+            continue
+        if r.target.startswith("d") and r.target[1:] in weights:
+            continue  # dW = h[t].T @ da[t]: one step's share written as the total
+        if _relative_outside_sum(r.expr) and r.target not in names:
+            names.append(r.target)
+    if not names:
+        return rules
+    t = Index("t", 0)
+
+    def step(n):
+        if isinstance(n, Name) and n.name in names:
+            return Step(n.name, t, n.at)
+        return None
+
+    out = []
+    for r in _rewrite(rules, step):
+        out.append(replace(r, index=t) if r.index is None and r.target in names else r)
+    notation.notes.append(
+        f"{', '.join(names)} read at the current step t (written without a step, defined "
+        "from quantities at step t)"
+    )
+    return out
+
+
+def _accent_adjoints(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """\\overline{v} for dL/dv: the accent is the adjoint mark when the rules define
+    accented names of quantities the forward rules use, and no forward rule defines them."""
+    plain = {r.target for r in rules if not r.claim}
+    for r in rules:
+        for n in _walk(r.expr):
+            if isinstance(n, (Name, Step)):
+                plain.add(n.name)
+    mapping: dict[str, str] = {}
+    for accent in _ADJOINT_ACCENTS:
+        pattern = re.compile(rf"^([A-Za-z]+?){accent}(_[A-Za-z0-9_]+)?$")
+        targets = [r for r in rules if not r.claim and pattern.match(r.target)]
+        if not targets:
+            continue
+        candidate = {}
+        for r in targets:
+            m = pattern.match(r.target)
+            base = m.group(1) + (m.group(2) or "")
+            candidate[r.target] = base
+        # Every accented target is the accent of a quantity the derivation uses plainly.
+        if all(base in plain or base == "h0" for base in candidate.values()):
+            for r in rules:
+                for n in _walk(r.expr):
+                    if isinstance(n, (Name, Step)) and pattern.match(n.name):
+                        m = pattern.match(n.name)
+                        candidate.setdefault(n.name, m.group(1) + (m.group(2) or ""))
+            mapping.update({k: "d" + v for k, v in candidate.items()})
+    if not mapping:
+        return rules
+
+    def rename(n):
+        if isinstance(n, (Name, Step)) and n.name in mapping:
+            return replace(n, name=mapping[n.name])
+        return None
+
+    out = []
+    for r in _rewrite(rules, rename):
+        out.append(replace(r, target=mapping.get(r.target, r.target)))
+    notation.notes.append("an accent read as the adjoint mark (the bar over v is dL/dv)")
+    return out
+
+
+def _labels_of(rules: list[Rule]) -> set[str]:
+    """The names the rules use as class labels: inside onehot(...) or pick(X, y)."""
+    out = set()
+    for r in rules:
+        for n in _walk(r.expr):
+            if isinstance(n, Call) and n.function == "onehot" and n.args:
+                if isinstance(n.args[0], Step):
+                    out.add(n.args[0].name)
+            if isinstance(n, Call) and n.function in ("pick", "cross_entropy") and n.args:
+                if isinstance(n.args[-1], Step):
+                    out.add(n.args[-1].name)
+    return out
+
+
+def _capital_labels(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """Y[t] for onehot(y[t]) where the labels are y and Y is defined nowhere."""
+    labels = _labels_of(rules)
+    defined = {r.target for r in rules}
+    capitals = {
+        label.upper(): label
+        for label in labels
+        if len(label) == 1 and label.upper() != label and label.upper() not in defined
+    }
+    used = {n.name for r in rules for n in _walk(r.expr) if isinstance(n, Step)}
+    capitals = {c: y for c, y in capitals.items() if c in used}
+    if not capitals:
+        return rules
+
+    def hot(n):
+        if isinstance(n, Step) and n.name in capitals:
+            return Call("onehot", (Step(capitals[n.name], n.index, n.at),), n.at)
+        return None
+
+    notation.notes.extend(
+        f"{c}[t] read as the one-hot rows of the labels {y}[t]" for c, y in capitals.items()
+    )
+    return _rewrite(rules, hot)
+
+
+#: What a stated derivative says the function is: f'(x) = 1 - f(x)^2 is tanh's.
+_FUNCTIONS = ("tanh", "sigmoid", "relu", "identity")
+
+
+def _function_letters(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """f(a[t]) and prime_f(...) for the function f names: from `f = tanh` (read by the
+    reader into Context.functions) or from the derivative the derivation states for it."""
+    letters = {
+        n.function
+        for r in rules
+        for n in _walk(r.expr)
+        if isinstance(n, Call) and len(n.args) == 1 and _letter(n.function)
+    }
+    letters |= {
+        n.function[len("prime_") :]
+        for r in rules
+        for tree in (r.expr, r.lhs)
+        if tree is not None
+        for n in _walk(tree)
+        if isinstance(n, Call) and n.function.startswith("prime_")
+    }
+    if not letters:
+        return rules
+    outputs = {}  # h for h[t] = f(a[t]): f's output
+    for r in rules:
+        if isinstance(r.expr, Call) and r.expr.function in letters and r.index is not None:
+            outputs.setdefault(r.expr.function, r.target)
+    found: dict[str, str] = {k: v for k, v in notation.functions.items() if k in letters}
+    for r in rules:
+        if not (r.claim and isinstance(r.lhs, Call) and r.lhs.function.startswith("prime_")):
+            continue
+        letter = r.lhs.function[len("prime_") :]
+        output = outputs.get(letter)
+        guess = _derivative_shape(r.expr, output, letter)
+        if guess is not None:
+            found.setdefault(letter, guess)
+    if not found:
+        return rules
+
+    def named(n):
+        if isinstance(n, Call) and n.function in found:
+            return Call(found[n.function], n.args, n.at)
+        if isinstance(n, Call) and n.function.startswith("prime_"):
+            letter = n.function[len("prime_") :]
+            if letter in found:
+                derivative = {"tanh": "dtanh", "sigmoid": "dsigmoid", "relu": "step"}
+                return Call(derivative.get(found[letter], "done"), n.args, n.at)
+        return None
+
+    notation.notes.extend(
+        f"{letter} read as {fn} (the derivative the derivation states for it)"
+        for letter, fn in found.items()
+        if letter not in notation.functions
+    )
+    notation.functions.update(found)
+    return _rewrite(rules, named)
+
+
+def _letter(name: str) -> bool:
+    return name in ("f", "g", "phi", "varphi", "psi")
+
+
+def _derivative_shape(expr, output: str | None, letter: str) -> str | None:
+    """1 - h**2 (or 1 - f(a)**2) is tanh's derivative, h * (1 - h) sigmoid's."""
+
+    def is_out(n) -> bool:
+        if output is not None and isinstance(n, Step) and n.name == output:
+            return True
+        return isinstance(n, Call) and n.function == letter
+
+    def square(n) -> bool:
+        if isinstance(n, Power) and n.exponent == 2 and is_out(n.arg):
+            return True
+        return isinstance(n, Binary) and n.op == "*" and is_out(n.left) and is_out(n.right)
+
+    def one(n) -> bool:
+        return isinstance(n, Num) and n.value == 1
+
+    if isinstance(expr, Binary) and expr.op == "-" and one(expr.left) and square(expr.right):
+        return "tanh"
+    if isinstance(expr, Binary) and expr.op in ("*", "@"):
+        for a, b in ((expr.left, expr.right), (expr.right, expr.left)):
+            if (
+                is_out(a)
+                and isinstance(b, Binary)
+                and b.op == "-"
+                and one(b.left)
+                and is_out(b.right)
+            ):
+                return "sigmoid"
+    if isinstance(expr, Num) and expr.value == 1:
+        return "identity"
+    return None
