@@ -273,7 +273,7 @@ def test_nothing_passes_unchecked(source, status, words):
 @pytest.mark.parametrize(
     "latex, message",
     [
-        (r"x = \sum_{n=1}^{N} h_t", "over the entries or the examples"),
+        (r"x = \sum_{i=1}^{H} h_t", "over the entries or the examples"),
         (r"x = \sum_{k \in \{f, i\}} W_k", "over a set"),
         (r"x = \sum_{k} h_k", "without its range"),
         (r"x = \sum h_t", "without its index"),

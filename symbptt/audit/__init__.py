@@ -142,6 +142,8 @@ def audit(
         _check_map(names, form)
     latex = format != "text"
     defining = author.forward if author is not None and author.spec is not None else set()
+    if author is not None and author.spec is not None and author.excluded:
+        rules = [r for r in rules if id(r) not in author.excluded]
     single = bool(one_example)
     if not single:
         why = _one_example(rules, convention, defining)
@@ -156,10 +158,13 @@ def audit(
         latex=latex,
         single=single,
         defining=defining,
+        zeros=author.zeros if author is not None and author.spec is not None else (),
     )
     if author is not None:
         findings += [_problem(r, why) for r, why in author.problems]
     findings += [unread_finding(u) for u in reading.unread]
+    findings += [_naming(r, what) for r, what in notation.names]
+    findings += [_naming(s) for s in reading.skipped if s.what == "names a function"]
     findings.sort(key=lambda f: f.rule.line)
     if defining and options_model is not None:
         notes += _disagreements(rules, defining, options_model, convention, seed, one_example)
@@ -168,7 +173,7 @@ def audit(
         form,
         {} if defining else names,
         format,
-        skipped=reading.skipped,
+        skipped=[s for s in reading.skipped if s.what != "names a function"],
         document=document,
         how=how,
         notes=notes,
@@ -212,6 +217,17 @@ def _one_example(rules, convention: str, defining: set) -> str | None:
 
 #: Functions --map can name a letter as (f=tanh).
 _ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
+
+
+def _naming(item, what: str = ""):
+    """A definition that names something (delta := dJ/du, f = tanh): a finding that holds."""
+    from ..formula.ast import Rule as _Rule
+    from .check import Finding
+
+    if isinstance(item, _Rule):
+        return Finding(item, "defines", what)
+    rule = _Rule("?", None, None, item.line, item.source)
+    return Finding(rule, "defines", "names the activation function (a definition)")
 
 
 def _problem(rule, why: str):

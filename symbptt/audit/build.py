@@ -569,6 +569,8 @@ class Scope:
         name = self.canonical(rule.target)
         if name in self.per_step or name in self.parameters or self.gradient_of(name):
             return
+        if name in self.defined and value.ndim == 0:
+            return  # delta[T+1] = 0: a boundary fills the quantity's shape
         self.defined[name] = value.shape
         if rule.index is not None:
             self.defined_per_step.add(name)

@@ -114,8 +114,10 @@ class _World:
         return self.pulls[key]
 
 
-def _world(form: MatrixForm, dims: Dims, seed: int) -> _World:
+def _world(form: MatrixForm, dims: Dims, seed: int, zeros: tuple = ()) -> _World:
     point = form.spec.random_point(dims, seed)
+    for name in zeros:  # h_0 = 0 in the author's model, with dL/dh_0 a quantity
+        point[name] = np.zeros_like(point[name])
     ev = form.evaluate(point, dims)
     bindings = dict(ev.bindings)
     T = dims.T
@@ -252,6 +254,7 @@ def audit_rules(
     latex: bool = False,
     single: bool = False,
     defining: set[int] = frozenset(),
+    zeros: tuple[str, ...] = (),
 ) -> list[Finding]:
     """A finding per rule (the caller renders them); `single`: the derivation is written for
     one example (N = 1), as textbooks write it."""
@@ -259,14 +262,19 @@ def audit_rules(
     for rule in rules:
         scope.targets.setdefault(scope.canonical(rule.target), rule.line)
     with np.errstate(all="ignore"):  # overflow in an author's rule is a finding, not noise
-        worlds = [_world(form, form.spec.complete(d), seed) for d in DIMS if d.N == 1 or not single]
+        worlds = [
+            _world(form, form.spec.complete(d), seed, zeros) for d in DIMS if d.N == 1 or not single
+        ]
     for w in worlds:  # g @ dY/dP for a matrix P: pulled back by the world (audit.concrete)
         w.bindings[CONTRACT] = lambda key, g, w=w: contract(w, key, g, scope)
     findings: list[Finding] = []
     built: dict[int, MatExpr] = {}
     seen: dict[str, int] = {}
     for rule in rules:
-        if id(rule) in defining:  # the author's forward equations: they define the model
+        original = id(rule)
+        if id(rule) in defining and (
+            rule.index is None or scope.known_per_step(rule.target) or rule.claim
+        ):  # the author's forward equations: they define the model
             findings.append(Finding(rule, "model", "defines the model (an equation of yours)"))
             continue
         if (
@@ -313,11 +321,16 @@ def audit_rules(
         built[id(rule)] = (expr, summed)
         scope.learn(rule, expr)
         with np.errstate(all="ignore"):
-            findings.append(_judge(rule, expr, summed, scope, worlds, node, chained))
+            finding = _judge(rule, expr, summed, scope, worlds, node, chained)
+        if original in defining and finding.status == "defines":  # yhat beside the loss
+            finding = Finding(
+                rule, "model", "defines a quantity of the model (an equation of yours)"
+            )
+        findings.append(finding)
     _unused_definitions(findings, built, scope, worlds[-1])
     with np.errstate(all="ignore"):
         _meanings(findings, built, scope, worlds)
-    _compensations(findings, built, scope, form, seed)
+    _compensations(findings, built, scope, form, seed, zeros)
     return findings
 
 
@@ -475,7 +488,7 @@ def _unused_definitions(findings, built, scope: Scope, world: _World) -> None:
         for s in expr.symbols():
             used.add(s.base if isinstance(s, Indexed) else s.name)
     for f in findings:
-        if f.status != "defines":
+        if f.status != "defines" or f.rule.claim:
             continue
         name = scope.canonical(f.rule.target)
         if name in used:
@@ -510,7 +523,9 @@ def _same_values(world: _World, name: str, other: str, rule: Rule) -> bool:
     )
 
 
-def _compensations(findings, built, scope: Scope, form: MatrixForm, seed: int) -> None:
+def _compensations(
+    findings, built, scope: Scope, form: MatrixForm, seed: int, zeros: tuple = ()
+) -> None:
     """Rules wrong on their own whose errors cancel: the gradients the derivation gives,
     each rule fed by the derivation's own rules, are all right."""
     wrong = [f for f in findings if f.status == "wrong"]
@@ -521,7 +536,7 @@ def _compensations(findings, built, scope: Scope, form: MatrixForm, seed: int) -
         id(f.rule) not in built or f.rule.index is None or f.rule.index.anchor != "t" for f in wrong
     ):
         return  # only recurrences chain into each other
-    world = _world(form, form.spec.complete(DIMS[-1]), seed)
+    world = _world(form, form.spec.complete(DIMS[-1]), seed, zeros)
     true_bindings = dict(world.bindings)
     own = [f.rule for f in findings if id(f.rule) in built]
     T = world.dims.T
@@ -593,6 +608,7 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
     """Two expressions said to be equal (`tanh'(a[t]) = 1 - h[t]**2`, a Jacobian written out,
     one loss term's derivative): both sides computed at every step where both exist."""
     sides = []
+    rule = _at_every_step(rule, scope)
     for side in (rule.lhs, rule.expr):
         side = _hoist_sum(side)
         summed = isinstance(side, SumOverT)
@@ -632,6 +648,9 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
                     continue
                 checked += 1
                 if not _close(rv, lv, scope.single):
+                    notation = _prime_notation(rule, scope, worlds)
+                    if notation is not None:
+                        return notation
                     where = "" if step is None else f", t={step}"
                     where += "".join(f", {k}={v}" for k, v in env.items())
                     return Finding(
@@ -643,6 +662,36 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
     if not checked:
         return Finding(rule, "unchecked", "neither side can be computed at any step")
     return Finding(rule, "right")
+
+
+def _at_every_step(rule: Rule, scope: Scope) -> Rule:
+    """f'(a) = 1 - f(a)**2: a per-step quantity named without a step in a claim is the
+    quantity at every step (a claim for all t)."""
+    from .notation import _map
+
+    def step(n):
+        if isinstance(n, Name) and scope.canonical(n.name) in scope.per_step:
+            return Step(n.name, Index("t", 0), n.at)
+        return None
+
+    return replace(rule, lhs=_map(rule.lhs, step), expr=_map(rule.expr, step))
+
+
+def _prime_notation(rule: Rule, scope: Scope, worlds) -> Finding | None:
+    """tanh'(h[t]) = 1 - h[t]**2: wrong read at the argument, the author's notation for the
+    derivative written at the output (tanh' of the quantity tanh made); a definition."""
+    if not (_has_prime(rule.lhs) and not _has_prime(rule.expr)):
+        return None
+    at_output = _primes_at_output(rule.lhs, scope)
+    again = _judge_claim(replace(rule, lhs=at_output), scope, worlds)
+    if again.status != "right":
+        return None
+    return Finding(
+        rule,
+        "defines",
+        "your notation: the prime written at the function's output (tanh'(h) for 1 - h^2, "
+        "where h = tanh(a)); primes are read that way where the argument reading fails",
+    )
 
 
 #: The identity matrix, as authors write it.
@@ -749,6 +798,9 @@ def _judge_once(rule, expr, summed, scope, worlds, node, chained: bool = False) 
             if truth is None and chained:  # `A = B = C` of the author's own A: C is B's value
                 truth = world.bindings.get(_key(scope, rule, step))
             if truth is None:  # the author's own quantity: remembered for the rules using it
+                shape = scope.defined.get(scope.canonical(rule.target))
+                if np.ndim(value) == 0 and shape:  # delta[T+1] = 0: zeros of its shape
+                    value = np.full(size_in(shape, world.dims.sizes), float(value))
                 world.bindings[_key(scope, rule, step)] = value
                 mine = True
                 continue
@@ -765,10 +817,22 @@ def _judge_once(rule, expr, summed, scope, worlds, node, chained: bool = False) 
                 finding.correction = _correction(scope, rule)
                 return finding
     if mine:
+        if rule.index is not None and _adjoint_like(expr):
+            # An error signal of the author's own: nothing flows back from after the last step.
+            for world in worlds:
+                T = world.dims.T
+                last = world.bindings.get(_key(scope, rule, T))
+                if last is not None:
+                    world.bindings.setdefault(_key(scope, rule, T + 1), np.zeros_like(last))
         return Finding(rule, "defines", "a quantity of the derivation's own, used by its rules")
     if not any(_steps(rule, w.dims.T) for w in worlds):
         return Finding(rule, "unchecked", f"{rule.label} names no step of 1..T: nothing to check")
     return Finding(rule, "right")
+
+
+def _adjoint_like(expr) -> bool:
+    """The quantity is computed from adjoints (an author's error signal)."""
+    return any(getattr(s, "adjoint", False) for s in expr.symbols())
 
 
 def _counterexample(world: _World, step, value, truth) -> dict:

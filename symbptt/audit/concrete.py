@@ -13,10 +13,12 @@ own matrix form seeded at Y (or at loss term s alone), never from differences.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import fields, replace
 
 import numpy as np
 
+from ..engine.matexpr import size_in
 from ..formula.ast import Binary, Call, Index, Num, Over
 from ..formula.reader import FormulaSyntaxError
 
@@ -44,6 +46,10 @@ def needs_steps(node) -> bool:
         if any(needs_steps(v) for v in items):
             return True
     return False
+
+
+class OutOfRange(KeyError):
+    """A derivative of or by a quantity at a step that does not exist (h[T+1])."""
 
 
 class EmptyRange(FormulaSyntaxError):
@@ -183,8 +189,17 @@ class Deferred:
         expr = self.scope.build_static(expand(self.node, t, world.dims.T, env=env))
         for s in expr.symbols():
             key = self.scope.derived.get(s.name)
-            if key is not None and s.name not in world.bindings:
+            if key is None or s.name in world.bindings:
+                continue
+            try:
                 world.bindings[s.name] = derived_value(world, key, self.scope)
+            except OutOfRange:
+                # dh[T+1] @ jac(h[T+1], h[T]): a quantity after the last step, two different
+                # random fills (a rule is right only if it does not depend on them)
+                shape = size_in(s.shape, world.dims.sizes)
+                rng = np.random.default_rng(zlib.crc32(s.name.encode()))
+                world.bindings[s.name] = rng.standard_normal(shape)
+                world.ghosts[s.name] = rng.standard_normal(shape)
         return expr
 
 
@@ -202,13 +217,13 @@ def derived_value(world, key: tuple, scope) -> np.ndarray:
         if step is None:  # dL/dL_s = the seed: 1 for a sum, 1/(N T) for a mean
             return np.asarray(_seed(world))
         if not 1 <= step <= world.dims.T:
-            raise KeyError(f"L[{step}] is no loss term of 1..T")
+            raise OutOfRange(f"L[{step}] is no loss term of 1..T")
         pulled = world.pull(losses=(step,))
         return _wrt(world, pulled, wrt, scope)
     _, of, wrt = key
     base, step = of
     if not 1 <= step <= world.dims.T:
-        raise KeyError(f"{base}[{step}] is no step of 1..T")
+        raise OutOfRange(f"{base}[{step}] is no step of 1..T")
     value = np.asarray(world.bindings[f"{base}[{step}]"])
     rows = []
     steps = (step,) if kind == "jacplus" else None
@@ -241,7 +256,7 @@ def contract(world, key: tuple, seed: np.ndarray, scope) -> np.ndarray:
     kind, of, wrt = key
     base, step = of
     if not 1 <= step <= world.dims.T:
-        raise KeyError(f"{base}[{step}] is no step of 1..T")
+        raise OutOfRange(f"{base}[{step}] is no step of 1..T")
     g = np.ravel(seed)
     value = np.asarray(world.bindings[f"{base}[{step}]"])
     if g.size != value.size:
@@ -276,7 +291,7 @@ def _wrt(world, pulled, wrt: tuple, scope) -> np.ndarray:
             value = np.zeros_like(np.asarray(world.bindings[base]), dtype=float)
         return value
     if step < 0 or step > world.dims.T:
-        raise KeyError(f"{base}[{step}] is no step of 0..T")
+        raise OutOfRange(f"{base}[{step}] is no step of 0..T")
     if ("d" + base, step) in pulled.adjoints:
         return pulled.adjoints[("d" + base, step)]
     if (base, step) in pulled.gradients:

@@ -57,6 +57,11 @@ class AuthorModel:
     problems: list[tuple[Rule, str]] = field(default_factory=list)
     #: The model file written for it.
     text: str = ""
+    #: Inputs that the author sets to 0 (h_0 = 0) but whose gradient a rule states: the
+    #: model takes them as inputs, the audit's points hold them at 0.
+    zeros: tuple[str, ...] = ()
+    #: Rules not judged (a second definition of a quantity): their problem says why.
+    excluded: set[int] = field(default_factory=set)
 
 
 def _walk(node) -> Iterable:
@@ -136,6 +141,7 @@ def author_model(
             None, "the derivation has no backward rules: its equations are judged as claims"
         )
     problems: list[tuple[Rule, str]] = []
+    excluded: set[int] = set()
     defined: dict[str, Rule] = {}
     boundaries: dict[str, str] = {}
     loss_total, loss_step = None, None
@@ -149,6 +155,16 @@ def author_model(
                 loss_step = loss_step or r
                 used_rules.add(id(r))
             elif r.target in defined:
+                first = defined[r.target]
+                if first.line != r.line:  # h_t = ReLU(a_t) in an exercise, after h_t = tanh
+                    problems.append(
+                        (
+                            r,
+                            f"{r.label} is defined again (line {first.line} defines it): a "
+                            "variant or an exercise, not judged",
+                        )
+                    )
+                    excluded.add(id(r))
                 continue  # a chain's other members: the first defines it
             else:
                 defined[r.target] = r
@@ -224,6 +240,19 @@ def author_model(
                 "mention: they do not state the whole model",
             )
     labels = _labels(loss) if loss is not None and _class_labels(loss) else None
+    # h_0 = 0 with a rule for dL/dh_0: h0 is an input held at 0 (its gradient exists).
+    backward_names = {n for r in backward for n in _names(r.expr) | {r.target}}
+    zeros = []
+    for state in states:
+        if boundaries.get(state) == "0" and "d" + state + "0" in backward_names:
+            boundaries[state] = state + "0"
+            zeros.append(state + "0")
+    # A quantity the loss does not read (yhat = softmax(o) beside the cross-entropy of o) is
+    # no part of the model file: the audit computes it from its own line.
+    live = _reaching(defined, [loss] if loss is not None else [], states)
+    defined = {k: v for k, v in defined.items() if k in live}
+    per_step_inputs = {n for n in per_step_inputs if _read_by(n, defined, loss)}
+    weights = {n for n in weights if _read_by(n, defined, loss)}
     text_lines = []
     try:
         bodies = [r.expr for r in defined.values()] + ([loss] if loss is not None else [])
@@ -248,7 +277,25 @@ def author_model(
         + (f"; {'; '.join(notes)}" if notes else "")
         + ")"
     )
-    return AuthorModel(spec, how, used_rules, problems, text)
+    return AuthorModel(spec, how, used_rules, problems, text, tuple(zeros), excluded)
+
+
+def _reaching(defined: dict, roots: list, states: list) -> set[str]:
+    """The quantities the loss (and the recurrence) reads, directly or through others."""
+    todo = [n for body in roots for n in _names(body)] + list(states)
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in defined:
+            continue
+        seen.add(name)
+        todo += list(_names(defined[name].expr))
+    return seen
+
+
+def _read_by(name: str, defined: dict, loss) -> bool:
+    bodies = [r.expr for r in defined.values()] + ([loss] if loss is not None else [])
+    return any(name in _names(b) for b in bodies)
 
 
 def _named_logits(defined: dict) -> dict:
@@ -334,6 +381,8 @@ def _loss(total: Rule | None, step: Rule | None, defined: dict, loss_names) -> t
         entropy = _cross_entropy(body, defined)
         if entropy is not None:
             logits, labels = entropy
+            if _log_sign(body) > 0:  # log(p[y]) summed: minus the cross-entropy
+                factor = _times(Num(-1), factor)
             notes.append(f"its loss read as the cross-entropy of softmax({logits}) with {labels}")
             at_t = Index("t", 0)
             return (factor, Call("cross_entropy", (Step(logits, at_t), Step(labels, at_t)))), notes
@@ -402,6 +451,41 @@ def _cross_entropy(body, defined) -> tuple[str, str] | None:
     if labels is None:
         return None
     return logits, labels
+
+
+def _log_sign(body) -> int:
+    """+1 when the body is the log-likelihood (log p[y], y.T @ log p), -1 when it is its
+    negative (the cross-entropy as written: -log p[y], -y.T @ log p)."""
+    return _path_sign(body) or 1
+
+
+def _path_sign(node) -> int | None:
+    """The sign in front of the log in a product of factors (None: no log below)."""
+    if isinstance(node, Call) and node.function == "log":
+        return 1
+    if isinstance(node, Neg):
+        inner = _path_sign(node.arg)
+        return None if inner is None else -inner
+    if isinstance(node, Call) and node.function in ("sum", "sum_all", "sum_examples", "pick"):
+        return _path_sign(node.args[0])
+    if isinstance(node, Binary) and node.op in ("*", "@", "/"):
+        for side, other in ((node.left, node.right), (node.right, node.left)):
+            inner = _path_sign(side)
+            if inner is not None:
+                return inner * _factor_sign(other)
+    return None
+
+
+def _factor_sign(node) -> int:
+    if isinstance(node, Neg):
+        return -_factor_sign(node.arg)
+    if isinstance(node, Num):
+        return 1 if node.value >= 0 else -1
+    if isinstance(node, Transposed):
+        return _factor_sign(node.arg)
+    if isinstance(node, Binary) and node.op in ("*", "@", "/"):
+        return _factor_sign(node.left) * _factor_sign(node.right)
+    return 1
 
 
 def _softmax_of(node, defined) -> str | None:

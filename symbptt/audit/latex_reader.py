@@ -180,6 +180,10 @@ class Context:
             source,
         ):
             bases.add(m.group(1).lstrip("\\"))
+        for m in re.finditer(
+            r"(\\[A-Za-z]+|\b[A-Za-z])\s*\(\s*(t|\\tau)\s*([+-]\s*\d+\s*)?\)", source
+        ):
+            bases.add(m.group(1).lstrip("\\"))  # h(t), \delta(t+1): time in parentheses
         for m in re.finditer(  # \hat{y}_t, \tilde c^{(t)}: the accented name takes a step too
             r"\\(hat|tilde|widetilde|bar|overline|widehat|check|breve|dot)\s*\{?\s*([A-Za-z])\s*\}?"
             r"\s*(_\s*\{?\s*(t|T|\\tau|k)\b|\^\s*\{\s*[(<\[]\s*(t|T|k)|\^\s*\{\s*\\langle)",
@@ -322,7 +326,7 @@ class _Reader:
                     self.pick = _Reader(
                         group[_after_comma(group) :], self.line, self.number, self.context
                     )
-                elif index is not None and _symbol_like(group):  # \hat y^{(t)}_{y^{(t)}}
+                elif _symbol_like(group):  # \hat y^{(t)}_{y^{(t)}}, \hat y_{y(t)}(t)
                     self.pick = _Reader(group, self.line, self.number, self.context)
                 elif (
                     self._is_step(sub, name)
@@ -377,7 +381,9 @@ class _Reader:
             )
             if close is not None:
                 text = "".join(self.peek(k).text for k in range(1, close)).replace("\\tau", "T")
-                if self._is_step(text, name) and not text.strip().isdigit() or text.strip() == "0":
+                steps = self.context.step_bases
+                digit_ok = text.strip() == "0" or (steps is not None and name in steps)
+                if self._is_step(text, name) and (not text.strip().isdigit() or digit_ok):
                     for _ in range(close + 1):
                         self.take()
                     index = text
@@ -509,8 +515,8 @@ class _Reader:
     def write_symbol(
         self, name: str, index: str | None, column: int, adjoint: bool, operand: bool = True
     ) -> None:
-        if adjoint and name == "h" and index is not None and index.strip() == "0":
-            name, index = "h0", None  # dL/dh_0: the gradient of the initial state
+        if adjoint and index is not None and index.strip() == "0":
+            name, index = name + "0", None  # dL/dh_0: the gradient of the initial state
         name = ("d" if adjoint else "") + name
         if operand:
             self.operand(column)
@@ -544,7 +550,7 @@ class _Reader:
             self.out.add("(", column)
             self.called = False
             self.write_symbol(*found, adjoint=False, operand=False)
-            if self.peek() is not None and self.peek().text == "[" and not self._comma_ahead():
+            if self.peek() is not None and self.peek().text == "[" and self._entry_ahead():
                 self.entry()  # \log p_t[y_t]: of the entry
             self.out.add(")", column)
 
@@ -606,6 +612,12 @@ class _Reader:
             return
         if text == "_" and self.batch is not None and self._example_subscript():
             return
+        if text == "_":
+            raise self.error(
+                tok,
+                "an entry of an expression, (X)_i, is not read: write the rule for the whole "
+                "vector or matrix",
+            )
         if text in _ELEMENTWISE or (tok.kind == "cmd" and text in _ELEMENTWISE):
             self.take()
             self.out.add(" * ", tok.column)
@@ -629,6 +641,8 @@ class _Reader:
         if tok.kind == "cmd" and text in (r"\frac", r"\tfrac", r"\dfrac"):
             self.fraction()
             return
+        if text == r"\partial" and self._slash_derivative():
+            return
         if text in (r"\|", r"\lVert", r"\Vert") or (text == "|" and self._norm_ahead()):
             self.norm()
             return
@@ -636,7 +650,7 @@ class _Reader:
             self.take()
             self.outer(tok)
             return
-        if text == "[" and not self._comma_ahead() and _ends_with_operand(self.out.text):
+        if text == "[" and _ends_with_operand(self.out.text) and self._entry_ahead():
             self.entry()
             return
         if tok.kind == "cmd" and text == r"\nabla":
@@ -661,6 +675,25 @@ class _Reader:
             self.write_symbol(*found, adjoint=False)
             return
         raise self.error(tok, f"cannot read {text!r} here")
+
+    def _size_subscript(self) -> bool:
+        """_N, _{N}, _H: a subscript that is a size (the length of a vector of ones)."""
+        if self.peek() is None or self.peek().text != "_":
+            return False
+        save = self.i
+        self.take()
+        text = "".join(t.text for t in self.group())
+        if text in ("N", "H", "D", "C", "T", "K"):
+            return True
+        self.i = save
+        return False
+
+    def _entry_ahead(self) -> bool:
+        """[y_t] or, in a sum over the examples n, [n, y_t[n]]: an entry, not a bracket."""
+        if not self._comma_ahead():
+            return True
+        nxt = self.peek(1)
+        return self.batch is not None and nxt is not None and nxt.text == self.batch
 
     def _example_subscript(self) -> bool:
         """(X)_{n,:}, (X)_{:,n}: row (or column) n of X, inside a sum over the examples n
@@ -715,7 +748,7 @@ class _Reader:
 
     def superscript(self) -> None:
         tok = self.take()
-        sup = self.group()
+        sup = [t for t in self.group() if t.text not in _DROP]
         text = "".join(t.text for t in sup)
         if text in _TRANSPOSES or text.replace("{", "").replace("}", "") in _TRANSPOSES:
             self.out.add(".T", tok.column)
@@ -798,6 +831,8 @@ class _Reader:
         if word == "d" and tok.text == r"\mathrm":  # \mathrm{d}: the adjoint's d
             self.i = save
             return self._adjoint_prefix()
+        if word not in _FUNCTIONS and word.lower() in _FUNCTIONS:  # \mathrm{ReLU}
+            word = word.lower()
         if word not in _FUNCTIONS:
             self.i = save
             if tok.text == r"\mathrm":
@@ -860,6 +895,34 @@ class _Reader:
         self.out.add(") / (", tok.column)
         self.out.add(sub_bottom.read(), tok.column)
         self.out.add(")", tok.column)
+
+    def _slash_derivative(self) -> bool:
+        """\\partial L / \\partial s_t (inline): the same as \frac{\\partial L}{\\partial s_t}."""
+        k = 1
+        depth = 0
+        while (t := self.peek(k)) is not None and not (t.text == "/" and depth == 0):
+            depth += t.text in ("{", "(")
+            depth -= t.text in ("}", ")")
+            if t.text in ("=", "+", "-", ",") and depth == 0:
+                return False
+            k += 1
+        if t is None or self.peek(k + 1) is None or self.peek(k + 1).text != r"\partial":
+            return False
+        tok = self.peek()
+        top = [self.peek(j) for j in range(0, k)]
+        rest = self.toks[self.i + k + 1 :]
+        probe = _Reader(rest, self.line, self.number, self.context)
+        _strip_d(probe)
+        if probe.symbol() is None:
+            return False
+        bottom = rest[: probe.i]
+        self.i += k + 1 + probe.i
+        self.derivative(
+            tok,
+            _Reader(top, self.line, self.number, self.context),
+            _Reader(bottom, self.line, self.number, self.context),
+        )
+        return True
 
     def derivative(self, tok: _Tok, top: _Reader, bottom: _Reader) -> None:
         r"""d Y / d X, its two halves read (each begins with d or \partial)."""
@@ -983,7 +1046,9 @@ class _Reader:
             self.out.add("sum_examples(", tok.column)
             self.sums.append(self.depth)
             return
-        if var in ("n", "i", "m") and (upper in ("N", "M", None) or first is None):
+        if (var in ("n", "i", "m") and (upper in ("N", "M", None) or first is None)) or (
+            upper is not None and re.fullmatch(r"[A-SU-Z]|n_\w+|\w+_\{?\w+\}?", upper)
+        ):
             raise self.error(
                 tok,
                 f"a {what} over the entries or the examples ({var}) is not read: write it with "
@@ -1058,6 +1123,10 @@ class _Reader:
             return True
         if len(inner) == 1 and (self.peek() is None or self.peek().text != "_"):
             self.operand(tok.column)  # \mathbf{1}: a column of ones (1^T X sums rows)
+            self.out.add("ones", tok.column)
+            return True
+        if len(inner) == 1 and self._size_subscript():  # \mathbf{1}_N: ones, N of them
+            self.operand(tok.column)
             self.out.add("ones", tok.column)
             return True
         if len(inner) > 1:  # \mathbf{1_{y^{(t)}}}
@@ -1259,6 +1328,8 @@ def _rules_in(piece: str) -> list[tuple[int, str]]:
 _DEFINES = re.compile(
     r":=|=:|\\coloneqq|\\eqqcolon|\\equiv|\\triangleq|\\doteq|\\stackrel\{[^{}]*\}\{=\}"
 )
+#: The note strip_notes leaves for a rule written as a definition (`:=`).
+NAMING = "a definition"
 #: Equation numbers and labels: notation that states nothing.
 _NUMBERS = re.compile(r"\\(label|tag\*?|eqref|ref)\s*\{[^{}]*\}|\\(nonumber|notag)\b")
 #: Words of prose that end a rule's math (`\quad \text{for } t = T, ..., 1`).
@@ -1284,6 +1355,8 @@ def strip_notes(text: str) -> tuple[str, list[tuple[str, str]]]:
     for m in _NUMBERS.finditer(text):
         notes.append(("an equation number or label", m.group()))
     text = _NUMBERS.sub(" ", text)
+    if _DEFINES.search(text):
+        notes.append((NAMING, _DEFINES.search(text).group()))
     text = _DEFINES.sub("=", text)
     cut, why = _prose_start(text)
     if cut is not None:
@@ -1321,7 +1394,11 @@ def _prose_start(text: str) -> tuple[int | None, str]:
                 if (
                     content
                     and content not in _MATH_TEXT
-                    and (" " in content or any(w in _PROSE_WORDS for w in words))
+                    and (
+                        " " in content
+                        or any(w in _PROSE_WORDS for w in words)
+                        or not re.fullmatch(r"[A-Za-z0-9_]+", content)
+                    )
                 ):
                     return i, "prose"
             if word == "forall":
@@ -1342,11 +1419,6 @@ def _looks_like_prose(rest: str) -> bool:
     return bool(
         re.match(r"(\\text|\\mathrm|\\forall|\(|[A-Za-z]{3,}\b|t\s*=|\\textrm|\\mbox)", rest)
     )
-
-
-#: How the derivative of one loss term (dL^{(t)}/dX) is written before the rule is judged:
-#: as notation in a chain it is skipped; as a rule's value it is refused.
-LOSS_TERM = "LOSS__TERM"
 
 
 #: `f = \tanh`, `\phi = \sigma`: a letter that names the activation.
@@ -1384,11 +1456,14 @@ class Reading:
     skipped: list[Skipped] = field(default_factory=list)
     #: The document's notation (loss names, function letters) the readers found.
     context: Context | None = None
+    #: The left-hand side of the last rule (what a line `&= ...` continues).
+    last: str | None = None
 
     def extend(self, other: Reading) -> None:
         self.rules += other.rules
         self.unread += other.unread
         self.skipped += other.skipped
+        self.last = other.last if other.last is not None else self.last
 
 
 def read_latex(source: str) -> list[Rule]:
@@ -1414,8 +1489,10 @@ def read_latex_document(
     reading = Reading()
     for number, line, notes in _rule_lines(source):
         number += first_line - 1
+        naming = any(what == NAMING for what, _ in notes)
         for what, text in notes:
-            reading.skipped.append(Skipped(number, text, what))
+            if what != NAMING:
+                reading.skipped.append(Skipped(number, text, what))
         if not line.strip():
             continue
         if "=" not in line:
@@ -1438,9 +1515,31 @@ def read_latex_document(
             text = reader.read()
         except FormulaSyntaxError as exc:
             reading.unread.append(_unread(exc, number, line))
+            reading.last = _left_side(line, number, context)  # `&= ...` lines continue it
             continue
+        before = len(reading.rules)
         _members(reading, number, line, text, reader.out.columns)
+        if naming:
+            reading.rules[before:] = [replace(r, naming=True) for r in reading.rules[before:]]
     return reading
+
+
+def _left_side(line: str, number: int, context: Context) -> str | None:
+    """The left-hand side of a line whose right-hand side cannot be read (in the formula
+    language), or None."""
+    depth = 0
+    for k, c in enumerate(line):
+        depth += c in "{(["
+        depth -= c in "})]"
+        if c == "=" and depth == 0:
+            left = line[:k].replace("&", " ").strip()
+            if not left:
+                return None
+            try:
+                return _Reader(_tokens(left), left, number, context).read().strip() or None
+            except FormulaSyntaxError:
+                return None
+    return None
 
 
 def _unread(exc: FormulaSyntaxError, number: int, line: str) -> Unread:
@@ -1459,35 +1558,12 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
         return
     lhs = members[0]
     if not lhs:  # `&= ...`: another member of the previous rule's chain
-        if not reading.rules:
+        if reading.last is None:
             reading.unread.append(Unread(number, 1, latex, "`= ...` continues no rule"))
             return
-        lhs = reading.rules[-1].label
-    if LOSS_TERM in lhs:
-        reading.unread.append(
-            Unread(
-                number,
-                1,
-                latex,
-                "the derivative of one loss term L^(t) is not a quantity of the recurrences; "
-                "write the total derivative dL/dX",
-            )
-        )
-        return
+        lhs = reading.last
+    reading.last = lhs
     for rhs in members[1:]:
-        if rhs == LOSS_TERM:  # dL^{(t)}/do_t = yhat - 1: notation inside a chain
-            continue
-        if LOSS_TERM in rhs:
-            reading.unread.append(
-                Unread(
-                    number,
-                    1,
-                    latex,
-                    "dL^(t)/dX, the derivative of one loss term, is used as a value: BPTT's "
-                    "rules need the total derivative dL/dX (every loss term)",
-                )
-            )
-            continue
         try:
             (rule,) = read_text(f"{lhs} = {rhs}")
         except FormulaSyntaxError as exc:

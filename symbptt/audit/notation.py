@@ -33,6 +33,8 @@ class Notation:
 
     notes: list[str] = field(default_factory=list)
     functions: dict[str, str] = field(default_factory=dict)
+    #: Rules that only name a quantity (delta_t := dJ/du_t), taken out: (rule, what).
+    names: list[tuple[Rule, str]] = field(default_factory=list)
 
 
 def _map(node, f: Callable):
@@ -95,10 +97,50 @@ def normalize(
     notation = Notation(functions=dict(functions or {}))
     loss_names = set(loss_names)
     rules = _accent_adjoints(rules, notation)
+    rules = _namings(rules, notation)
     rules = _implicit_steps(rules, loss_names, notation)
     rules = _capital_labels(rules, notation)
     rules = _function_letters(rules, notation)
     return rules, notation
+
+
+def _namings(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """delta[t] := dJ/du[t] (or `e(t) = dL/do(t)` followed by a rule for e): the letter is
+    a name for the adjoint; the other rules for it are rules for the adjoint."""
+    mapping: dict[str, str] = {}
+    dropped: set[int] = set()
+    for r in rules:
+        if r.claim or r.target in mapping:
+            continue
+        rhs = r.expr
+        if not isinstance(rhs, (Step, Name)) or not rhs.name.startswith("d"):
+            continue
+        if isinstance(rhs, Step) != (r.index is not None):
+            continue
+        if isinstance(rhs, Step) and rhs.index != r.index:
+            continue
+        if rhs.name == r.target:
+            continue
+        others = [o for o in rules if o is not r and not o.claim and o.target == r.target]
+        if not (r.naming or others):
+            continue
+        mapping[r.target] = rhs.name
+        dropped.add(id(r))
+        notation.names.append((r, f"names {r.target} as {rhs.name} (a definition, no claim)"))
+    if not mapping:
+        return rules
+
+    def rename(n):
+        if isinstance(n, (Step, Name)) and n.name in mapping:
+            return replace(n, name=mapping[n.name])
+        return None
+
+    kept = [r for r in rules if id(r) not in dropped]
+    out = [replace(r, target=mapping.get(r.target, r.target)) for r in _rewrite(kept, rename)]
+    notation.notes.extend(
+        f"{k} read as {v} (the derivation names it so)" for k, v in mapping.items()
+    )
+    return out
 
 
 def _names_unindexed(rules: list[Rule]) -> set[str]:
@@ -166,13 +208,18 @@ def _accent_adjoints(rules: list[Rule], notation: Notation) -> list[Rule]:
         return rules
 
     def rename(n):
+        if isinstance(n, Step) and n.name in mapping and n.index == Index(None, 0):
+            return Name(mapping[n.name] + "0", n.at)  # the gradient of the initial state
         if isinstance(n, (Name, Step)) and n.name in mapping:
             return replace(n, name=mapping[n.name])
         return None
 
     out = []
     for r in _rewrite(rules, rename):
-        out.append(replace(r, target=mapping.get(r.target, r.target)))
+        if r.target in mapping and r.index == Index(None, 0):
+            out.append(replace(r, target=mapping[r.target] + "0", index=None))
+        else:
+            out.append(replace(r, target=mapping.get(r.target, r.target)))
     notation.notes.append("an accent read as the adjoint mark (the bar over v is dL/dv)")
     return out
 

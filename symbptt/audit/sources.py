@@ -137,8 +137,30 @@ def _markdown(source: str, first_line: int) -> list[Piece]:
                 math_lines.append(line)
             prose.append("")
             continue
+        row = _table_rule(line)
+        if row is not None:  # | $dL/ds_t$ | $(P_t - Y_t)/N$ | ...: the first cell = the second
+            out.append(Piece(row[0], first_line + k, row[1]))
+            prose.append("")
+            continue
         prose.append(re.sub(r"`[^`]*`", lambda c: " " * len(c.group()), line))
     return sorted(out + _math_of("\n".join(prose), first_line), key=lambda p: (p.line, p.column))
+
+
+_CELL_MATH = re.compile(r"\s*\$([^$]+)\$\s*")
+
+
+def _table_rule(line: str) -> tuple[str, int] | None:
+    """A Markdown table row whose first two cells are math and state no equation of their
+    own (a cheat sheet's `| gradient | formula | shape |`): the rule `first = second`."""
+    if not line.lstrip().startswith("|"):
+        return None
+    cells = line.strip().strip("|").split("|")
+    if len(cells) < 2:
+        return None
+    first, second = (_CELL_MATH.fullmatch(c) for c in cells[:2])
+    if first is None or second is None or "=" in first.group(1) + second.group(1):
+        return None
+    return f"{first.group(1).strip()} = {second.group(1).strip()}", line.index("$") + 2
 
 
 def _math_of(text: str, first_line: int, displays=None) -> list[Piece]:

@@ -144,6 +144,8 @@ class Rule:
     #: A claim between two expressions (`tanh'(a[t]) = 1 - h[t]**2`, a Jacobian written
     #: out): its left-hand side; `target` is then "" and names no quantity.
     lhs: object | None = None
+    #: Written as a definition (`:=`, `\equiv`, "let X = ..."): it names, it claims nothing.
+    naming: bool = False
 
     @property
     def label(self) -> str:
