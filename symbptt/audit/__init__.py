@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from ..formula.ast import Call, Name, Step
 from ..models.spec import ModelSpec
-from .latex_reader import Reading
+from .latex_reader import Reading, Skipped
 from .report import AuditReport
 from .sources import FORMATS, Document, pieces
 
@@ -142,6 +142,7 @@ def audit(
         _check_map(names, form)
     latex = format != "text"
     defining = author.forward if author is not None and author.spec is not None else set()
+    constants = author.constants if author is not None and author.spec is not None else ()
     if author is not None and author.spec is not None and author.excluded:
         rules = [r for r in rules if id(r) not in author.excluded]
     single = bool(one_example)
@@ -173,7 +174,8 @@ def audit(
         form,
         {} if defining else names,
         format,
-        skipped=[s for s in reading.skipped if s.what != "names a function"],
+        skipped=[s for s in reading.skipped if s.what != "names a function"]
+        + [Skipped(r.line, r.text, "a constant, no claim") for r in constants],
         document=document,
         how=how,
         notes=notes,

@@ -100,6 +100,8 @@ class Scope:
     targets: dict[str, int] = field(default_factory=dict)
     #: The symbols of derived quantities (a Jacobian at concrete steps) and what they are.
     derived: dict[str, tuple] = field(default_factory=dict)
+    #: A claim's free variables (f'(a) = 1 - f(a)**2 for any a) and their shapes.
+    free: dict[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         spec, column = self.form.spec, self.form.convention == "column"
@@ -245,6 +247,8 @@ class Scope:
         canonical = self.canonical(name)
         if canonical in self.sizes:
             return Symbol(canonical)
+        if canonical in self.free:
+            return Symbol(canonical, self.free[canonical])
         if canonical in self.parameters:
             return Symbol(canonical, self.parameters[canonical])
         if self.gradient_of(canonical):  # dW_h as a value: its gradient

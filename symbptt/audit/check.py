@@ -93,6 +93,7 @@ class _World:
     form: MatrixForm | None = None
     point: dict | None = None
     pulls: dict = field(default_factory=dict)
+    free: object = None
 
     def pull(self, losses=None, seed=None, steps=None):
         """A reverse pass of the form from the loss terms at `losses` and from a unit seed
@@ -265,8 +266,9 @@ def audit_rules(
         worlds = [
             _world(form, form.spec.complete(d), seed, zeros) for d in DIMS if d.N == 1 or not single
         ]
-    for w in worlds:  # g @ dY/dP for a matrix P: pulled back by the world (audit.concrete)
+    for k, w in enumerate(worlds):  # g @ dY/dP for a matrix P: pulled back by the world
         w.bindings[CONTRACT] = lambda key, g, w=w: contract(w, key, g, scope)
+        w.free = np.random.default_rng([seed, 7, k])  # a claim's free variables
     findings: list[Finding] = []
     built: dict[int, MatExpr] = {}
     seen: dict[str, int] = {}
@@ -474,7 +476,9 @@ def _refuse_target(scope: Scope, rule: Rule, seen: dict) -> str | None:
             f"state is d{_initial_name(scope.form.spec)})"
         )
     key = f"{name}[{rule.index.text()}]" if rule.index is not None else name
-    if key in seen and seen[key] != rule.line:  # members of one chain share their line
+    known = name in scope.per_step or scope.gradient_of(name) is not None
+    if key in seen and seen[key] != rule.line and not known:  # each rule of a model's
+        # quantity is a claim of its own; an author's quantity has one definition
         return f"{rule.label} is defined twice (first on line {seen[key]})"
     seen[key] = rule.line
     return None
@@ -616,6 +620,7 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
         if isinstance(node, Name) and node.name in IDENTITY and not scope.known(node.name):
             sides.append(("identity", summed, node))
             continue
+        node = _free_variables(node, scope)
         try:
             sides.append((scope.build(node), summed, node))
         except AuditShapeError as exc:
@@ -635,6 +640,8 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
     checked = 0
     for world in worlds:
         T = world.dims.T
+        for name, shape in scope.free.items():
+            world.bindings[name] = world.free.standard_normal(shape)
         for step in range(1, T + 1) if relative else [None]:
             for values in itertools.product(range(0, T + 1), repeat=len(letters)):
                 env = dict(zip(letters, values))
@@ -662,6 +669,25 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
     if not checked:
         return Finding(rule, "unchecked", "neither side can be computed at any step")
     return Finding(rule, "right")
+
+
+#: The shape of a variable a claim leaves free (f'(a) = 1 - f(a)**2, for any a).
+FREE_SHAPE = (4, 1)
+
+
+def _free_variables(node, scope: Scope):
+    """f'(a) = 1 - f(a)**2 with no quantity a in the model: a is a free variable, drawn at
+    random in every world (the identity must hold for any a)."""
+    from .notation import _map
+
+    def free(n):
+        if isinstance(n, Name) and not scope.known(n.name) and len(n.name) <= 2:
+            name = "_free_" + n.name
+            scope.free[name] = FREE_SHAPE
+            return Name(name, n.at)
+        return None
+
+    return _map(node, free)
 
 
 def _at_every_step(rule: Rule, scope: Scope) -> Rule:

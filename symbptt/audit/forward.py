@@ -62,6 +62,8 @@ class AuthorModel:
     zeros: tuple[str, ...] = ()
     #: Rules not judged (a second definition of a quantity): their problem says why.
     excluded: set[int] = field(default_factory=set)
+    #: Numbers the derivation names (epsilon = 1e-5): no claim, listed as skipped.
+    constants: tuple[Rule, ...] = ()
 
 
 def _walk(node) -> Iterable:
@@ -93,10 +95,16 @@ def classify(rules: list[Rule], loss_names: Iterable[str] = LOSS_NAMES) -> tuple
     adjoint = {n for n in used if n.startswith("d") and n[1:] in used}
     adjoint |= {n for n in used if n.startswith("d") and n[1:] in loss_names}
     backward_names = set(adjoint)
+    targets = {r.target for r in rules if not r.claim}
     # The labels enter only the loss: any other quantity read from them (an output error
     # delta_o = yhat - y) is backward.
     for r in rules:
-        if r.target not in loss_names and _labels(r.expr) is not None and r.index is not None:
+        if (
+            r.target not in loss_names
+            and not r.claim
+            and _labels(r.expr, targets) is not None
+            and r.index is not None
+        ):
             backward_names.add(r.target)
     changed = True
     while changed:
@@ -142,6 +150,7 @@ def author_model(
         )
     problems: list[tuple[Rule, str]] = []
     excluded: set[int] = set()
+    constants: list[Rule] = []
     defined: dict[str, Rule] = {}
     boundaries: dict[str, str] = {}
     loss_total, loss_step = None, None
@@ -179,6 +188,9 @@ def author_model(
                 problems.append((r, "a state's boundary is an input or 0"))
                 continue
             used_rules.add(id(r))
+        elif r.index is None and _constant(r.expr):  # epsilon = 10**-5: a constant, no claim
+            excluded.add(id(r))
+            constants.append(r)
         else:
             problems.append((r, f"a forward rule defines a quantity at step t, not at {r.label}"))
     unknown = {
@@ -240,11 +252,10 @@ def author_model(
                 "mention: they do not state the whole model",
             )
     labels = _labels(loss) if loss is not None and _class_labels(loss) else None
-    # h_0 = 0 with a rule for dL/dh_0: h0 is an input held at 0 (its gradient exists).
-    backward_names = {n for r in backward for n in _names(r.expr) | {r.target}}
+    # h_0 = 0: h0 is an input held at 0 (so that dL/dh_0 and dh_1/dh_0 exist).
     zeros = []
     for state in states:
-        if boundaries.get(state) == "0" and "d" + state + "0" in backward_names:
+        if boundaries.get(state) == "0" and state + "0" not in weights | per_step_inputs:
             boundaries[state] = state + "0"
             zeros.append(state + "0")
     # A quantity the loss does not read (yhat = softmax(o) beside the cross-entropy of o) is
@@ -277,7 +288,22 @@ def author_model(
         + (f"; {'; '.join(notes)}" if notes else "")
         + ")"
     )
-    return AuthorModel(spec, how, used_rules, problems, text, tuple(zeros), excluded)
+    return AuthorModel(
+        spec, how, used_rules, problems, text, tuple(zeros), excluded, tuple(constants)
+    )
+
+
+def _constant(node) -> bool:
+    """A number written out: 10**-5, 0.5, 1 / 2."""
+    if isinstance(node, Num):
+        return True
+    if isinstance(node, Neg):
+        return _constant(node.arg)
+    if isinstance(node, Power):
+        return _constant(node.arg)
+    if isinstance(node, Binary):
+        return _constant(node.left) and _constant(node.right)
+    return False
 
 
 def _reaching(defined: dict, roots: list, states: list) -> set[str]:
@@ -447,7 +473,7 @@ def _cross_entropy(body, defined) -> tuple[str, str] | None:
             logits = logits or _softmax_of(arg, defined)
     if logits is None:
         return None
-    labels = _labels(body)
+    labels = _labels(body, defined)
     if labels is None:
         return None
     return logits, labels
@@ -514,7 +540,10 @@ def _abstract(body, defined) -> str | None:
     return None
 
 
-def _labels(body) -> str | None:
+def _labels(body, defined: Iterable[str] = ()) -> str | None:
+    """The class labels a tree reads: in a one-hot, a pick or a cross-entropy, or (a loss
+    written y.T @ log(p)) an input named as labels are (never a quantity a rule defines:
+    min-char-rnn's logits are y)."""
     if body is None:
         return None
     for n in _walk(body):
@@ -524,8 +553,13 @@ def _labels(body) -> str | None:
                 arg = arg.args[0]
             if isinstance(arg, Step):
                 return arg.name
+    defined = set(defined)
     for n in _walk(body):
-        if isinstance(n, Step) and n.name in ("y", "Y", "target", "targets", "labels"):
+        if (
+            isinstance(n, Step)
+            and n.name in ("y", "Y", "target", "targets", "labels")
+            and n.name not in defined
+        ):
             return n.name
     return None
 

@@ -28,8 +28,11 @@ __all__ = ["read_latex", "read_latex_document", "to_text", "Reading", "Unread", 
 #: Commands that only space or size things.
 _DROP = {
     r"\left", r"\right", r"\big", r"\Big", r"\bigg", r"\Bigg", r"\displaystyle", r"\quad",
-    r"\qquad", r"\,", r"\;", r"\!", r"\:", r"\ ", r"\nonumber", r"\notag",
+    r"\qquad", r"\,", r"\;", r"\!", r"\:", r"\ ", r"\nonumber", r"\notag", r"\bigl",
+    r"\bigr", r"\Bigl", r"\Bigr", r"\biggl", r"\biggr", r"\Biggl", r"\Biggr", r"\textstyle",
 }  # fmt: skip
+#: What opens a function's argument (a sizing command before its bracket).
+_OPENERS = {"(", "{", "[", *(d for d in _DROP if d.startswith((r"\left", r"\big", r"\Big")))}
 #: Wrappers whose content is the symbol.
 _WRAPPERS = {r"\mathbf", r"\boldsymbol", r"\bm", r"\mathit", r"\mathrm", r"\vec", r"\mathsf"}
 _FUNCTIONS = {
@@ -313,13 +316,19 @@ class _Reader:
                 self.take()
                 word = "".join(t.text for t in self.group())
                 name = f"{name}_{word}"
+            while self._layer_on_top():  # h^{[1]}, W^{[\ell]}: the layer, part of the name
+                self.take()
+                inner = [t for t in self.group() if t.text not in ("[", "]")]
+                layer = "".join(t.text.lstrip("\\") for t in inner)
+                name = f"{name}_{LAYER}{layer}"
             while self.peek() is not None and self.peek().text == "_":
                 self.take()
                 group = self.group()
                 sub = "".join(t.text for t in group)
                 sub = sub.replace("\\tau", "T")
                 steps = self.context.step_bases
-                digits_only = sub.strip().isdigit() and steps is not None and name not in steps
+                base = name.split("_" + LAYER)[0]
+                digits_only = sub.strip().isdigit() and steps is not None and base not in steps
                 head, comma, rest = sub.partition(",")
                 if comma and self._is_step(head, name) and index is None:  # y_{t, y_t}: an entry
                     index = head
@@ -481,10 +490,22 @@ class _Reader:
         writes at step t (h_k), or the letter a sum or a product of this rule binds."""
         letters = {"t", "T"} | self.bound
         steps = self.context.step_bases
+        name = name.split("_" + LAYER)[0]  # h_L1 takes the steps h takes
         if steps is None or name in steps:
             letters |= {"k", "j"}
         pattern = "|".join(sorted(letters))
         return bool(re.fullmatch(rf"\s*({pattern}|\\tau)(\s*[+-]\s*\d+)?\s*|\s*\d+\s*", text))
+
+    def _layer_on_top(self) -> bool:
+        """^{[1]}, ^{[\\ell]}, ^{[l]}: a layer in square brackets."""
+        return (
+            self.peek() is not None
+            and self.peek().text == "^"
+            and self.peek(1) is not None
+            and self.peek(1).text == "{"
+            and self.peek(2) is not None
+            and self.peek(2).text == "["
+        )
 
     def _word_on_top(self) -> bool:
         """^o, ^{xh}: letters that name (not T, the transpose)."""
@@ -521,7 +542,10 @@ class _Reader:
         if operand:
             self.operand(column)
         written = name if index is None else f"{name}[{_index_text(index)}]"
-        if self.pick is not None:  # yhat_{t, y_t}: the entry of the labels' class
+        if self.pick is not None and name in ("e", "1"):  # e_{y_t}: the unit vector of y_t
+            pick, self.pick = self.pick, None
+            written = f"onehot({pick.read()})"
+        elif self.pick is not None:  # yhat_{t, y_t}: the entry of the labels' class
             pick, self.pick = self.pick, None
             written = f"pick({written}, {pick.read()})"
         self.out.add(written, column)
@@ -543,7 +567,7 @@ class _Reader:
         self.out.add(name, column)
         self.called = True
         nxt = self.peek()
-        if nxt is not None and nxt.text not in ("(", r"\left", "{", "["):  # \tanh a_t
+        if nxt is not None and nxt.text not in _OPENERS:  # \tanh a_t
             found = self.symbol()
             if found is None:
                 raise self.error(nxt, f"{name} needs an argument")
@@ -611,6 +635,8 @@ class _Reader:
             self.superscript()
             return
         if text == "_" and self.batch is not None and self._example_subscript():
+            return
+        if text == "_" and self._entry_subscript():
             return
         if text == "_":
             raise self.error(
@@ -688,6 +714,21 @@ class _Reader:
         self.i = save
         return False
 
+    def _entry_subscript(self) -> bool:
+        """(softmax(o_t))_{y_t}: the entry of the labels' class of a bracketed expression."""
+        save = self.i
+        self.take()
+        group = self.group()
+        if not _symbol_like(group) or not self.out.text.rstrip().endswith(")"):
+            self.i = save
+            return False
+        found = _Reader(group, self.line, self.number, self.context).symbol()
+        if found is None:
+            self.i = save
+            return False
+        self.out.wrap_last_operand("pick(", f", {_written(found)})")
+        return True
+
     def _entry_ahead(self) -> bool:
         """[y_t] or, in a sum over the examples n, [n, y_t[n]]: an entry, not a bracket."""
         if not self._comma_ahead():
@@ -760,8 +801,8 @@ class _Reader:
             # W^{xh}: a name with a word on top (written as W_xh)
             self.out.parts[-1] = self.out.parts[-1].rstrip() + f"_{text}"
             self.out.columns.extend([tok.column] * (len(text) + 1))
-        elif text == "-1":
-            self.out.add("**-1", tok.column)
+        elif re.fullmatch(r"-\d+", text):
+            self.out.add(f"**{text}", tok.column)
         else:
             raise self.error(tok, f"cannot read the superscript {text!r}")
 
@@ -815,7 +856,7 @@ class _Reader:
         if not (tok.kind == "name" or (tok.kind == "cmd" and letter in _GREEK)):
             return False
         after = self.peek(2)
-        if after is None or after.text not in ("(", r"\left"):
+        if after is None or after.text not in _OPENERS:
             return False
         self.take(), self.take()
         self.called_function(f"prime_{letter}", tok.column)
@@ -1328,6 +1369,8 @@ def _rules_in(piece: str) -> list[tuple[int, str]]:
 _DEFINES = re.compile(
     r":=|=:|\\coloneqq|\\eqqcolon|\\equiv|\\triangleq|\\doteq|\\stackrel\{[^{}]*\}\{=\}"
 )
+#: How a layer superscript is written in a name: h^{[1]} is h_L1, W^{[\ell]} is W_Lell.
+LAYER = "L"
 #: The note strip_notes leaves for a rule written as a definition (`:=`).
 NAMING = "a definition"
 #: Equation numbers and labels: notation that states nothing.
@@ -1342,9 +1385,45 @@ _MATH_TEXT = {"softmax", "tanh", "diag", "relu", "sigmoid", "prod", "onehot", "d
 
 
 def _split_rules(line: str) -> list[str]:
-    """Two equations on one line, `a = b, \\quad c = d`, are two rules."""
+    """Two equations on one line, `a = b, \\quad c = d` or `a &= b & c &= d` (an align row
+    of several columns), are two rules."""
     parts = re.split(r",?\s*\\q?quad\s*(?=[^=]*=)", line)
-    return [p for p in parts if p.strip()] or [line]
+    out: list[str] = []
+    for part in (p for p in parts if p.strip()):
+        out += _align_columns(part)
+    return out or [line]
+
+
+def _align_columns(text: str) -> list[str]:
+    """`A &= B, & C &= D`: split at an & that starts a new equation (one with its own =)."""
+    cells = _top_level_split(text, "&")
+    if len(cells) < 3:
+        return [text]
+    equations: list[str] = []
+    current = ""
+    for k, cell in enumerate(cells):
+        after = cells[k + 1].lstrip() if k + 1 < len(cells) else ""
+        equal = len(_top_level_split(cell, "=")) > 1
+        opens = not cell.lstrip().startswith("=") and (equal or after.startswith("="))
+        if opens and len(_top_level_split(current, "=")) > 1:
+            equations.append(current)
+            current = cell
+        else:
+            current = f"{current}&{cell}" if current else cell
+    equations.append(current)
+    return [e for e in equations if e.strip().strip("&,. ")]
+
+
+def _top_level_split(text: str, mark: str) -> list[str]:
+    depth, start, out = 0, 0, []
+    for k, c in enumerate(text):
+        depth += c in "{(["
+        depth -= c in "})]"
+        if c == mark and depth == 0 and (k == 0 or text[k - 1] != "\\"):
+            out.append(text[start:k])
+            start = k + 1
+    out.append(text[start:])
+    return out
 
 
 def strip_notes(text: str) -> tuple[str, list[tuple[str, str]]]:
@@ -1363,8 +1442,13 @@ def strip_notes(text: str) -> tuple[str, list[tuple[str, str]]]:
         notes.append((why, text[cut:].strip()))
         text = text[:cut]
     stripped = text.rstrip()
-    while stripped and (stripped[-1] in ",.;" or stripped.endswith(("\\,", "\\;", "\\!"))):
-        mark = stripped[-2:] if stripped.endswith(("\\,", "\\;", "\\!")) else stripped[-1]
+    while stripped and (
+        stripped[-1] in ",.;&" or stripped.endswith(("\\,", "\\;", "\\!", "\\quad"))
+    ):
+        ends = ("\\,", "\\;", "\\!")
+        mark = stripped[-2:] if stripped.endswith(ends) else stripped[-1]
+        if stripped.endswith("\\quad"):
+            mark = "\\qquad" if stripped.endswith("\\qquad") else "\\quad"
         if mark in ",.;":
             notes.append(("trailing punctuation", mark))
         stripped = stripped[: -len(mark)].rstrip()
@@ -1507,7 +1591,12 @@ def read_latex_document(
             )
             reading.skipped.append(Skipped(number, line, "names a function"))
             continue
-        if re.fullmatch(r"\s*[tT]\s*=.*", line) or re.fullmatch(r".*=\s*\\[lc]?dots.*", line):
+        if (
+            re.fullmatch(r"\s*[tT]\s*=.*", line)
+            or re.fullmatch(r".*=\s*\\[lc]?dots.*", line)
+            or re.fullmatch(r"\s*[a-z]\s*=\s*[a-z]\s*([+-]\s*\d+)?\s*", line)
+            or re.fullmatch(r"\s*(\\ell|[a-z])\s*=\s*\d+(\s*,\s*(\d+|\\[lc]?dots))+\s*", line)
+        ):
             reading.skipped.append(Skipped(number, line, "a range of the step index"))
             continue
         try:
@@ -1563,6 +1652,15 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
             return
         lhs = reading.last
     reading.last = lhs
+    if (
+        len(members) > 2
+        and re.fullmatch(r"-?\d+(\.\d+)?", members[-1])
+        and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?", m) for m in members[:-1])
+    ):  # h1[0] = h2[0] = 0: each of them is 0
+        for target in members[:-1]:
+            (rule,) = read_text(f"{target} = {members[-1]}")
+            reading.rules.append(replace(rule, line=number, text=latex))
+        return
     for rhs in members[1:]:
         try:
             (rule,) = read_text(f"{lhs} = {rhs}")

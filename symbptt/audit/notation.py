@@ -96,12 +96,56 @@ def normalize(
     (`functions`: the letters the derivation names a function with, `f = tanh`)."""
     notation = Notation(functions=dict(functions or {}))
     loss_names = set(loss_names)
+    rules = _layer_templates(rules, notation)
     rules = _accent_adjoints(rules, notation)
     rules = _namings(rules, notation)
     rules = _implicit_steps(rules, loss_names, notation)
     rules = _capital_labels(rules, notation)
     rules = _function_letters(rules, notation)
     return rules, notation
+
+
+_LAYER = re.compile(r"_L(\d+|ell|l)(?=_|$)")
+
+
+def _layer_templates(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """A rule for every layer: delta^{[ell]} = ... is the rule for each layer the derivation
+    numbers (delta^{[1]}, delta^{[2]})."""
+    seen: set[str] = set()
+    for r in rules:
+        names = [r.target] + [getattr(n, "name", "") or "" for n in _walk(r.expr)]
+        for name in names:
+            m = _LAYER.search(name)
+            if m is not None and m.group(1).isdigit():
+                seen.add(m.group(1))
+    layers = sorted(seen, key=int)
+
+    def generic(name: str) -> bool:
+        m = _LAYER.search(name or "")
+        return m is not None and not m.group(1).isdigit()
+
+    out: list[Rule] = []
+    expanded = False
+    for r in rules:
+        names = [r.target] + [getattr(n, "name", "") or "" for n in _walk(r.expr)]
+        if not layers or not any(generic(n) for n in names):
+            out.append(r)
+            continue
+        expanded = True
+        for layer in layers:
+
+            def one(n, layer=layer):
+                if isinstance(n, (Name, Step)) and generic(n.name):
+                    return replace(n, name=_LAYER.sub(f"_L{layer}", n.name))
+                return None
+
+            (done,) = _rewrite([r], one)
+            out.append(replace(done, target=_LAYER.sub(f"_L{layer}", r.target)))
+    if expanded:
+        notation.notes.append(
+            f"rules written for a generic layer read for each layer ({', '.join(layers)})"
+        )
+    return out
 
 
 def _namings(rules: list[Rule], notation: Notation) -> list[Rule]:
