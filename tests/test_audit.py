@@ -259,7 +259,11 @@ def test_what_symbptt_latex_typesets_passes_its_audit_as_latex(convention):
         ("delta[t] = dh[t] * (1 - h[t]**2)\n", "unchecked", "--map delta=da?"),
         ("W_h = sum(t, h[t-1].T @ da[t])\n", "wrong", "cannot redefine it"),
         ("dh[0] = 0\n", "wrong", "is not a quantity"),
-        ("dh[t] = do[t] @ V.T + da[t+1] @ W_h.T\ndh[t] = do[t] @ V.T\n", "wrong", "twice"),
+        (
+            "delta[t] = do[t] @ V.T\ndelta[t] = 2 * dh[t]\ndW_h = sum(t, h[t-1].T @ delta[t])\n",
+            "wrong",
+            "twice",
+        ),
         ("h[t+99] = 0\n", "unchecked", "names no step"),
     ],
     ids=["unused", "unmapped", "redefined", "dh[0]", "twice", "no step"],

@@ -92,7 +92,14 @@ def classify(rules: list[Rule], loss_names: Iterable[str] = LOSS_NAMES) -> tuple
     for r in rules:
         used.add(r.target)
         used |= _names(r.expr)
-    adjoint = {n for n in used if n.startswith("d") and n[1:] in used}
+    adjoint = {
+        n
+        for n in used
+        if n.startswith("d")
+        and len(n) > 1
+        and (n[1:] in used or len(n) <= 3 or _weight_like(n[1:]))
+        and n not in ("delta", "dt")
+    }
     adjoint |= {n for n in used if n.startswith("d") and n[1:] in loss_names}
     backward_names = set(adjoint)
     targets = {r.target for r in rules if not r.claim}
