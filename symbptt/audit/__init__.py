@@ -145,6 +145,8 @@ def audit(
     constants = author.constants if author is not None and author.spec is not None else ()
     if author is not None and author.spec is not None and author.excluded:
         rules = [r for r in rules if id(r) not in author.excluded]
+    if author is not None and author.spec is not None and author.rewrites:
+        rules = _rewritten(rules, author.rewrites, defining)
     single = bool(one_example)
     if not single:
         why = _one_example(rules, convention, defining)
@@ -221,6 +223,28 @@ def _one_example(rules, convention: str, defining: set) -> str | None:
 _ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
 
 
+def _rewritten(rules, rewrites: dict, defining: set) -> list:
+    """The rules with the names that stand for an expression (a weight's block) written as
+    it; a rule's identity (the author's forward lines) kept."""
+    from dataclasses import replace as _replace
+
+    from .notation import _map
+
+    def f(n):
+        if isinstance(n, Name) and n.name in rewrites:
+            return rewrites[n.name]
+        return None
+
+    out = []
+    for r in rules:
+        if id(r) in defining:
+            out.append(r)
+            continue
+        lhs = None if r.lhs is None else _map(r.lhs, f)
+        out.append(_replace(r, expr=_map(r.expr, f), lhs=lhs))
+    return out
+
+
 def _naming(item, what: str = ""):
     """A definition that names something (delta := dJ/du, f = tanh): a finding that holds."""
     from ..formula.ast import Rule as _Rule
@@ -277,6 +301,8 @@ def read_document(document: Document, loss: str | None = None) -> Reading:
     if document.format != "text":  # one context: the loss named in one display is the loss
         context = Context.of("\n".join(p.text for p in document.pieces), loss=loss)
     for piece in document.pieces:
+        if context is not None:
+            context.declare(piece.text)  # k \in \{f, i, o\}: for what follows
         if document.format == "text":
             reading.extend(_read_text_soft(piece.text, piece.line))
         elif piece.display or "=" in piece.text:

@@ -55,6 +55,7 @@ FUNCTIONS = (
     "dsigmoid",
     "done",
     "concat",
+    "block",
     "sum_examples",
     "outer",
     "pick",
@@ -295,6 +296,8 @@ class Scope:
             return self._blocks(Call(axis, node.args, node.at))
         if name == "outer":
             return self._outer(node)
+        if name == "block":
+            return self._block(node)
         if name == "pick":
             return self._pick(node)
         if name.startswith("prime_"):  # f'(x): the derivative of the function f stands for
@@ -446,6 +449,16 @@ class Scope:
                 f"({size}, {size}): the inner dimensions differ"
             )
         return other * v.T
+
+    def _block(self, node: Call) -> MatExpr:
+        """block(W, k, v_1, ..., v_n): the part of W that multiplies v_k in W @ concat(v_1,
+        ..., v_n) (columns of W in the column convention, rows in the row convention)."""
+        weight, k, *parts = node.args
+        matrix = self._build(weight)
+        built = [self._build(p) for p in parts]
+        column = self.form.convention == "column"
+        widths = [b.shape[0] if column else b.shape[-1] for b in built]
+        return matexpr.block(matrix, int(k.value) - 1, len(widths), -1 if column else 0, widths)
 
     def _outer(self, node: Call) -> MatExpr:
         """u ⊗ v: the outer product of two vectors (one example), u v^T."""

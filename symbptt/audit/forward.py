@@ -64,6 +64,8 @@ class AuthorModel:
     excluded: set[int] = field(default_factory=set)
     #: Numbers the derivation names (epsilon = 1e-5): no claim, listed as skipped.
     constants: tuple[Rule, ...] = ()
+    #: Names that stand for an expression of the model (a weight's block): name -> node.
+    rewrites: dict = field(default_factory=dict)
 
 
 def _walk(node) -> Iterable:
@@ -158,6 +160,7 @@ def author_model(
     problems: list[tuple[Rule, str]] = []
     excluded: set[int] = set()
     constants: list[Rule] = []
+    blocks: list[Rule] = []
     defined: dict[str, Rule] = {}
     boundaries: dict[str, str] = {}
     loss_total, loss_step = None, None
@@ -195,6 +198,9 @@ def author_model(
                 problems.append((r, "a state's boundary is an input or 0"))
                 continue
             used_rules.add(id(r))
+        elif r.index is None and _block_naming(r):  # W_f = [W_fh, W_fx]: names its blocks
+            excluded.add(id(r))
+            blocks.append(r)
         elif r.index is None and _constant(r.expr):  # epsilon = 10**-5: a constant, no claim
             excluded.add(id(r))
             constants.append(r)
@@ -214,6 +220,7 @@ def author_model(
             f"which with --map (e.g. --map {sorted(unknown)[0]}=tanh)",
         )
     defined = _named_logits(defined)
+    defined = _named_arguments(defined, backward)
     states = sorted(
         {
             n.name
@@ -239,7 +246,9 @@ def author_model(
     # Every name the backward rules use must be the model's, an adjoint of one, or a
     # quantity of their own: dW_x or W_h that the forward lines never mention means they do
     # not state the whole model (a derivation quoting a few forward lines).
-    known = {*defined, *weights, *per_step_inputs, *boundaries.values(), *loss_names}
+    rewrites, block_notes = _block_rewrites(blocks, defined)
+    notes = [*notes, *block_notes]
+    known = {*defined, *weights, *per_step_inputs, *boundaries.values(), *loss_names, *rewrites}
     known |= {*_SIZE_NAMES, "ones", "D", "H", "C"} | {s + "0" for s in states}
     own = {r.target for r in backward if not r.claim}
     for r in backward:
@@ -296,8 +305,50 @@ def author_model(
         + ")"
     )
     return AuthorModel(
-        spec, how, used_rules, problems, text, tuple(zeros), excluded, tuple(constants)
+        spec, how, used_rules, problems, text, tuple(zeros), excluded, tuple(constants), rewrites
     )
+
+
+def _block_naming(rule: Rule) -> bool:
+    """W_f = concat(W_fh, W_fx): a weight named block by block."""
+    e = rule.expr
+    return (
+        isinstance(e, Call)
+        and e.function in ("concat", "hstack", "vstack")
+        and len(e.args) > 1
+        and all(isinstance(a, Name) for a in e.args)
+    )
+
+
+def _block_rewrites(blocks: list, defined: dict) -> tuple[dict, list[str]]:
+    """Each block's name -> block(W, k, parts...) where the forward rules multiply W by
+    concat(parts...): W_fh is the part of W_f that multiplies h[t-1]."""
+    rewrites: dict = {}
+    notes: list[str] = []
+    for r in blocks:
+        weight = r.target
+        parts = None
+        for d in defined.values():
+            for n in _walk(d.expr):
+                if isinstance(n, Binary) and n.op == "@":
+                    for w, v in ((n.left, n.right), (n.right, n.left)):
+                        if (
+                            isinstance(w, Name)
+                            and w.name == weight
+                            and isinstance(v, Call)
+                            and v.function in ("concat", "hstack", "vstack")
+                            and len(v.args) == len(r.expr.args)
+                        ):
+                            parts = v.args
+        if parts is None:
+            continue
+        for k, block in enumerate(r.expr.args, start=1):
+            rewrites[block.name] = Call("block", (Name(weight), Num(k), *parts))
+        notes.append(
+            f"{', '.join(a.name for a in r.expr.args)} read as the blocks of {weight} (line "
+            f"{r.line})"
+        )
+    return rewrites, notes
 
 
 def _constant(node) -> bool:
@@ -329,6 +380,41 @@ def _reaching(defined: dict, roots: list, states: list) -> set[str]:
 def _read_by(name: str, defined: dict, loss) -> bool:
     bodies = [r.expr for r in defined.values()] + ([loss] if loss is not None else [])
     return any(name in _names(b) for b in bodies)
+
+
+#: The functions whose argument an author may name with a hat (f = sigma(fhat)).
+_ACTIVATIONS = ("sigmoid", "tanh", "relu", "identity", "exp")
+
+
+def _named_arguments(defined: dict, backward: list) -> dict:
+    """f[t] = sigmoid(W_f @ v + b_f) with backward rules about fhat (the argument, never
+    named in the forward lines): fhat[t] = W_f @ v + b_f, f[t] = sigmoid(fhat[t])."""
+    used = set()
+    for r in backward:
+        used |= _names(r.expr) | {r.target}
+    wanted = set()
+    for name in used:
+        base = name[1:] if name.startswith("d") and name[1:].endswith("hat") else name
+        if base.endswith("hat") and base not in defined:
+            wanted.add(base[: -len("hat")])
+    out: dict = {}
+    for name, r in defined.items():
+        expr = r.expr
+        if (
+            name in wanted
+            and r.index == Index("t", 0)
+            and isinstance(expr, Call)
+            and expr.function in _ACTIVATIONS
+            and len(expr.args) == 1
+            and not isinstance(expr.args[0], Step)
+        ):
+            at_t = Index("t", 0)
+            out[name + "hat"] = Rule(name + "hat", at_t, expr.args[0], r.line, r.text)
+            r = Rule(
+                r.target, r.index, Call(expr.function, (Step(name + "hat", at_t),)), r.line, r.text
+            )
+        out[name] = r
+    return out
 
 
 def _named_logits(defined: dict) -> dict:

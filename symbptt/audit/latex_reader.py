@@ -157,6 +157,12 @@ class Context:
     step_bases: set | None = None
     functions: dict = field(default_factory=dict)
     spellings: dict = field(default_factory=dict)
+    #: Letters that stand for each member of a set (k in {f, i, o, g}: a rule per gate),
+    #: as the latest declaration before the rule being read says.
+    sets: dict = field(default_factory=dict)
+    #: The largest set declared for each letter in the whole document (for a rule written
+    #: before its letter's declaration).
+    all_sets: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, source: str, functions=None, loss: str | None = None) -> Context:
@@ -196,7 +202,33 @@ class Context:
             accent = "hat" if accent in ("hat", "widehat") else _ACCENTS.get("\\" + accent, accent)
             bases.add(m.group(2) + accent)
         ctx.step_bases = bases
+        for m in _SET.finditer(source):
+            letter, members = m.group(1), _members_of(m.group(2))
+            if members and len(members) > len(ctx.all_sets.get(letter, ())):
+                ctx.all_sets[letter] = members
         return ctx
+
+    def declare(self, text: str) -> None:
+        """k \\in \\{f, i, o\\} in this piece of math: k stands for those from here on."""
+        for m in _SET.finditer(text):
+            members = _members_of(m.group(2))
+            if members:
+                self.sets[m.group(1)] = members
+
+    def members(self, letter: str) -> tuple | None:
+        return self.sets.get(letter) or self.all_sets.get(letter)
+
+
+#: `k \\in \\{f, i, o, g\\}`: a letter declared to stand for each of a set's members.
+_SET = re.compile(r"(?<![\\A-Za-z])([a-z])\s*\\in\s*\\\{([^{}]*?)\\\}")
+
+
+def _members_of(text: str) -> tuple:
+    """f, i, o, g (letters, or accented letters) -> their LaTeX texts."""
+    parts = [p.strip() for p in text.split(",")]
+    if all(re.fullmatch(r"[A-Za-z]|\\[a-z]+\s*\{?[A-Za-z]\}?", p) for p in parts) and parts:
+        return tuple(parts)
+    return ()
 
 
 _DEFAULT = Context()
@@ -828,7 +860,41 @@ class _Reader:
             name = _FUNCTIONS[name]
         if self._prime():
             name = PRIMES.get(name, f"d{name}")
+        power = None
+        if (
+            self.peek() is not None
+            and self.peek().text == "^"
+            and self.peek(1) is not None
+            and self.peek(1).text.isdigit()
+        ):  # \tanh^2(u): the square of tanh(u)
+            self.take()
+            power = self.take().text
         self.called_function(name, tok.column)
+        if power is not None:
+            self._power_after_argument(power, tok.column)
+
+    def _power_after_argument(self, power: str, column: int) -> None:
+        """The argument of a function written with a power (\\tanh^2(u)) read, then the power."""
+        if self.peek() is None or self.peek().text not in _OPENERS:
+            self.out.add(f"**{power}", column)
+            return
+        while self.peek() is not None and self.peek().text in _DROP:
+            self.take()
+        open_ = self.take()
+        close = {"(": ")", "[": "]", "{": "}"}.get(open_.text, ")")
+        depth, tokens = 1, []
+        while self.peek() is not None:
+            t = self.take()
+            if t.text == open_.text:
+                depth += 1
+            elif t.text == close:
+                depth -= 1
+                if depth == 0:
+                    break
+            tokens.append(t)
+        inner = _Reader(tokens, self.line, self.number, self.context).read()
+        self.called = False
+        self.out.add(f"({inner})**{power}", column)
 
     def _prime(self) -> bool:
         """A prime after a function: ', ^\\prime, ^{\\prime}: its derivative."""
@@ -1068,6 +1134,11 @@ class _Reader:
             )
         m = re.fullmatch(r"([A-Za-z])(=(.+))?", lower)
         if m is None:
+            over = re.fullmatch(r"([a-z])\\in\\\{(.*)\\\}", lower)
+            members = _members_of(over.group(2)) if over else ()
+            if over and members and not product:
+                self._expand_set(over.group(1), members)
+                return
             if r"\in" in lower:
                 raise self.error(
                     tok,
@@ -1113,6 +1184,36 @@ class _Reader:
         self.operand(tok.column)
         self.out.add(f"{'prod' if product else 'sum'}over({var}={lo}..{hi}, ", tok.column)
         self.sums.append(self.depth)
+
+    def _expand_set(self, letter: str, members: tuple) -> None:
+        """\\sum_{k \\in \\{f, i\\}} body: (body with k = f + body with k = i), in place."""
+        start, depth, k = self.i, 0, self.i
+        while k < len(self.toks):
+            t = self.toks[k]
+            if t.text in ("(", "[", "{") or t.text == r"\left":
+                depth += 1
+            elif t.text in (")", "]", "}") or t.text == r"\right":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif t.text in ("+", "-", "=", "&") and depth == 0:
+                break
+            k += 1
+        body = self.toks[start:k]
+        column = body[0].column if body else 1
+        spliced = [_Tok("sym", "(", column)]
+        for n, member in enumerate(members):
+            if n:
+                spliced.append(_Tok("sym", "+", column))
+            spliced.append(_Tok("sym", "(", column))
+            for t in body:
+                if t.kind == "name" and t.text == letter:
+                    spliced += _tokens(member if len(member) == 1 else "{" + member + "}")
+                else:
+                    spliced.append(t)
+            spliced.append(_Tok("sym", ")", column))
+        spliced.append(_Tok("sym", ")", column))
+        self.toks = self.toks[:start] + spliced + self.toks[k:]
 
     def onehot(self, tok: _Tok) -> None:
         """1_{y^{(t)}}: the one-hot rows of the labels."""
@@ -1599,6 +1700,11 @@ def read_latex_document(
         ):
             reading.skipped.append(Skipped(number, line, "a range of the step index"))
             continue
+        expanded = _per_member(line, context)
+        if expanded is not None:  # \delta \hat k_t = ... for k in {f, i, o}: a rule per gate
+            for version in expanded:
+                _read_rule(reading, number, version, line, context, naming)
+            continue
         try:
             reader = _Reader(_tokens(line), line, number, context)
             text = reader.read()
@@ -1611,6 +1717,50 @@ def read_latex_document(
         if naming:
             reading.rules[before:] = [replace(r, naming=True) for r in reading.rules[before:]]
     return reading
+
+
+def _read_rule(reading, number: int, line: str, source: str, context: Context, naming: bool):
+    """One rule line (already expanded for a set's member): read into `reading`."""
+    try:
+        reader = _Reader(_tokens(line), line, number, context)
+        text = reader.read()
+    except FormulaSyntaxError as exc:
+        reading.unread.append(_unread(exc, number, source))
+        return
+    before = len(reading.rules)
+    _members(reading, number, source, text, reader.out.columns)
+    if naming:
+        reading.rules[before:] = [replace(r, naming=True) for r in reading.rules[before:]]
+
+
+def _per_member(line: str, context: Context) -> list[str] | None:
+    """The line once for each member of a set whose letter it uses freely (k in W_k,
+    \\hat k_t, W_{kh}), or None. A letter a \\sum_{k \\in ...} binds is the sum's own."""
+    tokens = _tokens(line)
+    for letter in sorted(set(context.sets) | set(context.all_sets)):
+        if re.search(rf"\\sum_\{{\s*{letter}\s*\\in", line):
+            continue
+        if not any(t.kind == "name" and t.text == letter for t in tokens):
+            continue
+        if len(tokens) > 1 and tokens[0].text == letter and tokens[1].text == "=":
+            continue  # k = 1, ...: the letter itself assigned
+        members = context.members(letter)
+        if not members:
+            continue
+        return [_substituted(line, letter, m) for m in members]
+    return None
+
+
+def _substituted(line: str, letter: str, member: str) -> str:
+    """The line with every name token `letter` written `member`."""
+    out, last = [], 0
+    for m in _TOKEN.finditer(line):
+        if m.lastgroup == "name" and m.group() == letter:
+            out.append(line[last : m.start()])
+            out.append(member if len(member) == 1 else "{" + member + "}")
+            last = m.end()
+    out.append(line[last:])
+    return "".join(out)
 
 
 def _left_side(line: str, number: int, context: Context) -> str | None:
