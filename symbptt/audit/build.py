@@ -56,6 +56,8 @@ FUNCTIONS = (
     "done",
     "concat",
     "block",
+    "rows",
+    "sum_entries",
     "sum_examples",
     "outer",
     "pick",
@@ -298,6 +300,8 @@ class Scope:
             return self._outer(node)
         if name == "block":
             return self._block(node)
+        if name == "rows":
+            return self._rows(node)
         if name == "pick":
             return self._pick(node)
         if name.startswith("prime_"):  # f'(x): the derivative of the function f stands for
@@ -330,6 +334,10 @@ class Scope:
         arg = self._build(arg_node)
         if name in ("sum_all", "sum"):
             return arg.sum()
+        if name == "sum_entries":  # a sum over a vector's entries (each example's)
+            if arg.ndim < 2:
+                return arg.sum()
+            return arg.sum(axis=0 if self.form.convention == "column" else 1)
         if name == "sum_examples":  # a sum over the minibatch's examples
             if arg.ndim < 2:
                 return arg.sum()
@@ -459,6 +467,28 @@ class Scope:
         column = self.form.convention == "column"
         widths = [b.shape[0] if column else b.shape[-1] for b in built]
         return matexpr.block(matrix, int(k.value) - 1, len(widths), -1 if column else 0, widths)
+
+    def _rows(self, node: Call) -> MatExpr:
+        """rows(v, 1, a) / rows(v, 2, a): v's first n_a features (as many as the quantity a
+        has), or the ones after them (NumPy's v[:n_a, :] and v[n_a:, :])."""
+        from ..models import sizes as size_text
+
+        value, part, quantity = node.args
+        v = self._build(value)
+        name = self.canonical(getattr(quantity, "name", ""))
+        shape = self.per_step.get(name) or self.parameters.get(name)
+        if shape is None:
+            raise AuditShapeError(f"n_{name}: {name} is not a quantity of the model")
+        column = self.form.convention == "column"
+        axis = 0 if column else -1
+        width = shape[0] if column else shape[-1]
+        total = v.shape[axis]
+        counts, constant = size_text.terms(total)
+        less, less_constant = size_text.terms(width)
+        for k, c in less.items():
+            counts[k] = counts.get(k, 0) - c
+        rest = size_text._text({k: c for k, c in counts.items() if c}, constant - less_constant)
+        return matexpr.block(v, int(part.value) - 1, 2, axis, [width, rest])
 
     def _outer(self, node: Call) -> MatExpr:
         """u ⊗ v: the outer product of two vectors (one example), u v^T."""

@@ -40,7 +40,7 @@ __all__ = ["AuthorModel", "author_model", "LOSS_NAMES", "classify"]
 LOSS_NAMES = ("L", "J", "E", "C", "ell", "l", "mathcalL", "Loss", "loss")
 _FUNCTIONS = {"tanh", "sigmoid", "relu", "exp", "log", "identity", "softmax", "onehot"}
 _FUNCTIONS |= {"sum", "sum_all", "sum_rows", "sum_cols", "colblock", "rowblock", "hstack"}
-_FUNCTIONS |= {"vstack", "cross_entropy", "concat", "pick", "sum_examples"}
+_FUNCTIONS |= {"vstack", "cross_entropy", "concat", "pick", "sum_examples", "sum_entries"}
 _SIZE_NAMES = ("N", "T")
 
 
@@ -585,7 +585,13 @@ def _path_sign(node) -> int | None:
     if isinstance(node, Neg):
         inner = _path_sign(node.arg)
         return None if inner is None else -inner
-    if isinstance(node, Call) and node.function in ("sum", "sum_all", "sum_examples", "pick"):
+    if isinstance(node, Call) and node.function in (
+        "sum",
+        "sum_all",
+        "sum_examples",
+        "sum_entries",
+        "pick",
+    ):
         return _path_sign(node.args[0])
     if isinstance(node, Binary) and node.op in ("*", "@", "/"):
         for side, other in ((node.left, node.right), (node.right, node.left)):

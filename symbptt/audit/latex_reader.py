@@ -250,6 +250,7 @@ class _Reader:
         self.bound: set[str] = set()  # the letters a sum or a product of this rule binds
         self.pick: _Reader | None = None  # y_{t, y_t}: the entry a subscript picks
         self.batch: str | None = None  # the letter of a sum over the minibatch's examples
+        self.entries: set[str] = set()  # the letters of sums over a vector's entries
 
     # -- cursor
     def peek(self, k: int = 0) -> _Tok | None:
@@ -362,6 +363,8 @@ class _Reader:
                 base = name.split("_" + LAYER)[0]
                 digits_only = sub.strip().isdigit() and steps is not None and base not in steps
                 head, comma, rest = sub.partition(",")
+                if self._bound_subscript(sub):  # y_{k,j} inside sums over k and j
+                    continue
                 if comma and self._is_step(head, name) and index is None:  # y_{t, y_t}: an entry
                     index = head
                     self.pick = _Reader(
@@ -386,7 +389,7 @@ class _Reader:
                 text = "".join(
                     t.text for t in inner if t.text not in (r"\langle", r"\rangle", "<", ">")
                 )
-                text = text.replace("\\tau", "T")
+                text = _last_step(text)
                 if not self._is_step(text, name):
                     raise self.error(self.peek(), f"cannot read the step {text!r}")
                 index = text
@@ -494,6 +497,8 @@ class _Reader:
             if depth == 0:
                 break
             tokens.append(t)
+        if self._bound_subscript("".join(t.text for t in tokens)):
+            return  # dgamma[:, j] inside a sum over the examples j: the example's column
         if self.batch is not None and tokens and tokens[0].text == self.batch:
             # P_t[n, y_t[n]]: example n's entry of its label's class
             if len(tokens) < 3 or tokens[1].text != ",":
@@ -520,6 +525,7 @@ class _Reader:
     def _is_step(self, text: str, name: str) -> bool:
         """A step index: t, T, tau, a number, t-1; k or j for a symbol the derivation also
         writes at step t (h_k), or the letter a sum or a product of this rule binds."""
+        text = _last_step(text)
         letters = {"t", "T"} | self.bound
         steps = self.context.step_bases
         name = name.split("_" + LAYER)[0]  # h_L1 takes the steps h takes
@@ -592,7 +598,8 @@ class _Reader:
             return
         if self.out.last() and (self.out.last().isalnum() or self.out.last() in ")]T_"):
             scalar = _SCALAR_BEFORE.search(self.out.text)  # 2 h_t, \frac{1}{T} \sum: a scale
-            self.out.add(" * " if scalar else " @ ", column)
+            entrywise = bool(self.entries)  # y_{k,j} log p_{k,j}: entries multiply
+            self.out.add(" * " if scalar or entrywise else " @ ", column)
 
     def called_function(self, name: str, column: int) -> None:
         self.operand(column)
@@ -639,6 +646,9 @@ class _Reader:
             self.out.add(", ", tok.column)
             return
         if text in ("(", "[", r"\left") and self._arguments_of_loss():
+            return
+        if text == "[" and _ends_with_operand(self.out.text) and self._entry_ahead():
+            self.entry()  # p_t[y_t]: an entry, not a bracket
             return
         if text in ("(", "[", "{"):
             comma = self._comma_ahead()
@@ -708,9 +718,7 @@ class _Reader:
             self.take()
             self.outer(tok)
             return
-        if text == "[" and _ends_with_operand(self.out.text) and self._entry_ahead():
-            self.entry()
-            return
+
         if tok.kind == "cmd" and text == r"\nabla":
             self.nabla()
             return
@@ -747,10 +755,17 @@ class _Reader:
         return False
 
     def _entry_subscript(self) -> bool:
-        """(softmax(o_t))_{y_t}: the entry of the labels' class of a bracketed expression."""
+        """(softmax(o_t))_{y_t}: the entry of the labels' class of a bracketed expression;
+        (v)_{[:n_a, :]}, (v)_{[n_a:, :]}: its first n_a rows, or the rows after them."""
         save = self.i
         self.take()
         group = self.group()
+        text = "".join(t.text for t in group).replace(" ", "")
+        m = re.fullmatch(r"\[(:?)n_\{?([A-Za-z]+)\}?(:?),:\]", text)
+        if m and bool(m.group(1)) != bool(m.group(3)) and self.out.text.rstrip().endswith(")"):
+            part = 1 if m.group(1) else 2  # the first rows, or the rest
+            self.out.wrap_last_operand("rows(", f", {part}, {m.group(2)})")
+            return True
         if not _symbol_like(group) or not self.out.text.rstrip().endswith(")"):
             self.i = save
             return False
@@ -765,8 +780,34 @@ class _Reader:
         """[y_t] or, in a sum over the examples n, [n, y_t[n]]: an entry, not a bracket."""
         if not self._comma_ahead():
             return True
+        inside = []
+        for t in self.toks[self.i + 1 :]:
+            if t.text == "]":
+                break
+            inside.append(t.text)
+        if self._bound_subscript("".join(inside)):
+            return True
         nxt = self.peek(1)
         return self.batch is not None and nxt is not None and nxt.text == self.batch
+
+    def _entry_letter(self, var: str) -> bool:
+        """The rest of the rule uses the letter only as an entry subscript (y_{k,j})."""
+        k = self.i
+        for t in self.toks[k:]:
+            if t.text == "_":
+                break
+        text = "".join(t.text for t in self.toks[k:])
+        return bool(re.search(rf"_\{{{var},|,{var}\}}|_\{{{var}\}}", text))
+
+    def _bound_subscript(self, text: str) -> bool:
+        """_{k,j}, _{:,j}, _{n,:}: entries or examples that a sum of the rule runs over."""
+        letters = self.entries | ({self.batch} if self.batch else set())
+        parts = [p.strip() for p in text.split(",")]
+        return (
+            bool(letters)
+            and all(p in letters or p == ":" for p in parts)
+            and any(p in letters for p in parts)
+        )
 
     def _example_subscript(self) -> bool:
         """(X)_{n,:}, (X)_{:,n}: row (or column) n of X, inside a sum over the examples n
@@ -948,10 +989,31 @@ class _Reader:
         self.called_function(_FUNCTIONS[word], tok.column)
         return True
 
+    def _glued_name(self) -> bool:
+        """dp\\tilde{c}: letters glued to an accented symbol are one name of the author's
+        (dp_ctilde), not the adjoint of p times c-tilde."""
+        first, second = self.peek(1), self.peek(2)
+        if first is None or second is None or first.kind != "name":
+            return False
+        if first.column != self.peek().column + 1 or second.column != first.column + 1:
+            return False
+        if second.text not in (r"\hat", *_ACCENTS):
+            return False
+        tok = self.take()
+        letters = self.take().text
+        found = self.symbol()
+        if found is None:
+            raise self.error(tok, "cannot read this name")
+        name, index, _ = found
+        self.write_symbol(f"d{letters}_{name}", index, tok.column, adjoint=False)
+        return True
+
     def _adjoint_prefix(self) -> bool:
         """d\\mathbf{h}^{(t)}, dh_t, \\mathrm{d}h_t: the adjoint of the symbol after d."""
         tok = self.peek()
         save = self.i
+        if tok.kind == "name" and tok.text == "d" and self._glued_name():
+            return True
         if tok.kind == "name" and tok.text == "d":
             self.take()
         elif (
@@ -1126,7 +1188,7 @@ class _Reader:
                 side = self.take().text
                 limits[side] = re.sub(r"\s+", "", "".join(t.text for t in self.group()))
         lower, upper = limits.get("_"), limits.get("^")
-        upper = None if upper is None else upper.replace("\\tau", "T")
+        upper = None if upper is None else _last_step(upper)
         what = r"\prod" if product else r"\sum"
         if lower is None:
             raise self.error(
@@ -1148,14 +1210,21 @@ class _Reader:
         var, first = m.group(1), m.group(3)
         if (
             not product
-            and var in ("n", "i", "m")
-            and upper in ("N", None)
+            and var in ("n", "i", "j", "m")
+            and upper in ("N", "m", "M", None)
             and first in ("1", None)
             and var not in self.bound
+            and (upper is not None or var == "n")
         ):  # \sum_{n=1}^{N}: over the examples of the minibatch, row (or column) by row
             self.batch = var
             self.operand(tok.column)
             self.out.add("sum_examples(", tok.column)
+            self.sums.append(self.depth)
+            return
+        if first is None and upper is None and self._entry_letter(var):
+            self.entries.add(var)  # \sum_k y_{k,j} log p_{k,j}: over the entries of a vector
+            self.operand(tok.column)
+            self.out.add("sum_entries(", tok.column)
             self.sums.append(self.depth)
             return
         if (var in ("n", "i", "m") and (upper in ("N", "M", None) or first is None)) or (
@@ -1391,9 +1460,14 @@ def _symbol_like(group: list[_Tok]) -> bool:
     return bool(re.fullmatch(r"[A-Za-z](\^\{\(t[^)]*\)\}|_\{?t\}?|\(t\))", text))
 
 
+def _last_step(text: str) -> str:
+    """T_x, T_{x}, \\tau: the last step T."""
+    return re.sub(r"T_\{?[a-z]\}?|\\tau", "T", text)
+
+
 def _bound_text(text: str, letters: set) -> str | None:
     """A sum's bound as the formula language writes it: 1, t, t+1, T, k-1."""
-    text = text.replace("\\tau", "T")
+    text = _last_step(text)
     m = re.fullmatch(r"([A-Za-z])([+-]\d+)?|(\d+)", text)
     if m is None:
         return None
@@ -1414,7 +1488,7 @@ def _param_like(name: str) -> bool:
 
 
 def _index_text(index: str) -> str:
-    return re.sub(r"\s+", "", index).replace("\\tau", "T")
+    return _last_step(re.sub(r"\s+", "", index))
 
 
 def to_text(source: str) -> list[tuple[int, str, str, list[int]]]:

@@ -99,6 +99,7 @@ def normalize(
     rules = _layer_templates(rules, notation)
     rules = _accent_adjoints(rules, notation)
     rules = _namings(rules, notation)
+    rules = _next_and_previous(rules, notation)
     rules = _implicit_steps(rules, loss_names, notation)
     rules = _capital_labels(rules, notation)
     rules = _function_letters(rules, notation)
@@ -189,6 +190,34 @@ def _namings(rules: list[Rule], notation: Notation) -> list[Rule]:
 
 def _names_unindexed(rules: list[Rule]) -> set[str]:
     return {n.name for r in rules for n in _walk(r.expr) if isinstance(n, Name)}
+
+
+def _next_and_previous(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """c_next and c_prev (a program's names) for c[t] and c[t-1], where c is a quantity the
+    rules define at step t and c_next, c_prev are defined by no rule."""
+    defined = {r.target for r in rules if not r.claim}
+    stepped = {r.target for r in rules if not r.claim and r.index == Index("t", 0)}
+    shift = {"next": 0, "prev": -1}
+    found: set[str] = set()
+
+    def step(n):
+        if not isinstance(n, (Name, Step)):
+            return None
+        m = re.fullmatch(r"([A-Za-z]+)_(next|prev)", n.name)
+        if m is None or m.group(1) not in stepped or n.name in defined:
+            return None
+        found.add(n.name)
+        offset = shift[m.group(2)]
+        if isinstance(n, Name):
+            return Step(m.group(1), Index("t", offset), n.at)
+        return Step(m.group(1), Index(n.index.anchor, n.index.offset + offset), n.at)
+
+    out = _rewrite(rules, step)
+    if found:
+        notation.notes.append(
+            f"{', '.join(sorted(found))} read as the quantities at step t (next) and t-1 (prev)"
+        )
+    return out
 
 
 def _implicit_steps(rules: list[Rule], loss_names: set, notation: Notation) -> list[Rule]:
