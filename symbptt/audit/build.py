@@ -105,6 +105,8 @@ class Scope:
     derived: dict[str, tuple] = field(default_factory=dict)
     #: A claim's free variables (f'(a) = 1 - f(a)**2 for any a) and their shapes.
     free: dict[str, tuple] = field(default_factory=dict)
+    #: Parts of adjoints an author's quantity may mean (dc from step t+1), by shape.
+    parts: dict[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         spec, column = self.form.spec, self.form.convention == "column"
@@ -166,6 +168,8 @@ class Scope:
             return self.parameters[self.gradient_of(name)]
         if name in self.defined and name in self.defined_per_step:
             return self.defined[name]
+        if name in self.parts:
+            return self.parts[name]
         raise AuditShapeError(self.unknown(name))
 
     # -- building -----------------------------------------------------------------------------
@@ -475,7 +479,7 @@ class Scope:
 
         value, part, quantity = node.args
         v = self._build(value)
-        name = self.canonical(getattr(quantity, "name", ""))
+        name = self.canonical(getattr(quantity, "name", "").removeprefix("n_"))
         shape = self.per_step.get(name) or self.parameters.get(name)
         if shape is None:
             raise AuditShapeError(f"n_{name}: {name} is not a quantity of the model")
@@ -616,8 +620,8 @@ class Scope:
         name = self.canonical(rule.target)
         if name in self.per_step or name in self.parameters or self.gradient_of(name):
             return
-        if name in self.defined and value.ndim == 0:
-            return  # delta[T+1] = 0: a boundary fills the quantity's shape
+        if value.ndim == 0 and rule.index is not None and rule.index.anchor != "t":
+            return  # delta[T+1] = 0: a boundary fills the quantity's shape, it has none
         self.defined[name] = value.shape
         if rule.index is not None:
             self.defined_per_step.add(name)

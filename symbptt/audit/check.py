@@ -13,6 +13,7 @@ derives it, in the author's notation.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
@@ -223,6 +224,8 @@ def _truth(scope: Scope, rule: Rule, step: int | None, world: _World):
         return world.gradients[key]
     if step is not None and key in world.bindings and scope.known_per_step(rule.target):
         return world.bindings[key]
+    if step is not None and scope.canonical(rule.target) in scope.parts:
+        return world.bindings.get(key)  # dc_from_next: what an author's name may mean
     if step is not None and rule.index is not None and rule.index.anchor != "t":
         name = scope.canonical(rule.target)  # a boundary: h[0], or an adjoint after the end
         if name in scope.per_step and key in world.bindings:
@@ -269,11 +272,33 @@ def audit_rules(
     for k, w in enumerate(worlds):  # g @ dY/dP for a matrix P: pulled back by the world
         w.bindings[CONTRACT] = lambda key, g, w=w: contract(w, key, g, scope)
         w.free = np.random.default_rng([seed, 7, k])  # a claim's free variables
+    with np.errstate(all="ignore"):
+        _parts_from_next(form, scope, worlds)
     findings: list[Finding] = []
     built: dict[int, MatExpr] = {}
     seen: dict[str, int] = {}
+    with np.errstate(all="ignore"):
+        solved = _solve_own(rules, scope, worlds)
     for rule in rules:
         original = id(rule)
+        if original in solved:  # a quantity of the author's: its values are its rules'
+            own, expr, summed = solved[original]
+            built[original] = built[id(own)] = (expr, summed)
+            key = (
+                f"{scope.canonical(rule.target)}[{rule.index.text()}]"
+                if rule.index
+                else rule.target
+            )
+            seen.setdefault(key, rule.line)
+            if original in defining:
+                findings.append(
+                    Finding(rule, "model", "defines a quantity of the model (an equation of yours)")
+                )
+            else:
+                findings.append(
+                    Finding(own, "defines", "a quantity of the derivation's own, used by its rules")
+                )
+            continue
         if id(rule) in defining and (
             rule.index is None or scope.known_per_step(rule.target) or rule.claim
         ):  # the author's forward equations: they define the model
@@ -336,48 +361,302 @@ def audit_rules(
     return findings
 
 
-def _meanings(findings, built, scope: Scope, worlds) -> None:
-    """What an author's own per-step quantity is, from its uses: when the rules using it are
-    wrong, but all right with one of the model's quantities in its place (delta_2 used as
-    dE/dz_t), the quantity is that one, its uses are right, and its own rule is judged as a
-    rule for it (the mistake is charged to the line that makes it). A quantity whose values
-    are one of the model's at every step is that one (its rule is right)."""
-    for d in findings:
-        if d.status != "defines" or d.rule.index is None or id(d.rule) not in built:
+#: The parts of an adjoint that flow back from the next step, as quantities an author's
+#: code-style names may mean: dc_next[t] (dc[t] from step t+1), da_prev[t+1] (the same part
+#: of da[t], written at the step it comes from).
+FROM_NEXT, TO_PREVIOUS = "_from_next", "_to_previous"
+
+
+def _parts_from_next(form: MatrixForm, scope: Scope, worlds) -> None:
+    for line in form.adjoints:
+        future = [term.expr for term in line.terms if term.source == "future"]
+        if not future:
             continue
-        name = scope.canonical(d.rule.target)
+        base = line.target.base
+        shape = scope.per_step.get(base)
+        if shape is None:
+            continue
+        expr = future[0]
+        for e in future[1:]:
+            expr = expr + e
+        scope.parts[base + FROM_NEXT] = shape
+        scope.parts[base + TO_PREVIOUS] = shape
+        for world in worlds:
+            T = world.dims.T
+            for k in range(0, T + 1):
+                try:
+                    value = _evaluate(_at(expr, k), world) if k < T else None
+                except Exception:
+                    value = None
+                if value is None:
+                    value = np.zeros_like(world.bindings[f"{base}[{max(k, 1)}]"])
+                if k >= 1:
+                    world.bindings[f"{base}{FROM_NEXT}[{k}]"] = value
+                world.bindings[f"{base}{TO_PREVIOUS}[{k + 1}]"] = value
+
+
+def _own(rule: Rule, scope: Scope) -> bool:
+    """A rule that defines a quantity of the author's own (no true value to judge it by)."""
+    if rule.claim:
+        return False
+    name = scope.canonical(rule.target)
+    return not (
+        name in scope.per_step
+        or name in scope.parameters
+        or scope.gradient_of(name)
+        or name in scope.sizes
+        or name in ("L", "J", "E", "C", "mathcalL", "mathcalJ", "ell")
+    )
+
+
+def _solve_own(rules: list[Rule], scope: Scope, worlds) -> dict:
+    """The author's own quantities, all their rules read as one system: shapes learned in
+    whatever order they can be (a quantity may be used before its rule), values computed
+    step by step in whatever order they can be (dc_next[t] = dc_prev[t+1] and dc_prev[t] =
+    dc_next[t] * f[t] run backwards together), an error signal 0 after the last step unless
+    the author says otherwise. Returns {id(rule): (rule, expr, summed)}."""
+    own = [r for r in rules if _own(r, scope)]
+    if not own:
+        return {}
+    done: dict[int, tuple] = {}
+    pending = list(own)
+    first: dict[str, int] = {}
+    for r in own:  # two rules for one key: the first is the definition (the main loop says)
+        key = f"{scope.canonical(r.target)}[{r.index.text()}]" if r.index else r.target
+        if key in first and first[key] != r.line:
+            pending.remove(r)
+        first.setdefault(key, r.line)
+    progress = True
+    guessed: set[str] = set()
+    while pending and (progress or _guess_shapes(pending, scope, guessed)):
+        progress = False
+        for r in list(pending):
+            rule = replace(r, expr=_hoist_sum(r.expr))
+            summed = isinstance(rule.expr, SumOverT)
+            node = rule.expr.body if summed else rule.expr
+            try:
+                expr = scope.build(node)
+            except AuditShapeError:
+                continue
+            name = scope.canonical(rule.target)
+            if name in guessed:  # its own rule says what it is
+                guessed.discard(name)
+                scope.defined.pop(name, None)
+            scope.learn(rule, expr)
+            done[id(r)] = (rule, expr, summed)
+            pending.remove(r)
+            progress = True
+    for name in guessed:  # a guess no rule confirmed
+        scope.defined.pop(name, None)
+        scope.defined_per_step.discard(name)
+    signals = _error_signals(done, scope)
+    for world in worlds:
+        T = world.dims.T
+        for name in signals:  # nothing flows back from after the last step
+            shape = scope.defined.get(name)
+            if shape:
+                world.bindings.setdefault(
+                    f"{name}[{T + 1}]", np.zeros(size_in(shape, world.dims.sizes))
+                )
+        todo = [(k, step) for k, (rule, _, _) in done.items() for step in _steps(rule, T)]
+        progress = True
+        while todo and progress:
+            progress = False
+            for k, step in list(todo):
+                rule, expr, summed = done[k]
+                try:
+                    value = _value(expr, summed, step, world)
+                except Exception:
+                    continue
+                shape = scope.defined.get(scope.canonical(rule.target))
+                if np.ndim(value) == 0 and shape:  # delta[T+1] = 0: zeros of its shape
+                    value = np.full(size_in(shape, world.dims.sizes), float(value))
+                world.bindings[_key(scope, rule, step)] = value
+                todo.remove((k, step))
+                progress = True
+    return done
+
+
+def _guess_shapes(pending: list, scope: Scope, guessed: set) -> bool:
+    """Quantities of the author's that need each other's shapes (dc_next[t] = dc_prev[t+1],
+    dc_prev = dc_next * f[t]): one of them takes the shape of the quantity its name is the
+    error signal of (dc_next, dc_prev: c's), until its own rule is read."""
+    for r in pending:
+        name = scope.canonical(r.target)
+        if name in scope.defined or r.index is None:
+            continue
+        base = _signal_of(name, scope)
+        if base is not None:
+            scope.defined[name] = scope.per_step[base]
+            scope.defined_per_step.add(name)
+            guessed.add(name)
+            return True
+    return False
+
+
+def _signal_of(name: str, scope: Scope) -> str | None:
+    """dc_next -> c, dgamma_o -> Gamma_o, dp_ctilde -> ctilde: the model's quantity an
+    author's error signal is named after."""
+    if not name.startswith("d"):
+        return None
+    stem = name[1:]
+    lower = {q.lower(): q for q in scope.per_step}
+    for candidate in (stem, re.sub(r"_(next|prev)$", "", stem), stem.split("_", 1)[-1]):
+        if candidate in scope.per_step:
+            return candidate
+        if candidate.lower() in lower:
+            return lower[candidate.lower()]
+    return None
+
+
+def _error_signals(done: dict, scope: Scope) -> set[str]:
+    """The author's quantities computed from adjoints (or from each other's): error signals."""
+    names = {scope.canonical(rule.target): expr for rule, expr, _ in done.values()}
+    signals: set[str] = {n for n in names if _signal_of(n, scope) is not None}
+    for name, expr in names.items():  # dc_next[t] = dc_prev[t+1]: it runs backwards
+        for s in expr.symbols():
+            if getattr(s, "base", None) in names and getattr(s, "relative", False):
+                if s.offset > 0:
+                    signals |= {name, s.base}
+    changed = True
+    while changed:
+        changed = False
+        for name, expr in names.items():
+            if name in signals:
+                continue
+            symbols = expr.symbols()
+            if any(getattr(s, "adjoint", False) for s in symbols) or any(
+                getattr(s, "base", s.name) in signals for s in symbols
+            ):
+                signals.add(name)
+                changed = True
+    return signals
+
+
+def _meanings(findings, built, scope: Scope, worlds) -> None:
+    """What the author's own per-step quantities are, from their uses: when rules using them
+    are wrong but right with model quantities in their places (delta_2 used as dE/dz_t,
+    dgamma_f as the gradient of the gate's argument), each quantity is the one its uses need
+    (the one named like it first), its uses are right, and its own rule is judged as a rule
+    for that quantity, the others it reads taken at their meanings too (the mistake is
+    charged to the line that makes it). A quantity whose values are one of the model's at
+    every step is that one (its rule is right)."""
+    rules_of: dict[str, list[Finding]] = {}
+    for d in findings:
+        if d.status == "defines" and d.rule.index is not None and id(d.rule) in built:
+            rules_of.setdefault(scope.canonical(d.rule.target), []).append(d)
+    own = {name: found[0] for name, found in rules_of.items()}
+    candidates: dict[str, list[str]] = {}
+    for name in own:
         shape = scope.defined.get(name)
         if shape is None:
             continue
-        users = [
-            f
-            for f in findings
-            if f is not d and id(f.rule) in built and name in _step_names(f.rule.expr)
+        same = [
+            q
+            for q, s in {**scope.per_step, **scope.parts}.items()
+            if _same_shape(scope, s, shape) and q != name
         ]
-        candidates = [
-            q for q, s in scope.per_step.items() if _same_shape(scope, s, shape) and q != name
-        ]
-        if any(f.status == "wrong" for f in users):
-            for candidate in candidates:
-                verdicts = _as_meaning(users, name, candidate, scope, worlds)
-                if verdicts is None:
-                    continue
-                reading = (
-                    f"right reading {d.rule.target} as {candidate} (what the rules using it "
-                    "need it to be)"
-                )
-                for f, _again in verdicts:
-                    if f.status != "right":
-                        f.status, f.message = "right", reading
-                        f.classification = f.counterexample = f.correction = None
-                _judge_as(d, candidate, built, scope, worlds)
-                break
+        named = [c for c in _named_candidates(name, scope) if c in same]
+        candidates[name] = named + [c for c in same if c not in named]
+    meaning: dict[str, str] = {}
+    for _ in range(8):  # a quantity's meaning can make the rule of another one judgeable
+        found = _votes(findings, built, scope, worlds, candidates, meaning, own)
+        if not found:
+            break
+        meaning.update(found)
+        _apply_meanings(findings, built, scope, worlds, meaning, own, rules_of)
+    for name, d in own.items():
+        if name in meaning:
             continue
-        for candidate in candidates:
+        for candidate in candidates.get(name, []):
             if _equals_everywhere(d, candidate, built, scope, worlds):
                 d.status = "right"
                 d.message = f"{d.rule.target} is {candidate} (its values are, at every step)"
                 break
+
+
+def _votes(findings, built, scope, worlds, candidates, meaning, own) -> dict[str, str]:
+    """New meanings: for each wrong rule, the first reading of the author's quantities it
+    uses (not yet given a meaning) that makes it right; the reading most rules need wins."""
+    votes: dict[str, dict[str, int]] = {}
+    for f in findings:
+        if f.status != "wrong" or id(f.rule) not in built:
+            continue
+        names = _step_names(f.rule.expr)
+        target = scope.canonical(f.rule.target)
+        known = {s: meaning[s] for s in names | {target} if s in meaning}
+        symbols = sorted((names & set(candidates)) - set(meaning))
+        if not symbols or len(symbols) > 4:
+            continue
+        pools = [candidates[s][:6] for s in symbols]
+        for combo in itertools.islice(itertools.product(*pools), 400):
+            if _right_with(f, {**known, **dict(zip(symbols, combo))}, scope, worlds):
+                for symbol, choice in zip(symbols, combo):
+                    tally = votes.setdefault(symbol, {})
+                    tally[choice] = tally.get(choice, 0) + 1
+                break
+    return {s: max(tally, key=tally.get) for s, tally in votes.items()}
+
+
+def _apply_meanings(findings, built, scope, worlds, meaning: dict, own: dict, rules_of) -> None:
+    """Wrong rules right with the author's quantities at their meanings say so; each
+    quantity's own rule is judged as a rule for its meaning."""
+    for f in findings:
+        if f.status != "wrong" or id(f.rule) not in built:
+            continue
+        if scope.canonical(f.rule.target) in meaning:
+            continue
+        used = _step_names(f.rule.expr) & set(meaning)
+        if used and _right_with(f, {u: meaning[u] for u in used}, scope, worlds):
+            readings = ", ".join(f"{own[u].rule.target} as {meaning[u]}" for u in sorted(used))
+            f.status = "right"
+            f.message = f"right reading {readings} (what the rules using them need them to be)"
+            f.classification = f.counterexample = f.correction = None
+    for name, candidate in meaning.items():
+        for d in rules_of[name]:
+            _judge_as(d, candidate, built, scope, worlds, meaning)
+
+
+def _named_candidates(name: str, scope: Scope) -> list[str]:
+    """dgamma_f -> dGamma_fhat, dGamma_f; dp_ctilde -> dctildehat, dctilde; delta -> none:
+    the model's adjoints an author's error signal is named after, its argument's first."""
+    if not name.startswith("d"):
+        return []
+    stem = name[1:]
+    lower = {q.lower(): q for q in scope.per_step}
+    out: list[str] = []
+    for base in (stem, re.sub(r"_(next|prev)$", "", stem), stem.split("_", 1)[-1]):
+        found = base if base in scope.per_step else lower.get(base.lower())
+        if found is None:
+            continue
+        parts = ("d" + found + FROM_NEXT, "d" + found + TO_PREVIOUS)
+        for choice in ("d" + found + "hat", "d" + found, *parts):
+            if (choice in scope.per_step or choice in scope.parts) and choice not in out:
+                out.append(choice)
+    return out
+
+
+def _right_with(f: Finding, mapping: dict, scope: Scope, worlds) -> bool:
+    """The rule is right with the author's quantities read as the model's (`mapping`)."""
+    expr_node = f.rule.expr
+    target = scope.canonical(f.rule.target)
+    for old, new in mapping.items():
+        if old != target:
+            expr_node = _renamed(expr_node, old, new)
+    rule = replace(f.rule, target=mapping.get(target, f.rule.target), expr=_hoist_sum(expr_node))
+    summed = isinstance(rule.expr, SumOverT)
+    node = rule.expr.body if summed else rule.expr
+    try:
+        expr = scope.build(node)
+    except AuditShapeError:
+        return False
+    saved = [dict(w.bindings) for w in worlds]
+    try:
+        status = _judge_once(rule, expr, summed, scope, worlds, node).status
+    finally:
+        for w, b in zip(worlds, saved):
+            w.bindings = b
+    return status == "right" or (status == "defines" and not _own(f.rule, scope))
 
 
 def _step_names(node) -> set[str]:
@@ -414,11 +693,21 @@ def _as_meaning(users, name: str, candidate: str, scope: Scope, worlds):
     return out
 
 
-def _judge_as(d: Finding, candidate: str, built, scope: Scope, worlds) -> None:
-    """The author's rule for a quantity judged as a rule for the model's `candidate`."""
+def _judge_as(d: Finding, candidate: str, built, scope: Scope, worlds, meaning=None) -> None:
+    """The author's rule for a quantity judged as a rule for the model's `candidate`, the
+    author's quantities it reads taken at their `meaning`s."""
     expr, summed = built[id(d.rule)]
     rule = replace(d.rule, target=candidate)
     node = rule.expr.body if summed else rule.expr
+    own = scope.canonical(d.rule.target)
+    substitutes = {k: v for k, v in (meaning or {}).items() if k != own}
+    if any(k in _step_names(node) for k in substitutes):
+        for old, new in substitutes.items():
+            node = _renamed(node, old, new)
+        try:
+            expr = scope.build(node)
+        except AuditShapeError:
+            pass
     saved = {k: dict(w.bindings) for k, w in enumerate(worlds)}
     try:
         judged = _judge_once(rule, expr, summed, scope, worlds, node)

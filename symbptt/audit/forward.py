@@ -99,7 +99,13 @@ def classify(rules: list[Rule], loss_names: Iterable[str] = LOSS_NAMES) -> tuple
         for n in used
         if n.startswith("d")
         and len(n) > 1
-        and (n[1:] in used or len(n) <= 3 or _weight_like(n[1:]))
+        and (
+            n[1:] in used
+            or len(n) <= 3
+            or _weight_like(n[1:])
+            or re.sub(r"_(next|prev)$", "", n[1:]) in used  # dc_next: an error signal of c
+            or n[1:].lower() in {u.lower() for u in used}  # dgamma_f beside Gamma_f
+        )
         and n not in ("delta", "dt")
     }
     adjoint |= {n for n in used if n.startswith("d") and n[1:] in loss_names}
@@ -256,7 +262,7 @@ def author_model(
             continue
         for name in sorted(_names(r.expr) | {r.target}):
             base = name[1:] if name.startswith("d") else name
-            if name in known or base in known:
+            if name in known or base in known or name.removeprefix("n_") in known:
                 continue
             if name in own and not (name.startswith("d") and _weight_like(base)):
                 continue  # a backward quantity of the author's own (delta, dtanh)
@@ -397,6 +403,11 @@ def _named_arguments(defined: dict, backward: list) -> dict:
         base = name[1:] if name.startswith("d") and name[1:].endswith("hat") else name
         if base.endswith("hat") and base not in defined:
             wanted.add(base[: -len("hat")])
+    own = {r.target for r in backward if not r.claim and r.target.startswith("d")}
+    signals = {n for n in own if n[1:] not in defined and n[1:].removesuffix("hat") not in defined}
+    if signals:  # dgamma_f, dp_ctilde: error signals of the author's own; what they may be
+        # (the gradient of an activation's argument) must be a quantity of the model
+        wanted |= set(defined)
     out: dict = {}
     for name, r in defined.items():
         expr = r.expr

@@ -764,7 +764,7 @@ class _Reader:
         m = re.fullmatch(r"\[(:?)n_\{?([A-Za-z]+)\}?(:?),:\]", text)
         if m and bool(m.group(1)) != bool(m.group(3)) and self.out.text.rstrip().endswith(")"):
             part = 1 if m.group(1) else 2  # the first rows, or the rest
-            self.out.wrap_last_operand("rows(", f", {part}, {m.group(2)})")
+            self.out.wrap_last_operand("rows(", f", {part}, n_{m.group(2)})")
             return True
         if not _symbol_like(group) or not self.out.text.rstrip().endswith(")"):
             self.i = save

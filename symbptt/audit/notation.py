@@ -231,22 +231,33 @@ def _implicit_steps(rules: list[Rule], loss_names: set, notation: Notation) -> l
             continue  # dW = h[t].T @ da[t]: one step's share written as the total
         if _relative_outside_sum(r.expr) and r.target not in names:
             names.append(r.target)
-    if not names:
+    stepped = {
+        r.target for r in rules if not r.claim and r.index is not None and r.index.anchor == "t"
+    }
+    bare = {n.name for r in rules for n in _walk(r.expr) if isinstance(n, Name)}
+    written = sorted((stepped & bare) - set(names))  # dc_next beside dc_next^{<t>} = ...
+    if not names and not written:
         return rules
     t = Index("t", 0)
+    every = set(names) | set(written)
 
     def step(n):
-        if isinstance(n, Name) and n.name in names:
+        if isinstance(n, Name) and n.name in every:
             return Step(n.name, t, n.at)
         return None
 
     out = []
     for r in _rewrite(rules, step):
         out.append(replace(r, index=t) if r.index is None and r.target in names else r)
-    notation.notes.append(
-        f"{', '.join(names)} read at the current step t (written without a step, defined "
-        "from quantities at step t)"
-    )
+    if names:
+        notation.notes.append(
+            f"{', '.join(names)} read at the current step t (written without a step, defined "
+            "from quantities at step t)"
+        )
+    if written:
+        notation.notes.append(
+            f"{', '.join(written)} read at the current step t where written without a step"
+        )
     return out
 
 
