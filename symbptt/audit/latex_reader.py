@@ -252,6 +252,13 @@ class _Reader:
         self.batch: str | None = None  # the letter of a sum over the minibatch's examples
         self.entries: set[str] = set()  # the letters of sums over a vector's entries
 
+    def _sub(self, tokens: list[_Tok]) -> _Reader:
+        """A reader of some of this rule's tokens, knowing what the rule binds (a sum's
+        letter, the entries or examples summed over)."""
+        sub = _Reader(tokens, self.line, self.number, self.context)
+        sub.bound, sub.entries, sub.batch = self.bound, self.entries, self.batch
+        return sub
+
     # -- cursor
     def peek(self, k: int = 0) -> _Tok | None:
         j = self.i + k
@@ -371,7 +378,7 @@ class _Reader:
                         group[_after_comma(group) :], self.line, self.number, self.context
                     )
                 elif _symbol_like(group):  # \hat y^{(t)}_{y^{(t)}}, \hat y_{y(t)}(t)
-                    self.pick = _Reader(group, self.line, self.number, self.context)
+                    self.pick = self._sub(group)
                 elif (
                     self._is_step(sub, name)
                     and index is None
@@ -472,7 +479,7 @@ class _Reader:
         power = "".join(t.text for t in self.group())
         if power != "2":
             raise self.error(tok, f"a norm to the power {power} is not read: write ||X||^2")
-        inner = _Reader(tokens, self.line, self.number, self.context).read()
+        inner = self._sub(tokens).read()
         self.operand(tok.column)
         self.out.add(f"sum(({inner})**2)", tok.column)
 
@@ -506,7 +513,7 @@ class _Reader:
             tokens = tokens[2:]
             if len(tokens) > 3 and tokens[-1].text == "]" and tokens[-2].text == self.batch:
                 tokens = tokens[:-3]
-        sub = _Reader(tokens, self.line, self.number, self.context)
+        sub = self._sub(tokens)
         found = sub.symbol()
         if found is None or sub.peek() is not None:
             raise self.error(tok, "cannot read the entry [...] of a symbol (one symbol)")
@@ -619,6 +626,9 @@ class _Reader:
 
     # -- the rule
     def read(self) -> str:
+        letter = self._entrywise()
+        if letter:  # (\nabla_o L)_i = ...: a rule for every entry i, read for the whole vector
+            self.entries.add(letter)
         while self.peek() is not None:
             self.step()
         while self.sums:
@@ -679,6 +689,8 @@ class _Reader:
         if text == "_" and self.batch is not None and self._example_subscript():
             return
         if text == "_" and self._entry_subscript():
+            return
+        if text == "_" and self.entries and self._bound_subscript_ahead():
             return
         if text == "_":
             raise self.error(
@@ -769,7 +781,7 @@ class _Reader:
         if not _symbol_like(group) or not self.out.text.rstrip().endswith(")"):
             self.i = save
             return False
-        found = _Reader(group, self.line, self.number, self.context).symbol()
+        found = self._sub(group).symbol()
         if found is None:
             self.i = save
             return False
@@ -789,6 +801,35 @@ class _Reader:
             return True
         nxt = self.peek(1)
         return self.batch is not None and nxt is not None and nxt.text == self.batch
+
+    def _bound_subscript_ahead(self) -> bool:
+        """_i after a bracket, in a rule read entry by entry: dropped."""
+        save = self.i
+        self.take()
+        text = "".join(t.text for t in self.group())
+        if self._bound_subscript(text):
+            return True
+        self.i = save
+        return False
+
+    def _entrywise(self) -> str | None:
+        """The letter of an entry the left-hand side is written for ((X)_i, o^{(t)}_i), when
+        it is no step: the rule holds entry by entry."""
+        depth = 0
+        for k, t in enumerate(self.toks):
+            if t.text == "=" and depth == 0:
+                break
+            depth += t.text in ("{", "(", "[")
+            depth -= t.text in ("}", ")", "]")
+            if t.text != "_" or k + 1 >= len(self.toks):
+                continue
+            nxt = self.toks[k + 1]
+            letter = nxt.text
+            if letter == "{" and k + 3 < len(self.toks) and self.toks[k + 3].text == "}":
+                letter = self.toks[k + 2].text
+            if letter in ("i", "j") and (k == 0 or self.toks[k - 1].text in (")", "}")):
+                return letter
+        return None
 
     def _entry_letter(self, var: str) -> bool:
         """The rest of the rule uses the letter only as an entry subscript (y_{k,j})."""
@@ -933,7 +974,7 @@ class _Reader:
                 if depth == 0:
                     break
             tokens.append(t)
-        inner = _Reader(tokens, self.line, self.number, self.context).read()
+        inner = self._sub(tokens).read()
         self.called = False
         self.out.add(f"({inner})**{power}", column)
 
@@ -1034,7 +1075,7 @@ class _Reader:
         else:
             return False
         if self.peek() is not None and self.peek().text == "{":  # d{\mathbf{W_h}^{(t)}}
-            inner = _Reader(self.group(), self.line, self.number, self.context)
+            inner = self._sub(self.group())
             found = inner.symbol()
             if found is None or inner.peek() is not None:
                 self.i = save
@@ -1053,8 +1094,8 @@ class _Reader:
         quotient."""
         tok = self.take()
         top, bottom = self.group(), self.group()
-        sub_top = _Reader(top, self.line, self.number, self.context)
-        sub_bottom = _Reader(bottom, self.line, self.number, self.context)
+        sub_top = self._sub(top)
+        sub_bottom = self._sub(bottom)
         if _is_partial(top) and _is_partial(bottom):
             self.derivative(tok, sub_top, sub_bottom)
             return
@@ -1080,7 +1121,7 @@ class _Reader:
         tok = self.peek()
         top = [self.peek(j) for j in range(0, k)]
         rest = self.toks[self.i + k + 1 :]
-        probe = _Reader(rest, self.line, self.number, self.context)
+        probe = self._sub(rest)
         _strip_d(probe)
         if probe.symbol() is None:
             return False
@@ -1088,8 +1129,8 @@ class _Reader:
         self.i += k + 1 + probe.i
         self.derivative(
             tok,
-            _Reader(top, self.line, self.number, self.context),
-            _Reader(bottom, self.line, self.number, self.context),
+            self._sub(top),
+            self._sub(bottom),
         )
         return True
 
@@ -1162,7 +1203,7 @@ class _Reader:
         if self.peek() is None or self.peek().text != "_":
             raise self.error(tok, "\\nabla needs a subscript: \\nabla_{X} L")
         self.take()
-        inner = _Reader(self.group(), self.line, self.number, self.context)
+        inner = self._sub(self.group())
         found = inner.symbol()
         if found is None:
             raise self.error(tok, "cannot read the symbol of \\nabla_{...}")
@@ -1287,7 +1328,10 @@ class _Reader:
     def onehot(self, tok: _Tok) -> None:
         """1_{y^{(t)}}: the one-hot rows of the labels."""
         self.take()  # _
-        inner = _Reader(self.group(), self.line, self.number, self.context)
+        group = self.group()
+        if len(group) > 2 and group[0].text in self.entries and group[1].text in ("=", ","):
+            group = group[2:]  # 1_{i = y^{(t)}}: entry i is 1 where i is the label
+        inner = self._sub(group)
         found = inner.symbol()
         if found is None:
             raise self.error(tok, "cannot read the labels of 1_{...}")
@@ -1324,7 +1368,7 @@ class _Reader:
                 if depth == 0:
                     break
                 tokens.append(t)
-            sub = _Reader(tokens, self.line, self.number, self.context)
+            sub = self._sub(tokens)
             found = sub.symbol()
             if found is None or sub.peek() is not None:
                 raise self.error(tok, "cannot read the class of the indicator 1[...]")
@@ -1341,7 +1385,7 @@ class _Reader:
             self.out.add("ones", tok.column)
             return True
         if len(inner) > 1:  # \mathbf{1_{y^{(t)}}}
-            sub = _Reader(inner, self.line, self.number, self.context)
+            sub = self._sub(inner)
             sub.onehot(sub.take())
             self.operand(tok.column)
             self.out.add(sub.out.text, tok.column)
@@ -1783,6 +1827,8 @@ def read_latex_document(
             reader = _Reader(_tokens(line), line, number, context)
             text = reader.read()
         except FormulaSyntaxError as exc:
+            if _chain_members(reading, number, line, context, naming):
+                continue  # A = (cannot read) = C: the members that can be read are judged
             reading.unread.append(_unread(exc, number, line))
             reading.last = _left_side(line, number, context)  # `&= ...` lines continue it
             continue
@@ -1791,6 +1837,32 @@ def read_latex_document(
         if naming:
             reading.rules[before:] = [replace(r, naming=True) for r in reading.rules[before:]]
     return reading
+
+
+def _chain_members(reading, number: int, line: str, context: Context, naming: bool) -> bool:
+    """A chain A = B = C whose member B cannot be read: A = C is still a rule (and B a line
+    not read, with its reason). False when the line is no chain of three or more."""
+    members = [m for m in _top_level_split(line.replace("&", " "), "=")]
+    if len(members) < 3 or not members[0].strip():
+        return False
+    try:
+        lhs = _Reader(_tokens(members[0]), members[0], number, context).read().strip()
+    except FormulaSyntaxError:
+        return False
+    read_any = False
+    for member in members[1:]:
+        try:
+            reader = _Reader(_tokens(member), member, number, context)
+            rhs = reader.read().strip()
+            (rule,) = read_text(f"{lhs} = {rhs}")
+        except FormulaSyntaxError as exc:
+            why = str(exc).splitlines()[0].split(": ", 1)[-1]
+            reading.unread.append(Unread(number, 1, line, f"a member of the chain: {why}"))
+            continue
+        reading.rules.append(replace(rule, line=number, text=line, naming=naming))
+        read_any = True
+    reading.last = lhs
+    return read_any
 
 
 def _read_rule(reading, number: int, line: str, source: str, context: Context, naming: bool):

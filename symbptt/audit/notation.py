@@ -235,7 +235,7 @@ def _implicit_steps(rules: list[Rule], loss_names: set, notation: Notation) -> l
         r.target for r in rules if not r.claim and r.index is not None and r.index.anchor == "t"
     }
     bare = {n.name for r in rules for n in _walk(r.expr) if isinstance(n, Name)}
-    written = sorted((stepped & bare) - set(names))  # dc_next beside dc_next^{<t>} = ...
+    written = sorted((stepped & bare) - set(names) - loss_names)  # dc_next beside dc_next<t>
     if not names and not written:
         return rules
     t = Index("t", 0)
