@@ -70,7 +70,12 @@ def test_goodfellow_10_21_as_printed_is_flagged():
     (bad,) = report.wrong
     assert bad.rule.line == 4 and bad.status == "shape"
     assert "(H, 1) cannot multiply diag(v), which is (H, H)" in bad.message
-    assert bad.correction.startswith(r"\frac{\mathrm{d}L}{\mathrm{d}h_{t}} = V^{\top}")
+    # in the book's own notation: its nabla, its steps, its W (--map W=W_h), and only the
+    # gradients it writes (dL/da, which it never names, written out)
+    assert bad.correction == (
+        r"\nabla_{h^{(t)}} L = V^{\top}\,\nabla_{o^{(t)}} L + W^{\top}\,\left(\nabla_{h^{(t+1)}} "
+        r"L \odot \left(1 - h^{(t+1)} \odot h^{(t+1)}\right)\right)"
+    )
 
 
 #: (rule, what the finding says, the correction): every one a distinct mistake.

@@ -162,6 +162,8 @@ def audit(
         single=single,
         defining=defining,
         zeros=author.zeros if author is not None and author.spec is not None else (),
+        spelling=context if latex else None,
+        adjoint_names={v: k for k, v in notation.adjoint_names.items()},
     )
     if author is not None:
         findings += [_problem(r, why) for r, why in author.problems]

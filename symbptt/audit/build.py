@@ -107,6 +107,11 @@ class Scope:
     free: dict[str, tuple] = field(default_factory=dict)
     #: Parts of adjoints an author's quantity may mean (dc from step t+1), by shape.
     parts: dict[str, tuple] = field(default_factory=dict)
+    #: How the author writes (audit.spelling), and the author's names for adjoints.
+    spelling: object = None
+    adjoint_names: dict[str, str] = field(default_factory=dict)
+    #: The adjoints the derivation writes (a correction is written in those).
+    author_adjoints: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         spec, column = self.form.spec, self.form.convention == "column"

@@ -259,10 +259,21 @@ def audit_rules(
     single: bool = False,
     defining: set[int] = frozenset(),
     zeros: tuple[str, ...] = (),
+    spelling=None,
+    adjoint_names: Mapping[str, str] | None = None,
 ) -> list[Finding]:
     """A finding per rule (the caller renders them); `single`: the derivation is written for
-    one example (N = 1), as textbooks write it."""
+    one example (N = 1), as textbooks write it; `spelling`: how the author writes symbols,
+    steps and derivatives (corrections are printed so); `adjoint_names`: the author's own
+    names for adjoints (du -> delta)."""
     scope = Scope(form, dict(mapping), latex=latex, single=single)
+    scope.spelling, scope.adjoint_names = spelling, dict(adjoint_names or {})
+    scope.author_adjoints = {
+        scope.canonical(name)
+        for rule in rules
+        for name in {rule.target} | _step_names(rule.expr)
+        if scope.canonical(name).startswith("d")
+    }
     for rule in rules:
         scope.targets.setdefault(scope.canonical(rule.target), rule.line)
     with np.errstate(all="ignore"):  # overflow in an author's rule is a finding, not noise
@@ -1235,6 +1246,29 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
                     ("the factors of a product are in the wrong order",
                      rebuild(Binary("@", n.right, n.left)))
                 )  # fmt: skip
+            if n.op in ("*", "@") and _products(n) >= 2:
+                out.append(("a product where a sum belongs", rebuild(Binary("+", n.left, n.right))))
+            if n.op in ("*", "@") and isinstance(n.left, Binary) and n.left.op in ("*", "@"):
+                # a * b * c where a * (b + c) belongs
+                summed_ = Binary(n.left.op, n.left.left, Binary("+", n.left.right, n.right))
+                out.append(("a product where a sum belongs", rebuild(summed_)))
+            if n.op in ("+", "-") and isinstance(n.left, Binary) and n.left.op in ("*", "@"):
+                # a * b + c where a * (b + c) belongs
+                regrouped = Binary(n.left.op, n.left.left, Binary(n.op, n.left.right, n.right))
+                out.append(
+                    (
+                        f"missing parentheses: {_short(n.left.left)} multiplies the whole sum",
+                        rebuild(regrouped),
+                    )
+                )
+            if n.op in ("+", "-") and isinstance(n.right, Binary) and n.right.op in ("*", "@"):
+                regrouped = Binary(n.right.op, Binary(n.op, n.left, n.right.left), n.right.right)
+                out.append(
+                    (
+                        f"missing parentheses: {_short(n.right.right)} multiplies the whole sum",
+                        rebuild(regrouped),
+                    )
+                )
             if n.op in ("+", "-"):
                 out.append((f"the term {_short(n.right)} does not belong", rebuild(n.left)))
                 out.append((f"the term {_short(n.left)} does not belong", rebuild(n.right)))
@@ -1254,7 +1288,56 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
                 )
 
     visit(node, lambda m: m)
+    if scope is not None:
+        every = _every_matrix_transposed(node, scope)
+        if every is not None:
+            out.append(("a transpose is missing (or too many) in every term", every))
     return out
+
+
+def _products(node) -> int:
+    """How many factors a product of products has (a * b is 2)."""
+    if isinstance(node, Binary) and node.op in ("*", "@"):
+        return _products(node.left) + _products(node.right)
+    return 1
+
+
+def _every_matrix_transposed(node, scope: Scope):
+    """The tree with every weight matrix's transpose toggled, or None (fewer than two)."""
+    return _flip_weights(node, scope)
+
+
+def _matrix(n: Name, scope: Scope) -> bool:
+    shape = scope.parameters.get(scope.canonical(n.name))
+    return shape is not None and len([d for d in shape if d != 1]) == 2
+
+
+def _flip_weights(node, scope: Scope):
+    """Every weight matrix's transpose toggled; None when fewer than two are."""
+    count = 0
+
+    def go(n):
+        nonlocal count
+        if isinstance(n, Transposed) and isinstance(n.arg, Name) and _matrix(n.arg, scope):
+            count += 1
+            return n.arg
+        if isinstance(n, Name) and _matrix(n, scope):
+            count += 1
+            return Transposed(n, n.at)
+        if isinstance(n, Binary):
+            return Binary(n.op, go(n.left), go(n.right), n.at)
+        if isinstance(n, (Neg, Transposed)):
+            return type(n)(go(n.arg), n.at)
+        if isinstance(n, Power):
+            return Power(go(n.arg), n.exponent, n.at)
+        if isinstance(n, Call):
+            return replace(n, args=tuple(go(a) for a in n.args))
+        if isinstance(n, (SumOverT, Over)):
+            return replace(n, body=go(n.body))
+        return n
+
+    out = go(node)
+    return out if count >= 2 else None
 
 
 def _walk(node):
@@ -1288,6 +1371,13 @@ def _fixes(scope, rule, candidate, summed, world) -> bool:
 
 
 def _classify_shape(finding: Finding, scope, node, summed, world) -> None:
+    rule = finding.rule
+    if not summed and rule.index is None and scope.gradient_of(rule.target):
+        if _fixes(scope, rule, node, True, world):  # dW = h[t-1].T @ da[t]: step t's share
+            finding.classification = (
+                "the share of step t written as the total: the gradient sums it over t"
+            )
+            return
     for text, candidate in _variants(node, scope, finding.rule.target):
         if _fixes(scope, finding.rule, candidate, summed, world):
             finding.classification = text
@@ -1345,9 +1435,8 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
     line = _true_line(scope, rule)
     if line is None:
         return None
-    from ..derivation.printers import FormulaPrinter, LatexPrinter
 
-    printer = LatexPrinter(_reverse(scope)) if scope.latex else FormulaPrinter(_reverse(scope))
+    printer = _printer(scope)
     for term in line.terms if len(line.terms) > 1 else ():
         rest = [t.expr for t in line.terms if t is not term]
         candidate = rest[0]
@@ -1459,13 +1548,55 @@ def _reverse(scope: Scope) -> dict:
     return {model: author for author, model in scope.mapping.items()}
 
 
+def _in_author_terms(expr: MatExpr, scope: Scope, depth: int = 3) -> MatExpr:
+    """The expression with the adjoints the derivation never writes (da[t+1] where it only
+    writes dh) replaced by their own lines, so that a correction reads in quantities the
+    author uses; at most `depth` levels (a recurrence would never end)."""
+    from ..engine.matexpr import rebuild
+
+    known = scope.author_adjoints
+    if not known or scope.spelling is None:  # the formula language names them all
+        return expr
+    lines = {line.target.base: line for line in scope.form.adjoints}
+    for _ in range(depth):
+        changed = False
+
+        def inline(n):
+            nonlocal changed
+            if not (isinstance(n, Indexed) and n.adjoint and n.relative):
+                return None
+            if n.base in known or n.base not in lines:
+                return None
+            changed = True
+            body = lines[n.base].expr
+            return rebuild(body, lambda m, k=n.offset: _moved(m, k)) if n.offset else body
+
+        expr = rebuild(expr, inline)
+        if not changed:
+            break
+    return expr
+
+
+def _printer(scope: Scope):
+    """The printer of corrections: the formula language, LaTeX, or LaTeX in the author's own
+    notation when the reader recorded it."""
+    from ..derivation.printers import FormulaPrinter, LatexPrinter
+
+    if not scope.latex:
+        return FormulaPrinter(_reverse(scope))
+    if scope.spelling is not None:
+        from .spelling import AuthorPrinter
+
+        return AuthorPrinter(scope.spelling, _reverse(scope), scope.adjoint_names)
+    return LatexPrinter(_reverse(scope))
+
+
 def _correction(scope: Scope, rule: Rule) -> str | None:
     """The rule as the engine derives it, in the author's names and convention, at the
     author's index (dh[t-1] = ... for a rule written for dh[t-1]); LaTeX for LaTeX input."""
-    from ..derivation.printers import FormulaPrinter, LatexPrinter
 
     latex = scope.latex
-    printer = LatexPrinter(_reverse(scope)) if latex else FormulaPrinter(_reverse(scope))
+    printer = _printer(scope)
     eq = " = "
     name = scope.canonical(rule.target)
     for line in scope.form.boundaries:
@@ -1486,12 +1617,13 @@ def _correction(scope: Scope, rule: Rule) -> str | None:
             return None
 
         target, expr = rebuild(target, move), rebuild(expr, move)
+    expr = _in_author_terms(expr, scope)
     parameter = scope.gradient_of(name)
     if parameter is not None and rule.index is not None:  # dW_h[t]: one step's share
         body = printer.doprint(expr)
         label = f"d{_reverse(scope).get(parameter, parameter)}[t]"
         if latex:
-            label = rf"\frac{{\partial L}}{{\partial {{{printer.symbol(parameter)}}}^{{(t)}}}}"
+            label = printer.total(rf"{{{printer.symbol(parameter)}}}^{{(t)}}")
         return f"{label}{eq}{body}"
     return printer.rule(target, expr, summed=line.summed, eq=eq)
 

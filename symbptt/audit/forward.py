@@ -404,7 +404,14 @@ def _named_arguments(defined: dict, backward: list) -> dict:
         if base.endswith("hat") and base not in defined:
             wanted.add(base[: -len("hat")])
     own = {r.target for r in backward if not r.claim and r.target.startswith("d")}
-    signals = {n for n in own if n[1:] not in defined and n[1:].removesuffix("hat") not in defined}
+    forward_names = set(defined) | {n for r in defined.values() for n in _names(r.expr)}
+    signals = {
+        n
+        for n in own
+        if n[1:] not in forward_names
+        and n[1:].removesuffix("hat") not in forward_names
+        and not n[1:].endswith("0")  # dh0: the initial state's gradient
+    }
     if signals:  # dgamma_f, dp_ctilde: error signals of the author's own; what they may be
         # (the gradient of an activation's argument) must be a quantity of the model
         wanted |= set(defined)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from ..formula.ast import Rule
+from ..formula.ast import Index, Rule
 from ..formula.reader import FormulaSyntaxError, caret, read_text
 
 __all__ = ["read_latex", "read_latex_document", "to_text", "Reading", "Unread", "Skipped"]
@@ -163,6 +163,13 @@ class Context:
     #: The largest set declared for each letter in the whole document (for a rule written
     #: before its letter's declaration).
     all_sets: dict = field(default_factory=dict)
+    #: How the author writes a symbol's step (`_{}`, `^{({})}`, `({})`), by name, and how
+    #: often each way is used; how derivatives are written (frac, nabla, d, delta), how often.
+    step_style: dict = field(default_factory=dict)
+    step_styles: dict = field(default_factory=dict)
+    adjoint_styles: dict = field(default_factory=dict)
+    #: The loss as the author writes it in derivatives (J, \mathcal{L}, E).
+    loss_spelling: str | None = None
 
     @classmethod
     def of(cls, source: str, functions=None, loss: str | None = None) -> Context:
@@ -251,6 +258,7 @@ class _Reader:
         self.pick: _Reader | None = None  # y_{t, y_t}: the entry a subscript picks
         self.batch: str | None = None  # the letter of a sum over the minibatch's examples
         self.entries: set[str] = set()  # the letters of sums over a vector's entries
+        self._step_span: tuple[int, int] | None = None
 
     def _sub(self, tokens: list[_Tok]) -> _Reader:
         """A reader of some of this rule's tokens, knowing what the rule binds (a sum's
@@ -345,7 +353,39 @@ class _Reader:
             name, index = tok.text, None
         else:
             return None
-        return self._decorate(name, index, column)
+        start = self.i - 1
+        while start > 0 and self.toks[start].column > column:
+            start -= 1
+        self._step_span = None
+        found = self._decorate(name, index, column)
+        self._spell(found, column)
+        return found
+
+    def _spell(self, found, column: int) -> None:
+        """Remember how the author writes the symbol and its step (for corrections written
+        in the author's notation)."""
+        name, index, _ = found
+        if not self.line or self.i == 0:
+            return
+        last = self.toks[self.i - 1]
+        end = last.column - 1 + len(last.text)
+        raw = self.line[column - 1 : end]
+        span = self._step_span
+        if span is not None:
+            s0, s1 = span
+            base = self.line[column - 1 : s0 - 1] + self.line[s1 - 1 : end]
+            step = self.line[s0 - 1 : s1 - 1]
+            if index is not None and index.strip() == "t":
+                style = re.sub(r"(?<![A-Za-z\\])t(?![A-Za-z])", "{}", step, count=1)
+                if "{}" in style:
+                    self.context.step_style.setdefault(name, style)
+                    counts = self.context.step_styles
+                    counts[style] = counts.get(style, 0) + 1
+        else:
+            base = raw
+        base = base.strip()
+        if base and name not in self.context.spellings:
+            self.context.spellings[name] = base
 
     def _decorate(self, name: str, index: str | None, column: int):
         """Subscripts and step superscripts after a symbol: W_h, h_t, h^{(t-1)}, W_{hh}, and
@@ -362,6 +402,7 @@ class _Reader:
                 layer = "".join(t.text.lstrip("\\") for t in inner)
                 name = f"{name}_{LAYER}{layer}"
             while self.peek() is not None and self.peek().text == "_":
+                mark = self.peek().column
                 self.take()
                 group = self.group()
                 sub = "".join(t.text for t in group)
@@ -386,11 +427,13 @@ class _Reader:
                     and not digits_only
                 ):
                     index = sub
+                    self._mark_step(mark)
                 elif name == "1" or name.startswith("1"):
                     index = sub
                 else:
                     name = f"{name}_{sub}"
             while self._angle_step():
+                mark = self.peek().column
                 self.take()
                 inner = self.group()
                 text = "".join(
@@ -400,6 +443,7 @@ class _Reader:
                 if not self._is_step(text, name):
                     raise self.error(self.peek(), f"cannot read the step {text!r}")
                 index = text
+                self._mark_step(mark)
             while (
                 self.peek() is not None
                 and self.peek().text == "^"
@@ -408,6 +452,7 @@ class _Reader:
                 and self.peek(2) is not None
                 and self.peek(2).text == "("
             ):
+                mark = self.peek().column
                 self.take()
                 inner = self.group()
                 text = "".join(t.text for t in inner)
@@ -416,6 +461,7 @@ class _Reader:
                 if not self._is_step(step, name) or (rest and rest not in _TRANSPOSES):
                     raise self.error(self.peek(), f"cannot read the step {text!r}")
                 index = step
+                self._mark_step(mark)
                 if rest:  # h^{(t-1)\top}: the step and a transpose in one superscript
                     self.transposed = True
             if self.i == before:
@@ -435,12 +481,23 @@ class _Reader:
                 steps = self.context.step_bases
                 digit_ok = text.strip() == "0" or (steps is not None and name in steps)
                 if self._is_step(text, name) and (not text.strip().isdigit() or digit_ok):
+                    mark = self.peek().column
                     for _ in range(close + 1):
                         self.take()
                     index = text
+                    self._mark_step(mark)
         if name.isalpha() and len(name) > 1 and name in _GREEK:
             self.context.spellings.setdefault(name, "\\" + name)
         return name, index, column
+
+    def _style(self, style: str) -> None:
+        counts = self.context.adjoint_styles
+        counts[style] = counts.get(style, 0) + 1
+
+    def _mark_step(self, mark: int) -> None:
+        """The step decoration runs from column `mark` to the token just taken."""
+        last = self.toks[self.i - 1]
+        self._step_span = (mark, last.column + len(last.text))
 
     def _norm_ahead(self) -> bool:
         """|| ... ||: two bars make a norm (one bar alone is not read)."""
@@ -671,7 +728,10 @@ class _Reader:
             ):  # l(o_t, y_t), f(a_t): a function's call
                 pass
             else:
+                grouping = not self.called
                 self.operand(tok.column)
+                if grouping:  # a bracket the author wrote: kept as one factor (see _members)
+                    self.out.add(GROUP, tok.column)
             self.depth += 1
             self.out.add("(", tok.column)
             return
@@ -1085,6 +1145,7 @@ class _Reader:
         if found is None:
             self.i = save
             return False
+        self._style("delta" if tok.text in (r"\delta", r"\Delta") else "d")
         self.write_symbol(*found, adjoint=True)
         return True
 
@@ -1163,6 +1224,12 @@ class _Reader:
             raise self.error(tok, "cannot read what is differentiated (one symbol)")
         name, index, _ = of
         loss = name in self.context.loss_names
+        if loss and index is None and not plus:
+            partial = any(t.text == r"\partial" for t in top.toks[:1])
+            self._style("frac" if partial else "frac_d")
+            self.context.loss_spelling = self.context.loss_spelling or self.context.spellings.get(
+                name, name
+            )
         self.operand(tok.column)
         if loss and index is None and not plus:
             wname, windex, _ = wrt
@@ -1213,6 +1280,10 @@ class _Reader:
         if after is None or after[0] not in self.context.loss_names:
             self.i = save
             raise self.error(loss, "\\nabla_{X} must be followed by the loss (L)")
+        self._style("nabla")
+        self.context.loss_spelling = self.context.loss_spelling or self.context.spellings.get(
+            after[0], after[0]
+        )
         self.write_symbol(*found, adjoint=True)
 
     def sum(self) -> None:
@@ -1588,6 +1659,8 @@ def _rules_in(piece: str) -> list[tuple[int, str]]:
 _DEFINES = re.compile(
     r":=|=:|\\coloneqq|\\eqqcolon|\\equiv|\\triangleq|\\doteq|\\stackrel\{[^{}]*\}\{=\}"
 )
+#: A bracket the author wrote, kept as a node until products are grouped (then dropped).
+GROUP = "grp"
 #: How a layer superscript is written in a name: h^{[1]} is h_L1, W^{[\ell]} is W_Lell.
 LAYER = "L"
 #: The note strip_notes leaves for a rule written as a definition (`:=`).
@@ -1854,7 +1927,7 @@ def _chain_members(reading, number: int, line: str, context: Context, naming: bo
         try:
             reader = _Reader(_tokens(member), member, number, context)
             rhs = reader.read().strip()
-            (rule,) = read_text(f"{lhs} = {rhs}")
+            rule = _rule_of(f"{lhs} = {rhs}")
         except FormulaSyntaxError as exc:
             why = str(exc).splitlines()[0].split(": ", 1)[-1]
             reading.unread.append(Unread(number, 1, line, f"a member of the chain: {why}"))
@@ -1954,20 +2027,90 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
         and all(re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?", m) for m in members[:-1])
     ):  # h1[0] = h2[0] = 0: each of them is 0
         for target in members[:-1]:
-            (rule,) = read_text(f"{target} = {members[-1]}")
+            rule = _rule_of(f"{target} = {members[-1]}")
             reading.rules.append(replace(rule, line=number, text=latex))
         return
     for rhs in members[1:]:
         try:
-            (rule,) = read_text(f"{lhs} = {rhs}")
+            rule = _rule_of(f"{lhs} = {rhs}")
         except FormulaSyntaxError as exc:
             column = _column_of(str(exc), columns)
             what = str(exc).split(": ", 1)[1].splitlines()[0]
             reading.unread.append(
-                Unread(number, column, latex, f"{what} (read as `{lhs} = {rhs}`)")
+                Unread(
+                    number,
+                    column,
+                    latex,
+                    f"{what} (read as `{lhs} = {rhs}`)".replace(GROUP + "(", "("),
+                )
             )
             continue
         reading.rules.append(replace(rule, line=number, text=latex))
+
+
+def _rule_of(text: str) -> Rule:
+    """One rule of the formula language the LaTeX was written as, its products grouped as
+    LaTeX groups them."""
+    try:
+        (rule,) = read_text(text)
+    except FormulaSyntaxError as exc:
+        raise FormulaSyntaxError(str(exc).replace(GROUP + "(", "(")) from None
+    rule = replace(rule, expr=juxtaposition_first(rule.expr))
+    if rule.lhs is not None:
+        rule = replace(rule, lhs=juxtaposition_first(rule.lhs))
+    return rule
+
+
+def juxtaposition_first(node):
+    """a \\odot W h is a \\odot (W h): in LaTeX a product written by juxtaposition binds
+    more tightly than \\odot (the formula language gives * and @ one level, left to right)."""
+    from ..formula.ast import Binary, Call
+
+    if isinstance(node, Call) and node.function == GROUP and len(node.args) == 1:
+        return juxtaposition_first(node.args[0])  # the bracket did its job: one factor
+    if isinstance(node, Binary) and node.op in ("*", "@"):
+        factors, ops = _chain(node)
+        factors = [juxtaposition_first(f) for f in factors]
+        if "*" in ops and "@" in ops:
+            groups, current = [], factors[0]
+            for op, factor in zip(ops, factors[1:]):
+                if op == "@":
+                    current = Binary("@", current, factor, node.at)
+                else:
+                    groups.append(current)
+                    current = factor
+            groups.append(current)
+            out = groups[0]
+            for g in groups[1:]:
+                out = Binary("*", out, g, node.at)
+            return out
+        out = factors[0]
+        for op, factor in zip(ops, factors[1:]):
+            out = Binary(op, out, factor, node.at)
+        return out
+    if hasattr(node, "__dataclass_fields__") and not isinstance(node, Index):
+        from dataclasses import fields
+
+        changes = {}
+        for f in fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, tuple):
+                changes[f.name] = tuple(juxtaposition_first(v) for v in value)
+            elif hasattr(value, "__dataclass_fields__") and not isinstance(value, Index):
+                changes[f.name] = juxtaposition_first(value)
+        return replace(node, **changes) if changes else node
+    return node
+
+
+def _chain(node) -> tuple[list, list]:
+    """The factors and operators of a left-nested chain of * and @ (not into brackets: a
+    bracket is one node already)."""
+    from ..formula.ast import Binary
+
+    if isinstance(node, Binary) and node.op in ("*", "@"):
+        factors, ops = _chain(node.left)
+        return [*factors, node.right], [*ops, node.op]
+    return [node], []
 
 
 def _column_of(message: str, columns: list[int]) -> int:

@@ -35,6 +35,8 @@ class Notation:
     functions: dict[str, str] = field(default_factory=dict)
     #: Rules that only name a quantity (delta_t := dJ/du_t), taken out: (rule, what).
     names: list[tuple[Rule, str]] = field(default_factory=list)
+    #: The author's name -> the adjoint it names (delta -> du).
+    adjoint_names: dict[str, str] = field(default_factory=dict)
 
 
 def _map(node, f: Callable):
@@ -170,6 +172,7 @@ def _namings(rules: list[Rule], notation: Notation) -> list[Rule]:
         if not (r.naming or others):
             continue
         mapping[r.target] = rhs.name
+        notation.adjoint_names[r.target] = rhs.name
         dropped.add(id(r))
         notation.names.append((r, f"names {r.target} as {rhs.name} (a definition, no claim)"))
     if not mapping:

@@ -1,0 +1,98 @@
+"""Corrections in the author's notation: the LaTeX printer of the model's expressions, with
+each symbol spelled the way the derivation spells it (`W^{hh}`, `\\tilde{c}`, `\\Gamma_f`), its
+step written the way the derivation writes steps (`h_{t+1}`, `h^{(t+1)}`, `h(t+1)`,
+`a^{\\langle t+1 \\rangle}`), and derivatives the way the derivation writes them
+(`\\frac{\\partial J}{\\partial h_t}`, `\\nabla_{h_t} J`, `dh_t`, `\\delta h_t`, or the author's
+own name for one: `\\delta_t` where the derivation says `\\delta_t := \\partial J / \\partial
+u_t`).
+
+The reader records the spellings while it reads (latex_reader.Context); nothing here reads
+LaTeX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ..derivation.printers import LatexPrinter, latex_name
+from ..engine.matexpr import Indexed
+
+__all__ = ["AuthorPrinter"]
+
+#: The placeholder of the step in a recorded step style.
+STEP = "{}"
+
+
+class AuthorPrinter(LatexPrinter):
+    """LaTeX in the derivation's own notation (`context`: what the reader recorded)."""
+
+    def __init__(
+        self,
+        context,
+        names: Mapping[str, str] | None = None,
+        adjoint_names: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(names)
+        self.context = context
+        #: The model's adjoint -> the author's own name for it (du -> delta).
+        self.adjoint_names = dict(adjoint_names or {})
+        styles = context.step_styles or {}
+        self.step_default = max(styles, key=styles.get) if styles else "_" + STEP
+        adjoints = context.adjoint_styles or {}
+        self.adjoint = max(adjoints, key=adjoints.get) if adjoints else "frac"
+        self.loss = context.loss_spelling or "L"
+
+    def symbol(self, base: str) -> str:
+        name = self.name(base)
+        return self.context.spellings.get(name) or latex_name(name)
+
+    def indexed(self, base: str, index: str) -> str:
+        name = self.name(base)
+        style = self.context.step_style.get(name) or self.step_default
+        spelled = self.symbol(base)
+        if style.startswith("_") and ("_" in spelled or "^" in spelled):
+            spelled = "{" + spelled + "}"
+        if style.startswith("^") and "^" in spelled:
+            spelled = "{" + spelled + "}"
+        step = style.replace(STEP, index)
+        if style == "_" + STEP:
+            step = "_{" + index + "}"
+        return f"{spelled}{step}"
+
+    def total(self, of: str) -> str:
+        loss = self.loss
+        if self.adjoint == "frac_d":
+            return rf"\frac{{d{loss}}}{{d{of}}}"
+        if self.adjoint == "nabla":
+            return rf"\nabla_{{{of}}} {loss}"
+        if self.adjoint == "d":
+            return f"d{of}"
+        if self.adjoint == "delta":
+            return rf"\delta {of}"
+        return rf"\frac{{\partial {loss}}}{{\partial {of}}}"
+
+    def _print_Transpose(self, node, arg):
+        if "^" in arg and not arg.startswith(("(", r"\left")):  # (W^{hy})^\top
+            return rf"\left({arg}\right)^{{\top}}"
+        return super()._print_Transpose(node, arg)
+
+    def _print_Indexed(self, node):
+        own = self.adjoint_names.get(node.base) if node.adjoint else None
+        if own is not None:  # delta_t where the derivation names dJ/du_t delta_t
+            from ..derivation.printers import index_text
+
+            return self._own(own, index_text(node, self.letter))
+        return super()._print_Indexed(node)
+
+    def _print_Symbol(self, node):
+        own = self.adjoint_names.get(node.name) if node.adjoint else None
+        if own is not None and not isinstance(node, Indexed):
+            return self.context.spellings.get(own) or latex_name(own)
+        return super()._print_Symbol(node)
+
+    def _own(self, name: str, index: str) -> str:
+        spelled = self.context.spellings.get(name) or latex_name(name)
+        style = self.context.step_style.get(name) or self.step_default
+        if style == "_" + STEP:
+            return f"{spelled}_{{{index}}}"
+        return spelled + style.replace(STEP, index)
