@@ -423,6 +423,14 @@ def _parser() -> argparse.ArgumentParser:
         help="the author's symbols as the model's, e.g. W=W_h,U=W_x,delta=da",
     )
     au.add_argument(
+        "--loss",
+        default=None,
+        metavar="NAME",
+        help="the loss's name in the derivation when it is not found from its definition "
+        "(e.g. --loss Q for dQ/dh_t); L, J, E, C and the one a line `X = \\sum_t ...` "
+        "defines are found",
+    )
+    au.add_argument(
         "--one-example",
         action="store_true",
         help="the equations are written for one example (N = 1), as textbooks write them",
@@ -901,6 +909,7 @@ def run_audit(args: argparse.Namespace, out: Console, err: Console) -> int:
         convention=args.convention,
         mapping=args.map,
         one_example=args.one_example,
+        loss=args.loss,
     )
     if args.json:
         print(json.dumps(report.to_dict()))

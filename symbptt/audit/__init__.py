@@ -73,6 +73,7 @@ def audit(
     seed: int = 0,
     one_example: bool = False,
     options_model: ModelSpec | None = None,
+    loss: str | None = None,
 ) -> AuditReport:
     """Audit a derivation written in the formula language (`format="text"`), LaTeX, Markdown
     or a Jupyter notebook's markdown cells.
@@ -83,7 +84,8 @@ def audit(
     given. `mapping` gives the author's symbols as the model's (`"W=W_h,U=W_x"`);
     `one_example` audits equations written for one example (N = 1, as textbooks write them);
     `options_model`: a variant the user asked for beside the author's equations (the report
-    says where they disagree, and the author's lines are what is judged).
+    says where they disagree, and the author's lines are what is judged); `loss`: the loss's
+    name when the derivation's definition of it does not say (J, Q).
     Lines that cannot be read are findings of their own (status "unread"), never an abort.
     Raises InvalidArgumentError for bad options.
     """
@@ -108,10 +110,15 @@ def audit(
             "adjoints depend on the loss term as well as the step)"
         )
     names = parse_map(mapping)
+    if loss is not None and not (isinstance(loss, str) and loss.isidentifier()):
+        raise InvalidArgumentError(f"--loss takes a name (L, J, Q), not {loss!r}")
     document = pieces(source, format)
-    reading = read_document(document)
+    reading = read_document(document, loss)
+    names = _renamed_in_rules(reading, names)
     context = reading.context
     loss_names = set(LOSS_NAMES) | (context.loss_names if context is not None else set())
+    if loss is not None:
+        loss_names.add(loss)
     functions = dict(context.functions) if context is not None else {}
     functions.update({k: v for k, v in names.items() if v in _ACTIVATIONS})
     rules, notation = normalize(reading.rules, loss_names, functions)
@@ -138,8 +145,7 @@ def audit(
         how = f"the {spec.title or spec.name} (the model of the forward equations: {exc})"
         author = None
         form = matrix_form(spec, convention)
-    if author is None or author.spec is None:
-        _check_map(names, form)
+    _check_map({k: v for k, v in names.items() if v not in _ACTIVATIONS}, form)
     latex = format != "text"
     defining = author.forward if author is not None and author.spec is not None else set()
     constants = author.constants if author is not None and author.spec is not None else ()
@@ -156,7 +162,7 @@ def audit(
     findings = audit_rules(
         rules,
         form,
-        {} if defining else names,
+        names,
         seed,
         latex=latex,
         single=single,
@@ -176,7 +182,7 @@ def audit(
     return AuditReport.build(
         findings,
         form,
-        {} if defining else names,
+        names,
         format,
         skipped=[s for s in reading.skipped if s.what != "names a function"]
         + [Skipped(r.line, r.text, "a constant, no claim") for r in constants],
@@ -223,6 +229,50 @@ def _one_example(rules, convention: str, defining: set) -> str | None:
 
 #: Functions --map can name a letter as (f=tanh).
 _ACTIVATIONS = ("tanh", "sigmoid", "relu", "identity")
+
+
+def _renamed_in_rules(reading: Reading, names: dict) -> dict:
+    """--map pairs whose model name is a name the derivation itself uses (b_1=b where the
+    author writes both, delta=dJ in a derivation that has J): the rules are renamed, and
+    the pairs left are for the model (the built-in or --model one)."""
+    from dataclasses import replace as _replace
+
+    from .notation import _map
+
+    used: set[str] = set()
+    for r in reading.rules:
+        used.add(r.target)
+        for tree in (r.expr, r.lhs):
+            if tree is None:
+                continue
+            for n in _names_of(tree):
+                used.add(n)
+    own = {k: v for k, v in names.items() if v in used or v.removeprefix("d") in used}
+    if not own:
+        return names
+
+    def f(n):
+        if isinstance(n, (Name, Step)) and n.name in own:
+            return _replace(n, name=own[n.name])
+        if isinstance(n, (Name, Step)) and n.name.startswith("d") and n.name[1:] in own:
+            return _replace(n, name="d" + own[n.name[1:]])
+        return None
+
+    rules = []
+    for r in reading.rules:
+        target = own.get(r.target, r.target)
+        if r.target.startswith("d") and r.target[1:] in own:
+            target = "d" + own[r.target[1:]]
+        lhs = None if r.lhs is None else _map(r.lhs, f)
+        rules.append(_replace(r, target=target, expr=_map(r.expr, f), lhs=lhs))
+    reading.rules = rules
+    return {k: v for k, v in names.items() if k not in own}
+
+
+def _names_of(tree) -> set[str]:
+    from .notation import _walk
+
+    return {n.name for n in _walk(tree) if isinstance(n, (Name, Step))}
 
 
 def _rewritten(rules, rewrites: dict, defining: set) -> list:

@@ -806,6 +806,10 @@ def _unused_definitions(findings, built, scope: Scope, world: _World) -> None:
         ]
         same = [q for q in alike if _same_values(world, name, q, f.rule)]
         hint = f" (--map {f.rule.target}={(same or alike)[0]}?)" if alike else ""
+        stem = name[1:] if name.startswith("d") else ""
+        similar = [p for p in scope.parameters if stem and p.startswith(stem) and p != stem]
+        if f.rule.index is None and similar:  # db where the model has b_1 and b_2
+            hint = f" (--map {stem}={similar[0]}?: the model has {', '.join(similar)})"
         f.message = (
             f"{f.rule.target} is not one of the model's quantities and no rule uses it, so "
             f"nothing checks it: name it with --map{hint}"

@@ -268,6 +268,13 @@ def author_model(
                 continue  # a backward quantity of the author's own (delta, dtanh)
             if base in own:
                 continue
+            if loss_total is not None or loss_step is not None:
+                # the forward lines state a loss: they are the model, a name they never
+                # mention is a rule's problem (its finding says which --map may name it)
+                notes.append(
+                    f"the backward rules use {name}, which the forward equations never mention"
+                )
+                continue
             return AuthorModel(
                 None,
                 f"the backward rules use {name}, which the forward equations never "

@@ -177,9 +177,7 @@ def text_of(node) -> str:
     if isinstance(node, SumOverT):
         return f"sum(t, {text_of(node.body)})"
     if isinstance(node, Over):
-        return (
-            f"{node.op}over({node.var}={node.lo.text()}..{node.hi.text()}, {text_of(node.body)})"
-        )
+        return f"{node.op}over({node.var}={node.lo.text()}..{node.hi.text()}, {text_of(node.body)})"
     if isinstance(node, Binary):
         level = _LEVEL[node.op]
         left = _bracket(node.left, level, right=False)

@@ -15,10 +15,10 @@ from .ast import (
     Name,
     Neg,
     Num,
+    Over,
     Power,
     Rule,
     Step,
-    Over,
     SumOverT,
     Transposed,
 )
