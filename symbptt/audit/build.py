@@ -55,6 +55,7 @@ FUNCTIONS = (
     "dsigmoid",
     "done",
     "concat",
+    "prod",
     "block",
     "rows",
     "sum_entries",
@@ -112,6 +113,8 @@ class Scope:
     adjoint_names: dict[str, str] = field(default_factory=dict)
     #: The adjoints the derivation writes (a correction is written in those).
     author_adjoints: set[str] = field(default_factory=set)
+    #: What the author's own quantities mean (found from their uses): da_next -> da.
+    meanings: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         spec, column = self.form.spec, self.form.convention == "column"
@@ -307,6 +310,8 @@ class Scope:
             return self._blocks(Call(axis, node.args, node.at))
         if name == "outer":
             return self._outer(node)
+        if name == "prod" and len(node.args) == 2:  # d2l's prod: the product the shapes need
+            return self._build(Binary("@", node.args[0], node.args[1]))
         if name == "block":
             return self._block(node)
         if name == "rows":

@@ -369,7 +369,17 @@ def audit_rules(
     with np.errstate(all="ignore"):
         _meanings(findings, built, scope, worlds)
     _compensations(findings, built, scope, form, seed, zeros)
+    if scope.meanings:  # corrections in the author's own names for what they mean
+        for f in findings:
+            if f.correction is not None and f.status in ("wrong", "shape"):
+                f.correction = _correction(scope, _meant_rule(f.rule, scope)) or f.correction
     return findings
+
+
+def _meant_rule(rule: Rule, scope: Scope) -> Rule:
+    """A rule for an author's quantity written as one for the quantity it means."""
+    meant = scope.meanings.get(scope.canonical(rule.target))
+    return replace(rule, target=meant) if meant else rule
 
 
 #: The parts of an adjoint that flow back from the next step, as quantities an author's
@@ -569,12 +579,15 @@ def _meanings(findings, built, scope: Scope, worlds) -> None:
         ]
         named = [c for c in _named_candidates(name, scope) if c in same]
         candidates[name] = named + [c for c in same if c not in named]
-    meaning: dict[str, str] = {}
+    meaning: dict[str, str] = scope.meanings
     for _ in range(8):  # a quantity's meaning can make the rule of another one judgeable
         found = _votes(findings, built, scope, worlds, candidates, meaning, own)
         if not found:
             break
         meaning.update(found)
+        for author_name, model_name in found.items():  # corrections say da_next, not da
+            scope.adjoint_names.setdefault(model_name, author_name)
+            scope.author_adjoints.add(model_name)
         _apply_meanings(findings, built, scope, worlds, meaning, own, rules_of)
     for name, d in own.items():
         if name in meaning:
@@ -1012,6 +1025,8 @@ def _prime_notation(rule: Rule, scope: Scope, worlds) -> Finding | None:
     derivative written at the output (tanh' of the quantity tanh made); a definition."""
     if not (_has_prime(rule.lhs) and not _has_prime(rule.expr)):
         return None
+    if not _outputs_primed(rule.lhs, scope):  # tanh'(u) of a free u: no output to be at
+        return None
     at_output = _primes_at_output(rule.lhs, scope)
     again = _judge_claim(replace(rule, lhs=at_output), scope, worlds)
     if again.status != "right":
@@ -1022,6 +1037,23 @@ def _prime_notation(rule: Rule, scope: Scope, worlds) -> Finding | None:
         "your notation: the prime written at the function's output (tanh'(h) for 1 - h^2, "
         "where h = tanh(a)); primes are read that way where the argument reading fails",
     )
+
+
+def _outputs_primed(node, scope: Scope) -> bool:
+    """Every primed function's argument is a quantity that function makes (h for tanh')."""
+    makes = {}
+    for line in scope.form.model:
+        expr = line.expr
+        name = getattr(expr, "name", None)
+        if name in ("tanh", "sigmoid"):
+            makes[line.target.base] = name
+    for n in _walk(node):
+        if isinstance(n, Call) and n.function in ("dtanh", "dsigmoid"):
+            arg = n.args[0] if n.args else None
+            base = scope.canonical(arg.name) if isinstance(arg, Step) else None
+            if makes.get(base) != n.function[1:]:
+                return False
+    return True
 
 
 #: The identity matrix, as authors write it.
@@ -1121,7 +1153,9 @@ def _judge_once(rule, expr, summed, scope, worlds, node, chained: bool = False) 
             try:
                 value = _value(expr, summed, step, world)
             except AuditShapeError as exc:
-                return Finding(rule, "shape", str(exc), correction=_correction(scope, rule))
+                finding = Finding(rule, "shape", str(exc), correction=_correction(scope, rule))
+                _classify_shape(finding, scope, node, summed, worlds[-1])
+                return finding
             except Exception as exc:  # a name without a value at this step
                 return Finding(rule, "wrong", f"cannot be computed: {exc}")
             truth = _truth(scope, rule, step, world)

@@ -40,7 +40,7 @@ __all__ = ["AuthorModel", "author_model", "LOSS_NAMES", "classify"]
 LOSS_NAMES = ("L", "J", "E", "C", "ell", "l", "mathcalL", "Loss", "loss")
 _FUNCTIONS = {"tanh", "sigmoid", "relu", "exp", "log", "identity", "softmax", "onehot"}
 _FUNCTIONS |= {"sum", "sum_all", "sum_rows", "sum_cols", "colblock", "rowblock", "hstack"}
-_FUNCTIONS |= {"vstack", "cross_entropy", "concat", "pick", "sum_examples", "sum_entries"}
+_FUNCTIONS |= {"vstack", "cross_entropy", "concat", "pick", "sum_examples", "sum_entries", "prod"}
 _SIZE_NAMES = ("N", "T")
 
 
@@ -159,7 +159,8 @@ def author_model(
     steps = [r for r in forward if r.index is not None and r.index.anchor == "t"]
     if not steps:
         return AuthorModel(None, "the derivation states no forward equations")
-    if not backward:
+    states_loss = any(r.target in loss_names for r in forward)
+    if not backward and not states_loss:  # a few equations, no loss: claims about the default
         return AuthorModel(
             None, "the derivation has no backward rules: its equations are judged as claims"
         )

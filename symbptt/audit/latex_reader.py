@@ -46,6 +46,7 @@ _FUNCTIONS = {
     "relu": "relu",
     "diag": "diag",
     "onehot": "onehot",
+    "prod": "prod",
 }
 _TRANSPOSES = {"T", r"\top", r"\intercal", r"\mathsf{T}", r"\mathrm{T}", "{T}", r"{\top}"}
 _ELEMENTWISE = {r"\odot", r"\circ", "*"}
@@ -191,7 +192,8 @@ class Context:
             ctx.loss_names.add(loss)
         bases = set()
         for m in re.finditer(
-            r"(\\[A-Za-z]+|[A-Za-z])\s*(\}\s*)?(_\s*\{?\s*(t|T|\\tau|k|s)\b|\^\s*\{\s*[(<\[]\s*(t|T|k)"
+            r"(\\[A-Za-z]+|[A-Za-z])\s*(\}\s*)?(\^\{\[[^\]]*\]\}\s*)?"
+            r"(_\s*\{?\s*(t|T|\\tau|k|s)\b|\^\s*\{\s*[(<\[]\s*(t|T|k)"
             r"|\^\s*\{\s*\\langle)",
             source,
         ):
@@ -670,6 +672,17 @@ class _Reader:
         self.out.add(name, column)
         self.called = True
         nxt = self.peek()
+        if nxt is not None and self._function_ahead():  # \log \operatorname{softmax}(o_t)
+            self.out.add("(", column)
+            self.called = False
+            depth = self.depth
+            self.step()  # the inner function's name, then its argument, brackets and all
+            while self.peek() is not None and (self.called or self.depth > depth):
+                self.step()
+            if self.peek() is not None and self.peek().text == "[" and self._entry_ahead():
+                self.entry()  # \log \operatorname{softmax}(o_t)[y_t]
+            self.out.add(")", column)
+            return
         if nxt is not None and nxt.text not in _OPENERS:  # \tanh a_t
             found = self.symbol()
             if found is None:
@@ -680,6 +693,20 @@ class _Reader:
             if self.peek() is not None and self.peek().text == "[" and self._entry_ahead():
                 self.entry()  # \log p_t[y_t]: of the entry
             self.out.add(")", column)
+
+    def _function_ahead(self) -> bool:
+        """The next tokens start another function's call (\\tanh, \\operatorname{softmax})."""
+        tok = self.peek()
+        if tok.kind == "cmd" and tok.text in _FUNCTIONS:
+            return True
+        if tok.text in (r"\operatorname", r"\mathrm", r"\text") and self.peek(1) is not None:
+            if self.peek(1).text == "{":
+                k, word = 2, ""
+                while (t := self.peek(k)) is not None and t.kind == "name":
+                    word += t.text
+                    k += 1
+                return word in _FUNCTIONS or word.lower() in _FUNCTIONS
+        return False
 
     # -- the rule
     def read(self) -> str:
@@ -977,8 +1004,27 @@ class _Reader:
             self.out.columns.extend([tok.column] * (len(text) + 1))
         elif re.fullmatch(r"-\d+", text):
             self.out.add(f"**{text}", tok.column)
+        elif self._step_power(text, tok):
+            return
         else:
             raise self.error(tok, f"cannot read the superscript {text!r}")
+
+    def _step_power(self, text: str, tok: _Tok) -> bool:
+        """(W^T)^{i-t}, W^{T-t}: a matrix to a power that depends on the steps, the product
+        of that many copies (the identity for none)."""
+        m = re.fullmatch(r"\(?([A-Za-z])(?:-([A-Za-z]))?\)?", text.replace(" ", ""))
+        if m is None:
+            return False
+        high, low = m.group(1), m.group(2)
+        letters = {"t", "T"} | self.bound
+        if high not in letters or (low is not None and low not in letters):
+            return False
+        if low is None and high == "T":
+            return False  # W^T: a transpose
+        var = next(c for c in "rqpmn" if c not in self.bound and c not in (high, low))
+        start = f"{low}+1" if low is not None else "1"
+        self.out.wrap_last_operand(f"prodover({var}={start}..{high}, ", ")")
+        return True
 
     def _word(self) -> str:
         """Letters spelled as separate tokens: s o f t m a x."""

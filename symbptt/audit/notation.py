@@ -226,14 +226,24 @@ def _next_and_previous(rules: list[Rule], notation: Notation) -> list[Rule]:
 def _implicit_steps(rules: list[Rule], loss_names: set, notation: Notation) -> list[Rule]:
     """delta_3 = yhat[t] - y[t]: delta_3 is delta_3[t], in this rule and wherever it is used."""
     weights = _names_unindexed(rules)
-    names = []
-    for r in rules:
-        if r.claim or r.index is not None or r.target in loss_names:
-            continue
-        if r.target.startswith("d") and r.target[1:] in weights:
-            continue  # dW = h[t].T @ da[t]: one step's share written as the total
-        if _relative_outside_sum(r.expr) and r.target not in names:
-            names.append(r.target)
+    used_stepped = {n.name for r in rules for n in _walk(r.expr) if isinstance(n, Step)}
+    names: list[str] = []
+    changed = True
+    while changed:  # dh_prev = W.T @ da_next, da_next = ... h[t]: both at step t
+        changed = False
+        for r in rules:
+            if r.claim or r.index is not None or r.target in loss_names or r.target in names:
+                continue
+            if r.target.startswith("d") and r.target[1:] in weights:
+                continue  # dW = h[t].T @ da[t]: one step's share written as the total
+            reads = {n.name for n in _walk(r.expr) if isinstance(n, Name)}
+            if (
+                _relative_outside_sum(r.expr)
+                or reads & set(names)
+                or r.target in used_stepped  # dh_prev, used as dh_prev[t+1] elsewhere
+            ):
+                names.append(r.target)
+                changed = True
     stepped = {
         r.target for r in rules if not r.claim and r.index is not None and r.index.anchor == "t"
     }

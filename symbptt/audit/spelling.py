@@ -23,6 +23,18 @@ __all__ = ["AuthorPrinter"]
 STEP = "{}"
 
 
+def _ends_with_script(spelled: str, mark: str) -> bool:
+    """The symbol already carries a `mark` script at its top level (W_{h}, h^{[1]}): another
+    one would be a double script."""
+    depth = 0
+    for c in spelled:
+        depth += c == "{"
+        depth -= c == "}"
+        if c == mark and depth == 0:
+            return True
+    return False
+
+
 class AuthorPrinter(LatexPrinter):
     """LaTeX in the derivation's own notation (`context`: what the reader recorded)."""
 
@@ -50,9 +62,9 @@ class AuthorPrinter(LatexPrinter):
         name = self.name(base)
         style = self.context.step_style.get(name) or self.step_default
         spelled = self.symbol(base)
-        if style.startswith("_") and ("_" in spelled or "^" in spelled):
+        if style.startswith("_") and _ends_with_script(spelled, "_"):
             spelled = "{" + spelled + "}"
-        if style.startswith("^") and "^" in spelled:
+        if style.startswith("^") and _ends_with_script(spelled, "^"):
             spelled = "{" + spelled + "}"
         step = style.replace(STEP, index)
         if style == "_" + STEP:
@@ -87,11 +99,18 @@ class AuthorPrinter(LatexPrinter):
     def _print_Symbol(self, node):
         own = self.adjoint_names.get(node.name) if node.adjoint else None
         if own is not None and not isinstance(node, Indexed):
-            return self.context.spellings.get(own) or latex_name(own)
+            return self._spelled_own(own)
         return super()._print_Symbol(node)
 
+    def _spelled_own(self, name: str) -> str:
+        if name in self.context.spellings:
+            return self.context.spellings[name]
+        if name.startswith("d") and name[1:] in self.context.spellings:  # da_next: d a_{next}
+            return "d" + self.context.spellings[name[1:]]
+        return latex_name(name)
+
     def _own(self, name: str, index: str) -> str:
-        spelled = self.context.spellings.get(name) or latex_name(name)
+        spelled = self._spelled_own(name)
         style = self.context.step_style.get(name) or self.step_default
         if style == "_" + STEP:
             return f"{spelled}_{{{index}}}"

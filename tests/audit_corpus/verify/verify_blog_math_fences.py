@@ -2,7 +2,7 @@
 word subscripts W_{hh}, W_{xh}, W_{hy}, sigma'(z_t) at its argument.
 Planted: sign error in dJ/do_t (target minus prediction)."""
 import numpy as np
-from common import R, Model, main, sigmoid, softmax, onehot, randn, steps
+from common import R, Model, main, sigmoid, softmax, onehot, randn, steps, fd
 
 FILE = "blog_math_fences.md"
 MODEL = ("RNN with a logistic-sigmoid hidden layer, column convention, one sequence: "
@@ -36,6 +36,12 @@ def build(cfg):
 
 
 S = lambda m, f: sum(f(t) for t in range(1, m.T + 1))
+
+
+def fd_term(m, t):
+    """d/do_t (y_t^T log softmax(o_t)) by differences"""
+    o = m("o", t).copy()
+    return fd(lambda: m.data["y"][t - 1] @ np.log(softmax(o)), o)
 sp = lambda m, t: sigmoid(m("z", t)) * (1 - sigmoid(m("z", t)))
 
 RULES = [
@@ -47,9 +53,9 @@ RULES = [
     R(r"\hat{y}_t = \mathrm{softmax}(o_t)", "forward", check=lambda m: steps(m, lambda t: (m("yhat", t), softmax(m("o", t))))),
     R(r"J = -\sum_{t=1}^{T} y_t^\top \log \hat{y}_t", "forward",
       check=lambda m: [(m.losses["L"], -S(m, lambda t: m.data["y"][t - 1] @ np.log(m("yhat", t))))]),
-    R(r"\frac{\partial J}{\partial o_t} = y_t - \hat{y}_t", "backward", "wrong",
-      why="sign error: for softmax with cross-entropy dJ/do_t = yhat_t - y_t (prediction minus target, as the prose itself says)",
-      check=lambda m: steps(m, lambda t: (m.data["y"][t - 1] - m("yhat", t), m.g("o", t)))),
+    R(r"\frac{\partial J}{\partial o_t} = -\frac{\partial}{\partial o_t} \left( y_t^\top \log \hat{y}_t \right) = y_t - \hat{y}_t", "backward", "wrong",
+      why="chain: the middle member is right (only step t's term depends on o_t), the last member has a sign error: for softmax with cross-entropy dJ/do_t = yhat_t - y_t (prediction minus target, as the prose itself says)",
+      check=lambda m: steps(m, lambda t: (-fd_term(m, t), m.g("o", t))) + steps(m, lambda t: (m.data["y"][t - 1] - m("yhat", t), m.g("o", t)))),
     R(r"\frac{\partial J}{\partial z_{T+1}} = 0", "backward", why="boundary convention: there is no step T+1",
       check=lambda m: [(m.P["W_hy"].T @ m.g("o", m.T) + m.P["W_hh"].T @ np.zeros(m.H), m.g("h", m.T))]),
     R(r"\frac{\partial J}{\partial h_t} = W_{hy}^\top \frac{\partial J}{\partial o_t} + W_{hh}^\top \frac{\partial J}{\partial z_{t+1}}", "backward",

@@ -70,7 +70,7 @@ RULES = [
     R(r"\delta^{[1]}_t &= f'(a^{[1]}_t) \odot \Big( (W^{[2]}_x)^\top \delta^{[2]}_t + (W^{[1]}_h)^\top \delta^{[1]}_{t+1} \Big)", "backward",
       check=lambda m: steps(m, lambda t: (fp(m("a1", t)) * (m.P["W2x"].T @ m.g("a2", t) + m.P["W1h"].T @ m.g0("a1", t + 1, m("a1", t))),
                                           m.g("a1", t)))),
-    R(r"\delta^{[1]}_{T+1} &= \delta^{[2]}_{T+1} = 0.", "backward", why="boundary convention; checked as the two recurrences at t = T with it",
+    R(r"\delta^{[1]}_{T+1} &= \delta^{[2]}_{T+1} = 0", "backward", why="boundary convention; checked as the two recurrences at t = T with it",
       check=lambda m: [(fp(m("a2", m.T)) * (m.P["Wy"].T @ m.g("o", m.T) + m.P["W2h"].T @ np.zeros(m.H + 1)), m.g("a2", m.T)),
                        (fp(m("a1", m.T)) * (m.P["W2x"].T @ m.g("a2", m.T) + m.P["W1h"].T @ np.zeros(m.H)), m.g("a1", m.T))]),
     R(r"t = T, \dots, 1", "no claim", why="the range of t"),

@@ -1,0 +1,311 @@
+"""The audit reads derivations as people write them (issue 18): each notation and each
+semantic reading on a small derivation, right as written and wrong after one change; a
+correction in the author's notation; the likely causes; a line that is not read is a
+finding with its reason, for every reason the reader gives.
+
+The truth here is the model's own matrix form, checked against the element-level engine
+and differences elsewhere; what is tested is that the reading is faithful: the same rule
+in another notation gets the same verdict, and a rule changed by one mistake is caught.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from symbptt.audit import audit
+
+#: A vanilla RNN in columns, one example, cross-entropy: the forward lines every test shares.
+FORWARD = r"""
+\begin{align}
+a_t &= W h_{t-1} + U x_t + b \\
+h_t &= \tanh(a_t) \\
+o_t &= V h_t + c \\
+\hat y_t &= \operatorname{softmax}(o_t) \\
+L &= -\sum_{t=1}^{T} \log \hat y_t[y_t] \\
+h_0 &= 0
+\end{align}
+"""
+
+
+def displayed(backward: str) -> str:
+    """Rules in a display (a text of several rules separated by \\\\ in an align)."""
+    if backward.lstrip().startswith(("$", "\\begin")):
+        return backward
+    return "\n\\begin{align}\n" + backward + "\n\\end{align}\n"
+
+
+def judged(backward: str, forward: str = FORWARD, **options) -> dict[str, str]:
+    """Each backward line's status (by its text), the forward lines defining the model."""
+    report = audit(forward + displayed(backward), format="latex", **options)
+    assert report.how.startswith("the model of the derivation's own"), report.text()
+    out: dict[str, str] = {}
+    for f in report.findings:
+        if f.status == "model":
+            continue
+        out.setdefault(f.rule.text.strip(), f.status)
+    return out
+
+
+def statuses(backward: str, **options) -> set[str]:
+    return set(judged(backward, **options).values())
+
+
+HOLDS = {"right", "defines"}
+
+
+# -- semantics: Jacobians, one loss term, sums and products over other steps ---------------------
+@pytest.mark.parametrize(
+    "right, wrong",
+    [
+        (  # a chain through Jacobians, the middle member judged too
+            r"\frac{\partial L}{\partial h_t} = \frac{\partial L}{\partial o_t} "
+            r"\frac{\partial o_t}{\partial h_t} + \frac{\partial L}{\partial h_{t+1}} "
+            r"\frac{\partial h_{t+1}}{\partial h_t} = V^\top \frac{\partial L}{\partial o_t} "
+            r"+ W^\top \frac{\partial L}{\partial a_{t+1}}",
+            r"\frac{\partial L}{\partial h_t} = \frac{\partial L}{\partial o_t} "
+            r"\frac{\partial o_t}{\partial h_t} + \frac{\partial L}{\partial h_{t+1}} "
+            r"\frac{\partial h_{t}}{\partial h_{t-1}} = V^\top \frac{\partial L}{\partial o_t} "
+            r"+ W^\top \frac{\partial L}{\partial a_{t+1}}",
+        ),
+        (  # a Jacobian written out
+            r"\frac{\partial h_{t+1}}{\partial h_t} = \operatorname{diag}(1 - h_{t+1}^2) W",
+            r"\frac{\partial h_{t+1}}{\partial h_t} = \operatorname{diag}(1 - h_{t}^2) W",
+        ),
+        (  # one loss term's derivative, and its share in a parameter's gradient
+            r"\frac{\partial L^{(t)}}{\partial o_t} = \hat y_t - \mathbf{1}_{y_t}",
+            r"\frac{\partial L^{(t)}}{\partial o_t} = \mathbf{1}_{y_t} - \hat y_t",
+        ),
+        (
+            r"\frac{\partial L}{\partial V} = \sum_{t=1}^{T} \frac{\partial L^{(t)}}{\partial V}",
+            r"\frac{\partial L}{\partial V} = \frac{\partial L^{(T)}}{\partial V}",
+        ),
+        (  # the path sum of Pascanu et al.: a sum over k, a product of Jacobians over j
+            r"\frac{\partial L}{\partial h_k} = \sum_{t=k}^{T} \left(\prod_{j=k+1}^{t} "
+            r"\frac{\partial h_j}{\partial h_{j-1}}\right)^\top V^\top "
+            r"\frac{\partial L^{(t)}}{\partial o_t}",
+            r"\frac{\partial L}{\partial h_k} = \sum_{t=k+1}^{T} \left(\prod_{j=k+1}^{t} "
+            r"\frac{\partial h_j}{\partial h_{j-1}}\right)^\top V^\top "
+            r"\frac{\partial L^{(t)}}{\partial o_t}",
+        ),
+        (  # a tensor dh/dW written as the last factor: contracted with the vector before it
+            r"\frac{\partial L}{\partial W} = \sum_{t=1}^{T} \sum_{k=1}^{t} "
+            r"\frac{\partial L^{(t)}}{\partial h_t} \frac{\partial h_t}{\partial h_k} "
+            r"\frac{\partial^+ h_k}{\partial W}",
+            r"\frac{\partial L}{\partial W} = \sum_{t=1}^{T} "
+            r"\frac{\partial L^{(t)}}{\partial h_t} \frac{\partial^+ h_t}{\partial W}",
+        ),
+        (  # a power of a matrix over the steps (the closed form of a linear recurrence)
+            r"\frac{\partial L}{\partial h_t} = \sum_{i=t}^{T} \left(\prod_{j=t+1}^{i} "
+            r"\frac{\partial h_j}{\partial h_{j-1}}\right)^\top V^\top "
+            r"\frac{\partial L}{\partial o_i}",
+            r"\frac{\partial L}{\partial h_t} = \sum_{i=t}^{T} V^\top "
+            r"\frac{\partial L}{\partial o_i}",
+        ),
+        (  # a derivative's identity, with the argument free
+            r"\tanh'(u) = 1 - \tanh^2(u)",
+            r"\tanh'(u) = 1 - u^2",
+        ),
+    ],
+    ids=["chain", "jacobian", "loss term", "share", "path sum", "tensor", "power", "identity"],
+)
+def test_a_reading_is_right_as_written_and_wrong_when_changed(right, wrong):
+    assert statuses(right) <= HOLDS, judged(right)
+    assert "wrong" in statuses(wrong) or "shape" in statuses(wrong), judged(wrong)
+
+
+def test_a_product_of_matrices_in_either_order_is_read_the_way_that_fits():
+    up = (
+        r"\frac{\partial h_t}{\partial h_k} = \prod_{j=k+1}^{t} "
+        r"\operatorname{diag}(1 - h_j^2) W"
+    )
+    report = audit(FORWARD + displayed(up), format="latex")
+    (claim,) = [f for f in report.findings if f.status != "model"]
+    assert claim.status == "right", report.text()
+
+
+# -- notation --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "forward, backward",
+    [
+        (  # steps as superscripts in brackets, nabla, the book's tau for T
+            FORWARD.replace("h_{t-1}", "h^{(t-1)}").replace("_t", "^{(t)}"),
+            r"\nabla_{h^{(t)}} L = V^\top \nabla_{o^{(t)}} L + W^\top \nabla_{a^{(t+1)}} L",
+        ),
+        (  # steps in parentheses, a letter naming the activation
+            FORWARD.replace(r"\tanh(a_t)", "f(a_t)") + r"$$f = \tanh$$",
+            r"\frac{\partial L}{\partial a(t)} = f'(a(t)) \odot \frac{\partial L}{\partial h(t)}",
+        ),
+        (  # angle brackets, delta-prefixed gradients
+            FORWARD,
+            r"\delta h^{\langle t \rangle} = V^\top \delta o^{\langle t \rangle} "
+            r"+ W^\top \delta a^{\langle t+1 \rangle}",
+        ),
+        (  # a name for a gradient (:=), then rules for it
+            FORWARD + r"$$\delta_t := \frac{\partial L}{\partial a_t}$$",
+            r"\delta_t = (1 - h_t \odot h_t) \odot (V^\top \frac{\partial L}{\partial o_t} "
+            r"+ W^\top \delta_{t+1})",
+        ),
+        (  # a quantity without a step, defined from step t (a layer's error, delta_3)
+            FORWARD,
+            r"\delta_3 = \hat y_t - \mathbf{1}_{y_t} \\ "
+            r"\frac{\partial L}{\partial V} = \sum_t \delta_3 h_t^\top",
+        ),
+        (  # an accent for adjoints
+            FORWARD,
+            r"\overline{h}_t = V^\top \overline{o}_t + W^\top \overline{a}_{t+1} \\ "
+            r"\overline{a}_t = \overline{h}_t \odot (1 - h_t^2)",
+        ),
+        (  # the loss's own name, a word superscript for a weight
+            FORWARD.replace("L &=", "J &=").replace("W h", "W^{hh} h"),
+            r"\frac{\partial J}{\partial h_t} = V^\top \frac{\partial J}{\partial o_t} "
+            r"+ (W^{hh})^\top \frac{\partial J}{\partial a_{t+1}}",
+        ),
+    ],
+    ids=["superscript steps", "parentheses", "angle", "naming", "implicit step", "bar", "J"],
+)
+def test_notations_are_read(forward, backward):
+    found = judged(backward, forward)
+    assert found and set(found.values()) <= HOLDS, found
+
+
+def test_a_gated_cell_with_a_concatenated_input_per_gate_and_named_blocks():
+    forward = r"""
+\begin{align}
+f_t &= \sigma(W_f [h_{t-1}, x_t] + b_f) \\
+i_t &= \sigma(W_i [h_{t-1}, x_t] + b_i) \\
+g_t &= \tanh(W_g [h_{t-1}, x_t] + b_g) \\
+c_t &= f_t \odot c_{t-1} + i_t \odot g_t \\
+h_t &= \tanh(c_t) \\
+\hat y_t &= W_y h_t \\
+L &= \frac{1}{2} \sum_{t=1}^{T} \lVert \hat y_t - y_t \rVert^2 \\
+h_0 &= c_0 = 0
+\end{align}
+For $k \in \{f, i, g\}$ we write $W_k = [W_{kh}, W_{kx}]$.
+"""
+    right = r"""
+\begin{align}
+\delta c_t &= \delta h_t \odot \tanh'(c_t) + \delta c_{t+1} \odot f_{t+1} \\
+\delta h_t &= W_y^\top (\hat y_t - y_t) + \sum_{k \in \{f, i, g\}} W_{kh}^\top \delta \hat k_{t+1}
+\end{align}
+"""
+    found = judged(right, forward)
+    assert set(found.values()) <= HOLDS, found
+    wrong = right.replace(r"\odot f_{t+1}", r"\odot f_{t}")
+    assert "wrong" in judged(wrong, forward).values()
+
+
+def test_a_stacked_network_with_layers_in_square_brackets_and_a_rule_per_layer():
+    forward = r"""
+\begin{align*}
+a^{[1]}_t &= W^{[1]}_x x_t + W^{[1]}_h h^{[1]}_{t-1}, & h^{[1]}_t &= \tanh(a^{[1]}_t), \\
+a^{[2]}_t &= W^{[2]}_x h^{[1]}_t + W^{[2]}_h h^{[2]}_{t-1}, & h^{[2]}_t &= \tanh(a^{[2]}_t), \\
+o_t &= W_y h^{[2]}_t, & L &= -\sum_{t=1}^{T} \log \operatorname{softmax}(o_t)[y_t],
+\end{align*}
+$h^{[1]}_0 = h^{[2]}_0 = 0$, $\delta^{[\ell]}_t := \partial L / \partial a^{[\ell]}_t$.
+"""
+    right = r"""
+\begin{align}
+\delta^{[2]}_t &= (1 - (h^{[2]}_t)^2) \odot \left(W_y^\top \frac{\partial L}{\partial o_t}
+    + (W^{[2]}_h)^\top \delta^{[2]}_{t+1}\right) \\
+\frac{\partial L}{\partial W^{[\ell]}_h} &= \sum_{t=1}^{T} \delta^{[\ell]}_t (h^{[\ell]}_{t-1})^\top
+\end{align}
+"""
+    found = judged(right, forward)
+    assert set(found.values()) <= HOLDS, found
+
+
+def test_code_style_names_with_their_own_recursion_and_the_meaning_their_uses_give_them():
+    # min-char-rnn / cs231n style: dh_next is the whole dL/dh_t, dh_prev what step t sends
+    # back to h_{t-1}; the recursion runs through them, and dW is judged with their meanings
+    backward = r"""
+$$dh_{next} = V^\top (\hat y_t - \mathbf{1}_{y_t}) + dh_{prev}^{(t+1)}$$
+$$da_{next} = dh_{next} \odot (1 - h_t^2)$$
+$$dh_{prev} = W^\top da_{next}$$
+$$\frac{\partial L}{\partial W} = \sum_{t=1}^{T} da_{next} h_{t-1}^\top$$
+"""
+    found = judged(backward)
+    assert set(found.values()) <= HOLDS, found
+    wrong = judged(backward.replace(r"dh_{prev} = W^\top", r"dh_{prev} = W"))
+    # the mistake is charged to its own line, the gradient that uses it stays right
+    assert wrong[r"dh_{prev} = W da_{next}"] == "wrong", wrong
+    assert wrong[r"\frac{\partial L}{\partial W} = \sum_{t=1}^{T} da_{next} h_{t-1}^\top"] in HOLDS
+
+
+# -- explanations ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "rule, cause",
+    [
+        (
+            r"\frac{\partial L}{\partial a_t} = (1 - h_t^2) \odot V^\top \frac{\partial L}{\partial o_t}"
+            r" + W^\top \frac{\partial L}{\partial a_{t+1}}",
+            "missing parentheses",
+        ),
+        (
+            r"\frac{\partial L}{\partial a_t} = (1 - h_t^2) \odot (V^\top \frac{\partial L}{\partial o_t})"
+            r" \odot (W^\top \frac{\partial L}{\partial a_{t+1}})",
+            "a product where a sum belongs",
+        ),
+        (
+            r"\frac{\partial L}{\partial W} = \frac{\partial L}{\partial a_t} h_{t-1}^\top",
+            "the share of step t written as the total",
+        ),
+        (
+            r"\frac{\partial L}{\partial h_t} = V \frac{\partial L}{\partial o_t} "
+            r"+ W \frac{\partial L}{\partial a_{t+1}}",
+            "transpose",
+        ),
+    ],
+    ids=["parentheses", "product for sum", "one step", "transposes"],
+)
+def test_likely_causes(rule, cause):
+    square = FORWARD.replace("U x_t", "U x_t")  # V square so that V h is defined either way
+    report = audit(square + displayed(rule), format="latex")
+    (bad,) = report.wrong
+    assert cause in (bad.classification or ""), report.text()
+
+
+def test_a_correction_is_written_in_the_author_notation_with_quantities_the_author_uses():
+    forward = (
+        FORWARD.replace("h_{t-1}", "h^{(t-1)}").replace("_t", "^{(t)}").replace("L &=", "J &=")
+    )
+    forward += r"$$\delta^{(t)} := \partial J / \partial a^{(t)}$$"
+    rule = r"\delta^{(t)} = (1 - (h^{(t)})^2) \odot V^\top \frac{\partial J}{\partial o^{(t)}}"
+    report = audit(forward + displayed(rule), format="latex")
+    (bad,) = report.wrong
+    # the recurrent term in the author's delta, the author's step style, the author's J
+    assert bad.correction == (
+        r"\delta^{(t)} = \left(V^{\top}\,\frac{\partial J}{\partial o^{(t)}} + W^{\top}\,"
+        r"\delta^{(t+1)}\right) \odot \left(1 - h^{(t)} \odot h^{(t)}\right)"
+    ), bad.correction
+
+
+# -- lines that are not read: each reason -----------------------------------------------------------
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        (r"x_t = \sum_{i=1}^{H} h_t", "over the entries or the examples"),
+        (r"x_t = \sum_{k \in \{1, 2\}} W_k", "over a set"),
+        (r"x_t = \sum_{k} h_k", "without its range"),
+        (r"x_t = \sum h_t", "without its index"),
+        (r"x_t = \frac{\partial}{\partial o_t} \log o_t", "applied to an expression"),
+        (r"x_t = h^{(q)}_t", "cannot read the step"),
+        (r"x_t = h_t^{\dagger}", "cannot read the superscript"),
+        (r"x_t = \| h_t \|", "not squared"),
+        (r"x_t = \| h_t \|^3", "to the power 3"),
+        (r"x_t = \frac{\partial^- L}{\partial h_t}", "cannot read the derivative"),
+        (r"x_t = \operatorname{foo}(h_t)", "unknown function"),
+        (r"x_t = (h_t + o_t)_j", "an entry of an expression"),
+        (r"x_t = \nabla_{h_t}", "must be followed by the loss"),
+        (r"x_t = a_t^", "ends too early"),
+        (r"h_t = \mathrm{ReLU}(a_t)", "defined again"),
+    ],
+    ids=lambda v: v if len(v) < 30 else None,
+)
+def test_every_reason_a_line_is_not_read(line, reason):
+    report = audit(FORWARD + "$$" + line + "$$", format="markdown")
+    unread = [f for f in report.findings if f.status == "unread"]
+    assert unread, report.text()
+    assert any(reason in f.message for f in unread), [f.message for f in unread]
+    assert not report.ok
+    # the rest of the derivation is still read
+    assert sum(f.status == "model" for f in report.findings) >= 5
