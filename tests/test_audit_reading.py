@@ -236,13 +236,13 @@ $$\frac{\partial L}{\partial W} = \sum_{t=1}^{T} da_{next} h_{t-1}^\top$$
     "rule, cause",
     [
         (
-            r"\frac{\partial L}{\partial a_t} = (1 - h_t^2) \odot V^\top \frac{\partial L}{\partial o_t}"
-            r" + W^\top \frac{\partial L}{\partial a_{t+1}}",
+            r"\frac{\partial L}{\partial a_t} = (1 - h_t^2) \odot V^\top "
+            r"\frac{\partial L}{\partial o_t} + W^\top \frac{\partial L}{\partial a_{t+1}}",
             "missing parentheses",
         ),
         (
-            r"\frac{\partial L}{\partial a_t} = (1 - h_t^2) \odot (V^\top \frac{\partial L}{\partial o_t})"
-            r" \odot (W^\top \frac{\partial L}{\partial a_{t+1}})",
+            r"\frac{\partial L}{\partial a_t} = (1 - h_t^2) \odot (V^\top "
+            r"\frac{\partial L}{\partial o_t}) \odot (W^\top \frac{\partial L}{\partial a_{t+1}})",
             "a product where a sum belongs",
         ),
         (
@@ -279,7 +279,7 @@ def test_a_correction_is_written_in_the_author_notation_with_quantities_the_auth
     ), bad.correction
 
 
-# -- lines that are not read: each reason -----------------------------------------------------------
+# -- lines that are not read: each reason ---------------------------------------------------
 @pytest.mark.parametrize(
     "line, reason",
     [
