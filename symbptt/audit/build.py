@@ -664,18 +664,19 @@ def _vector(e: MatExpr) -> bool:
 
 def _oriented_product(left: MatExpr, right: MatExpr) -> tuple[MatExpr, MatExpr]:
     """For one example, a vector is a row or a column as the product needs (authors write
-    dL/dh as either): a vector operand is turned when that is what makes the shapes fit."""
+    dL/dh as either): a vector operand is turned when that is what makes the shapes fit, to
+    contract over its entries (never into an outer product: d x for d x^T is a mistake)."""
     if left.shape[-1] == right.shape[0]:
         return left, right
     for a, b in (
         (left, right.T if _vector(right) else right),
         (left.T if _vector(left) else left, right),
     ):
-        if a.shape[-1] == b.shape[0]:
+        if a.shape[-1] == b.shape[0] and a.shape[-1] != 1:
             return a, b
     if _vector(left) and _vector(right):
         a, b = left.T, right.T
-        if a.shape[-1] == b.shape[0]:
+        if a.shape[-1] == b.shape[0] and a.shape[-1] != 1:
             return a, b
     return left, right
 
