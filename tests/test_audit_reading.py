@@ -309,3 +309,19 @@ def test_every_reason_a_line_is_not_read(line, reason):
     assert not report.ok
     # the rest of the derivation is still read
     assert sum(f.status == "model" for f in report.findings) >= 5
+
+
+# -- the documentation shows what the tool prints -----------------------------------------------
+@pytest.mark.parametrize("example", ["notes.md", "seed.tex", "seed.txt"])
+def test_docs_show_what_audit_prints(example, capsys):
+    from pathlib import Path
+
+    from symbptt.cli import main
+
+    root = Path(__file__).parent.parent
+    page = (root / "docs" / "audit.md").read_text()
+    marker = f"`symbptt audit docs/audit/{example}` prints"
+    start = page.index("```\n", page.index(marker)) + 4
+    shown = page[start : page.index("```", start)]
+    main(["audit", str(root / "docs" / "audit" / example)])
+    assert capsys.readouterr().out == shown

@@ -1253,8 +1253,8 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
             return
         own = scope.canonical(target) if target else None
         for other in pool:
-            if other == own:
-                continue
+            if other == own and not (isinstance(n, Step) and scope.gradient_of(other)):
+                continue  # dv[t] = dv[t] says nothing; dW_x = sum(t, dW_x[t]) does
             changed = Name(other) if isinstance(n, Name) else Step(other, n.index)
             out.append((f"uses {n.name} where {other} belongs", rebuild(changed)))
 
@@ -1295,7 +1295,7 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
                 regrouped = Binary(n.left.op, n.left.left, Binary(n.op, n.left.right, n.right))
                 out.append(
                     (
-                        f"missing parentheses: {_short(n.left.left)} multiplies the whole sum",
+                        f"missing parentheses: {_say(scope, n.left.left)} multiplies the whole sum",
                         rebuild(regrouped),
                     )
                 )
@@ -1303,7 +1303,8 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
                 regrouped = Binary(n.right.op, Binary(n.op, n.left, n.right.left), n.right.right)
                 out.append(
                     (
-                        f"missing parentheses: {_short(n.right.right)} multiplies the whole sum",
+                        f"missing parentheses: {_say(scope, n.right.right)} multiplies the whole "
+                        "sum",
                         rebuild(regrouped),
                     )
                 )
@@ -1664,6 +1665,18 @@ def _correction(scope: Scope, rule: Rule) -> str | None:
             label = printer.total(rf"{{{printer.symbol(parameter)}}}^{{(t)}}")
         return f"{label}{eq}{body}"
     return printer.rule(target, expr, summed=line.summed, eq=eq)
+
+
+def _say(scope: Scope | None, node) -> str:
+    """A part of the author's rule, in the author's notation when it can be printed so."""
+    if scope is not None and scope.spelling is not None:
+        try:
+            expr = scope.build(node)
+            if not isinstance(expr, Deferred):
+                return _printer(scope).doprint(expr)
+        except Exception:
+            pass
+    return _short(node)
 
 
 def _short(node) -> str:

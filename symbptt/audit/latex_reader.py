@@ -1693,7 +1693,9 @@ def _rules_in(piece: str) -> list[tuple[int, str]]:
         line = " ".join(raw.split())
         if not line:
             continue
-        starts = "=" in line and not line.lstrip("&").lstrip().startswith("=")
+        lead = line.lstrip("&").lstrip()
+        continues = lead.startswith(("=", "+", "-", r"\odot", r"\cdot", r"\times", r"\circ"))
+        starts = "=" in line and not continues
         if starts or not rules:
             rules.append([offset, line])
         else:
@@ -1777,7 +1779,8 @@ def strip_notes(text: str) -> tuple[str, list[tuple[str, str]]]:
     text = _DEFINES.sub("=", text)
     cut, why = _prose_start(text)
     if cut is not None:
-        notes.append((why, text[cut:].strip()))
+        if why:
+            notes.append((why, text[cut:].strip()))
         text = text[:cut]
     stripped = text.rstrip()
     while stripped and (
@@ -1827,7 +1830,9 @@ def _prose_start(text: str) -> tuple[int | None, str]:
                 return i, "prose"
             if word in ("quad", "qquad") and not _has_rule(text[i:]):
                 rest = text[i + len(word) + 1 :].strip()
-                if not rest or _looks_like_prose(rest):
+                if not rest.strip(",.;& "):  # a space at the end: nothing to list
+                    return i, ""
+                if _looks_like_prose(rest):
                     return i, "prose"
         i += 1
     return None, ""
