@@ -136,6 +136,10 @@ def audit(
             spec = options_model or VANILLA
             how = f"the {spec.title or spec.name} ({author.how})"
     convention = convention or "row"
+    if spec.from_file:  # the author's model (or a file): its derivatives checked first
+        from ..engine.trust import ensure_trusted
+
+        ensure_trusted(spec)
     try:
         form = matrix_form(spec, convention)
     except SymbpttError as exc:
