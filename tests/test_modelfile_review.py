@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import symbptt.models.evaluate as evaluate
+from symbptt.engine import matexpr as mx
 from symbptt.engine.trust import ModelCheckError, check_model
 from symbptt.models import from_text
 from symbptt.models.evaluate import Evaluator, differences
@@ -130,3 +131,94 @@ def test_differences_of_a_steep_function_settle_with_an_honest_error_estimate():
     out = differences(Evaluator(model), {"x": x, "W": w}, {"N": 1, "D": 1, "H": 1}, 1, ["W"])
     exact = 40 * (1 - np.tanh(0.4) ** 2)
     assert abs(out.values["W"][0, 0] - exact) <= out.errors["W"][0, 0] < 1e-8
+
+
+# -- the formula printer's powers and precedence (finding 3) ----------------------------------
+def _expressions():
+    """Random matrix expressions over A, B (2, 3) and W (3, 3): sums, differences, products,
+    self products X * X (printed X**2), quotients by positive denominators (2 + X * X), negative
+    powers 1 / (X * X), numbers (negative ones and fractions too), tanh, products with W."""
+    from fractions import Fraction
+
+    from hypothesis import strategies as st
+
+    A, B = mx.Symbol("A", ("N", "H")), mx.Symbol("B", ("N", "H"))
+    W = mx.Symbol("W", ("H", "H"))
+    numbers = st.sampled_from([2, 3, Fraction(1, 2), Fraction(-3, 2), -1, 0.25])
+
+    def grow(children):
+        pair = st.tuples(children, children)
+        return st.one_of(
+            pair.map(lambda p: p[0] + p[1]),
+            pair.map(lambda p: p[0] - p[1]),
+            pair.map(lambda p: p[0] * p[1]),
+            children.map(_square),
+            pair.map(lambda p: p[0] / (2 + p[1] * p[1])),
+            children.map(lambda x: _inverse_square(1 + x * x)),
+            st.tuples(numbers, children).map(lambda p: mx.Constant(p[0]) * p[1]),
+            st.tuples(children, numbers).map(lambda p: p[0] / mx.Constant(p[1])),
+            children.map(lambda x: mx.function("tanh", x, np.tanh)),
+            children.map(lambda x: x @ W),
+        )
+
+    return st.recursive(st.sampled_from([A, B]), grow, max_leaves=8)
+
+
+def _square(x):
+    """x * x, the one node twice (a self product)."""
+    return x * x
+
+
+def _inverse_square(x):
+    """1 / (x * x), the one node x twice: how the matrix form writes x ** -2."""
+    return 1 / (x * x)
+
+
+def _read_back(text: str, arrays: dict) -> np.ndarray:
+    from formula_eval import evaluate_text
+
+    model = {
+        "steps": {"z": ("N", "H")},
+        "globals": {"A": ("N", "H"), "B": ("N", "H"), "W": ("H", "H")},
+        "inputs": {},
+        "sizes": ("N", "H", "T"),
+    }
+    out = evaluate_text(f"z[t] = {text}\n", arrays, {"N": 2, "H": 3, "T": 1}, "row", model=model)
+    return out["z"][0]
+
+
+def test_a_printed_formula_reads_back_to_its_value():
+    from hypothesis import given, settings
+
+    from symbptt.derivation.printers import FormulaPrinter
+
+    rng = np.random.default_rng(5)
+    arrays = {"A": rng.standard_normal((2, 3)), "B": rng.standard_normal((2, 3))}
+    arrays["W"] = rng.standard_normal((3, 3)) / 2
+
+    @settings(max_examples=150, deadline=None, derandomize=True)
+    @given(_expressions())
+    def check(expr):
+        text = FormulaPrinter().doprint(expr)
+        want = np.broadcast_to(expr.evaluate(arrays), (2, 3))
+        np.testing.assert_allclose(_read_back(text, arrays), want, rtol=1e-10, atol=1e-12)
+
+    check()
+
+
+@pytest.mark.parametrize(
+    "build, text",
+    [
+        (lambda X, Y: _inverse_square(2 + X * X), "1 / (2 + X**2)**2"),
+        (lambda X, Y: _square(X + Y), "(X + Y)**2"),
+        (lambda X, Y: _square(X * X), "(X**2)**2"),
+        (lambda X, Y: Y / (X * X), "Y / X**2"),
+        (lambda X, Y: _square(X.T), "X.T**2"),
+        (lambda X, Y: _square(mx.Constant(-1) * X), "((-1) * X)**2"),
+    ],
+)
+def test_self_products_print_as_powers(build, text):
+    from symbptt.derivation.printers import FormulaPrinter
+
+    X, Y = mx.Symbol("X", ("H", "H")), mx.Symbol("Y", ("H", "H"))
+    assert FormulaPrinter().doprint(build(X, Y)) == text
