@@ -5,6 +5,8 @@ column convention."""
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 
@@ -222,3 +224,127 @@ def test_self_products_print_as_powers(build, text):
 
     X, Y = mx.Symbol("X", ("H", "H")), mx.Symbol("Y", ("H", "H"))
     assert FormulaPrinter().doprint(build(X, Y)) == text
+
+
+# -- every gallery file through graph, html and latex (finding 4) -------------------------------
+def _sizes(spec) -> list[str]:
+    """--size NAME=2 for a file's own sizes (K of stacked_rnn, Q of d2l_linear)."""
+    out = []
+    for name in spec.size_names:
+        if name not in ("N", "D", "H", "C"):
+            out += ["--size", f"{name}=2"]
+    return out
+
+
+def _gallery():
+    from symbptt.models.filespec import GALLERY
+
+    return GALLERY
+
+
+def _description(spec) -> dict:
+    """The model's names and shapes for the independent evaluator (as test_filemodels)."""
+    from symbptt.engine.matrix_form import matrix_form
+
+    form = matrix_form(spec)
+    return {
+        "steps": {line.target.base: line.target.shape for line in form.model},
+        "globals": {i.name: i.shape for i in spec.inputs if i.role in ("parameter", "initial")},
+        "inputs": {i.name: (("ids", i.bound) if i.integer else i.shape[1:]) for i in spec.per_step},
+        "sizes": (*spec.size_names, "T"),
+        "no_gradient": tuple(i.name for i in spec.inputs if i.role == "upstream"),
+    }
+
+
+def _commands_work(path, tmp_path, capsys) -> None:
+    """graph, html and latex on a model file: exit 0, the graph has every rule's node at
+    each step, the page names the model, and the derivation latex prints, read by the
+    independent evaluator, gives the engine's gradients (row and column)."""
+    from formula_eval import evaluate_text
+
+    from symbptt.cli import main
+    from symbptt.engine.compile import gradient_function
+    from symbptt.models import from_file
+    from symbptt.models.dims import Dims
+
+    spec = from_file(path)
+    sizes, model = _sizes(spec), ["--model", str(path)]
+    dot = tmp_path / "g.dot"
+    assert main(["graph", *model, *sizes, "--T", "2", "-o", str(dot), "--force"]) == 0
+    text = dot.read_text()
+    for rule in spec.definition.rules:
+        for t in (1, 2):
+            assert f'"{rule.name}_{t}" [label="{rule.name}[{t}]"' in text
+    page = tmp_path / "g.html"
+    assert main(["html", *model, *sizes, "--T", "2", "-o", str(page), "--force"]) == 0
+    assert html.escape(spec.title) in page.read_text()
+    dims = spec.complete(Dims(N=2, D=3, H=2, C=3, T=2), 2)
+    point = spec.random_point(dims, seed=3)
+    truth = gradient_function(dims, spec)(point)
+    for convention in ("row", "column"):
+        out = tmp_path / f"d_{convention}.txt"
+        argv = ["latex", *model, *sizes, "--T", "2", "--wrt", "all", "--format", "text"]
+        assert main([*argv, "--convention", convention, "-o", str(out), "--force"]) == 0
+        read = evaluate_text(
+            out.read_text(), point, dims.sizes, convention, model=_description(spec)
+        )
+        for g in spec.gradient_names:
+            np.testing.assert_allclose(read["d" + g], truth[g], rtol=1e-9, atol=1e-12)
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("name", _gallery())
+def test_graph_html_and_latex_work_on_every_gallery_file(name, tmp_path, capsys):
+    from symbptt.models.filespec import gallery_path
+
+    _commands_work(gallery_path(name), tmp_path, capsys)
+
+
+#: A zero state inside hstack or vstack: the block of zeros beside x[t] at step 1.
+ZERO_IN_BLOCKS = {
+    "hstack(x, h)": """x[t]: (N, D)
+y[t]: (N,) in C
+W: (D + H, H)
+V: (H, C)
+h[0] = 0
+h[t] = tanh(hstack(x[t], h[t-1]) @ W)
+o[t] = h[t] @ V
+L = sum(t, cross_entropy(o[t], y[t]))
+""",
+    "hstack(h, x), named": """x[t]: (N, D)
+y[t]: (N,) in C
+W: (H + D, H)
+V: (H, C)
+h[0] = 0
+z[t] = hstack(h[t-1], x[t])
+h[t] = tanh(z[t] @ W)
+o[t] = h[t] @ V
+L = sum(t, cross_entropy(o[t], y[t]))
+""",
+    "hstack(h @ U, sigmoid(h))": """x[t]: (N, D)
+y[t]: (N,) in C
+W: (D, H)
+U: (H, H)
+V: (H, C)
+h[0] = 0
+h[t] = tanh(x[t] @ W + colblock(hstack(h[t-1] @ U, sigmoid(h[t-1])), 1, 2))
+o[t] = h[t] @ V
+L = sum(t, cross_entropy(o[t], y[t]))
+""",
+    "vstack(x @ W, h)": """x[t]: (N, D)
+y[t]: (N,) in C
+W: (D, H)
+V: (H, C)
+h[0] = 0
+h[t] = tanh(x[t] @ W + 0.5 * rowblock(vstack(x[t] @ W, h[t-1]), 2, 2))
+o[t] = h[t] @ V
+L = sum(t, cross_entropy(o[t], y[t]))
+""",
+}
+
+
+@pytest.mark.parametrize("label", list(ZERO_IN_BLOCKS))
+def test_a_zero_state_inside_a_block_works_in_every_command(label, tmp_path, capsys):
+    path = tmp_path / "cell.txt"
+    path.write_text(ZERO_IN_BLOCKS[label])
+    _commands_work(path, tmp_path, capsys)

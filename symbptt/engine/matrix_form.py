@@ -599,6 +599,8 @@ def node_expressions(graph: Any) -> tuple[dict[str, MatExpr | None], dict[str, t
         for key in params:
             if key.startswith("size_"):  # a size in a model file's formula, as a symbol
                 params[key] = Symbol(key[len("size_") :])
+        if node.rule == "composite":  # a block of one number: in size names
+            params["program"] = _named_numbers(params["program"])
         if node.rule == "scale" and spec.options.reduction == "mean":
             params["factor"] = seed_factor  # the mean's 1/(N T), with N and T as symbols
         if node.rule == "copy":
@@ -613,6 +615,26 @@ def node_expressions(graph: Any) -> tuple[dict[str, MatExpr | None], dict[str, t
         exprs[node.name] = out
         uses[node.name] = (node, inputs, consts, params, out)
     return exprs, uses
+
+
+def _named_numbers(program: tuple) -> tuple:
+    """A composite's program with each block of one number (`graph.Filled`, sized at the
+    graph's sizes) as a constant of its shape in size names."""
+    from .graph import Filled
+
+    def named(ref):
+        if isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[1], Filled):
+            return (ref[0], Constant(ref[1].value, ref[1].named_shape))
+        return ref
+
+    return tuple(
+        replace(
+            op,
+            args=tuple(named(a) for a in op.args),
+            params=tuple((k, named(v)) for k, v in op.params),
+        )
+        for op in program
+    )
 
 
 def local_vjp(uses: Mapping[str, tuple], child: str, parent: str, g: MatExpr) -> MatExpr:
