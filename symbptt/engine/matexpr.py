@@ -223,7 +223,12 @@ class Constant(MatExpr):
     shape: Shape = ()
 
     def _compute(self, args, bindings, sizes):
-        return float(self.value)
+        if not self.shape:
+            return float(self.value)
+        try:  # a number in every entry of a matrix: that matrix (d sum(h) / dh is all ones)
+            return np.full(size_in(self.shape, sizes), float(self.value))
+        except UnknownNameError:  # sizes no bound array shows: the number, broadcast
+            return float(self.value)
 
 
 @_node

@@ -448,6 +448,7 @@ class _Reader:
                 "the file defines no per-step quantity: write the cell's rules, e.g. "
                 "h[t] = tanh(h[t-1] @ W_h + x[t] @ W_x + b)"
             )
+        self._previous_in_loss()
         for boundary in self.boundaries.values():
             at = boundary.place
             if boundary.state not in self.rules:
@@ -531,6 +532,29 @@ class _Reader:
             solution={k: scope.resolve_dim(k) for k in scope.unknowns()} if self.infer else {},
         )
 
+    def _previous_in_loss(self) -> None:
+        """A loss that reads a state at [t-1] reads it through a quantity of its own step,
+        `h_prev[t] = h[t-1]` (a rule added here): a loss term's derivative then reaches h[t]
+        through the adjoint dh_prev[t+1], which is 0 after the last step, as it must be."""
+        if self.loss is None:
+            return
+        expr, place = self.loss
+        read = [
+            n.name
+            for n in _walk(expr)
+            if isinstance(n, Step) and n.index == Index("t", -1) and n.name in self.boundaries
+        ]
+        renamed = {}
+        for state in dict.fromkeys(read):
+            name, k = f"{state}_prev", 1
+            while name in self.rules or name in self.declarations or name in renamed.values():
+                k += 1
+                name = f"{state}_prev{k}"
+            renamed[state] = name
+            self.rules[name] = Definition(name, Step(state, Index("t", -1)), place)
+        if renamed:
+            self.loss = (_previous_read(expr, renamed), place)
+
     def names(self) -> list[str]:
         return [*self.declarations, *self.rules]
 
@@ -538,6 +562,26 @@ class _Reader:
         close = difflib.get_close_matches(name, self.names(), n=2, cutoff=0.5)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         return f"{name!r} is neither declared nor defined by a rule{hint}"
+
+
+def _previous_read(expr, renamed: Mapping[str, str]):
+    """The expression with each state s[t-1] of `renamed` read as renamed[s][t]."""
+    if isinstance(expr, Step):
+        if expr.index == Index("t", -1) and expr.name in renamed:
+            return Step(renamed[expr.name], Index("t", 0), expr.at)
+        return expr
+    if isinstance(expr, Binary):
+        left, right = _previous_read(expr.left, renamed), _previous_read(expr.right, renamed)
+        return Binary(expr.op, left, right, expr.at)
+    if isinstance(expr, (Neg, Transposed)):
+        return type(expr)(_previous_read(expr.arg, renamed), expr.at)
+    if isinstance(expr, Power):
+        return Power(_previous_read(expr.arg, renamed), expr.exponent, expr.at)
+    if isinstance(expr, SumOverT):
+        return SumOverT(_previous_read(expr.body, renamed), expr.at)
+    if isinstance(expr, Call):
+        return Call(expr.function, tuple(_previous_read(a, renamed) for a in expr.args), expr.at)
+    return expr
 
 
 def _spelled(expr):
