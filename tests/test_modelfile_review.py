@@ -400,10 +400,78 @@ def test_a_loss_reading_a_state_at_t_minus_1_reads_it_through_a_quantity_of_its_
     model = from_text(LATEX_CASES["a loss reading h[t-1]"]).definition
     rule = next(r for r in model.rules if r.name == "h_prev")
     assert str(rule.expr.index.text()) == "t-1" and rule.expr.name == "h"
-    taken = RNN.replace("c: (C,)", "c: (C,)\nh_prev: (H,)").replace("a[t] = b +", "a[t] = b + h_prev +")
+    taken = RNN.replace("c: (C,)", "c: (C,)\nh_prev: (H,)").replace(
+        "a[t] = b +", "a[t] = b + h_prev +"
+    )
     taken = taken.replace(
         "L = sum(t, cross_entropy(o[t], y[t]))",
         "L = sum(t, cross_entropy(o[t], y[t]) + sum(h[t-1]))",
     )
     names = [r.name for r in from_text(taken).definition.rules]
     assert "h_prev2" in names  # a free name
+
+
+# -- names that collide with the names symbptt generates (finding 7) ----------------------------
+def _with_input(name: str) -> str:
+    """The vanilla file with one more bias-like input of this name."""
+    return RNN.replace("c: (C,)", f"c: (C,)\n{name}: (H,)").replace(
+        "a[t] = b +", f"a[t] = b + {name} +"
+    )
+
+
+NAMES_THAT_WORK = {
+    "logits named yhat[t]": RNN.replace("o[t]", "yhat[t]"),
+    "an input named yhat": _with_input("yhat"),
+    "an input named yhat_1": _with_input("yhat_1"),
+    "an input named yhat, logits named phat[t]": _with_input("yhat").replace("o[t]", "phat[t]"),
+}
+
+
+@pytest.mark.parametrize("label", list(NAMES_THAT_WORK))
+def test_a_name_symbptt_also_generates_works(label, tmp_path, capsys):
+    """The derivation names softmax(o) yhat only where the file leaves that name free."""
+    from symbptt.derivation import derivation
+
+    path = tmp_path / "cell.txt"
+    path.write_text(NAMES_THAT_WORK[label])
+    _commands_work(path, tmp_path, capsys)
+    spec = from_text(NAMES_THAT_WORK[label])
+    lines = derivation(2, "all", model=spec).text().splitlines()
+    softmax = [line for line in lines if "= softmax(" in line]
+    assert len(softmax) == 1
+    generated = softmax[0].split("[")[0]
+    file_names = {d.name for d in spec.definition.declarations} | {
+        r.name for r in spec.definition.rules
+    }
+    assert generated not in file_names and not any(
+        n.startswith(generated + "_") for n in file_names
+    )
+
+
+NAMES_REFUSED = {
+    "L_1": (_with_input("L_1"), "'L_1' reads as the loss term of step 1", "L_1: (H,)"),
+    "L_3": (_with_input("L_3"), "'L_3' reads as the loss term of step 3", "L_3: (H,)"),
+    "dW_h beside W_h": (_with_input("dW_h"), "'dW_h' reads as the gradient of W_h", "dW_h:"),
+    "dh beside h[t]": (_with_input("dh"), "'dh' reads as the gradient of h", "dh: (H,)"),
+    "dx beside x[t]": (_with_input("dx"), "'dx' reads as the gradient of x", "dx: (H,)"),
+    "a rule dz[t] before z[t]": (
+        RNN.replace("h[t] = tanh(a[t])", "dz[t] = tanh(a[t])\nz[t] = dz[t]\nh[t] = z[t]"),
+        "'dz' reads as the gradient of z",
+        "dz[t] = tanh(a[t])",
+    ),
+}
+
+
+@pytest.mark.parametrize("label", list(NAMES_REFUSED))
+def test_a_name_that_reads_as_a_generated_one_is_refused_with_its_line(label, tmp_path, capsys):
+    from symbptt.cli import main
+
+    text, message, line = NAMES_REFUSED[label]
+    path = tmp_path / "cell.txt"
+    path.write_text(text)
+    assert main(["derive", "--model", str(path)]) == 2
+    err = capsys.readouterr().err
+    rows = text.splitlines()
+    number = next(k for k, row in enumerate(rows, start=1) if row.startswith(line))
+    assert message in err and f"cell.txt, line {number}, column " in err
+    assert "^" in err and "Traceback" not in err

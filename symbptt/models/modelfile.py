@@ -509,6 +509,7 @@ class _Reader:
                         f"input {clash}: rename the quantity named {clash}"
                     )
         _check_codes(self, order)
+        _check_gradient_names(self)
         lines = []  # the title: the comment lines the file starts with
         for raw in text.splitlines():
             stripped = raw.strip()
@@ -547,7 +548,7 @@ class _Reader:
         renamed = {}
         for state in dict.fromkeys(read):
             name, k = f"{state}_prev", 1
-            while name in self.rules or name in self.declarations or name in renamed.values():
+            while {name, f"d{name}"} & {*self.rules, *self.declarations, *renamed.values()}:
                 k += 1
                 name = f"{state}_prev{k}"
             renamed[state] = name
@@ -605,6 +606,12 @@ def _check_name(name: str, place: Place, column: int) -> None:
         raise place.error(
             f"{name!r} is a name the language keeps for itself: choose another", column
         )
+    if re.fullmatch(r"L_\d+", name):
+        raise place.error(
+            f"{name!r} reads as the loss term of step {name[2:]} (symbptt names the loss terms "
+            "L_1, L_2, ...): choose another name",
+            column,
+        )
     if name.startswith("_") or name.startswith("d_") or re.fullmatch(r"p\d+_.*", name):
         raise place.error(
             f"{name!r} cannot be a name here (names starting with _, d_ or p<digits>_ are "
@@ -636,6 +643,22 @@ def _check_codes(reader: _Reader, order: list[str]) -> None:
             if name != other and re.fullmatch(rf"{re.escape(other)}_\d+", name):
                 place = reader.rules[name].place
                 raise place.error(f"{name!r} reads as {other} at a step: rename one of them")
+
+
+def _check_gradient_names(reader: _Reader) -> None:
+    """dW_h beside W_h (or dh beside h[t]) would read as the gradient dL/dW_h that the
+    derivation names so: refuse the name, in whichever order the two appear."""
+    items = [*reader.declarations.values(), *reader.rules.values()]
+    names = {item.name for item in items}
+    for item in items:
+        name = item.name
+        if name.startswith("d") and name[1:] in names:
+            place = item.place
+            raise place.error(
+                f"{name!r} reads as the gradient of {name[1:]} (dL/d{name[1:]} is written "
+                f"{name} in a derivation): choose another name",
+                place.text.index(name) + 1 if name in place.text else 0,
+            )
 
 
 def _text(shape) -> str:
