@@ -475,3 +475,43 @@ def test_a_name_that_reads_as_a_generated_one_is_refused_with_its_line(label, tm
     number = next(k for k, row in enumerate(rows, start=1) if row.startswith(line))
     assert message in err and f"cell.txt, line {number}, column " in err
     assert "^" in err and "Traceback" not in err
+
+
+# -- a rule that reaches no loss (finding 8) -----------------------------------------------------
+UNREACHED = {
+    "z[t] = h[t] * 2": (RNN.replace("o[t] = c", "z[t] = h[t] * 2\no[t] = c"), "z"),
+    "a state nothing reads": (
+        RNN.replace("o[t] = c", "s[t] = s[t-1] + h[t]\no[t] = c").replace(
+            "h[0] = h0", "h[0] = h0\ns[0] = 0"
+        ),
+        "s",
+    ),
+    "a prediction the loss does not read": (
+        RNN.replace("o[t] = c + h[t] @ V", "o[t] = c + h[t] @ V\np[t] = softmax(o[t])"),
+        "p",
+    ),
+}
+
+
+@pytest.mark.parametrize("label", list(UNREACHED))
+def test_a_rule_that_does_not_reach_the_loss_is_refused(label, tmp_path, capsys):
+    from symbptt.cli import main
+
+    text, name = UNREACHED[label]
+    path = tmp_path / "cell.txt"
+    path.write_text(text)
+    assert main(["latex", "--model", str(path), "--wrt", "all", "--format", "text"]) == 2
+    err = capsys.readouterr().err
+    number = next(k for k, row in enumerate(text.splitlines(), 1) if row.startswith(f"{name}[t]"))
+    assert f"cell.txt, line {number}, column 1: {name}[t] does not reach the loss L" in err
+    assert err.count("\n") == 3 and "^" in err  # the sentence, the line, the caret
+
+
+def test_a_layer_has_no_loss_to_reach():
+    """A layer's outputs are what no rule reads: every rule of a layer is used or an output."""
+    layer = (
+        "x[t]: (N, D)\nW: (D, H)\nU: (H, H)\nh[0] = 0\n"
+        "z[t] = h[t-1] @ U\nh[t] = tanh(x[t] @ W + z[t])\n"
+    )
+    model = from_text(layer).definition
+    assert model.loss is None and model.outputs == ("h",)

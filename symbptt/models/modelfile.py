@@ -471,6 +471,7 @@ class _Reader:
         loss = None
         if self.loss is not None:
             loss = scope.loss(*self.loss)
+            self._reach_the_loss(loss.body)
         used = scope.used | {b.value for b in self.boundaries.values() if b.value}
         for d in self.declarations.values():
             if d.name not in used:
@@ -555,6 +556,24 @@ class _Reader:
             self.rules[name] = Definition(name, Step(state, Index("t", -1)), place)
         if renamed:
             self.loss = (_previous_read(expr, renamed), place)
+
+    def _reach_the_loss(self, body) -> None:
+        """Every rule must reach the loss: a quantity nothing the loss reads uses has no
+        derivative (its adjoint would be read but never defined)."""
+        reached: set[str] = set()
+        stack = [n.name for n in _refs(body) if n.name in self.rules]
+        while stack:
+            name = stack.pop()
+            if name not in reached:
+                reached.add(name)
+                stack += [n.name for n in _refs(self.rules[name].expr) if n.name in self.rules]
+        for name, rule in self.rules.items():
+            if name not in reached:
+                raise rule.place.error(
+                    f"{name}[t] does not reach the loss L: no quantity the loss reads uses it "
+                    "(remove the rule, or use it)",
+                    rule.place.text.index(name) + 1 if name in rule.place.text else 0,
+                )
 
     def names(self) -> list[str]:
         return [*self.declarations, *self.rules]
