@@ -515,3 +515,145 @@ def test_a_layer_has_no_loss_to_reach():
     )
     model = from_text(layer).definition
     assert model.loss is None and model.outputs == ("h",)
+
+
+# -- bad files: one sentence with the file, the line, the column and a caret (findings 10, 11) --
+def _rnn_with(old: str, new: str) -> str:
+    assert old in RNN
+    return RNN.replace(old, new)
+
+
+BAD_FILES = {
+    "a number too large": (
+        _rnn_with("h[t] = tanh(a[t])", "h[t] = tanh(a[t]) * 1e400"),
+        "h[t] = tanh(a[t]) * 1e400",
+        "too large for a float",
+    ),
+    "300 nested calls": (
+        _rnn_with("h[t] = tanh(a[t])", "h[t] = " + "tanh(" * 300 + "a[t]" + ")" * 300),
+        "h[t] = tanh(tanh(",
+        "nests 300 operations",
+    ),
+    "a sum of 3000 terms": (
+        _rnn_with("a[t] = b +", "a[t] = b + " + "0 * b + " * 3000),
+        "a[t] = b + 0 * b",
+        "more than the 100 a line may",
+    ),
+    "a power 0": (
+        _rnn_with("h[t] = tanh(a[t])", "h[t] = tanh(a[t]) ** 0"),
+        "h[t] = tanh(a[t]) ** 0",
+        "X ** 0 is 1 in every entry",
+    ),
+    "a division by the number 0": (
+        _rnn_with("h[t] = tanh(a[t])", "h[t] = tanh(a[t]) / 0"),
+        "h[t] = tanh(a[t]) / 0",
+        "a division by 0",
+    ),
+    "a rule that is a number": (
+        _rnn_with("h[t] = tanh(a[t])", "k[t] = 2\nh[t] = tanh(a[t]) * k[t]"),
+        "k[t] = 2",
+        "k[t] is the same number at every step",
+    ),
+    "a log of a negative number": (
+        _rnn_with("h[t] = tanh(a[t])", "h[t] = log(tanh(a[t]) - 5)"),
+        "h[t] = log(tanh(a[t]) - 5)",
+        "log of a number <= 0",
+    ),
+}
+
+
+@pytest.mark.parametrize("label", list(BAD_FILES))
+def test_a_bad_file_is_one_sentence_naming_the_file_the_line_and_the_column(
+    label, tmp_path, capsys
+):
+    from symbptt.cli import main
+
+    text, line, message = BAD_FILES[label]
+    path = tmp_path / "cell.txt"
+    path.write_text(text)
+    with __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("error")  # a NumPy warning would fail here
+        assert main(["derive", "--model", str(path), "--T", "2"]) == 2
+    err = capsys.readouterr().err
+    number = next(k for k, row in enumerate(text.splitlines(), 1) if row.startswith(line))
+    first, shown, mark = err.rstrip("\n").split("\n")
+    assert first.startswith(f"symbptt: error: {path}, line {number}, column ")
+    assert message in first and shown.strip().startswith(line[:20])
+    column = int(first.split(", column ")[1].split(":")[0])
+    assert mark == "    " + " " * (column - 1) + "^"
+
+
+def test_a_log_that_fails_only_at_derives_point_is_located_like_the_check():
+    """log(h[t-1] + 1) has a value at the check's points but not at derive's (h reaches
+    below -1 there): the same located sentence, not an internal error."""
+    from symbptt.engine.compile import gradient_function
+    from symbptt.models.dims import Dims
+    from symbptt.models.modelfile import ModelFileError
+
+    text = (
+        "x[t]: (N, D)\nW: (D, H)\nh[0] = 0\n"
+        "h[t] = tanh(x[t] @ W) + log(h[t-1] + 1)\nL = sum(t, sum(h[t]))\n"
+    )
+    spec = from_text(text)
+    dims = Dims(N=2, D=2, H=2, C=3, T=3)
+    point = spec.random_point(dims, seed=0)
+    point["W"] = np.full((2, 2), 3.0)
+    point["x"] = -np.abs(point["x"]) - 1  # tanh(x W) near -1: log of a negative number at t = 3
+    with pytest.raises(ModelFileError, match=r"line 4, column 25: log of a number <= 0"):
+        gradient_function(dims, spec)(point)
+
+
+def test_the_depth_of_a_line_is_bounded_at_100():
+    from symbptt.models.modelfile import ModelFileError, read_model
+
+    for n, ok in ((100, True), (101, False)):
+        text = _rnn_with("a[t] = b +", "a[t] = " + "b + " * n)
+        if ok:
+            read_model(text)
+        else:
+            with pytest.raises(ModelFileError, match="nests 101 operations"):
+                read_model(text)
+
+
+STRANGE_BUT_RIGHT = {
+    "a state (H,) summed with sum_rows": """x[t]: (N, D)
+W: (D, H)
+s[0] = 0
+s[t] = s[t-1] + sum_rows(x[t] @ W)
+L = sum(t, sum(s[t] * s[t]))
+""",
+    "a scalar state from an input s0: ()": """x[t]: (N, D)
+W: (D, H)
+s0: ()
+s[0] = s0
+s[t] = s[t-1] * 0.5 + sum(x[t] @ W)
+L = sum(t, s[t] * s[t])
+""",
+}
+
+
+@pytest.mark.parametrize("label", list(STRANGE_BUT_RIGHT))
+def test_unusual_states_are_derived_right(label, tmp_path, capsys):
+    """The engine agrees with differences of the file's own equations, derive agrees with
+    the matrix form, and the LaTeX derivation is checked and written."""
+    from symbptt.cli import main
+
+    text = STRANGE_BUT_RIGHT[label]
+    check_model(from_text(text))
+    path = tmp_path / "cell.txt"
+    path.write_text(text)
+    assert main(["derive", "--model", str(path), "--T", "3"]) == 0
+    out = tmp_path / "d.tex"
+    assert main(["latex", "--model", str(path), "--wrt", "all", "-o", str(out)]) == 0
+    assert out.read_text().count("\\begin{document}") == 1
+    capsys.readouterr()
+
+
+def test_a_derivation_the_formula_language_cannot_write_says_which_format_can(capsys, tmp_path):
+    from symbptt.cli import main
+
+    path = tmp_path / "cell.txt"
+    path.write_text(STRANGE_BUT_RIGHT["a state (H,) summed with sum_rows"])
+    assert main(["latex", "--model", str(path), "--wrt", "all", "--format", "text"]) == 2
+    err = capsys.readouterr().err
+    assert "repeat a row for each example" in err and "use the tex or md format" in err

@@ -101,7 +101,10 @@ class FormulaPrinter(_Named):
         return f"onehot({ids})"
 
     def _print_RepeatRows(self, node, row):
-        raise InvalidArgumentError("the formula language has no way to repeat a row")
+        raise InvalidArgumentError(
+            "the formula language has no way to repeat a row for each example (the "
+            "derivative of sum_rows(X) needs one)"
+        )
 
     _print_RepeatCols = _print_RepeatRows
 

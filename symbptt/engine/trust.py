@@ -251,11 +251,15 @@ def _check(spec: ModelSpec) -> TrustRecord:
 
 def _finite_loss(evaluator, point, dims: Dims) -> float:
     """The file's loss at a point; ModelFileError where it is not a number there."""
+    from ..models.evaluate import diagnose
     from ..models.modelfile import ModelFileError
 
     with np.errstate(all="ignore"):  # a log of a negative number is said below, not warned
         loss = float(evaluator.loss(point, dims.sizes, dims.T))
     if not np.isfinite(loss):
+        located = diagnose(evaluator.model, point, dims.sizes, dims.T)
+        if located is not None:
+            raise located
         raise ModelFileError(
             f"the model's loss is {loss} at a random point ({_dims_text(dims)}): a log of "
             "a negative number or a division by zero? Inputs are drawn around 0"

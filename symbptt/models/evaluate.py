@@ -19,10 +19,11 @@ import numpy as np
 
 from ..formula.ast import Binary, Call, Index, Name, Neg, Num, Power, Step, Transposed
 from . import sizes as size_text
-from .modelfile import ModelFile
+from .modelfile import ModelFile, ModelFileError
 
 __all__ = [
     "Evaluator",
+    "diagnose",
     "Differences",
     "differences",
     "finite_differences",
@@ -340,13 +341,88 @@ def _signed_loss(evaluator: Evaluator, arrays, sizes, T) -> tuple[float, list[np
     """The loss, and the sign pattern of every relu argument on the way."""
     evaluator.signs = []
     try:
-        return float(evaluator.loss(arrays, sizes, T)), evaluator.signs
+        with np.errstate(all="ignore"):  # a loss that is no number there: no estimate, said
+            return float(evaluator.loss(arrays, sizes, T)), evaluator.signs
     finally:
         evaluator.signs = None
 
 
 def _same_signs(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def diagnose(
+    model: ModelFile, arrays: Mapping[str, np.ndarray], sizes: Mapping[str, int], T: int
+) -> ModelFileError | None:
+    """Where the file's equations stop being numbers at this point: the first rule (in the
+    order of the steps) with an entry that is not a finite number, and in it the innermost
+    operation that makes one from finite operands, as a ModelFileError at its line and column;
+    None when every value is finite."""
+    evaluator = Evaluator(model)
+    previous = {}
+    for b in model.boundaries:
+        if b.value is not None:
+            previous[b.state] = np.asarray(arrays[b.value], dtype=float)
+        else:
+            shape = tuple(size_text.value(d, sizes) for d in model.shape(b.state))
+            previous[b.state] = np.zeros(shape)
+    at = ", ".join(f"{k}={v}" for k, v in {**sizes, "T": T}.items())
+    with np.errstate(all="ignore"):
+        for t in range(T):
+            now: dict[str, object] = {}
+            env = _Env(arrays, sizes, t, now, previous, evaluator.xp)
+            lines = [(r.name, r.expr, r.place) for r in model.rules]
+            if model.loss is not None:
+                lines.append(("L", model.loss.body, model.loss.place))
+            for name, expr, place in lines:
+                value = evaluator._compile(expr)(env)
+                if not np.all(np.isfinite(value)):
+                    node, what = _culprit(evaluator, expr, env)
+                    return place.error(
+                        f"{what} at step {t + 1} of a random point ({at}), so "
+                        f"{name}{'' if name == 'L' else '[t]'} is not a number there: inputs "
+                        "are drawn around 0, and the equations must have a value near there",
+                        getattr(node, "at", 0),
+                    )
+                now[name] = value
+            previous = {s: now[s] for s in model.states}
+    return None
+
+
+def _culprit(evaluator: Evaluator, expr, env) -> tuple[object, str]:
+    """The innermost operation of `expr` whose value is not finite while its operands are,
+    and what it does there."""
+    from .modelfile import _walk
+
+    nodes = list(_walk(expr))[::-1]  # operands before what uses them, roughly
+    for node in nodes:
+        value = np.asarray(evaluator._compile(node)(env), dtype=float)
+        if np.all(np.isfinite(value)):
+            continue
+        kids = _operands(node)
+        values = [np.asarray(evaluator._compile(k)(env), dtype=float) for k in kids]
+        if not all(np.all(np.isfinite(v)) for v in values):
+            continue
+        if isinstance(node, Call) and node.function == "log":
+            return node, f"log of a number <= 0 ({values[0].min():.3g})"
+        if isinstance(node, Call) and node.function == "exp":
+            return node, f"exp of {values[0].max():.3g} overflows"
+        if isinstance(node, Binary) and node.op == "/":
+            return node, "a division by 0"
+        if isinstance(node, Power) and node.exponent < 0:
+            return node, f"a power {node.exponent} of 0"
+        return node, "a value too large for a float"
+    return expr, "a value that is not a number"
+
+
+def _operands(node) -> list:
+    if isinstance(node, Binary):
+        return [node.left, node.right]
+    if isinstance(node, (Neg, Transposed, Power)):
+        return [node.arg]
+    if isinstance(node, Call):
+        return [a for a in node.args if not isinstance(a, Num)]
+    return []
 
 
 def finite_differences(

@@ -102,7 +102,11 @@ class _Step:
         if value is None:
             value = self.composite(name, expr)
         if isinstance(value, _Const) and not self.ops.concrete:
-            raise self.fail(f"{name}[t] is the same number at every step: it is no quantity")
+            raise place.error(
+                f"{name}[t] is the same number at every step: it is no quantity (write the "
+                "number where it is used)",
+                place.text.index(name) + 1 if name in place.text else 0,
+            )
         self.now[name] = value
 
     def state(self, name: str):
@@ -489,6 +493,17 @@ class _Program:
         a, b = self.emit(node.left), self.emit(node.right)
         op = node.op
         ca, cb = isinstance(a, _Const), isinstance(b, _Const)
+        if op != "@" and ca != cb:
+            # A number that widens the other operand (a zero state (N, H) plus a row (H,)):
+            # kept as an array of the result's shape, or the sum would lose a dimension.
+            shapes = self.step.model.node_shapes
+            other = node.right if ca else node.left
+            want = shapes.get(id(node))
+            if want is not None and shapes.get(id(other)) != want:
+                if ca:
+                    a, ca = self._value(a, node), False
+                else:
+                    b, cb = self._value(b, node), False
         if ca and cb:
             if op == "@":
                 if a.zero or b.zero:
@@ -516,7 +531,8 @@ class _Program:
         if op == "/":
             if cb:
                 if b.zero:
-                    raise self.step.fail("a division by 0 (a zero state at step 1?)", node)
+                    why = "" if isinstance(node.right, Num) else " (a zero state at step 1?)"
+                    raise self.step.fail(f"a division by 0{why}", node)
                 inverse = 1 / Fraction(b.value) if isinstance(b.value, Fraction) else 1 / b.value
                 return a if b.value == 1 else self.op("scale", (a,), factor=inverse)
             if ca and a.zero:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import keyword
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ FUNCTIONS = {
 RESERVED = {"t", "T", "N", "L", "sum", "ones", "E", "max", "Max", "Piecewise", *FUNCTIONS}
 #: The largest power written out (an elementwise square is common, h**1000 is not).
 MAX_POWER = 8
+#: The deepest nesting of operations on one line (a sum of 100 terms, 100 calls inside calls).
+MAX_DEPTH = 100
 
 _MODEL_GRAMMAR = r"""
 start: rule | decl
@@ -115,15 +118,19 @@ def _parser():
 # -- what a file says ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Place:
-    """Where a line is: its number and its text (for errors with a caret)."""
+    """Where a line is: its number and its text (for errors with a caret), and the file's
+    path (None for a text read without one)."""
 
     line: int
     text: str
+    path: str | None = field(default=None, compare=False)
 
     def error(self, message: str, column: int = 0) -> ModelFileError:
         from ..formula.reader import caret
 
         where = f"line {self.line}" + (f", column {column}" if column else "")
+        if self.path:
+            where = f"{self.path}, {where}"
         return ModelFileError(f"{where}: {message}\n{caret(self.text, column or 1)}")
 
 
@@ -249,7 +256,9 @@ def read_model(
                 tree = parse_line(_parser(), line, number)
             except FormulaSyntaxError as exc:
                 raise ModelFileError(str(exc)) from None
-            parsed.append((tree.children[0], Place(number, line)))
+            place = Place(number, line, path)
+            _check_depth(tree, place)
+            parsed.append((tree.children[0], place))
     reader = _Reader(_convention_of(parsed, convention or "row"), infer=infer)
     try:
         for item, place in sorted(parsed, key=lambda p: p[0].data != "decl"):
@@ -260,6 +269,29 @@ def read_model(
             "an expression of the file is nested too deeply to read: name its parts with "
             "rules of their own"
         ) from None
+
+
+def _check_depth(tree, place: Place) -> None:
+    """An expression nested deeper than MAX_DEPTH (a sum of hundreds of terms, calls inside
+    calls) is refused at its line: the derivation of such a line nests as deep, past what
+    Python's parser and recursion take."""
+    from lark import Tree
+
+    deepest, where = 0, None
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest, where = depth, node
+        stack += [(kid, depth + 1) for kid in node.children if isinstance(kid, Tree)]
+    if deepest > MAX_DEPTH + 3:  # the rule, its target and the expression's own top
+        column = getattr(getattr(where, "meta", None), "column", 1) if where is not None else 1
+        raise place.error(
+            f"this line nests {deepest - 3} operations inside one another (a sum of that many "
+            f"terms, or calls inside calls), more than the {MAX_DEPTH} a line may: name its "
+            "parts with rules of their own",
+            column,
+        )
 
 
 def _convention_of(parsed, default: str) -> str:
@@ -943,6 +975,10 @@ class _Scope:
 
     def _shape(self, node) -> tuple:
         if isinstance(node, Num):
+            if not math.isfinite(float(node.value)):
+                raise self.fail(
+                    "this number is too large for a float (at most about 1.8e308)", node
+                )
             return ()
         if isinstance(node, Name):
             return self.name(node)
@@ -958,6 +994,10 @@ class _Scope:
         if isinstance(node, Power):
             if abs(node.exponent) > MAX_POWER:
                 raise self.fail(f"an exponent is at most {MAX_POWER}", node)
+            if node.exponent == 0:
+                raise self.fail(
+                    "X ** 0 is 1 in every entry, whatever X is: write the number 1", node
+                )
             return self.shape(node.arg)
         if isinstance(node, Binary):
             return self.binary(node)
