@@ -657,3 +657,49 @@ def test_a_derivation_the_formula_language_cannot_write_says_which_format_can(ca
     assert main(["latex", "--model", str(path), "--wrt", "all", "--format", "text"]) == 2
     err = capsys.readouterr().err
     assert "repeat a row for each example" in err and "use the tex or md format" in err
+
+
+# -- a constant factor around the loss's sum (finding 13) ---------------------------------------
+LOSS_FORMS = [
+    # (the loss line, the factor as a function of N and T, whether it is a mean)
+    ("L = -sum(t, -cross_entropy(o[t], y[t]))", lambda N, T: 1.0, False),
+    ("L = sum(t, cross_entropy(o[t], y[t])) / N / T", lambda N, T: 1 / (N * T), True),
+    ("L = 2 * sum(t, cross_entropy(o[t], y[t])) / (N * T)", lambda N, T: 2 / (N * T), True),
+    ("L = (1 / (N * T)) * sum(t, cross_entropy(o[t], y[t]))", lambda N, T: 1 / (N * T), True),
+    ("L = -(sum(t, cross_entropy(o[t], y[t])) / (T * N)) * -3", lambda N, T: 3 / (N * T), True),
+    ("L = sum(t, cross_entropy(o[t], y[t])) / T", lambda N, T: 1 / T, False),
+    ("L = 0.5 * -sum(t, cross_entropy(o[t], y[t]))", lambda N, T: -0.5, False),
+]
+
+
+@pytest.mark.parametrize("line, factor, mean", LOSS_FORMS, ids=[f[0] for f in LOSS_FORMS])
+def test_a_constant_times_the_sum_is_a_loss(line, factor, mean):
+    """The loss and every gradient are the factor times those of the plain sum."""
+    from symbptt.engine.compile import gradient_function
+    from symbptt.models.dims import Dims
+
+    spec = from_text(_rnn_with("L = sum(t, cross_entropy(o[t], y[t]))", line))
+    plain = from_text(RNN)
+    assert spec.definition.loss.mean == mean
+    dims = Dims(N=2, D=3, H=2, C=3, T=3)
+    point = plain.random_point(dims, seed=8)
+    ours, theirs = gradient_function(dims, spec)(point), gradient_function(dims, plain)(point)
+    c = factor(dims.N, dims.T)
+    for key, value in theirs.items():
+        np.testing.assert_allclose(ours[key], c * value, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "L = 2 / sum(t, cross_entropy(o[t], y[t]))",
+        "L = sum(t, cross_entropy(o[t], y[t])) + 1",
+        "L = sum(t, cross_entropy(o[t], y[t])) * sum(t, cross_entropy(o[t], y[t]))",
+        "L = sum(t, cross_entropy(o[t], y[t])) * W_h",
+    ],
+)
+def test_a_loss_that_is_not_a_constant_times_the_sum_is_refused(line):
+    from symbptt.models.modelfile import ModelFileError
+
+    with pytest.raises(ModelFileError, match="the loss is a constant times a sum over the steps"):
+        from_text(_rnn_with("L = sum(t, cross_entropy(o[t], y[t]))", line))

@@ -170,7 +170,7 @@ class Boundary:
 
 @dataclass(frozen=True)
 class Loss:
-    """`L = sum(t, body)`, divided by N*T when `mean`; `factor` is any other constant factor,
+    """`L = sum(t, body)`, divided by N*T when `mean`; any other constant factor of the loss is
     already folded into the body."""
 
     body: object
@@ -891,29 +891,32 @@ class _Scope:
         return out
 
     def loss(self, expr, place: Place) -> Loss:
+        """`L = c * sum(t, E)` for any constant factor c written around the sum (`-sum(...)`,
+        `2 * sum(...) / (N * T)`, `sum(...) / N / T`): a mean where c divides by N and T, any
+        other factor joined to E."""
         self.current = place
-        mean = False
-        factor = None
-        body = expr
-        # sum(t, E) / (N * T): a mean; any other constant factor joins E.
-        if isinstance(body, Binary) and body.op in ("/", "*"):
-            left, right = body.left, body.right
-            if body.op == "*" and isinstance(right, SumOverT):
-                left, right = right, left
-            if isinstance(left, SumOverT) and self._constant(right):
-                if body.op == "/" and _is_n_times_t(right):
-                    mean = True
-                else:
-                    factor = (body.op, right)
-                body = left
-        if not isinstance(body, SumOverT):
+        numerators: list = []
+        denominators: list = []
+        sign = [1]
+        body = self._split_loss(expr, numerators, denominators, sign)
+        if body is None:
             raise place.error(
-                "the loss is a sum over the steps: L = sum(t, ...) (divided by (N * T) for a mean)",
+                "the loss is a constant times a sum over the steps: L = sum(t, ...) (divided "
+                "by (N * T) for a mean)",
                 expr.at,
             )
+        names = [getattr(d, "name", None) for d in denominators]
+        mean = "N" in names and "T" in names
+        if mean:
+            denominators.pop(names.index("N"))
+            denominators.pop([getattr(d, "name", None) for d in denominators].index("T"))
         inner = body.body
-        if factor is not None:
-            inner = Binary(factor[0], inner, factor[1], inner.at)
+        for factor in numerators:
+            inner = Binary("*", inner, factor, inner.at)
+        for factor in denominators:
+            inner = Binary("/", inner, factor, inner.at)
+        if sign[0] < 0:
+            inner = inner.arg if isinstance(inner, Neg) else Neg(inner, inner.at)
         if any(isinstance(n, SumOverT) for n in _walk(inner)):
             raise place.error("sum(t, ...) cannot be nested", inner.at)
         shape = self.shape(inner)
@@ -924,6 +927,28 @@ class _Scope:
                 inner.at,
             )
         return Loss(inner, mean, place)
+
+    def _split_loss(self, expr, numerators: list, denominators: list, sign: list):
+        """The sum(t, ...) of a loss written as constants times it; its constant factors
+        (numbers, sizes) go to `numerators` and `denominators`, a minus to `sign`. None where
+        the loss is no constant times one sum."""
+        if isinstance(expr, SumOverT):
+            return expr
+        if isinstance(expr, Neg):
+            sign[0] = -sign[0]
+            return self._split_loss(expr.arg, numerators, denominators, sign)
+        if isinstance(expr, Binary) and expr.op in ("*", "/"):
+            has_sum = [
+                any(isinstance(n, SumOverT) for n in _walk(x)) for x in (expr.left, expr.right)
+            ]
+            if has_sum == [True, False] and self._constant(expr.right):
+                into = (numerators, denominators) if expr.op == "*" else (denominators, numerators)
+                _factors_of(expr.right, *into, sign)
+                return self._split_loss(expr.left, numerators, denominators, sign)
+            if has_sum == [False, True] and expr.op == "*" and self._constant(expr.left):
+                _factors_of(expr.left, numerators, denominators, sign)
+                return self._split_loss(expr.right, numerators, denominators, sign)
+        return None
 
     def _constant(self, expr) -> bool:
         """Numbers and sizes only (a constant factor of the loss)."""
@@ -1344,12 +1369,18 @@ def _refs(node):
     return [n for n in _walk(node) if isinstance(n, (Name, Step))]
 
 
-def _is_n_times_t(node) -> bool:
-    return (
-        isinstance(node, Binary)
-        and node.op == "*"
-        and {getattr(node.left, "name", None), getattr(node.right, "name", None)} == {"N", "T"}
-    )
+def _factors_of(node, numerators: list, denominators: list, sign: list) -> None:
+    """A constant's factors (1 left out, a minus to `sign`): what multiplies into
+    `numerators`, what divides into `denominators`."""
+    if isinstance(node, Binary) and node.op in ("*", "/"):
+        _factors_of(node.left, numerators, denominators, sign)
+        into = (numerators, denominators) if node.op == "*" else (denominators, numerators)
+        _factors_of(node.right, *into, sign)
+    elif isinstance(node, Neg):
+        sign[0] = -sign[0]
+        _factors_of(node.arg, numerators, denominators, sign)
+    elif not (isinstance(node, Num) and node.value == 1):
+        numerators.append(node)
 
 
 def shapes_of(model: ModelFile) -> Mapping[str, tuple]:
