@@ -703,3 +703,90 @@ def test_a_loss_that_is_not_a_constant_times_the_sum_is_refused(line):
 
     with pytest.raises(ModelFileError, match="the loss is a constant times a sum over the steps"):
         from_text(_rnn_with("L = sum(t, cross_entropy(o[t], y[t]))", line))
+
+
+# -- the column convention (finding 9) -----------------------------------------------------------
+_MSE = """x[t]: (N, D)
+target[t]: (N, C)
+W_x: (D, H)
+W_h: (H, H)
+b: (H,)
+V: (H, C)
+h[0] = 0
+h[t] = tanh(h[t-1] @ W_h + x[t] @ W_x + b)
+o[t] = h[t] @ V
+L = sum(t, sum((o[t] - target[t]) ** 2)) / (N * T)
+"""
+_TOKENS_ROW = """x[t]: (N,) in D
+y[t]: (N,) in C
+E_emb: (D, H)
+W_h: (H, H)
+V: (H, C)
+c: (C,)
+h[0] = 0
+h[t] = tanh(onehot(x[t]) @ E_emb + h[t-1] @ W_h)
+o[t] = h[t] @ V + c
+L = sum(t, cross_entropy(o[t], y[t]))
+"""
+_TOKENS_COLUMN = """x[t]: (N,) in D
+y[t]: (N,) in C
+E_emb: (H, D)
+W_h: (H, H)
+V: (C, H)
+c: (C, 1)
+h[0] = 0
+h[t] = tanh(E_emb @ onehot(x[t]) + W_h @ h[t-1])
+o[t] = V @ h[t] + c
+L = sum(t, cross_entropy(o[t], y[t]))
+"""
+COLUMN_CASES = {
+    "a mean squared error": _MSE,
+    "a squared error over N": _MSE.replace("/ (N * T)", "/ N"),
+    "token ids and h0 (N, H)": _TOKENS_ROW.replace("h[0] = 0", "h[0] = h0").replace(
+        "c: (C,)", "c: (C,)\nh0: (N, H)"
+    ),
+    "token ids and a zero state, in rows": _TOKENS_ROW,
+    "token ids and a zero state, in columns": _TOKENS_COLUMN,
+    "a column weight w: (H, 1) read out with w.T": """x[t]: (D, N)
+target[t]: (1, N)
+W_x: (H, D)
+W_h: (H, H)
+w: (H, 1)
+b: (H, 1)
+h[0] = 0
+h[t] = tanh(W_h @ h[t-1] + W_x @ x[t] + b)
+o[t] = w.T @ h[t]
+L = sum(t, 0.5 * sum((o[t] - target[t]) ** 2))
+""",
+}
+
+
+@pytest.mark.parametrize("label", list(COLUMN_CASES))
+def test_files_in_either_convention_print_in_both(label, tmp_path, capsys):
+    path = tmp_path / "cell.txt"
+    path.write_text(COLUMN_CASES[label])
+    _commands_work(path, tmp_path, capsys)  # latex --convention row and column, read back
+
+
+@pytest.mark.parametrize(
+    "label, convention",
+    [
+        ("token ids and h0 (N, H)", "row"),
+        ("token ids and a zero state, in rows", "row"),
+        ("token ids and a zero state, in columns", "column"),
+        ("a column weight w: (H, 1) read out with w.T", "column"),
+    ],
+)
+def test_the_convention_a_file_is_written_in_is_read_off_it(label, convention):
+    """--convention column (how the derivation is printed) does not make a file written in
+    rows a column file: h0 (N, H) tells, or, where nothing declared tells, the rules do."""
+    from symbptt.models.modelfile import read_model
+
+    for default in ("row", "column"):
+        assert read_model(COLUMN_CASES[label], convention=default).convention == convention
+
+
+def test_a_column_vector_is_a_bias_or_a_weight_by_its_use():
+    model = from_text(COLUMN_CASES["a column weight w: (H, 1) read out with w.T"]).definition
+    assert model.declaration("w").shape == (1, "H")  # the matrix w.T of the row form
+    assert model.declaration("b").shape == ("H",)  # a bias added to every row

@@ -259,7 +259,22 @@ def read_model(
             place = Place(number, line, path)
             _check_depth(tree, place)
             parsed.append((tree.children[0], place))
-    reader = _Reader(_convention_of(parsed, convention or "row"), infer=infer)
+    told = _convention_of(parsed)
+    if told is not None:
+        return _read(parsed, told, text, path, infer)
+    first = convention or "row"  # the declarations do not tell: this one, else the other
+    try:
+        return _read(parsed, first, text, path, infer)
+    except ModelFileError as exc:
+        try:
+            return _read(parsed, "column" if first == "row" else "row", text, path, infer)
+        except ModelFileError:
+            raise exc from None
+
+
+def _read(parsed, convention: str, text: str, path: str | None, infer: bool) -> ModelFile:
+    """The parsed lines read in one convention."""
+    reader = _Reader(convention, infer=infer)
     try:
         for item, place in sorted(parsed, key=lambda p: p[0].data != "decl"):
             reader.line(item, place)
@@ -294,28 +309,35 @@ def _check_depth(tree, place: Place) -> None:
         )
 
 
-def _convention_of(parsed, default: str) -> str:
-    """Row when the per-step float inputs put N first, column when they put it last."""
-    votes: dict[str, Place] = {}
+def _convention_of(parsed) -> str | None:
+    """Row when the declarations put N first, column when they put it last: the per-step
+    float inputs decide (x[t]: (N, D)), else the other inputs with N (h0: (N, H)); None when
+    none tells (integer ids and zero states only)."""
+    groups: tuple[dict[str, Place], dict[str, Place]] = ({}, {})
     for item, place in parsed:
-        if item.data != "decl" or len(item.children[0].children) < 2 or len(item.children) > 3:
-            continue  # not a per-step declaration, or integer ids (N,) in C
+        if item.data != "decl" or len(item.children) > 3:
+            continue  # a rule, or integer ids (N,) in C
+        per_step = len(item.children[0].children) >= 2
         dims = [t for t in item.children[2].children]
         if len(dims) != 2:
             continue
         texts = [" ".join(str(tok) for tok in d.scan_values(lambda v: True)) for d in dims]
+        votes = groups[0 if per_step else 1]
         if texts[0] == "N" and texts[1] != "N":
             votes.setdefault("row", place)
         elif texts[1] == "N" and texts[0] != "N":
             votes.setdefault("column", place)
-    if len(votes) == 2:
-        row, column = votes["row"], votes["column"]
-        raise column.error(
-            f"this per-step input is written in the column convention (N last), but the one "
-            f"on line {row.line} in the row convention (N first): write every one of them "
-            "one way"
-        )
-    return next(iter(votes), default)
+    for votes in groups:
+        if len(votes) == 2:
+            row, column = votes["row"], votes["column"]
+            raise column.error(
+                f"this input is written in the column convention (N last), but the one on "
+                f"line {row.line} in the row convention (N first): write every one of them "
+                "one way"
+            )
+        if votes:
+            return next(iter(votes))
+    return None
 
 
 @dataclass
@@ -326,6 +348,9 @@ class _Reader:
     rules: dict[str, Definition] = field(default_factory=dict)
     boundaries: dict[str, Boundary] = field(default_factory=dict)
     loss: tuple[object, Place] | None = None
+    #: Column-convention inputs declared (k, 1): a bias (k,) in rows, unless a product uses
+    #: them as a matrix (`w.T @ h[t]`: then the (1, k) matrix).
+    columns: set[str] = field(default_factory=set)
 
     def line(self, item, place: Place) -> None:
         from ..formula.reader import FormulaSyntaxError
@@ -360,6 +385,8 @@ class _Reader:
         shape = tuple(self._dim(d, place) for d in shape_tree.children)
         bound = self._dim(rest[1], place) if rest else None
         if self.convention == "column":
+            if not per_step and len(shape) == 2 and shape[1] == 1:
+                self.columns.add(name)  # a bias (k, 1), or a weight w.T @ h: told by its uses
             shape = _row_shape(shape)
         for dim in shape:
             if "T" in sizes.names_in(dim):
@@ -480,6 +507,7 @@ class _Reader:
                 "the file defines no per-step quantity: write the cell's rules, e.g. "
                 "h[t] = tanh(h[t-1] @ W_h + x[t] @ W_x + b)"
             )
+        self._column_matrices()
         self._previous_in_loss()
         for boundary in self.boundaries.values():
             at = boundary.place
@@ -565,6 +593,23 @@ class _Reader:
             node_shapes={k: scope.resolve(v) for k, v in scope.node_shapes.items()},
             solution={k: scope.resolve_dim(k) for k in scope.unknowns()} if self.infer else {},
         )
+
+    def _column_matrices(self) -> None:
+        """A column file's (k, 1) input that a matrix product uses (`w.T @ h[t]`) is the
+        matrix (1, k) in rows, not a bias (k,)."""
+        bodies = [r.expr for r in self.rules.values()] + ([self.loss[0]] if self.loss else [])
+        used = set()
+        for body in bodies:
+            for node in _walk(body):
+                if isinstance(node, Binary) and node.op == "@":
+                    for side in (node.left, node.right):
+                        while isinstance(side, Transposed):
+                            side = side.arg
+                        if isinstance(side, Name):
+                            used.add(side.name)
+        for name in self.columns & used:
+            d = self.declarations[name]
+            self.declarations[name] = Declaration(name, False, (1, d.shape[0]), None, d.place)
 
     def _previous_in_loss(self) -> None:
         """A loss that reads a state at [t-1] reads it through a quantity of its own step,
