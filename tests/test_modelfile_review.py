@@ -790,3 +790,32 @@ def test_a_column_vector_is_a_bias_or_a_weight_by_its_use():
     model = from_text(COLUMN_CASES["a column weight w: (H, 1) read out with w.T"]).definition
     assert model.declaration("w").shape == (1, "H")  # the matrix w.T of the row form
     assert model.declaration("b").shape == ("H",)  # a bias added to every row
+
+
+# -- what docs/models.md says of contributions and sizes (finding 14) ---------------------------
+@pytest.mark.parametrize(
+    "name, argv, message",
+    [
+        ("lstm", [], "lstm has 2 (h, c)"),
+        ("stacked_rnn", ["--size", "K=3"], "stacked_rnn has 2 (h1, h2)"),
+        ("indrnn", [], "the one weight W in h[t-1] @ W; indrnn has none"),
+        ("d2l_linear", [], "--size Q=3"),
+    ],
+)
+def test_contributions_refuses_what_the_docs_say_it_refuses(name, argv, message, capsys):
+    from symbptt.cli import main
+    from symbptt.models.filespec import gallery_path
+
+    argv = ["contributions", "--model", str(gallery_path(name)), "--T", "4", *argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_contributions_of_a_file_with_one_state_and_one_recurrent_weight(capsys):
+    from symbptt.cli import main
+    from symbptt.models.filespec import gallery_path
+
+    argv = ["contributions", "--model", str(gallery_path("two_biases")), "--T", "4"]
+    assert main(argv) == 0
+    assert "the components add up to the total" in capsys.readouterr().out.replace("\n", " ")
