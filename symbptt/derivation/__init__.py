@@ -60,6 +60,11 @@ class Derivation:
     #: The listed paths' terms by input name (PathTerm: the path and its matrix form, each
     #: verified against the engine); empty when T > 4 or there are too many to list.
     paths: dict = field(default_factory=dict)
+    #: Why there is no text in the formula language (when `_text` is None).
+    no_text: str = (
+        "the formula language has one time index, and K-step truncated BPTT needs two (the "
+        "loss step and the step of the use): use the tex or md format"
+    )
 
     def latex(self, *, body: bool = False) -> str:
         """A standalone LaTeX document, or with `body=True` its body for \\input."""
@@ -72,10 +77,7 @@ class Derivation:
     def text(self) -> str:
         """The recurrences in the plain formula language (docs/formula-language.md)."""
         if self._text is None:
-            raise InvalidArgumentError(
-                "the formula language has one time index, and K-step truncated BPTT needs two "
-                "(the loss step and the step of the use): use the tex or md format"
-            )
+            raise InvalidArgumentError(self.no_text)
         return self._text
 
     def render(self, format: str = "tex", *, body: bool = False) -> str:
@@ -298,13 +300,27 @@ def derivation(
     expanded = _expanded_entry(spec, wrt[0], reader_names, form) if expand else None
     request = Request(T, wrt, reader_names, form, terms, dropped, expanded, counts)
     document = build(request, verification, __version__)
+    no_text = {}
     if form.truncate is not None and form.truncate < T - 1:
         text = None
     else:
-        text = formula_text(form, wrt, reader_names, T, __version__)
+        try:
+            text = formula_text(form, wrt, reader_names, T, __version__)
+        except InvalidArgumentError as exc:  # what the plain language cannot write
+            text, no_text = None, {"no_text": f"{exc}: use the tex or md format"}
     seconds = time.perf_counter() - start
     return Derivation(
-        T, wrt, convention, reader_names, form, document, verification, seconds, text, terms
+        T,
+        wrt,
+        convention,
+        reader_names,
+        form,
+        document,
+        verification,
+        seconds,
+        text,
+        terms,
+        **no_text,
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from ..engine import matexpr
 from ..engine.matexpr import Indexed, column_shape
-from ..engine.matrix_form import PREDICTIONS, Line, MatrixForm, PathTerm
+from ..engine.matrix_form import Line, MatrixForm, PathTerm
 from .printers import FormulaPrinter, LatexPrinter
 from .verify import Verification
 
@@ -215,7 +215,7 @@ def build(request: Request, verification: Verification, version: str) -> Documen
 
     # -- layout
     doc.heading("Layout")
-    weights = [line for line in form.model if line.target.base not in PREDICTIONS.values()]
+    weights = [line for line in form.model if line.target.base not in form.predictions]
     first = tex.doprint(weights[0].expr) if weights else ""
     if spec.from_file:
         doc.text(_file_layout(form, tex, first))

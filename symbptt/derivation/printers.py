@@ -82,9 +82,15 @@ class FormulaPrinter(_Named):
         return f"{self._atom(node.arg, arg)}.T"
 
     def _print_Multiply(self, node, left, right):
-        if node.left is node.right and self._binding(node.left) == 3:
-            return f"{left}**2"
+        if node.left is node.right:  # X * X as X**2, X bracketed unless it is an atom
+            return f"{self._power_base(node.left, left)}**2"
         return self._binary(node, left, right)
+
+    def _power_base(self, child: MatExpr, text: str) -> str:
+        """The base of `**`: an atom as it is; anything else, a square among them (the
+        language has no X**2**2), in brackets."""
+        atom = self._binding(child) == 3 and not _square(child)
+        return text if atom else f"({text})"
 
     def _print_Sum(self, node, arg):
         if node.axis is None:
@@ -95,16 +101,24 @@ class FormulaPrinter(_Named):
         return f"onehot({ids})"
 
     def _print_RepeatRows(self, node, row):
-        raise InvalidArgumentError("the formula language has no way to repeat a row")
+        raise InvalidArgumentError(
+            "the formula language has no way to repeat a row for each example (the "
+            "derivative of sum_rows(X) needs one)"
+        )
 
     _print_RepeatCols = _print_RepeatRows
 
     def _binding(self, node: MatExpr) -> int:
-        if isinstance(node, Multiply) and node.left is node.right:
-            return 3  # x**2 binds like an atom
+        if _square(node):
+            return 3  # X**2 (or (X)**2) binds tighter than any operator of two operands
         if isinstance(node, Sum):
             return 3  # sum_rows(...) is a function call
         return super()._binding(node)
+
+
+def _square(node: MatExpr) -> bool:
+    """A self-product X * X, which the formula language writes X**2."""
+    return isinstance(node, Multiply) and node.left is node.right
 
 
 class LatexPrinter(_Named):

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.matrix_form import MatrixForm, PathTerm
+from ..engine.matexpr import Function
+from ..engine.matrix_form import PREDICTIONS, MatrixForm, PathTerm
 from ..errors import DerivationCheckError
 from ..models.dims import Dims
 
@@ -93,15 +94,19 @@ def verify(
             outputs[f"d{name}"] = derivation.total_derivative(name)
         steps = range(1, dims.T + 1)
         engine_nodes = [
-            line.target.base for line in form.model if f"{line.target.base}_1" in graph.nodes
+            line.target.base
+            for line in form.model
+            if any(f"{line.target.base}_{k}" in graph.nodes for k in steps)
         ]
         for base in engine_nodes:
-            for k in steps:
-                outputs[f"{base}[{k}]"] = graph.node(f"{base}_{k}").symbols
+            for k in steps:  # (a model file's function of a zero state is no node at step 1)
+                if f"{base}_{k}" in graph.nodes:
+                    outputs[f"{base}[{k}]"] = graph.node(f"{base}_{k}").symbols
         for line in form.adjoints:
             base = line.target.base[1:]
-            for k in steps:
-                outputs[f"d{base}[{k}]"] = derivation.adjoint[f"{base}_{k}"]
+            for k in steps:  # a model file's quantity that is a number at a step (a function
+                if f"{base}_{k}" in derivation.adjoint:  # of a zero state) has no adjoint there
+                    outputs[f"d{base}[{k}]"] = derivation.adjoint[f"{base}_{k}"]
         for name, line in form.gradients.items():
             if line.summed:
                 for k in steps:
@@ -114,10 +119,14 @@ def verify(
         report.compare("the loss", ours.loss, truth["loss"], dims)
         for base in engine_nodes:
             for k in steps:
-                report.compare(f"{base}[{k}]", ours.values[(base, k)], truth[f"{base}[{k}]"], dims)
+                if f"{base}[{k}]" in truth:
+                    report.compare(
+                        f"{base}[{k}]", ours.values[(base, k)], truth[f"{base}[{k}]"], dims
+                    )
         for line in form.model:  # named predictions (yhat = softmax(o)): the printed line
             base = line.target.base  # evaluated on the engine's own o
-            if base not in engine_nodes:
+            prediction = isinstance(line.expr, Function) and line.expr.name in PREDICTIONS
+            if base not in engine_nodes and prediction:
                 (arg,) = line.expr.symbols()
                 for k in steps:
                     o = form.convert(truth[f"{arg.base}[{k}]"])
@@ -126,7 +135,10 @@ def verify(
         for line in form.adjoints:
             base = line.target.base
             for k in steps:
-                report.compare(f"{base}[{k}]", ours.values[(base, k)], truth[f"{base}[{k}]"], dims)
+                if f"{base}[{k}]" in truth:
+                    report.compare(
+                        f"{base}[{k}]", ours.values[(base, k)], truth[f"{base}[{k}]"], dims
+                    )
         for name, line in form.gradients.items():
             report.compare(f"d{name}", ours.gradients[name], truth[f"d{name}"], dims)
             if line.summed:

@@ -127,8 +127,26 @@ class CompiledFunction:
 
     def call_unchecked(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Skip input validation (for benchmarks and inner loops on trusted arrays)."""
-        flat = self._raw(*(arrays[n] for n in self.spec.names))
+        try:
+            flat = self._raw(*(arrays[n] for n in self.spec.names))
+        except (ValueError, OverflowError, ZeroDivisionError):
+            located = self._where_not_a_number(arrays)
+            if located is None:
+                raise
+            raise located from None
         return {k: np.array(v, dtype=float).reshape(self.shapes[k]) for k, v in flat.items()}
+
+    def _where_not_a_number(self, arrays: Mapping[str, np.ndarray]):
+        """For a model file whose equations have no value at these inputs (a log of a
+        negative number), the ModelFileError naming the line; else None."""
+        if not self.spec.from_file:
+            return None
+        from ..models.evaluate import diagnose
+
+        try:
+            return diagnose(self.spec.definition, arrays, self.dims.sizes, self.dims.T)
+        except Exception:  # the diagnosis of a failure must not hide it
+            return None
 
 
 def compile_program(

@@ -23,7 +23,7 @@ from ..models.spec import CellOps, ModelSpec
 from . import cost
 from .rules import RULES, Rule
 
-__all__ = ["Node", "UnrolledGraph", "unroll"]
+__all__ = ["Node", "UnrolledGraph", "unroll", "Filled"]
 
 Progress = Callable[[str, int, int], None]
 
@@ -146,11 +146,26 @@ class _GraphOps(CellOps):
         return self.dims.size(name)
 
     def filled(self, value, shape: tuple) -> np.ndarray:
-        return np.full(size_in(shape, self.dims.sizes), _exact(value), dtype=object)
+        return Filled.of(value, shape, self.dims.sizes)
 
     @property
     def concrete(self) -> bool:
         return True
+
+
+class Filled(np.ndarray):
+    """One number in every entry (a zero state beside x[t] in hstack), as the graph holds it:
+    the array at the graph's sizes, which also remembers the number and its shape in size
+    names, so that the matrix form writes it as a constant of shape (N, H), not (2, 2)."""
+
+    value: object
+    named_shape: tuple
+
+    @classmethod
+    def of(cls, value, shape: tuple, sizes) -> Filled:
+        out = np.full(size_in(shape, sizes), _exact(value), dtype=object).view(cls)
+        out.value, out.named_shape = value, tuple(shape)
+        return out
 
 
 def _exact(value) -> se.Basic:

@@ -223,7 +223,12 @@ class Constant(MatExpr):
     shape: Shape = ()
 
     def _compute(self, args, bindings, sizes):
-        return float(self.value)
+        if not self.shape:
+            return float(self.value)
+        try:  # a number in every entry of a matrix: that matrix (d sum(h) / dh is all ones)
+            return np.full(size_in(self.shape, sizes), float(self.value))
+        except UnknownNameError:  # sizes no bound array shows: the number, broadcast
+            return float(self.value)
 
 
 @_node
@@ -391,7 +396,12 @@ class Blocks(MatExpr):
         present = iter(args)
         values = [None if i is None else next(present) for i in self.items]
         if all(v is not None for v in values):  # blocks of any widths, side by side
-            return np.concatenate([np.asarray(v, dtype=float) for v in values], axis=self.axis)
+            arrays = [np.asarray(v, dtype=float) for v in values]
+            arrays = [  # a number in every entry of its block (a zero state beside x[t])
+                np.broadcast_to(a, size_in(i.shape, sizes)) if a.ndim == 0 else a
+                for i, a in zip(self.items, arrays)
+            ]
+            return np.concatenate(arrays, axis=self.axis)
         like = next(np.asarray(v, dtype=float) for v in values if v is not None)
         shape = list(np.shape(like))
         full = [np.zeros(shape) if v is None else np.broadcast_to(v, shape) for v in values]
@@ -732,8 +742,8 @@ def to_columns(expr: MatExpr) -> MatExpr:
 def _column(node: MatExpr, kids: list[MatExpr]) -> MatExpr:
     if isinstance(node, Symbol):
         return _replace_shape(node, column_shape(node.shape))
-    if isinstance(node, Constant):
-        return node
+    if isinstance(node, Constant):  # a number in every entry of a matrix: of its transpose
+        return Constant(node.value, column_shape(node.shape)) if node.shape else node
     if isinstance(node, MatMul):
         return _matmul(kids[1], kids[0])
     if isinstance(node, _Binary):

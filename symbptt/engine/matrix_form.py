@@ -15,6 +15,7 @@ compared with the element-level engine before it is printed (`symbptt.derivation
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import reduce
@@ -148,6 +149,9 @@ class MatrixForm:
     seed: MatExpr = Constant(1)
     #: The names of the recurrent state's matrices (h; h and c): h[0] is the initial state.
     states: tuple[str, ...] = ("h",)
+    #: The quantities the derivation names itself (yhat = softmax(o), or phat where the model
+    #: uses yhat): model lines that are no node of the model.
+    predictions: tuple[str, ...] = ()
 
     @property
     def state(self) -> str:
@@ -273,12 +277,36 @@ def _labels_at(spec: ModelSpec, offset: int, anchor: str | None = "t") -> MatExp
     return one_hot(Indexed.make(label.name, label.shape[1:], offset, anchor), label.bound)
 
 
+#: Names for a generated prediction when the model uses `yhat` itself (a <letter>hat prints
+#: with a hat), then yhat2, yhat3, ...
+_FREE_PREDICTIONS = ("yhat", "phat", "qhat", "shat")
+
+
+def _taken(spec: ModelSpec, uses: Iterable[_Use]) -> dict:
+    """What the derivation's own names must not be: the model's quantities and inputs (and
+    what reads as one of them at a step, `yhat_1`); a model file's own name for a softmax of
+    one of its quantities (`p[t] = softmax(o[t])`); and the free name of each prediction."""
+    names = {u.out.base for u in uses} | {i.name for i in spec.inputs}
+    taken: dict = {"names": names}
+    for u in uses:
+        if u.rule == "softmax" and isinstance(u.inputs[0], Indexed):
+            taken[("softmax", u.inputs[0].base)] = u.out.base
+
+    def free(name: str) -> bool:
+        return not any(n == name or re.fullmatch(rf"{name}(_\d+)+|d{name}", n) for n in names)
+
+    for function, base in PREDICTIONS.items():
+        candidates = [base, *_FREE_PREDICTIONS, *(f"{base}{k}" for k in range(2, 100))]
+        taken[function] = next(c for c in candidates if free(c))
+    return taken
+
+
 def _name_predictions(
     expr: MatExpr, nodes: Iterable[Indexed], found: dict, taken: Mapping | None = None
 ) -> MatExpr:
     """Write softmax(o[t]) as yhat[t]: a quantity the reader meets in the model lines (a model
     file that names it itself keeps its own name; one that uses the name yhat for something
-    else keeps the formula)."""
+    else gets a free name, phat)."""
     ids = {id(n) for n in nodes}
     taken = taken or {}
 
@@ -288,9 +316,7 @@ def _name_predictions(
             own = taken.get((node.name, arg.base))
             if own is not None:
                 return Indexed.make(own, node.shape, arg.offset, arg.anchor)
-            base = PREDICTIONS[node.name]
-            if base in taken.get("names", ()):
-                return None
+            base = taken.get(node.name, PREDICTIONS[node.name])
             named = Indexed.make(base, node.shape, arg.offset, arg.anchor)
             found.setdefault(base, (named, node))
             return named
@@ -337,10 +363,7 @@ def _derive(spec: ModelSpec) -> MatrixForm:
     loss_line = Line(Indexed.make("L", (), 0), (Term(loss_value),), "loss", "L")
 
     nodes = [u.out for u in uses]
-    taken: dict = {"names": {u.out.base for u in uses}}
-    for u in uses:  # a file's own name for a softmax of one of its quantities
-        if u.rule == "softmax" and isinstance(u.inputs[0], Indexed):
-            taken[("softmax", u.inputs[0].base)] = u.out.base
+    taken = _taken(spec, uses)
     predictions: dict[str, tuple[Indexed, MatExpr]] = {}
 
     def named(g: MatExpr) -> MatExpr:
@@ -433,6 +456,7 @@ def _derive(spec: ModelSpec) -> MatrixForm:
         gradients=gradients,
         seed=seed,
         states=spec.states,
+        predictions=tuple(predictions),
     )
 
 
@@ -705,6 +729,8 @@ def node_expressions(graph: Any) -> tuple[dict[str, MatExpr | None], dict[str, t
         for key in params:
             if key.startswith("size_"):  # a size in a model file's formula, as a symbol
                 params[key] = Symbol(key[len("size_") :])
+        if node.rule == "composite":  # a block of one number: in size names
+            params["program"] = _named_numbers(params["program"])
         if node.rule == "scale" and spec.options.reduction == "mean":
             params["factor"] = seed_factor  # the mean's 1/(N T), with N and T as symbols
         if node.rule == "copy":
@@ -721,6 +747,26 @@ def node_expressions(graph: Any) -> tuple[dict[str, MatExpr | None], dict[str, t
     return exprs, uses
 
 
+def _named_numbers(program: tuple) -> tuple:
+    """A composite's program with each block of one number (`graph.Filled`, sized at the
+    graph's sizes) as a constant of its shape in size names."""
+    from .graph import Filled
+
+    def named(ref):
+        if isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[1], Filled):
+            return (ref[0], Constant(ref[1].value, ref[1].named_shape))
+        return ref
+
+    return tuple(
+        replace(
+            op,
+            args=tuple(named(a) for a in op.args),
+            params=tuple((k, named(v)) for k, v in op.params),
+        )
+        for op in program
+    )
+
+
 def local_vjp(uses: Mapping[str, tuple], child: str, parent: str, g: MatExpr) -> MatExpr:
     """g pulled back through one edge parent -> child of the graph: the local Jacobian
     d child / d parent applied as a VJP, in matrix form."""
@@ -733,6 +779,9 @@ def path_terms(graph: Any, paths: Iterable[Any], convention: str = "row") -> lis
     """The matrix form of each path's contribution, by the rule table's VJPs along the path
     on the unrolled graph's own nodes (per-step quantities at fixed steps: `a[2]`)."""
     exprs, uses = node_expressions(graph)
+    spec = graph.spec
+    h_prev = tuple(Indexed.make(name, spec.state_shape(name), -1) for name in spec.states)
+    taken = _taken(spec, _run_cell(spec, _letters(spec), h_prev, 0)[0])
     terms = []
     for path in paths:
         g: MatExpr = Constant(1)
@@ -741,7 +790,7 @@ def path_terms(graph: Any, paths: Iterable[Any], convention: str = "row") -> lis
             g = local_vjp(uses, child, parent, g)
             jacobians.append((child, parent))
         steps = [exprs[n] for n in path.nodes if isinstance(exprs.get(n), Indexed)]
-        expr = _name_predictions(g, steps, {})
+        expr = _name_predictions(g, steps, {}, taken)
         if convention == "column":
             expr = to_columns(expr)
         terms.append(PathTerm(path, tuple(jacobians), expr))

@@ -102,7 +102,11 @@ class _Step:
         if value is None:
             value = self.composite(name, expr)
         if isinstance(value, _Const) and not self.ops.concrete:
-            raise self.fail(f"{name}[t] is the same number at every step: it is no quantity")
+            raise place.error(
+                f"{name}[t] is the same number at every step: it is no quantity (write the "
+                "number where it is used)",
+                place.text.index(name) + 1 if name in place.text else 0,
+            )
         self.now[name] = value
 
     def state(self, name: str):
@@ -387,6 +391,7 @@ class _Program:
             raise self.step.fail(f"{name}[t] is a constant")
         if result[0] == "const":  # a size alone: times 1
             result = self.op("mul", (result, ("num", Fraction(1))))
+        result = self._prune(result)
         if (
             len(self.ops) == 1
             and self.ops[0].rule in self.PLAIN
@@ -400,6 +405,50 @@ class _Program:
         return ops.composite(
             name, tuple(self.inputs), tuple(self.ops), self.consts, tuple(self.sizes), kind
         )
+
+    def _prune(self, result: tuple) -> tuple:
+        """Keep only what the result reads: an operation a zero state made dead (`M * 0.5` in
+        `h[t-1] @ (M * 0.5)` at step 1) goes, with the inputs, constants and sizes only it
+        read, so that no edge of the graph joins a quantity to one that does not depend on
+        it."""
+        needed: set[int] = set()
+        stack = [result[1]]
+        while stack:
+            k = stack.pop()
+            if k not in needed:
+                needed.add(k)
+                op = self.ops[k]
+                stack += [r[1] for r in (*op.args, *(v for _, v in op.params)) if _is(r, "op")]
+        order = sorted(needed)
+        kept = [self.ops[k] for k in order]
+        read = sorted(
+            {r[1] for op in kept for r in (*op.args, *(v for _, v in op.params)) if _is(r, "in")}
+        )
+        consts = {
+            r[1] for op in kept for r in (*op.args, *(v for _, v in op.params)) if _is(r, "const")
+        }
+        where = {old: new for new, old in enumerate(order)}
+        slot = {old: new for new, old in enumerate(read)}
+
+        def remap(ref):
+            if _is(ref, "op"):
+                return ("op", where[ref[1]])
+            if _is(ref, "in"):
+                return ("in", slot[ref[1]])
+            return ref
+
+        self.ops = [
+            Op(
+                op.rule,
+                tuple(remap(a) for a in op.args),
+                tuple((k, remap(v)) for k, v in op.params),
+            )
+            for op in kept
+        ]
+        self.inputs = [self.inputs[k] for k in read]
+        self.consts = {k: v for k, v in self.consts.items() if k in consts}
+        self.sizes = [n for n in self.sizes if f"size_{n}" in consts]
+        return ("op", where[result[1]])
 
     def _value(self, c: _Const, node) -> tuple:
         """A number where an array must stand (a block of zeros beside x[t])."""
@@ -444,6 +493,17 @@ class _Program:
         a, b = self.emit(node.left), self.emit(node.right)
         op = node.op
         ca, cb = isinstance(a, _Const), isinstance(b, _Const)
+        if op != "@" and ca != cb:
+            # A number that widens the other operand (a zero state (N, H) plus a row (H,)):
+            # kept as an array of the result's shape, or the sum would lose a dimension.
+            shapes = self.step.model.node_shapes
+            other = node.right if ca else node.left
+            want = shapes.get(id(node))
+            if want is not None and shapes.get(id(other)) != want:
+                if ca:
+                    a, ca = self._value(a, node), False
+                else:
+                    b, cb = self._value(b, node), False
         if ca and cb:
             if op == "@":
                 if a.zero or b.zero:
@@ -471,7 +531,8 @@ class _Program:
         if op == "/":
             if cb:
                 if b.zero:
-                    raise self.step.fail("a division by 0 (a zero state at step 1?)", node)
+                    why = "" if isinstance(node.right, Num) else " (a zero state at step 1?)"
+                    raise self.step.fail(f"a division by 0{why}", node)
                 inverse = 1 / Fraction(b.value) if isinstance(b.value, Fraction) else 1 / b.value
                 return a if b.value == 1 else self.op("scale", (a,), factor=inverse)
             if ca and a.zero:
@@ -533,6 +594,11 @@ class _Program:
         if name == "onehot":
             return _Atom(step.atom(node))
         raise step.fail(f"{name} cannot be used here", node)
+
+
+def _is(ref, kind: str) -> bool:
+    """Whether `ref` is a program reference of this kind ("op", "in", "const", "num")."""
+    return isinstance(ref, tuple) and len(ref) == 2 and ref[0] == kind
 
 
 def _label_name(node) -> str:

@@ -95,8 +95,11 @@ def from_file(path: str | Path, *, convention: str | None = None) -> ModelSpec:
         raise InvalidArgumentError(f"cannot read {path}: {exc}") from None
     try:
         model = read_model(text, path=str(path), convention=convention)
-    except ModelFileError as exc:
-        raise ModelFileError(f"{path}, {exc}") from None
+    except ModelFileError as exc:  # a line's error names the file already
+        message = str(exc)
+        raise ModelFileError(
+            message if message.startswith(f"{path}, ") else f"{path}, {message}"
+        ) from None
     return spec_of(model, _stem(path))
 
 

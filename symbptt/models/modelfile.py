@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import keyword
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ FUNCTIONS = {
 RESERVED = {"t", "T", "N", "L", "sum", "ones", "E", "max", "Max", "Piecewise", *FUNCTIONS}
 #: The largest power written out (an elementwise square is common, h**1000 is not).
 MAX_POWER = 8
+#: The deepest nesting of operations on one line (a sum of 100 terms, 100 calls inside calls).
+MAX_DEPTH = 100
 
 _MODEL_GRAMMAR = r"""
 start: rule | decl
@@ -115,15 +118,19 @@ def _parser():
 # -- what a file says ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Place:
-    """Where a line is: its number and its text (for errors with a caret)."""
+    """Where a line is: its number and its text (for errors with a caret), and the file's
+    path (None for a text read without one)."""
 
     line: int
     text: str
+    path: str | None = field(default=None, compare=False)
 
     def error(self, message: str, column: int = 0) -> ModelFileError:
         from ..formula.reader import caret
 
         where = f"line {self.line}" + (f", column {column}" if column else "")
+        if self.path:
+            where = f"{self.path}, {where}"
         return ModelFileError(f"{where}: {message}\n{caret(self.text, column or 1)}")
 
 
@@ -163,7 +170,7 @@ class Boundary:
 
 @dataclass(frozen=True)
 class Loss:
-    """`L = sum(t, body)`, divided by N*T when `mean`; `factor` is any other constant factor,
+    """`L = sum(t, body)`, divided by N*T when `mean`; any other constant factor of the loss is
     already folded into the body."""
 
     body: object
@@ -249,8 +256,25 @@ def read_model(
                 tree = parse_line(_parser(), line, number)
             except FormulaSyntaxError as exc:
                 raise ModelFileError(str(exc)) from None
-            parsed.append((tree.children[0], Place(number, line)))
-    reader = _Reader(_convention_of(parsed, convention or "row"), infer=infer)
+            place = Place(number, line, path)
+            _check_depth(tree, place)
+            parsed.append((tree.children[0], place))
+    told = _convention_of(parsed)
+    if told is not None:
+        return _read(parsed, told, text, path, infer)
+    first = convention or "row"  # the declarations do not tell: this one, else the other
+    try:
+        return _read(parsed, first, text, path, infer)
+    except ModelFileError as exc:
+        try:
+            return _read(parsed, "column" if first == "row" else "row", text, path, infer)
+        except ModelFileError:
+            raise exc from None
+
+
+def _read(parsed, convention: str, text: str, path: str | None, infer: bool) -> ModelFile:
+    """The parsed lines read in one convention."""
+    reader = _Reader(convention, infer=infer)
     try:
         for item, place in sorted(parsed, key=lambda p: p[0].data != "decl"):
             reader.line(item, place)
@@ -262,28 +286,58 @@ def read_model(
         ) from None
 
 
-def _convention_of(parsed, default: str) -> str:
-    """Row when the per-step float inputs put N first, column when they put it last."""
-    votes: dict[str, Place] = {}
+def _check_depth(tree, place: Place) -> None:
+    """An expression nested deeper than MAX_DEPTH (a sum of hundreds of terms, calls inside
+    calls) is refused at its line: the derivation of such a line nests as deep, past what
+    Python's parser and recursion take."""
+    from lark import Tree
+
+    deepest, where = 0, None
+    stack = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest, where = depth, node
+        stack += [(kid, depth + 1) for kid in node.children if isinstance(kid, Tree)]
+    if deepest > MAX_DEPTH + 3:  # the rule, its target and the expression's own top
+        column = getattr(getattr(where, "meta", None), "column", 1) if where is not None else 1
+        raise place.error(
+            f"this line nests {deepest - 3} operations inside one another (a sum of that many "
+            f"terms, or calls inside calls), more than the {MAX_DEPTH} a line may: name its "
+            "parts with rules of their own",
+            column,
+        )
+
+
+def _convention_of(parsed) -> str | None:
+    """Row when the declarations put N first, column when they put it last: the per-step
+    float inputs decide (x[t]: (N, D)), else the other inputs with N (h0: (N, H)); None when
+    none tells (integer ids and zero states only)."""
+    groups: tuple[dict[str, Place], dict[str, Place]] = ({}, {})
     for item, place in parsed:
-        if item.data != "decl" or len(item.children[0].children) < 2 or len(item.children) > 3:
-            continue  # not a per-step declaration, or integer ids (N,) in C
+        if item.data != "decl" or len(item.children) > 3:
+            continue  # a rule, or integer ids (N,) in C
+        per_step = len(item.children[0].children) >= 2
         dims = [t for t in item.children[2].children]
         if len(dims) != 2:
             continue
         texts = [" ".join(str(tok) for tok in d.scan_values(lambda v: True)) for d in dims]
+        votes = groups[0 if per_step else 1]
         if texts[0] == "N" and texts[1] != "N":
             votes.setdefault("row", place)
         elif texts[1] == "N" and texts[0] != "N":
             votes.setdefault("column", place)
-    if len(votes) == 2:
-        row, column = votes["row"], votes["column"]
-        raise column.error(
-            f"this per-step input is written in the column convention (N last), but the one "
-            f"on line {row.line} in the row convention (N first): write every one of them "
-            "one way"
-        )
-    return next(iter(votes), default)
+    for votes in groups:
+        if len(votes) == 2:
+            row, column = votes["row"], votes["column"]
+            raise column.error(
+                f"this input is written in the column convention (N last), but the one on "
+                f"line {row.line} in the row convention (N first): write every one of them "
+                "one way"
+            )
+        if votes:
+            return next(iter(votes))
+    return None
 
 
 @dataclass
@@ -294,6 +348,9 @@ class _Reader:
     rules: dict[str, Definition] = field(default_factory=dict)
     boundaries: dict[str, Boundary] = field(default_factory=dict)
     loss: tuple[object, Place] | None = None
+    #: Column-convention inputs declared (k, 1): a bias (k,) in rows, unless a product uses
+    #: them as a matrix (`w.T @ h[t]`: then the (1, k) matrix).
+    columns: set[str] = field(default_factory=set)
 
     def line(self, item, place: Place) -> None:
         from ..formula.reader import FormulaSyntaxError
@@ -328,6 +385,8 @@ class _Reader:
         shape = tuple(self._dim(d, place) for d in shape_tree.children)
         bound = self._dim(rest[1], place) if rest else None
         if self.convention == "column":
+            if not per_step and len(shape) == 2 and shape[1] == 1:
+                self.columns.add(name)  # a bias (k, 1), or a weight w.T @ h: told by its uses
             shape = _row_shape(shape)
         for dim in shape:
             if "T" in sizes.names_in(dim):
@@ -448,6 +507,8 @@ class _Reader:
                 "the file defines no per-step quantity: write the cell's rules, e.g. "
                 "h[t] = tanh(h[t-1] @ W_h + x[t] @ W_x + b)"
             )
+        self._column_matrices()
+        self._previous_in_loss()
         for boundary in self.boundaries.values():
             at = boundary.place
             if boundary.state not in self.rules:
@@ -470,6 +531,7 @@ class _Reader:
         loss = None
         if self.loss is not None:
             loss = scope.loss(*self.loss)
+            self._reach_the_loss(loss.body)
         used = scope.used | {b.value for b in self.boundaries.values() if b.value}
         for d in self.declarations.values():
             if d.name not in used:
@@ -508,6 +570,7 @@ class _Reader:
                         f"input {clash}: rename the quantity named {clash}"
                     )
         _check_codes(self, order)
+        _check_gradient_names(self)
         lines = []  # the title: the comment lines the file starts with
         for raw in text.splitlines():
             stripped = raw.strip()
@@ -531,6 +594,64 @@ class _Reader:
             solution={k: scope.resolve_dim(k) for k in scope.unknowns()} if self.infer else {},
         )
 
+    def _column_matrices(self) -> None:
+        """A column file's (k, 1) input that a matrix product uses (`w.T @ h[t]`) is the
+        matrix (1, k) in rows, not a bias (k,)."""
+        bodies = [r.expr for r in self.rules.values()] + ([self.loss[0]] if self.loss else [])
+        used = set()
+        for body in bodies:
+            for node in _walk(body):
+                if isinstance(node, Binary) and node.op == "@":
+                    for side in (node.left, node.right):
+                        while isinstance(side, Transposed):
+                            side = side.arg
+                        if isinstance(side, Name):
+                            used.add(side.name)
+        for name in self.columns & used:
+            d = self.declarations[name]
+            self.declarations[name] = Declaration(name, False, (1, d.shape[0]), None, d.place)
+
+    def _previous_in_loss(self) -> None:
+        """A loss that reads a state at [t-1] reads it through a quantity of its own step,
+        `h_prev[t] = h[t-1]` (a rule added here): a loss term's derivative then reaches h[t]
+        through the adjoint dh_prev[t+1], which is 0 after the last step, as it must be."""
+        if self.loss is None:
+            return
+        expr, place = self.loss
+        read = [
+            n.name
+            for n in _walk(expr)
+            if isinstance(n, Step) and n.index == Index("t", -1) and n.name in self.boundaries
+        ]
+        renamed = {}
+        for state in dict.fromkeys(read):
+            name, k = f"{state}_prev", 1
+            while {name, f"d{name}"} & {*self.rules, *self.declarations, *renamed.values()}:
+                k += 1
+                name = f"{state}_prev{k}"
+            renamed[state] = name
+            self.rules[name] = Definition(name, Step(state, Index("t", -1)), place)
+        if renamed:
+            self.loss = (_previous_read(expr, renamed), place)
+
+    def _reach_the_loss(self, body) -> None:
+        """Every rule must reach the loss: a quantity nothing the loss reads uses has no
+        derivative (its adjoint would be read but never defined)."""
+        reached: set[str] = set()
+        stack = [n.name for n in _refs(body) if n.name in self.rules]
+        while stack:
+            name = stack.pop()
+            if name not in reached:
+                reached.add(name)
+                stack += [n.name for n in _refs(self.rules[name].expr) if n.name in self.rules]
+        for name, rule in self.rules.items():
+            if name not in reached:
+                raise rule.place.error(
+                    f"{name}[t] does not reach the loss L: no quantity the loss reads uses it "
+                    "(remove the rule, or use it)",
+                    rule.place.text.index(name) + 1 if name in rule.place.text else 0,
+                )
+
     def names(self) -> list[str]:
         return [*self.declarations, *self.rules]
 
@@ -538,6 +659,26 @@ class _Reader:
         close = difflib.get_close_matches(name, self.names(), n=2, cutoff=0.5)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         return f"{name!r} is neither declared nor defined by a rule{hint}"
+
+
+def _previous_read(expr, renamed: Mapping[str, str]):
+    """The expression with each state s[t-1] of `renamed` read as renamed[s][t]."""
+    if isinstance(expr, Step):
+        if expr.index == Index("t", -1) and expr.name in renamed:
+            return Step(renamed[expr.name], Index("t", 0), expr.at)
+        return expr
+    if isinstance(expr, Binary):
+        left, right = _previous_read(expr.left, renamed), _previous_read(expr.right, renamed)
+        return Binary(expr.op, left, right, expr.at)
+    if isinstance(expr, (Neg, Transposed)):
+        return type(expr)(_previous_read(expr.arg, renamed), expr.at)
+    if isinstance(expr, Power):
+        return Power(_previous_read(expr.arg, renamed), expr.exponent, expr.at)
+    if isinstance(expr, SumOverT):
+        return SumOverT(_previous_read(expr.body, renamed), expr.at)
+    if isinstance(expr, Call):
+        return Call(expr.function, tuple(_previous_read(a, renamed) for a in expr.args), expr.at)
+    return expr
 
 
 def _spelled(expr):
@@ -560,6 +701,12 @@ def _check_name(name: str, place: Place, column: int) -> None:
     if name in RESERVED or keyword.iskeyword(name):
         raise place.error(
             f"{name!r} is a name the language keeps for itself: choose another", column
+        )
+    if re.fullmatch(r"L_\d+", name):
+        raise place.error(
+            f"{name!r} reads as the loss term of step {name[2:]} (symbptt names the loss terms "
+            "L_1, L_2, ...): choose another name",
+            column,
         )
     if name.startswith("_") or name.startswith("d_") or re.fullmatch(r"p\d+_.*", name):
         raise place.error(
@@ -592,6 +739,22 @@ def _check_codes(reader: _Reader, order: list[str]) -> None:
             if name != other and re.fullmatch(rf"{re.escape(other)}_\d+", name):
                 place = reader.rules[name].place
                 raise place.error(f"{name!r} reads as {other} at a step: rename one of them")
+
+
+def _check_gradient_names(reader: _Reader) -> None:
+    """dW_h beside W_h (or dh beside h[t]) would read as the gradient dL/dW_h that the
+    derivation names so: refuse the name, in whichever order the two appear."""
+    items = [*reader.declarations.values(), *reader.rules.values()]
+    names = {item.name for item in items}
+    for item in items:
+        name = item.name
+        if name.startswith("d") and name[1:] in names:
+            place = item.place
+            raise place.error(
+                f"{name!r} reads as the gradient of {name[1:]} (dL/d{name[1:]} is written "
+                f"{name} in a derivation): choose another name",
+                place.text.index(name) + 1 if name in place.text else 0,
+            )
 
 
 def _text(shape) -> str:
@@ -773,29 +936,32 @@ class _Scope:
         return out
 
     def loss(self, expr, place: Place) -> Loss:
+        """`L = c * sum(t, E)` for any constant factor c written around the sum (`-sum(...)`,
+        `2 * sum(...) / (N * T)`, `sum(...) / N / T`): a mean where c divides by N and T, any
+        other factor joined to E."""
         self.current = place
-        mean = False
-        factor = None
-        body = expr
-        # sum(t, E) / (N * T): a mean; any other constant factor joins E.
-        if isinstance(body, Binary) and body.op in ("/", "*"):
-            left, right = body.left, body.right
-            if body.op == "*" and isinstance(right, SumOverT):
-                left, right = right, left
-            if isinstance(left, SumOverT) and self._constant(right):
-                if body.op == "/" and _is_n_times_t(right):
-                    mean = True
-                else:
-                    factor = (body.op, right)
-                body = left
-        if not isinstance(body, SumOverT):
+        numerators: list = []
+        denominators: list = []
+        sign = [1]
+        body = self._split_loss(expr, numerators, denominators, sign)
+        if body is None:
             raise place.error(
-                "the loss is a sum over the steps: L = sum(t, ...) (divided by (N * T) for a mean)",
+                "the loss is a constant times a sum over the steps: L = sum(t, ...) (divided "
+                "by (N * T) for a mean)",
                 expr.at,
             )
+        names = [getattr(d, "name", None) for d in denominators]
+        mean = "N" in names and "T" in names
+        if mean:
+            denominators.pop(names.index("N"))
+            denominators.pop([getattr(d, "name", None) for d in denominators].index("T"))
         inner = body.body
-        if factor is not None:
-            inner = Binary(factor[0], inner, factor[1], inner.at)
+        for factor in numerators:
+            inner = Binary("*", inner, factor, inner.at)
+        for factor in denominators:
+            inner = Binary("/", inner, factor, inner.at)
+        if sign[0] < 0:
+            inner = inner.arg if isinstance(inner, Neg) else Neg(inner, inner.at)
         if any(isinstance(n, SumOverT) for n in _walk(inner)):
             raise place.error("sum(t, ...) cannot be nested", inner.at)
         shape = self.shape(inner)
@@ -806,6 +972,28 @@ class _Scope:
                 inner.at,
             )
         return Loss(inner, mean, place)
+
+    def _split_loss(self, expr, numerators: list, denominators: list, sign: list):
+        """The sum(t, ...) of a loss written as constants times it; its constant factors
+        (numbers, sizes) go to `numerators` and `denominators`, a minus to `sign`. None where
+        the loss is no constant times one sum."""
+        if isinstance(expr, SumOverT):
+            return expr
+        if isinstance(expr, Neg):
+            sign[0] = -sign[0]
+            return self._split_loss(expr.arg, numerators, denominators, sign)
+        if isinstance(expr, Binary) and expr.op in ("*", "/"):
+            has_sum = [
+                any(isinstance(n, SumOverT) for n in _walk(x)) for x in (expr.left, expr.right)
+            ]
+            if has_sum == [True, False] and self._constant(expr.right):
+                into = (numerators, denominators) if expr.op == "*" else (denominators, numerators)
+                _factors_of(expr.right, *into, sign)
+                return self._split_loss(expr.left, numerators, denominators, sign)
+            if has_sum == [False, True] and expr.op == "*" and self._constant(expr.left):
+                _factors_of(expr.left, numerators, denominators, sign)
+                return self._split_loss(expr.right, numerators, denominators, sign)
+        return None
 
     def _constant(self, expr) -> bool:
         """Numbers and sizes only (a constant factor of the loss)."""
@@ -857,6 +1045,10 @@ class _Scope:
 
     def _shape(self, node) -> tuple:
         if isinstance(node, Num):
+            if not math.isfinite(float(node.value)):
+                raise self.fail(
+                    "this number is too large for a float (at most about 1.8e308)", node
+                )
             return ()
         if isinstance(node, Name):
             return self.name(node)
@@ -872,6 +1064,10 @@ class _Scope:
         if isinstance(node, Power):
             if abs(node.exponent) > MAX_POWER:
                 raise self.fail(f"an exponent is at most {MAX_POWER}", node)
+            if node.exponent == 0:
+                raise self.fail(
+                    "X ** 0 is 1 in every entry, whatever X is: write the number 1", node
+                )
             return self.shape(node.arg)
         if isinstance(node, Binary):
             return self.binary(node)
@@ -1218,12 +1414,18 @@ def _refs(node):
     return [n for n in _walk(node) if isinstance(n, (Name, Step))]
 
 
-def _is_n_times_t(node) -> bool:
-    return (
-        isinstance(node, Binary)
-        and node.op == "*"
-        and {getattr(node.left, "name", None), getattr(node.right, "name", None)} == {"N", "T"}
-    )
+def _factors_of(node, numerators: list, denominators: list, sign: list) -> None:
+    """A constant's factors (1 left out, a minus to `sign`): what multiplies into
+    `numerators`, what divides into `denominators`."""
+    if isinstance(node, Binary) and node.op in ("*", "/"):
+        _factors_of(node.left, numerators, denominators, sign)
+        into = (numerators, denominators) if node.op == "*" else (denominators, numerators)
+        _factors_of(node.right, *into, sign)
+    elif isinstance(node, Neg):
+        sign[0] = -sign[0]
+        _factors_of(node.arg, numerators, denominators, sign)
+    elif not (isinstance(node, Num) and node.value == 1):
+        numerators.append(node)
 
 
 def shapes_of(model: ModelFile) -> Mapping[str, tuple]:
