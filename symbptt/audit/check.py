@@ -1081,6 +1081,21 @@ def _children(node):
 
 def _judge(rule, expr, summed, scope, worlds, node, chained: bool = False) -> Finding:
     finding = _judge_once(rule, expr, summed, scope, worlds, node, chained)
+    if finding.status == "wrong" and _parameter_jacobians(node, scope):
+        # dL/dh_t dh_t/dW summed over t: dh_t/dW meant as the use of W at step t alone
+        immediate = _immediate(node, scope)
+        try:
+            other = scope.build(immediate)
+        except AuditShapeError:
+            other = None
+        if other is not None:
+            again = _judge_once(rule, other, summed, scope, worlds, immediate, chained)
+            if again.status in ("right", "defines"):
+                again.message = (
+                    "right with a derivative by a weight read as the immediate partial (the "
+                    "use of the weight at that step alone, Pascanu et al.'s d+)"
+                )
+                return again
     if finding.status == "wrong" and has_product(node):
         # A product of matrices over j: its author may mean it from the smallest j up.
         other_node = ascending(node)
@@ -1114,6 +1129,35 @@ def _judge(rule, expr, summed, scope, worlds, node, chained: bool = False) -> Fi
         )
         return again
     return finding
+
+
+def _parameter_jacobians(node, scope: Scope) -> bool:
+    return any(
+        isinstance(n, Call)
+        and n.function == "jac"
+        and len(n.args) == 2
+        and isinstance(n.args[1], Name)
+        and scope.canonical(n.args[1].name) in scope.parameters
+        for n in _walk(node)
+    )
+
+
+def _immediate(node, scope: Scope):
+    """The tree with each derivative by a weight read as the immediate partial."""
+    from .notation import _map
+
+    def f(n):
+        if (
+            isinstance(n, Call)
+            and n.function == "jac"
+            and len(n.args) == 2
+            and isinstance(n.args[1], Name)
+            and scope.canonical(n.args[1].name) in scope.parameters
+        ):
+            return Call("jacplus", n.args, n.at)
+        return None
+
+    return _map(node, f)
 
 
 def _has_prime(node) -> bool:

@@ -1298,8 +1298,10 @@ class _Reader:
         name = of[0]
         if name not in self.context.loss_names and name not in ("ell", "l"):
             return False
-        args = top.read()
-        first = args.strip().lstrip("(").split(",")[0].strip()
+        args = top.read().strip()
+        if args.startswith(GROUP + "("):
+            args = args[len(GROUP) :]
+        first = args.lstrip("(").split(",")[0].strip()
         target = _written(wrt)
         if first != target:
             raise self.error(
