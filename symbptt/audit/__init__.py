@@ -175,6 +175,8 @@ def audit(
         spelling=context if latex else None,
         adjoint_names={v: k for k, v in notation.adjoint_names.items()},
     )
+    if author is not None and author.spec is None and author.forward_rules:
+        findings = _not_this_model(findings, author, spec)
     if author is not None:
         findings += [_problem(r, why) for r, why in author.problems]
     findings += [unread_finding(u) for u in reading.unread]
@@ -298,6 +300,29 @@ def _rewritten(rules, rewrites: dict, defining: set) -> list:
             continue
         lhs = None if r.lhs is None else _map(r.lhs, f)
         out.append(_replace(r, expr=_map(r.expr, f), lhs=lhs))
+    return out
+
+
+def _not_this_model(findings: list, author, spec) -> list:
+    """The derivation states forward equations symbptt could not make a model of: when they
+    are not the fallback model's either (most of them do not hold for it), its rules are about
+    another model, and no verdict of the fallback's is given: they are not judged, and say
+    why (a checker's "wrong" must be about the author's model)."""
+    ids = {id(r) for r in author.forward_rules}
+    forward = [f for f in findings if id(f.rule) in ids or f.rule.text in author.forward_texts]
+    failing = [f for f in forward if f.status not in ("right", "model", "defines")]
+    if not forward or 2 * len(failing) <= len(forward):
+        return findings  # the fallback's model is the author's (with a slip or two)
+    why = (
+        f"not judged: the forward equations are not the {spec.title or spec.name}'s, and "
+        f"{author.how}; give the model with --model FILE (docs/models.md)"
+    )
+    out = []
+    for f in findings:
+        if f.status in ("wrong", "shape", "compensated", "right", "defines"):
+            f.status, f.message = "unchecked", why
+            f.classification = f.counterexample = f.correction = None
+        out.append(f)
     return out
 
 

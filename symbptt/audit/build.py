@@ -28,7 +28,7 @@ from ..formula.ast import (
 )
 from ..formula.reader import FormulaSyntaxError
 
-__all__ = ["AuditShapeError", "Scope", "FUNCTIONS"]
+__all__ = ["AuditShapeError", "AuditUnreadError", "Scope", "FUNCTIONS"]
 
 FUNCTIONS = (
     "tanh",
@@ -84,6 +84,11 @@ ONES = "ones"
 
 class AuditShapeError(SymbpttError):
     """A rule whose shapes do not fit: one sentence with the shapes."""
+
+
+class AuditUnreadError(AuditShapeError):
+    """A rule written in a form the audit does not read (a tensor, a derivative by a quantity
+    the loss's derivative does not pass through): a line not read, never a wrong one."""
 
 
 @dataclass
@@ -558,14 +563,14 @@ class Scope:
             key = ("grad", of.index.offset, target)
             return self._symbol(key, f"grad[L[{of.index.offset}],{_key_text(target)}]", shape)
         if not self.single:
-            raise AuditShapeError(
+            raise AuditUnreadError(
                 "a Jacobian of a minibatch is a tensor: Jacobians are read for one example "
                 "(--one-example)"
             )
         source, out_shape = self._argument(of, "a Jacobian")
         target, in_shape = self._argument(wrt, "a Jacobian")
         if source[1] is None:
-            raise AuditShapeError(f"a Jacobian of {of_text(of)}, a parameter, is not read")
+            raise AuditUnreadError(f"a Jacobian of {of_text(of)}, a parameter, is not read")
         rows, cols = _entries(out_shape, of), _entries(in_shape, wrt)
         key = (name, source, target)
         label = f"{name}[{_key_text(source)},{_key_text(target)}]"
@@ -597,7 +602,7 @@ class Scope:
                 f"{wrt.name}: only a vector (one example's gradient) contracts with it"
             )
         if source[1] is None:
-            raise AuditShapeError(f"a derivative of {of_text(of)}, a parameter, is not read")
+            raise AuditUnreadError(f"a derivative of {of_text(of)}, a parameter, is not read")
         self.contracts = True
         return contracted(left, (call.function, source, target), shape)
 
@@ -605,11 +610,17 @@ class Scope:
         """(the model's name and step, the shape) of what a derivative is taken of or by."""
         if isinstance(node, Step):
             if node.index.anchor is not None:
-                raise AuditShapeError(f"{what} needs a concrete step")
+                raise AuditUnreadError(f"{what} needs a concrete step")
             name = self.canonical(node.name)
             if name not in self.per_step:
                 raise AuditShapeError(
                     f"{what} of or by {node.name}, which is not one of the model's quantities"
+                )
+            if name not in self._differentiable():
+                raise AuditUnreadError(
+                    f"{what} of or by {node.name}: the loss's derivative does not pass through "
+                    f"{node.name} in this model (a softmax inside the cross-entropy is one "
+                    "step): write it by the logits"
                 )
             return (name, node.index.offset), self.per_step[name]
         if isinstance(node, Name):
@@ -619,7 +630,14 @@ class Scope:
                     f"{what} by {node.name}, which is not one of the model's inputs"
                 )
             return (name, None), self.parameters[name]
-        raise AuditShapeError(f"{what} is taken of or by a quantity, not an expression")
+        raise AuditUnreadError(f"{what} is taken of or by a quantity, not an expression")
+
+    def _differentiable(self) -> set[str]:
+        """The per-step quantities a reverse pass reaches: those with an adjoint, and the
+        per-step inputs with a gradient."""
+        out = {line.target.base[1:] for line in self.form.adjoints}
+        out |= {i.name for i in self.form.spec.sequences}
+        return out
 
     def _symbol(self, key: tuple, label: str, shape: tuple) -> MatExpr:
         self.derived[label] = key
@@ -641,7 +659,7 @@ def _entries(shape: tuple, node) -> object:
     """The number of entries of a vector (one example's row or column), for a Jacobian."""
     big = [d for d in shape if d != 1]
     if len(big) > 1:
-        raise AuditShapeError(
+        raise AuditUnreadError(
             f"a derivative by or of {of_text(node)}, a matrix, is a tensor: not read"
         )
     return big[0] if big else 1

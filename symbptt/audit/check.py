@@ -36,7 +36,7 @@ from ..formula.ast import (
     Transposed,
 )
 from ..models.dims import Dims
-from .build import AuditShapeError, Scope
+from .build import AuditShapeError, AuditUnreadError, Scope
 from .concrete import CONTRACT, Deferred, ascending, contract, free_letters, has_product
 
 __all__ = ["Finding", "audit_rules", "unread_finding", "DIMS"]
@@ -338,6 +338,9 @@ def audit_rules(
             continue
         try:
             expr = scope.build(node)
+        except AuditUnreadError as exc:  # a form the audit does not read: not a verdict
+            findings.append(Finding(rule, "unread", str(exc)))
+            continue
         except AuditShapeError as exc:
             finding = Finding(rule, "shape", str(exc))
             _classify_shape(finding, scope, node, summed, worlds[-1])
@@ -940,6 +943,8 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
         node = _free_variables(node, scope)
         try:
             sides.append((scope.build(node), summed, node))
+        except AuditUnreadError as exc:
+            return Finding(rule, "unread", str(exc))
         except AuditShapeError as exc:
             return Finding(rule, "shape", str(exc))
     (left, lsum, _), (right, rsum, rnode) = sides

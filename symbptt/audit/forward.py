@@ -66,6 +66,9 @@ class AuthorModel:
     constants: tuple[Rule, ...] = ()
     #: Names that stand for an expression of the model (a weight's block): name -> node.
     rewrites: dict = field(default_factory=dict)
+    #: The rules read as the forward pass (also when no model could be made of them).
+    forward_rules: tuple = ()
+    forward_texts: frozenset = frozenset()
 
 
 def _walk(node) -> Iterable:
@@ -150,6 +153,21 @@ def _adjoint_boundary(rule: Rule) -> bool:
 
 
 def author_model(
+    rules: list[Rule], convention: str | None, loss_names: Iterable[str] = LOSS_NAMES
+) -> AuthorModel:
+    """The model of the derivation's forward rules (a ModelSpec read and checked like any
+    model file), or an AuthorModel without a spec saying why not; either way the rules read
+    as the forward pass."""
+    loss_names = tuple(loss_names)
+    model = _author_model(rules, convention, loss_names)
+    forward, _ = classify(rules, loss_names)
+    steps = [r for r in forward if r.index is not None and r.index.anchor == "t"]
+    model.forward_rules = tuple(steps)
+    model.forward_texts = frozenset(r.text for r in steps)
+    return model
+
+
+def _author_model(
     rules: list[Rule], convention: str | None, loss_names: Iterable[str] = LOSS_NAMES
 ) -> AuthorModel:
     """The model of the derivation's forward rules (a ModelSpec read and checked like any

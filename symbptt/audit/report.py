@@ -82,7 +82,8 @@ class AuditReport:
         return {
             "rules_read": len(read),
             "right": sum(f.status in _HOLDS for f in read),
-            "wrong": sum(f.status not in _HOLDS for f in read),
+            "wrong": sum(f.status not in _HOLDS and f.status != "unchecked" for f in read),
+            "not_checked": sum(f.status == "unchecked" for f in read),
             "not_read": sum(f.status == "unread" for f in self.findings),
             "skipped": len(self.skipped),
         }
@@ -95,6 +96,8 @@ class AuditReport:
             f"{c['right']} right",
             f"{c['wrong']} wrong",
         ]
+        if c["not_checked"]:
+            parts.append(f"{c['not_checked']} not checked")
         if c["not_read"]:
             parts.append(f"{c['not_read']} line{'s' * (c['not_read'] != 1)} not read")
         text = ", ".join(parts)
@@ -188,6 +191,8 @@ class AuditReport:
             verdict = "every rule holds"
         elif self.counts["wrong"]:
             verdict = f"{self.counts['wrong']} rule(s) do not hold"
+        elif self.counts["not_checked"]:
+            verdict = "no rule is wrong, but not every rule could be checked"
         else:
             verdict = "every rule read holds, but not every line was read"
         lines.append(f"{verdict}: {self.summary()} ({self.convention} convention)")
