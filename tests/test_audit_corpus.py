@@ -27,8 +27,6 @@ FILES = sorted(p.name[: -len(".truth.json")] for p in CORPUS.glob("*.truth.json"
 HOLDS = {"right", "model", "defines", "compensated"}
 #: Lines the reader leaves unread, and why (each a finding "not read" with that reason).
 NOT_READ = {
-    # a sum over a vector's entries of a scalar times a tensor (Goodfellow's 10.22)
-    ("textbook_ch10_rnn.tex", 61): "over the entries",
     # an exercise's variant of the model, after the model's own definition
     ("lecture_rnn_row.tex", 54): "defined again",
 }

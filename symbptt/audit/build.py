@@ -540,6 +540,7 @@ class Scope:
     def _derived(self, node: Call) -> MatExpr:
         """jac(Y, X), jacplus(Y, X), grad(L[s], X), eye_like(M): a symbol the world gives a
         value when the rule is evaluated at a concrete step (audit.concrete)."""
+        node = self._copies(node)
         name = node.function
         if name == "eye_like":
             arg = self._build(node.args[0])
@@ -576,11 +577,21 @@ class Scope:
         label = f"{name}[{_key_text(source)},{_key_text(target)}]"
         return self._symbol(key, label, (rows, cols))
 
+    def _copies(self, node: Call) -> Call:
+        """dh_t/db^{(t)}: a derivative by a weight's copy at step t (Goodfellow et al.'s
+        notation) is the immediate partial, by the use of the weight at that step."""
+        if node.function in ("jac", "jacplus") and len(node.args) == 2:
+            of, wrt = node.args
+            if isinstance(wrt, Step) and self.canonical(wrt.name) in self.parameters:
+                return Call("jacplus", (of, Name(wrt.name, wrt.at)), node.at)
+        return node
+
     def _tensor_factor(self, node) -> bool:
         """jac(Y, P) or jacplus(Y, P) by a matrix P: a tensor, read only as the last factor
         of a product (a vector times it)."""
         if not (isinstance(node, Call) and node.function in ("jac", "jacplus")):
             return False
+        node = self._copies(node)
         wrt = node.args[1] if len(node.args) == 2 else None
         if not isinstance(wrt, Name):
             return False
@@ -591,7 +602,7 @@ class Scope:
         """g @ dY/dP for a matrix P: the vector g pulled back through Y's uses of P."""
         from .concrete import contracted
 
-        call = node.right
+        call = self._copies(node.right)
         of, wrt = call.args
         left = self._build(node.left)
         source, out_shape = self._argument(of, "a derivative")

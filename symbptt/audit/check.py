@@ -1002,8 +1002,18 @@ def _free_variables(node, scope: Scope):
     random in every world (the identity must hold for any a)."""
     from .notation import _map
 
+    loss = {
+        a.name
+        for n in _walk(node)
+        if isinstance(n, Call) and n.function == "grad"
+        for a in n.args[:1]
+        if isinstance(a, Name)
+    }
+
     def free(n):
         if isinstance(n, Name) and not scope.known(n.name) and len(n.name) <= 2:
+            if n.name in loss:  # dL/dL_t: the loss, not a free variable
+                return None
             name = "_free_" + n.name
             scope.free[name] = FREE_SHAPE
             return Name(name, n.at)

@@ -460,6 +460,7 @@ class _Reader:
                 text = "".join(t.text for t in inner)
                 m = re.fullmatch(r"\((.*)\)(.*)", text)
                 step, rest = (m.group(1), m.group(2)) if m else (text, "")
+                rest = rest.lstrip("^").strip("{}")  # h^{(t)^\top}: the step, then ^\top
                 if not self._is_step(step, name) or (rest and rest not in _TRANSPOSES):
                     raise self.error(self.peek(), f"cannot read the step {text!r}")
                 index = step
@@ -919,13 +920,16 @@ class _Reader:
         return None
 
     def _entry_letter(self, var: str) -> bool:
-        """The rest of the rule uses the letter only as an entry subscript (y_{k,j})."""
-        k = self.i
-        for t in self.toks[k:]:
-            if t.text == "_":
-                break
-        text = "".join(t.text for t in self.toks[k:])
-        return bool(re.search(rf"_\{{{var},|,{var}\}}|_\{{{var}\}}", text))
+        """The rest of the rule uses the letter only as an entry subscript: one of two
+        (y_{k,j}), or beside a step (o_i^{(t)}, h^{(t)}_i); h_k alone is a step."""
+        text = "".join(t.text for t in self.toks[self.i :])
+        v = re.escape(var)
+        return bool(
+            re.search(
+                rf"_\{{{v},|,{v}\}}|_\{{?{v}\}}?\^\{{\(|\^\{{\([^)]*\)\}}_\{{?{v}(?![A-Za-z0-9])",
+                text,
+            )
+        )
 
     def _bound_subscript(self, text: str) -> bool:
         """_{k,j}, _{:,j}, _{n,:}: entries or examples that a sum of the rule runs over."""
@@ -1325,6 +1329,11 @@ class _Reader:
         loss = self.peek()
         save = self.i
         after = self.symbol() if loss is not None else None
+        if after is not None and after[0] not in self.context.loss_names and self.entries:
+            # \sum_i (...) \nabla_{W^{(t)}} h_i^{(t)}: the gradient of an entry, by a weight
+            self.operand(tok.column)
+            self.out.add(f"jac({_written(after)}, {_written(found)})", tok.column)
+            return
         if after is None or after[0] not in self.context.loss_names:
             self.i = save
             raise self.error(loss, "\\nabla_{X} must be followed by the loss (L)")
@@ -1381,7 +1390,7 @@ class _Reader:
             self.out.add("sum_examples(", tok.column)
             self.sums.append(self.depth)
             return
-        if first is None and upper is None and self._entry_letter(var):
+        if first is None and upper is None and var not in ("t", "T") and self._entry_letter(var):
             self.entries.add(var)  # \sum_k y_{k,j} log p_{k,j}: over the entries of a vector
             self.operand(tok.column)
             self.out.add("sum_entries(", tok.column)
@@ -1925,6 +1934,10 @@ def read_latex_document(
         if not line.strip():
             continue
         if "=" not in line:
+            left = _lone_left_side(line, number, context)
+            if left is not None:  # L(...) \\ &= \sum_t L^{(t)}: the next lines' left side
+                reading.last = left
+                continue
             reading.skipped.append(Skipped(number, line, "no equation: it states no rule"))
             continue
         named = _FUNCTION_NAMING.fullmatch(line)
@@ -2035,6 +2048,23 @@ def _substituted(line: str, letter: str, member: str) -> str:
     return "".join(out)
 
 
+def _lone_left_side(line: str, number: int, context: Context) -> str | None:
+    """A line that is only a left-hand side, `& L(\\{x^{(1)}, ...\\})` before `&= ...` lines:
+    the loss (its arguments name nothing), or a symbol."""
+    text = line.replace("&", " ").strip()
+    if not text:
+        return None
+    try:
+        reader = _Reader(_tokens(text + " = 0"), text + " = 0", number, context)
+        out = reader.read()
+    except FormulaSyntaxError:
+        return None
+    left = out.rsplit(" = ", 1)[0].strip()
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?", left):
+        return left
+    return None
+
+
 def _left_side(line: str, number: int, context: Context) -> str | None:
     """The left-hand side of a line whose right-hand side cannot be read (in the formula
     language), or None."""
@@ -2108,10 +2138,38 @@ def _rule_of(text: str) -> Rule:
         (rule,) = read_text(text)
     except FormulaSyntaxError as exc:
         raise FormulaSyntaxError(str(exc).replace(GROUP + "(", "(")) from None
-    rule = replace(rule, expr=juxtaposition_first(rule.expr))
+    rule = replace(rule, expr=_contractions(juxtaposition_first(rule.expr)))
     if rule.lhs is not None:
         rule = replace(rule, lhs=juxtaposition_first(rule.lhs))
     return rule
+
+
+def _contractions(node):
+    """sum_entries(g * jac(h[t], W)): the sum over i of g_i times the gradient of h_i by W
+    is g contracted with the tensor dh/dW (g @ jac(h[t], W))."""
+    from ..formula.ast import Binary, Call
+
+    if isinstance(node, Call) and node.function == "sum_entries" and len(node.args) == 1:
+        inner = node.args[0]
+        if (
+            isinstance(inner, Binary)
+            and inner.op in ("*", "@")
+            and isinstance(inner.right, Call)
+            and inner.right.function in ("jac", "jacplus")
+        ):
+            return Binary("@", _contractions(inner.left), inner.right, inner.at)
+    if hasattr(node, "__dataclass_fields__") and not isinstance(node, Index):
+        from dataclasses import fields
+
+        changes = {}
+        for f in fields(node):
+            value = getattr(node, f.name)
+            if isinstance(value, tuple):
+                changes[f.name] = tuple(_contractions(v) for v in value)
+            elif hasattr(value, "__dataclass_fields__") and not isinstance(value, Index):
+                changes[f.name] = _contractions(value)
+        return replace(node, **changes) if changes else node
+    return node
 
 
 def juxtaposition_first(node):
