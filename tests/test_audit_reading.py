@@ -325,3 +325,25 @@ def test_docs_show_what_audit_prints(example, capsys):
     shown = page[start : page.index("```", start)]
     main(["audit", str(root / "docs" / "audit" / example)])
     assert capsys.readouterr().out == shown
+
+
+def test_goodfellow_chapter_10_as_printed_is_read_with_no_options():
+    from pathlib import Path
+
+    path = Path(__file__).parent / "audit_examples" / "goodfellow_10_2_2.tex"
+    source = path.read_text()
+    report = audit(source, format="latex")
+    assert report.how.startswith("the model of the derivation's own"), report.text()
+    unread = [f for f in report.findings if f.status == "unread"]
+    # only the probabilistic definition of the loss, p_model(y | x^(1), ..., x^(t))
+    assert [f.rule.line for f in unread] == [12], report.text()
+    assert all(f.status in HOLDS | {"model", "unread"} for f in report.findings), report.text()
+    assert report.counts["rules_read"] >= 20
+    # 10.21 in the order the book prints it: (grad h) diag(...) is a shape error
+    printed = source.replace(
+        r"W^\top \text{diag}\left(1 - \left(h^{(t+1)}\right)^2\right) (\nabla_{h^{(t+1)}} L)",
+        r"W^\top (\nabla_{h^{(t+1)}} L) \text{diag}\left(1 - \left(h^{(t+1)}\right)^2\right)",
+    )
+    assert printed != source
+    bad = [f for f in audit(printed, format="latex").findings if f.status in ("wrong", "shape")]
+    assert [f.rule.line for f in bad] == [25]
