@@ -347,3 +347,16 @@ def test_goodfellow_chapter_10_as_printed_is_read_with_no_options():
     assert printed != source
     bad = [f for f in audit(printed, format="latex").findings if f.status in ("wrong", "shape")]
     assert [f.rule.line for f in bad] == [25]
+
+
+def test_unicode_math_as_blogs_type_it():
+    forward = FORWARD
+    backward = r"""
+$$∂L/∂h_t = Vᵀ ∂L/∂o_t + Wᵀ δ_{t+1}$$
+$$δ_t := ∂L/∂a_t$$
+$$δ_t = (1 − h_t^2) ⊙ ∂L/∂h_t$$
+"""
+    found = judged(backward, forward)
+    assert found and set(found.values()) <= HOLDS, found
+    wrong = judged(backward.replace("Wᵀ δ", "W δ"), forward)
+    assert "wrong" in wrong.values() or "shape" in wrong.values(), wrong

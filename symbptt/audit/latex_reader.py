@@ -71,13 +71,36 @@ class _Tok:
     column: int
 
 
+#: Unicode math as its LaTeX (a blog's ∂L/∂h_t, W⊙h, ŷ, hᵀ): each the tokens it stands for.
+UNICODE = {
+    "∂": ("cmd", r"\partial"), "⊙": ("cmd", r"\odot"), "∘": ("cmd", r"\circ"),
+    "∑": ("cmd", r"\sum"), "∏": ("cmd", r"\prod"), "∇": ("cmd", r"\nabla"),
+    "·": ("cmd", r"\cdot"), "⋅": ("cmd", r"\cdot"), "×": ("cmd", r"\times"),
+    "⊗": ("cmd", r"\otimes"), "σ": ("cmd", r"\sigma"), "δ": ("cmd", r"\delta"),
+    "Δ": ("cmd", r"\Delta"), "ε": ("cmd", r"\varepsilon"), "θ": ("cmd", r"\theta"),
+    "γ": ("cmd", r"\gamma"), "Γ": ("cmd", r"\Gamma"), "α": ("cmd", r"\alpha"),
+    "β": ("cmd", r"\beta"), "λ": ("cmd", r"\lambda"), "τ": ("cmd", r"\tau"),
+    "ℓ": ("cmd", r"\ell"), "η": ("cmd", r"\eta"), "φ": ("cmd", r"\phi"),
+    "⊤": ("cmd", r"\top"), "−": ("sym", "-"), "–": ("sym", "-"),
+}  # fmt: skip
+#: Characters that stand for two tokens: a superscript T, a letter with a hat.
+UNICODE_PAIRS = {"ᵀ": (("sym", "^"), ("name", "T")), "ŷ": (("cmd", r"\hat"), ("name", "y"))}
+
+
 def _tokens(line: str) -> list[_Tok]:
     out = []
     for m in _TOKEN.finditer(line):
         kind = m.lastgroup
         if kind == "space":
             continue
-        out.append(_Tok(kind, m.group(), m.start() + 1))
+        text, column = m.group(), m.start() + 1
+        if kind == "other" and text in UNICODE:
+            kind, text = UNICODE[text]
+        elif kind == "other" and text in UNICODE_PAIRS:
+            for kind_, text_ in UNICODE_PAIRS[text]:
+                out.append(_Tok(kind_, text_, column))
+            continue
+        out.append(_Tok(kind, text, column))
     return out
 
 
@@ -179,7 +202,7 @@ class Context:
         ctx = cls(functions=dict(functions or {}))
         for m in re.finditer(
             r"(\\mathcal\{([A-Za-z])\}|\\ell|\b([A-Za-z]))\s*&?\s*=\s*(-\s*)?"
-            r"(\\frac\{1\}\{[^{}]*\}\s*)?\\sum",
+            r"(\\frac\{1\}\{[^{}]*\}\s*)?(\\sum|∑)",
             source,
         ):
             name = (
@@ -1716,7 +1739,7 @@ def _rules_in(piece: str) -> list[tuple[int, str]]:
 
 #: Spellings of "is defined as".
 _DEFINES = re.compile(
-    r":=|=:|\\coloneqq|\\eqqcolon|\\equiv|\\triangleq|\\doteq|\\stackrel\{[^{}]*\}\{=\}"
+    r"≔|:=|=:|\\coloneqq|\\eqqcolon|\\equiv|\\triangleq|\\doteq|\\stackrel\{[^{}]*\}\{=\}"
 )
 #: A bracket the author wrote, kept as a node until products are grouped (then dropped).
 GROUP = "grp"
