@@ -332,6 +332,9 @@ def dims_of_args(args: argparse.Namespace, spec) -> Dims:
 
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="symbptt", description=__doc__.splitlines()[0])
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"symbptt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     d = sub.add_parser(
         "derive",

@@ -39,8 +39,19 @@ __all__ = [
 
 
 def _failure(report: Report) -> str:
-    lines = [f"BPTT gradients are wrong: {', '.join(report.wrong) or 'see error'}"]
-    if report.error:
+    """Why a check failed, in as many lines as it takes; never a pointer to nothing."""
+    if report.wrong:
+        lines = [f"BPTT gradients are wrong: {', '.join(report.wrong)}"]
+    elif report.error:
+        lines = [f"BPTT check failed: {report.error}"]
+    elif report.overflow:
+        lines = [
+            f"BPTT gradients are {report.overflow} (saturated inputs: probe=False skips "
+            "them, for code that is never used there)"
+        ]
+    else:
+        lines = ["BPTT check failed"]
+    if report.error and report.wrong:
         lines.append(f"error: {report.error}")
     if report.inconsistent:
         lines.append("the function gave different answers for the same inputs")
@@ -48,6 +59,7 @@ def _failure(report: Report) -> str:
         lines.append(
             "smallest failing shape: " + " ".join(f"{k}={v}" for k, v in report.dims.items())
         )
+    lines += [f"note: {note}" for note in report.notes]
     for r in report.results:
         if r.status == "WRONG":
             err = "" if r.max_rel_error is None else f" (max relative error {r.max_rel_error:.2e})"

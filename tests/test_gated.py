@@ -375,10 +375,12 @@ def test_a_pair_that_takes_too_many_arguments_is_told_the_models_names(tmp_path,
     assert "forward(x, h0, W_x, W_h, b_x, b_h)" in capsys.readouterr().err
 
 
-def test_an_lstm_step_pair_needs_h0(capsys):
+def test_an_lstm_step_pair_with_h0_fixed_at_zero_gets_zeros_as_its_first_prev_h(capsys):
     target = f"{gated_corpus.EXAMPLES / 'rnn_layers.py'}:lstm_step_forward,lstm_step_backward"
-    assert main(["check", target, "--model", "lstm", "--form", "layer", "--h0", "zero"]) == 2
-    assert "takes prev_h at every step" in capsys.readouterr().err
+    argv = ["check", target, "--model", "lstm", "--form", "layer", "--h0", "zero", "--json"]
+    assert main([*argv, "--examples", "20"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in record["results"]} == {"x", "W_x", "W_h", "b"}
 
 
 def test_the_audit_names_no_circular_fix_and_prints_distinct_numbers(tmp_path, capsys):

@@ -674,10 +674,13 @@ def test_finite_differences_recover_a_known_derivative():
     assert_close(grads["u"], 1.5 * np.cos(arrays["u"]), "d/du sum(w sin u)", rtol=1e-8)
 
 
-def test_finite_differences_resolve_aliases():
+def test_finite_differences_take_exact_names_and_refuse_other_spellings():
     arrays = random_point(Dims(N=1, D=1, H=2, C=2, T=2))
-    grads = finite_differences(total_loss, arrays, ["Wh"])
+    grads = finite_differences(total_loss, arrays, ["W_h"])
     assert set(grads) == {"W_h"}
+    for spelling in ("Wh", "W_hh", "Whh"):  # never taken silently as W_h
+        with pytest.raises(UnknownNameError, match="did you mean 'W_h'"):
+            finite_differences(total_loss, arrays, [spelling])
 
 
 def test_finite_differences_pass_none_and_token_ids_through():

@@ -128,3 +128,24 @@ def test_assert_gradients_match_requires_every_gradient_unless_declared():
     with pytest.raises(AssertionError, match="BPTT gradients are wrong"):
         assert_gradients_match(arrays, loss, subset)
     assert assert_gradients_match(arrays, loss, subset, only=("W_h", "W_x", "loss")).ok
+
+
+def _overflows_on_large_logits(x, y, h0, W_x, W_h, b, V, c):
+    """Right, except that (like a softmax without its max shift) it has NaN gradients when
+    the logits are in the hundreds."""
+    import numpy as np
+
+    loss, grads = case_by_name("correct_row_vectorised").fn(x, y, h0, W_x, W_h, b, V, c)
+    if np.abs(V).max() > 100:
+        grads = {**grads, "V": grads["V"] * np.nan}
+    return loss, grads
+
+
+def test_a_failed_assertion_says_why_even_when_no_gradient_is_wrong():
+    with pytest.raises(AssertionError) as failed:
+        assert_bptt_correct(_overflows_on_large_logits, max_examples=5)
+    message = str(failed.value)
+    assert "see error" not in message
+    assert "right on ordinary inputs, but with logits of about 1000" in message
+    assert "probe=False" in message
+    assert assert_bptt_correct(_overflows_on_large_logits, max_examples=5, probe=False).ok

@@ -8,13 +8,14 @@ from bptt_corpus import case_by_name
 
 from symbptt.checking.check import check_gradients
 from symbptt.checking.isolation import InProcess
-from symbptt.checking.usercode import Convention
+from symbptt.checking.usercode import Calling
 from symbptt.errors import TargetError, UserFunctionError
 from symbptt.models.dims import Dims, random_point
 from symbptt.strategies import rnn_shapes
 
 correct = case_by_name("correct_row_vectorised").fn
 ARRAYS = random_point(Dims(N=2, D=3, H=2, C=3, T=2), 0)
+PLAN = {"kind": "plan"}  # called as the checker calls it: through a plan of calls
 
 
 def returning(**changes):
@@ -63,7 +64,7 @@ BAD_ANSWERS = {
 def test_unusable_answers_are_one_sentence(label):
     fn, message = BAD_ANSWERS[label]
     with pytest.raises(UserFunctionError, match=message):
-        Convention().call(InProcess(fn), ARRAYS)
+        Calling().call(InProcess(fn, PLAN), ARRAYS)
 
 
 BAD_GRADIENTS = {
@@ -89,7 +90,7 @@ BAD_GRADIENTS = {
 @pytest.mark.parametrize("label", list(BAD_GRADIENTS))
 def test_bad_gradients_are_wrong_with_a_sentence(label):
     fn, name, message = BAD_GRADIENTS[label]
-    answer = Convention().call(InProcess(fn), ARRAYS)
+    answer = Calling().call(InProcess(fn, PLAN), ARRAYS)
     assert name in answer.problems and name not in answer.grads
     assert re.search(message, answer.problems[name]), answer.problems[name]
     report = check_gradients(fn, max_examples=5)
@@ -153,7 +154,7 @@ def test_inputs_are_copies():
         return correct(x, y, h0, W_x, W_h, b, V, c)
 
     before = ARRAYS["W_h"].copy()
-    Convention().call(InProcess(vandal), ARRAYS)
+    Calling().call(InProcess(vandal, PLAN), ARRAYS)
     np.testing.assert_array_equal(ARRAYS["W_h"], before)
 
 
@@ -173,7 +174,7 @@ def test_inputs_are_copies():
 )
 def test_bad_conventions(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        Convention(**kwargs)
+        Calling.of(**kwargs)
 
 
 def test_bad_max_examples():
@@ -247,4 +248,4 @@ def test_each_array_is_judged_at_its_own_precision():
 )
 def test_ambiguous_conventions(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        Convention(**kwargs)
+        Calling.of(**kwargs)

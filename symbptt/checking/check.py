@@ -34,7 +34,7 @@ from .isolation import Died, InProcess, Limits, Raised, Worker
 from .mistakes import alternatives
 from .report import ParameterResult, Report
 from .styles import Style
-from .usercode import PRECISIONS, CallConventionMismatch, Convention, Runner, UserAnswer
+from .usercode import PRECISIONS, CallConventionMismatch, Calling, Runner, UserAnswer
 
 if TYPE_CHECKING:
     from hypothesis.strategies import SearchStrategy
@@ -244,25 +244,16 @@ def _matches(got, candidate, truth, tol: Tolerance, global_scale: float) -> bool
     )
 
 
-def _likely_cause(
-    name,
-    got,
-    truth,
-    problem: Problem,
-    form: str,
-    tol,
-    global_scale,
-    per_row: bool = False,
-    others: Mapping[str, np.ndarray] | None = None,
-    truths: Mapping[str, np.ndarray] | None = None,
-):
-    """The first known mistake whose result the wrong answer equals, with its detail. A
-    mistake that changes several gradients at once is named only when the `others` returned
-    agree with it too (a b_h wrong alone is not a reset gate missing everywhere)."""
-    clipped = _clipping_cause(name, got, truth, problem, form, tol, global_scale, per_row)
-    if clipped and _clipped_alike(name, clipped, problem, tol, global_scale, others, truths):
-        return "clipped", clipped[0]
-    model = problem.model
+#: Mistakes whose value follows from the truth of the value itself (transposed, zero, a
+#: scale): judged on the user's own array. The rest are simulated in the model's arrays.
+_GENERIC = frozenset(
+    ["transposed", "zero", "sign_flipped", "scaled_by_N", "scaled_by_T", "scaled_by_NT"]
+    + ["times_N", "times_T", "times_NT"]
+)
+
+
+def _model_options(model: ModelSpec, form: str) -> tuple[str, dict]:
+    """The simulation's kind and keyword options for a model variant."""
     options = model.options.reference_options(form)
     if model.from_file:  # the generic causes, and truncation of the file's own recurrences
         options = {"reduction": model.options.reduction} if form == "full" else {}
@@ -272,24 +263,52 @@ def _likely_cause(
         options["inputs"] = model.options.inputs  # simulated for dense inputs only
         if form == "full":
             options["reduction"] = model.options.reduction
+    return ("file" if model.from_file else model.name), options
+
+
+def _likely_cause(
+    part: str,
+    got: np.ndarray,
+    ev: Evaluation,
+    conv: Calling,
+    tol: Tolerance,
+    global_scale: float,
+    per_row: bool = False,
+):
+    """The first known mistake whose result the wrong answer equals, with its detail.
+
+    Generic mistakes are judged on the user's array itself; the model's (a missing recurrent
+    term, a truncation, the gated cells' own) are simulated in the model's arrays and laid
+    out as the user's. A mistake that changes several gradients at once is named only when the
+    other returned arrays agree with it too (a b_h wrong alone is not a reset gate missing
+    everywhere)."""
+    problem, form = ev.problem, conv.form
+    truth = np.asarray(ev.loss if part == "loss" else ev.truth[part])
+    others, truths = ev.answer.grads, ev.truth
+    arrangement = conv.arrangement(problem.dims)
+    if part != "loss":
+        clipped = _clipping_cause(part, got, truth, ev, conv, tol, global_scale, per_row)
+        if clipped and _clipped_alike(
+            part, clipped, arrangement, tol, global_scale, others, truths
+        ):
+            return "clipped", clipped[0]
+    model = problem.model
+    kind, options = _model_options(model, form)
     renames = dict(model.reference_names)
-    kind = "file" if model.from_file else model.name
-    candidates = alternatives(
-        name, truth, problem.dims, problem.arrays, form, kind, renames, **options
-    )
-    for alt in candidates:
-        if not _matches(got, alt.value, truth, tol, global_scale):
-            continue
-        if alt.full is not None and others:
-            agree = all(
-                np.shape(value) == np.shape(alt.full[k])
-                and _measure(np.asarray(value), alt.full[k], tol, global_scale).ok
-                for k, value in others.items()
-                if k != name and k in alt.full
-            )
-            if not agree:
-                continue
-        return alt.cause, alt.detail
+    dims = problem.dims
+    # The generic alternatives, on the user's array (the simulation's name is a stand-in).
+    square = part != "loss" and truth.ndim == 2 and truth.shape[0] == truth.shape[1]
+    if square and _matches(got, truth.T, truth, tol, global_scale):
+        return "transposed", None
+    for alt in alternatives("loss", truth, dims, problem.arrays, form, kind, renames, **options):
+        if alt.cause in _GENERIC and _matches(got, alt.value, truth, tol, global_scale):
+            return alt.cause, alt.detail
+    if part != "loss" and ev.model_truth is not None:
+        found = _model_cause(
+            part, got, truth, ev, arrangement, form, kind, renames, options, tol, global_scale
+        )
+        if found:
+            return found
     denom = float(np.sum(truth * truth))
     # Any small vector is "a multiple" of another, and so is an outer product with one row or
     # column (x^T da at N = D = 1): only a matrix of rank > 1 can be "scaled".
@@ -301,13 +320,57 @@ def _likely_cause(
     return None, None
 
 
+def _model_cause(
+    part, got, truth, ev, arrangement, form, kind, renames, options, tol, global_scale
+):
+    """A mistake of the model's computation (simulated in its arrays) that the user's array
+    equals, when every other returned array agrees with it."""
+    problem, model_truth = ev.problem, ev.model_truth
+    others = ev.answer.grads
+    for name in arrangement.arrays[part].holds:
+        if name not in model_truth:
+            continue
+        for alt in alternatives(
+            name,
+            model_truth[name],
+            problem.dims,
+            problem.arrays,
+            form,
+            kind,
+            renames,
+            **dict(options),
+        ):
+            if alt.cause in _GENERIC:
+                continue
+            changed = {**model_truth, name: alt.value}
+            if alt.full is not None:
+                changed.update({k: v for k, v in alt.full.items() if k in model_truth})
+            candidate = arrangement.to_user(changed, parts=[part])[part]
+            if not _matches(got, candidate, truth, tol, global_scale):
+                continue
+            if alt.full is not None and others:
+                laid = arrangement.to_user(changed, parts=list(others))
+                agree = all(
+                    np.shape(value) == np.shape(laid[q])
+                    and _measure(np.asarray(value), laid[q], tol, global_scale).ok
+                    for q, value in others.items()
+                    if q != part and q in laid
+                )
+                if not agree:
+                    continue
+            return alt.cause, alt.detail
+    return None
+
+
 def _clipping_cause(
-    name, got, truth, problem, form, tol, global_scale, per_row
+    part, got, truth, ev, conv, tol, global_scale, per_row
 ) -> tuple[str, float] | None:
     """('at ±v', v) when got is the truth clipped elementwise at some v (per example, summed,
     when the code is called once per sequence): v is read off the largest value it returned.
     Code clips its parameters' gradients, so only those are looked at."""
-    if name == "loss" or name not in problem.model.parameters:
+    problem = ev.problem
+    arrangement = conv.arrangement(problem.dims)
+    if arrangement.arrays[part].role != "parameter":
         return None
     top = float(np.abs(got).max(initial=0.0))
     if top <= 0:
@@ -318,7 +381,11 @@ def _clipping_cause(
         ):
             return f"at ±{top:g}", top
         return None
-    rows = [_truth(form, _row(problem, n))[1][name] for n in range(problem.dims.N)]
+    rows = []
+    for n in range(problem.dims.N):
+        row = _row(problem, n)
+        grads = _truth(conv.form, row)[1]
+        rows.append(conv.arrangement(row.dims).to_user(grads, parts=[part])[part])
     for k in range(1, problem.dims.N + 1):  # v times the number of rows clipped at the max
         v = top / k
         if not any(_clips(r, v) for r in rows):
@@ -329,15 +396,15 @@ def _clipping_cause(
     return None
 
 
-def _clipped_alike(name, clipped, problem, tol, global_scale, others, truths) -> bool:
+def _clipped_alike(part, clipped, arrangement, tol, global_scale, others, truths) -> bool:
     """Code that clips, clips every parameter's gradient at the same v: each other returned
     parameter gradient must equal its truth clipped at v (a single wrong entry of one
     gradient that happens to look clipped is no clipping)."""
     v = clipped[1]
     if v < 0 or not others or not truths:  # per sequence: each row has its own truth
         return True
-    for other in problem.model.parameters:
-        if other == name or other not in others or other not in truths:
+    for other in arrangement.parameters:
+        if other == part or other not in others or other not in truths:
             continue
         got, truth = np.asarray(others[other]), np.asarray(truths[other])
         if got.shape != truth.shape:
@@ -369,6 +436,8 @@ class Evaluation:
     truth: dict[str, np.ndarray]
     #: The truth before the declared clipping (the same dict when none is declared).
     raw_truth: dict[str, np.ndarray] | None = None
+    #: The truth in the model's own arrays (the diagnosis simulates mistakes there).
+    model_truth: dict[str, np.ndarray] | None = None
 
 
 class _Checker:
@@ -377,7 +446,7 @@ class _Checker:
     def __init__(
         self,
         runner: Runner,
-        convention: Convention,
+        convention: Calling,
         tolerances: Mapping[str, Tolerance],
         *,
         precision: str | None = None,
@@ -407,10 +476,15 @@ class _Checker:
         if self.remaining() <= 0:
             raise _OutOfTime
         pending = self.conv.submit(self.runner, problem.arrays, timeout=self.remaining())
-        # The truth while the user's code runs (clipped as declared).
-        loss, truth, raw, changed, total = _clipped_truth(self.conv.form, problem, self.clipping)
+        # The truth while the user's code runs (clipped as declared), in the user's arrays.
+        loss, model_truth, raw, changed, total = _clipped_truth(
+            self.conv.form, problem, self.clipping
+        )
         self.clipped[0] += changed
         self.clipped[1] += total
+        arrangement = self.conv.arrangement(problem.dims)
+        truth = arrangement.to_user(model_truth, parts=self.conv.gradients)
+        raw_user = truth if raw is model_truth else arrangement.to_user(raw, self.conv.gradients)
         try:
             answer = pending()
         except WorkerDiedError:
@@ -418,16 +492,19 @@ class _Checker:
                 raise _OutOfTime from None
             raise
         self._refuse_undeclared_precision(answer)
-        global_scale = max(float(np.abs(v).max(initial=0.0)) for v in truth.values())
+        global_scale = max(float(np.abs(v).max(initial=0.0)) for v in model_truth.values())
         measured = {
             n: _measure(g, truth[n], self.tolerance(answer, n), global_scale)
             for n, g in answer.grads.items()
+            if n in truth
         }
         if answer.loss is not None and "loss" not in answer.problems:
             measured["loss"] = _measure(
                 answer.loss, loss, self.tolerance(answer, "loss"), abs(loss)
             )
-        return Evaluation(problem, answer, measured, global_scale, loss, truth, raw)
+        return Evaluation(
+            problem, answer, measured, global_scale, loss, truth, raw_user, model_truth
+        )
 
     def _refuse_undeclared_precision(self, answer: UserAnswer) -> None:
         """A float16/bfloat16 answer is judged only at a declared precision, never trusted."""
@@ -494,8 +571,6 @@ class _Checker:
                     results[name] = ParameterResult(name, "NOT CHECKED", message="not returned")
                 continue
             max_abs, rel, worst, ok = ev.measured[name]
-            if name != "loss":
-                worst = self.conv.user_index(name, worst)
             r = ParameterResult(name, "OK" if ok else "WRONG", max_abs, rel, worst or None)
             r.shape = shape
             if not ok:
@@ -517,14 +592,11 @@ class _Checker:
             r.likely_cause, r.cause_detail = _likely_cause(
                 name,
                 np.asarray(got),
-                np.asarray(want),
-                ev.problem,
-                self.conv.form,
+                ev,
+                self.conv,
                 self.tolerance(answer, name),
                 abs(ev.loss) if name == "loss" else ev.global_scale,
                 per_row=self.clipping.per_row,
-                others=answer.grads,
-                truths=ev.truth,
             )
         except Exception as exc:  # a diagnosis that fails never changes the verdict
             r.message = f"no likely cause could be worked out ({type(exc).__name__}: {exc})"
@@ -628,7 +700,7 @@ def validate_options(
     allow_broadcast_shapes: bool = False,
     probe: bool = True,
     step: bool | None = None,
-) -> tuple[Convention, tuple[str, ...], dict[str, Tolerance], Style]:
+) -> tuple[Calling, tuple[str, ...], dict[str, Tolerance], Style]:
     """Every argument of check_gradients checked before any work, one sentence each
     (InvalidArgumentError); the convention, the required values, the tolerance table and the
     style's settings."""
@@ -711,7 +783,7 @@ def validate_options(
         defs_only=defs_only,
         step=step,
     )
-    convention = Convention(
+    convention = Calling.of(
         settled.form,
         settled.layout,
         batch_first,
@@ -719,8 +791,9 @@ def validate_options(
         settled.order,
         settled.model,
         allow_broadcast_shapes=allow_broadcast_shapes,
+        shape=settled.shape,
     )
-    if settled.adapter and settled.adapter["kind"] == "pair" and settled.order is None:
+    if settled.shape == "pair" and settled.order is None:
         convention = replace(convention, order=convention.gradients)
     required = _required(convention, settled.only)
     table = _table(tolerances, precision)
@@ -764,7 +837,7 @@ def _validate(
         raise InvalidArgumentError("progress must be a function progress(done, total) or None")
 
 
-def _required(convention: Convention, only: Sequence[str] | None) -> tuple[str, ...]:
+def _required(convention: Calling, only: Sequence[str] | None) -> tuple[str, ...]:
     form = convention.form
     every = (*convention.gradients, *(["loss"] if form == "full" else []))
     if only is None:
@@ -809,6 +882,7 @@ def _table(tolerances, precision) -> dict[str, Tolerance]:
 def _runner(
     fn, isolate: bool, limits: Limits, forbid: tuple[str, ...], adapter, defs_only: bool
 ) -> Runner:
+    adapter = adapter or {"kind": "plan"}  # the user's objects, called as a plan says
     if isinstance(fn, str):
         return Worker.for_target(
             fn, limits=limits, forbid=forbid, adapter=adapter, defs_only=defs_only
@@ -1021,7 +1095,9 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     report.model = convention.model.describe()
     report.batch_first = convention.batch_first
     adapter = getattr(runner, "adapter", None) or {}
-    report.style = adapter.get("kind", "plain")
+    report.style = "char-rnn" if adapter.get("kind") == "char-rnn" else "plain"
+    if convention.shape != "function":
+        report.style = "pair"
     # The worker boots while we import the search and the symbolic engine.
     import hypothesis  # noqa: F401
 
@@ -1184,12 +1260,9 @@ def _order_fix(checker: _Checker, ev: Evaluation) -> str | None:
             return None
         matches = []
         for name in conv.order:
-            if name not in truth:
+            if name not in truth or arr.shape != np.shape(truth[name]):
                 continue
-            if arr.shape != conv.user_shape(name, ev.problem.arrays[name].shape):
-                continue
-            got = conv._from_user(name, arr)
-            if _measure(got, truth[name], checker.tolerance(ev.answer, name), ev.global_scale).ok:
+            if _measure(arr, truth[name], checker.tolerance(ev.answer, name), ev.global_scale).ok:
                 matches.append(name)
         if len(matches) != 1:
             return None
@@ -1210,7 +1283,7 @@ def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
     if (getattr(checker.runner, "adapter", None) or {}).get("kind") == "char-rnn":
         return None  # lossFun's arrays are one sequence of ids at a time: nothing to flip
     flips = []
-    if any(conv._time_major(n) for n in conv.inputs):
+    if any(i.shape[:1] == ("T",) for i in conv.model.inputs) or conv.form == "layer":
         flips.append(("batch_first", not conv.batch_first))
     if conv.model.options.inputs == "dense" or conv.form == "layer":
         flips.append(("layout", "row" if conv.layout == "column" else "column"))
@@ -1238,8 +1311,11 @@ def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
             changed = model.variant(**{value[0]: value[1]})
             declared = replace(conv, model=changed)
             problems = tuple(replace(p, model=changed) for p in problems)
+        elif option == "batch_first":
+            sequence = "NTF" if value else "TNF"
+            declared = replace(conv, arrays=replace(conv.arrays, sequence=sequence))
         else:
-            declared = replace(conv, **{option: value})
+            declared = replace(conv, arrays=replace(conv.arrays, layout=value))
         other = _Checker(
             checker.runner,
             declared,
@@ -1435,7 +1511,7 @@ def compare_gradients(
     """
     model = model or VANILLA
     table = _table(tolerances, precision)
-    convention = Convention(model=model)
+    convention = Calling(model=model)
     required = _required(convention, only)
     if not isinstance(arrays, Mapping):
         raise InvalidArgumentError("arrays must be a dict of the model's input arrays")
@@ -1447,7 +1523,7 @@ def compare_gradients(
 
     given.__qualname__ = given.__name__ = "the given gradients"
     checker = _Checker(
-        InProcess(given),
+        InProcess(given, {"kind": "plan"}),
         convention,
         table,
         precision=precision,

@@ -126,21 +126,44 @@ def function_name(fn: Callable) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
 
 
+def parse_target(target: str) -> list[tuple[Path, str]]:
+    """The (file, name) pairs a target names, checking that each file exists.
+
+    `file.py:f` (a function), `file.py:Class` or `file.py:Class.method`, `file.py:f,g` (a
+    forward/backward pair), `a.py:forward,b.py:backward` (a pair across two files);
+    `nb.ipynb:...` names definitions in a notebook's code cells.
+    """
+    form = (
+        f"{target!r} is not of the form path/to/file.py:function (file.py:Class, "
+        "file.py:forward,backward or a.py:forward,b.py:backward for a pair)"
+    )
+    path_text, sep, rest = target.rpartition(":")
+    if not sep or not path_text or not rest:
+        raise TargetError(form)
+    pieces: list[tuple[str, str]] = []
+    head, comma, first = path_text.partition(",")
+    if comma and ":" in path_text:  # a.py:forward,b.py:backward
+        left, _, left_name = head.rpartition(":")
+        pieces = [(left, left_name), (first, rest)]
+    else:
+        pieces = [(path_text, name) for name in rest.split(",")]
+    if len(pieces) > 2:
+        raise TargetError(f"{target!r} names {len(pieces)} functions; a pair is forward,backward")
+    out = []
+    for path_text, name in pieces:
+        if not path_text or not name or not all(p.isidentifier() for p in name.split(".")):
+            raise TargetError(form)
+        path = Path(path_text)
+        if not path.is_file():
+            raise TargetError(f"no such file: {path_text}")
+        out.append((path, name))
+    return out
+
+
 def split_target(target: str) -> tuple[Path, str]:
     """`path/to/file.py:function` -> (path, function), checking the path is a file."""
-    path_text, sep, name = target.rpartition(":")
-    names = name.split(",")
-    if not sep or not path_text or not name or not all(n.isidentifier() for n in names):
-        raise TargetError(
-            f"{target!r} is not of the form path/to/file.py:function (or file.py:forward,backward "
-            "for a layer pair)"
-        )
-    if len(names) > 2:
-        raise TargetError(f"{target!r} names {len(names)} functions; a pair is forward,backward")
-    path = Path(path_text)
-    if not path.is_file():
-        raise TargetError(f"no such file: {path_text}")
-    return path, name
+    sources = parse_target(target)
+    return sources[0][0], ",".join(name for _, name in sources)
 
 
 class _Output:
@@ -259,8 +282,15 @@ class Worker:
         forbid: tuple[str, ...] = (),
         adapter: dict | None = None,
         defs_only: bool = False,
+        paths: tuple[str, ...] = (),
     ) -> None:
         self.target, self.fn, self.limits, self.forbid = target, fn, limits, tuple(forbid)
+        #: More folders the user's code imports from (`--path`).
+        self.paths = tuple(str(Path(p).resolve()) for p in paths)
+        #: What each loaded object is (`worker.describe`), once it is loaded.
+        self.objects: list[dict] = []
+        #: The target's name that is missing from its file, when one is.
+        self.missing_name: str | None = None
         #: How the user's code is called (`worker.adapt`): None, or a char-rnn or pair adapter.
         self.adapter, self.defs_only = adapter, defs_only
         self.pid: int | None = None
@@ -278,7 +308,9 @@ class Worker:
                 "here, pass a function with isolate=False to check it in this process"
             )
         if target is not None:
-            self.path, self.function = split_target(target)
+            self.sources = parse_target(target)
+            self.path = self.sources[0][0]
+            self.function = ",".join(name for _, name in self.sources)
         self._folder = tempfile.mkdtemp(prefix="symbptt-worker-")
         #: Inherited by everything the user's code starts, so that all of it can be found.
         self._marker = f"{os.getpid()}-{id(self)}-{os.urandom(8).hex()}"
@@ -292,8 +324,9 @@ class Worker:
         forbid: tuple[str, ...] = (),
         adapter: dict | None = None,
         defs_only: bool = False,
+        paths: tuple[str, ...] = (),
     ) -> Worker:
-        worker = cls(target=target, limits=limits, forbid=forbid, adapter=adapter)
+        worker = cls(target=target, limits=limits, forbid=forbid, adapter=adapter, paths=paths)
         worker.defs_only = defs_only
         worker.start()
         return worker
@@ -373,9 +406,8 @@ class Worker:
         """What the fresh interpreter needs to know to load the user's function."""
         return {
             "kind": "setup",
-            "path": str(self.path.resolve()),
-            "function": self.function,
-            "folder": str(self.path.resolve().parent),
+            "sources": [[str(path.resolve()), name] for path, name in self.sources],
+            "paths": list(self.paths),
             "forbid": list(self.forbid),
             "adapter": self.adapter,
             "defs_only": self.defs_only,
@@ -420,8 +452,9 @@ class Worker:
             values = self._limit_values()
             wire.set_limits(values["memory"], values["file_size"], values["cpu"])
             wire.forbid(list(self.forbid))
-            wire.send(res_w, {"kind": "loaded"})
             functions = list(self.fn) if isinstance(self.fn, tuple) else [self.fn]
+            names = [function_name(f) for f in functions]
+            wire.send(res_w, {"kind": "loaded", "objects": wire.describe(functions, names)})
             namespace = getattr(functions[0], "__globals__", {})
             fn = wire.adapt(functions, namespace, self.adapter)
             wire.serve(fn, req_r, res_w, user_file=wire._user_file(functions[0]))
@@ -458,6 +491,8 @@ class Worker:
         if not isinstance(reply, dict) or reply.get("kind") != "loaded":
             self.load_failure = Died(self._death("while being imported"))
             return self.load_failure
+        if isinstance(reply.get("missing_name"), str):
+            self.missing_name = reply["missing_name"]
         if "raised" in reply:
             missing = reply.get("missing")
             if isinstance(missing, list):
@@ -470,6 +505,9 @@ class Worker:
             self._kill()
             self.load_failure = Raised("TypeError", "not callable", None, True)
             return self.load_failure
+        objects = reply.get("objects")
+        if isinstance(objects, list):
+            self.objects = [o for o in objects if isinstance(o, dict)]
         self.loaded = True
         return None
 
@@ -672,7 +710,9 @@ class InProcess:
     def __init__(self, fn: Callable | tuple, adapter: dict | None = None) -> None:
         functions = list(fn) if isinstance(fn, tuple) else [fn]
         self.label = ",".join(function_name(f) for f in functions)
+        self.objects = wire.describe(functions, [function_name(f) for f in functions])
         self.fn = wire.adapt(functions, getattr(functions[0], "__globals__", {}), adapter)
+        self.adapter = adapter
         self.restarts = 0
 
     @property

@@ -51,6 +51,8 @@ class Style:
     fit: Callable[[Dims], Dims] | None = None
     #: One call of the user's code covers one example: the truth (and its clipping) per row.
     per_row: bool = False
+    #: The shape of the code (`protocols.SHAPES`): a function, a pair or a step pair.
+    shape: str = "function"
 
 
 def pair_of(fn) -> tuple[str, str] | None:
@@ -124,29 +126,8 @@ def resolve(
         if step is None:  # rnn_step_forward, rnn_cell_forward: one step; forward_steps: not
             words = set(re.split(r"[_\W]+", pair[0].lower()))
             step = bool(words & {"step", "cell"})
-        initials = {i.name for i in model.initials}
-        chained = bool(step) and len(model.states) > 1
-        if chained and model.initial is None:
-            raise InvalidArgumentError(
-                f"a step pair of the {model.title} takes prev_h at every step: h0 is an input "
-                "(drop --h0 zero)"
-            )
-        # What the forward function is called with, as messages name it.
-        arguments = [model.sequence.name, *(i.name for i in model.initials)]
-        if step:
-            arguments = [model.sequence.name, *(f"prev_{s}" for s in model.states)]
-        arguments += [names.get(p, p) for p in model.state_parameters]
-        adapter = {
-            "kind": "pair",
-            "step": bool(step),
-            "batch_first": bool(batch_first),
-            # The state's other matrices (the LSTM's c): whether each is an input (c0) or
-            # zero; such a step pair is chained over the sequence (worker.LayerPair).
-            "extra_states": [f"{s}0" in initials for s in model.states[1:]],
-            "arguments": arguments,
-        }
-        fit = (lambda d: replace(d, T=1)) if step and not chained else None
-        return Style(form, layout, model, names, order, only, adapter, fit)
+        shape = "step-pair" if step else "pair"
+        return Style(form, layout, model, names, order, only, None, shape=shape)
     return Style(form, layout, model, names, order, only, None)
 
 

@@ -12,19 +12,24 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
 from ..errors import InvalidArgumentError, UserFunctionError, WorkerDiedError
 from ..models import VANILLA
-from ..models.spec import ModelSpec
+from ..models.dims import Dims
+from ..models.spec import Input, ModelSpec
 from . import FORMS, LAYOUTS, PRECISIONS
+from .convention import Arrangement, Convention, parts_of
 from .isolation import Died, InProcess, Raised, Worker
+from .plan import Plan
+from .protocols import SHAPES, function_plan, pair_plan, step_pair_plan
 from .worker import Foreign, Opaque
 
 Runner = Worker | InProcess
 
-__all__ = ["CallConventionMismatch", "Convention", "FORMS", "LAYOUTS", "PRECISIONS", "UserAnswer"]
+__all__ = ["CallConventionMismatch", "Calling", "FORMS", "LAYOUTS", "PRECISIONS", "UserAnswer"]
 
 
 class CallConventionMismatch(UserFunctionError):
@@ -52,64 +57,80 @@ class UserAnswer:
 
 
 @dataclass(frozen=True)
-class Convention:
-    """How the user's function takes and returns arrays.
+class Calling:
+    """How the checker calls one user's code: the model variant and form, how the code holds
+    the model's arrays (`convention.Convention`), and the plan of calls (`plan.Plan`).
 
-    `names` maps canonical names (W_h) to the user's (Whh); `order` is the canonical order of
-    a gradient tuple the function returns.
+    Without a plan, the code is one function taking the form's arrays (positionally, or by
+    the user's names when `keyword`) and returning (loss, grads) in the full form or grads in
+    the layer form, grads a dict keyed by the user's names or a tuple in `order`.
     """
 
     form: str = "full"
-    layout: str = "row"
-    batch_first: bool = False
-    names: Mapping[str, str] = field(default_factory=dict)
-    order: Sequence[str] | None = None
-    #: The model (variant) the function computes; default the vanilla RNN.
     model: ModelSpec = VANILLA
-    #: Accept a gradient whose shape differs from its parameter's only by axes of size 1.
+    arrays: Convention = field(default_factory=Convention)
+    plan: Plan | None = None
+    #: The parts, in the order of a returned gradient tuple.
+    order: Sequence[str] | None = None
+    #: Pass arguments by the user's names (a plain function with declared names).
+    keyword: bool = False
+    #: Accept a gradient whose shape differs from its array's only by axes of size 1.
     allow_broadcast_shapes: bool = False
+    #: Without a plan, the shape of the code (`protocols.SHAPES`): one function, a
+    #: forward/backward pair over the sequence, or a step pair chained over it.
+    shape: str = "function"
 
-    # -- what the form takes and gives, from the model --------------------------------------
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        """The arrays passed, in positional order: the model's inputs (full form), or the
-        recurrent layer's and an upstream gradient dh on every h_t (layer form)."""
-        m = self.model
-        if self.form == "full" or m.from_file:  # a layer file declares its own inputs
-            return m.names
-        initial = tuple(i.name for i in m.initials)
-        return (m.sequence.name, *initial, *m.state_parameters, "dh")
-
-    @property
-    def gradients(self) -> tuple[str, ...]:
-        """The gradients the form can return, in the default order of a returned tuple."""
-        m = self.model
-        if self.form == "full" or m.from_file:
-            return m.gradient_names
-        return tuple(n for n in self.inputs if n != "dh" and n in m.gradient_names)
-
-    def _kind(self, canonical: str) -> str:
-        """How the column layout changes an input: "matrix" (transposed), "bias" (a column)."""
-        if canonical in self.model.parameters:
-            return "matrix" if len(self.model.input(canonical).shape) == 2 else "bias"
-        return "data"
-
-    def _time_major(self, canonical: str) -> bool:
-        return (
-            canonical == "dh" and not self.model.from_file
-        ) or canonical in self.model.time_major
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.batch_first, bool):
-            raise InvalidArgumentError(f"batch_first={self.batch_first!r} must be True or False")
-        if not isinstance(self.names, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) and v.isidentifier()
-            for k, v in self.names.items()
+    @classmethod
+    def of(
+        cls,
+        form: str = "full",
+        layout: str = "row",
+        batch_first: bool = False,
+        names: Mapping[str, str] | None = None,
+        order: Sequence[str] | None = None,
+        model: ModelSpec = VANILLA,
+        allow_broadcast_shapes: bool = False,
+        arrays: Convention | None = None,
+        plan: Plan | None = None,
+        shape: str = "function",
+    ) -> Calling:
+        """A calling from the command line's options (layout, batch-first, names)."""
+        if not isinstance(batch_first, bool):
+            raise InvalidArgumentError(f"batch_first={batch_first!r} must be True or False")
+        names = {} if names is None else names
+        if not isinstance(names, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) and v.isidentifier() for k, v in names.items()
         ):
             raise InvalidArgumentError(
-                f"names={self.names!r} must map model names to your argument names, "
+                f"names={names!r} must map model names to your argument names, "
                 "e.g. {'W_h': 'Whh'}"
             )
+        if layout not in LAYOUTS:
+            raise InvalidArgumentError(f"layout={layout!r} must be one of {', '.join(LAYOUTS)}")
+        if arrays is None:
+            arrays = Convention(
+                layout=layout, sequence="NTF" if batch_first else "TNF", names=dict(names)
+            )
+        return cls(
+            form,
+            model,
+            arrays,
+            plan,
+            order,
+            keyword=bool(arrays.names) and plan is None and shape == "function",
+            allow_broadcast_shapes=allow_broadcast_shapes,
+            shape=shape,
+        )
+
+    def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise InvalidArgumentError(f"form={self.form!r} must be one of {', '.join(FORMS)}")
+        if self.shape not in SHAPES:
+            raise InvalidArgumentError(f"shape={self.shape!r} must be one of {', '.join(SHAPES)}")
+        if not isinstance(self.model, ModelSpec):
+            raise InvalidArgumentError(f"model={self.model!r} must be a ModelSpec")
+        if not isinstance(self.arrays, Convention):
+            raise InvalidArgumentError(f"arrays={self.arrays!r} must be a Convention")
         if self.order is not None and (
             isinstance(self.order, str)
             or not isinstance(self.order, Sequence)
@@ -119,21 +140,13 @@ class Convention:
                 f"order={self.order!r} must be a sequence of gradient names, "
                 "e.g. ('W_x', 'W_h', 'b')"
             )
-        if self.form not in FORMS:
-            raise InvalidArgumentError(f"form={self.form!r} must be one of {', '.join(FORMS)}")
-        if self.layout not in LAYOUTS:
-            raise InvalidArgumentError(
-                f"layout={self.layout!r} must be one of {', '.join(LAYOUTS)}"
-            )
-        if not isinstance(self.model, ModelSpec):
-            raise InvalidArgumentError(f"model={self.model!r} must be a ModelSpec")
         known = (*self.inputs, *self.gradients)
-        for canonical in self.names:
-            if canonical not in known:
-                close = difflib.get_close_matches(canonical, known, n=1)
+        for part in self.arrays.names:
+            if part not in known:
+                close = difflib.get_close_matches(part, known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise InvalidArgumentError(
-                    f"names maps {canonical!r}, which is not an array of the {self.form} form "
+                    f"names maps {part!r}, which is not an array of the {self.form} form "
                     f"({', '.join(dict.fromkeys(known))}){hint}"
                 )
         user_names = [self.user_name(n) for n in self.inputs]
@@ -143,7 +156,9 @@ class Convention:
                 f"names gives two arrays the same name ({', '.join(map(repr, clashes))}); "
                 "every argument needs its own name"
             )
+        self.arrays.validate_for(self.model)
         if self.order is not None:
+            object.__setattr__(self, "order", tuple(self.order))
             repeated = sorted({n for n in self.order if list(self.order).count(n) > 1})
             if repeated:
                 raise InvalidArgumentError(
@@ -156,55 +171,130 @@ class Convention:
                     f"{self.form} form ({', '.join(self.gradients)})"
                 )
 
-    def user_name(self, canonical: str) -> str:
-        return self.names.get(canonical, canonical)
+    # -- what the form takes and gives ---------------------------------------------------------
+    @cached_property
+    def _parts(self) -> tuple[str, ...]:
+        return parts_of(self.arrays, self.model)
 
-    # -- canonical -> user ---------------------------------------------------------------
-    def to_user(self, canonical: str, value: np.ndarray) -> np.ndarray:
-        """One input array as the user's function expects it."""
-        if self.layout == "column":
-            kind = self._kind(canonical)
-            if kind == "matrix":
-                value = value.T
-            elif kind == "bias":
-                value = value[:, None]
-        if self.batch_first and self._time_major(canonical):
-            value = np.swapaxes(value, 0, 1)
-        return np.ascontiguousarray(value)
+    @cached_property
+    def _layer_parameters(self) -> frozenset:
+        """The parts that hold the recurrent layer's parameters only (the layer form's)."""
+        m = self.model
+        if m.from_file:
+            return frozenset(m.parameters)
+        state = set(m.state_parameters)
+        probe = self.arrays.arrange(m, _PROBE_DIMS(m))
+        return frozenset(
+            p for p, a in probe.arrays.items() if a.role == "parameter" and set(a.holds) <= state
+        )
 
-    def user_index(self, canonical: str, index: tuple[int, ...]) -> tuple[int, ...]:
-        """Where an entry of a canonical array sits in the user's own array."""
-        if self.layout == "column":
-            kind = self._kind(canonical)
-            if kind == "matrix":
-                index = index[::-1]
-            elif kind == "bias":
-                index = (*index, 0)
-        if self.batch_first and self._time_major(canonical):
-            index = (index[1], index[0], *index[2:])
-        return tuple(index)
+    @cached_property
+    def inputs(self) -> tuple[str, ...]:
+        """The arrays a plain function gets, in positional order: the model's inputs (full
+        form), or the recurrent layer's and an upstream gradient dh on every h_t (layer)."""
+        m = self.model
+        if self.form == "full" or m.from_file:
+            return self._parts
+        initial = tuple(i.name for i in m.initials)
+        layer = tuple(p for p in self._parts if p in self._layer_parameters)
+        return (m.sequence.name, *initial, *layer, "dh")
 
-    def user_shape(self, canonical: str, shape: tuple[int, ...]) -> tuple[int, ...]:
-        return self.to_user(canonical, np.empty(shape)).shape
+    @cached_property
+    def gradients(self) -> tuple[str, ...]:
+        """The gradients the form can return, in the default order of a returned tuple:
+        parameters, then initial states, then the dense per-step inputs."""
+        m = self.model
+        roles = {i.name: i.role for i in m.inputs}
+        rest = tuple(n for n in m.gradient_names if roles.get(n) != "parameter")
+        if self.form == "full" or m.from_file:
+            params = tuple(p for p in self._parts if p not in roles or roles[p] == "parameter")
+            return (*params, *rest)
+        return tuple(n for n in self.inputs if n in self._layer_parameters or n in rest)
 
-    def arguments(self, arrays: Mapping[str, np.ndarray]) -> tuple[list, dict]:
-        """Positional arguments, or keyword arguments under the user's names if any are mapped."""
-        values = {n: self.to_user(n, arrays[n]) for n in self.inputs}
-        if self.names:
-            return [], {self.user_name(n): v for n, v in values.items()}
-        return list(values.values()), {}
+    def user_name(self, part: str) -> str:
+        return self.arrays.user_name(part)
+
+    @property
+    def layout(self) -> str:
+        return self.arrays.layout
+
+    @property
+    def batch_first(self) -> bool:
+        return self.arrays.batch_first
+
+    @property
+    def names(self) -> Mapping[str, str]:
+        return self.arrays.names
+
+    def arrangement(self, dims: Dims) -> Arrangement:
+        """The user's arrays at these dims (cached): the model's, an upstream dh in the
+        layer form, and the initial states the variant fixes at zero (a plan may pass them)."""
+        cache = self.__dict__.setdefault("_arrangements", {})
+        if dims not in cache:
+            m = self.model
+            extra: list[Input] = []
+            if self.form == "layer" and not m.from_file:
+                extra.append(Input("dh", ("T", "N", "H"), "upstream"))
+            if not m.from_file:
+                extra += [i for i in m.base_inputs if i.role == "initial" and i.name not in m.names]
+            cache[dims] = Arrangement(self.arrays, m, dims, extra=tuple(extra))
+        return cache[dims]
+
+    # -- the plan ------------------------------------------------------------------------------
+    def _keys(self, part: str) -> list[str]:
+        u = self.user_name(part)
+        return [u, "d" + u, "d_" + u, "grad_" + u]
+
+    @cached_property
+    def effective_plan(self) -> Plan:
+        """The plan (the given one, or the one of this shape of code)."""
+        if self.plan is not None:
+            return self.plan
+        if self.shape == "pair":
+            return pair_plan(self.inputs, self.gradients, self.order, self._keys)
+        if self.shape == "step-pair":
+            m = self.model
+            sequence = self.arrays.sequence
+            axes = [a for a in sequence if a != "N"] if self.arrays.per_example else sequence
+            return step_pair_plan(
+                self.inputs,
+                self._layer_parameters,
+                m.states,
+                [i.name for i in m.initials],
+                list(axes).index("T"),
+            )
+        return function_plan(
+            self.form,
+            self.inputs,
+            self.gradients,
+            self.order,
+            self._keys,
+            self.user_name if self.keyword else None,
+        )
+
+    def claimed_keys(self) -> set[str]:
+        return {k for p in self.gradients for k in self._keys(p)}
 
     # -- calling -------------------------------------------------------------------------
-    def shapes_text(self, arrays: Mapping[str, np.ndarray]) -> str:
+    def user_arrays(self, dims: Dims, arrays: Mapping[str, np.ndarray]) -> dict:
+        """The arrays the call gets, keyed by part, in the user's layout."""
+        arrangement = self.arrangement(dims)
+        values = {k: np.array(v) for k, v in arrays.items()}
+        for item in arrangement.extra:
+            if item.role == "initial" and item.name not in values:
+                values[item.name] = np.zeros(item.shape_in(dims))  # fixed at zero
+        return arrangement.to_user(values)
+
+    def shapes_text(self, dims: Dims, arrays: Mapping[str, np.ndarray]) -> str:
         """The shapes of one call's arguments, in the user's names and layout."""
-        return ", ".join(
-            f"{self.user_name(n)}={self.to_user(n, arrays[n]).shape}" for n in self.inputs
-        )
+        user = self.user_arrays(dims, arrays)
+        shown = [p for p in self.inputs if p in user] if self.plan is None else list(user)
+        return ", ".join(f"{self.user_name(n)}={np.shape(user[n])}" for n in shown)
 
     def call(
         self, runner: Runner, arrays: Mapping[str, np.ndarray], timeout: float | None = None
     ) -> UserAnswer:
-        """Call the user's function (through runner) on the arrays; map its answer back.
+        """Call the user's code (through runner) on the arrays; read its answer.
 
         Raises UserFunctionError when it raised or returned something unusable, and
         WorkerDiedError when it never answered (hung, crashed, exited, was killed).
@@ -216,9 +306,52 @@ class Convention:
     ) -> Callable[[], UserAnswer]:
         """Start the call; the returned function waits for it and reads the answer (so the
         checker can compute the truth while the user's code runs)."""
-        args, kwargs = self.arguments({k: np.array(v) for k, v in arrays.items()})
-        pending = runner.submit(args, kwargs, timeout)
-        return lambda: self._read(runner.name, pending.outcome(), arrays, bool(kwargs))
+        dims = self.model.dims_of({k: v for k, v in arrays.items() if k != "dh"})
+        user = self.user_arrays(dims, arrays)
+        arrangement = self.arrangement(dims)
+        per_example = (
+            [p for p in arrangement.data_parts if p in user] if self.arrays.per_example else []
+        )
+        stacked = [p for p in per_example if p in self.gradients]
+        plan = self.effective_plan.to_wire(per_example, stacked)
+        kwargs = {"plan": plan, "arrays": user, "sizes": dict(dims.sizes)}
+        pending = runner.submit([], kwargs, timeout)
+        return lambda: self._read(runner.name, pending.outcome(), dims, arrays)
+
+    def describe_calls(self, functions: Sequence[str] = ()) -> str:
+        """The plan's calls as code, in the user's names: `forward(x, h0, Wx)` and
+        `backward(dh, cache)`."""
+        plan = self.effective_plan
+
+        def arg(spec) -> str:
+            kind = spec[0]
+            if kind == "array":
+                return self.user_name(spec[1])
+            if kind == "data":
+                return {"h": "prev_h", "c": "prev_c"}.get(spec[1], spec[1])
+            if kind == "size":
+                return spec[1]
+            if kind == "value":
+                return repr(spec[1])
+            if kind == "dict":
+                return "{" + ", ".join(f"{k!r}: {arg(v)}" for k, v in spec[1].items()) + "}"
+            if kind == "list":
+                return "[" + ", ".join(arg(v) for v in spec[1]) + "]"
+            return "None"
+
+        def render(call, default: str) -> str:
+            head = call.method or (functions[call.fn] if call.fn < len(functions) else default)
+            args = [arg(a) for a in call.args] + [f"{k}={arg(v)}" for k, v in call.kwargs.items()]
+            return f"{head}({', '.join(args)})"
+
+        text = render(plan.forward, "forward")
+        if plan.backward is not None:
+            text += f" and {render(plan.backward, 'backward')}"
+        return text
+
+    def _how(self) -> str:
+        how = "by keyword" if self.keyword else "positionally, in this order"
+        return f"{', '.join(self.user_name(n) for n in self.inputs)} {how}"
 
     def _removed_note(self) -> str:
         """'; this model variant has no b' when the declared variant left out inputs the
@@ -226,44 +359,47 @@ class Convention:
         from ..models.spec import Options
 
         default = {i.name for i in replace(self.model, options=Options()).inputs}
-        removed = [n for n in default if n not in self.inputs]
+        removed = [n for n in default if n not in self.model.names]
         if not removed or self.form != "full":
             return ""
         return f"; this model variant has no {', '.join(sorted(removed))}"
 
-    def _read(self, name: str, outcome, arrays, by_keyword: bool) -> UserAnswer:
+    def _read(self, name: str, outcome, dims: Dims, arrays) -> UserAnswer:
         if isinstance(outcome, Died):
             raise WorkerDiedError(
-                f"{name} {outcome.reason} when called with shapes {self.shapes_text(arrays)}"
+                f"{name} {outcome.reason} when called with shapes {self.shapes_text(dims, arrays)}"
             )
         if isinstance(outcome, Raised) and outcome.type == "CallConventionError":
-            raise CallConventionMismatch(f"{name}: {outcome.message}")
+            glue = " " if outcome.message.startswith("returned ") else ": "
+            raise CallConventionMismatch(f"{name}{glue}{outcome.message}")
         if isinstance(outcome, Raised) and outcome.at_call and outcome.type == "TypeError":
-            how = "by keyword" if by_keyword else "positionally, in this order"
-            variant = self._removed_note()
+            if self.plan is None and self.shape == "function":
+                raise CallConventionMismatch(
+                    f"{name} cannot be called as the check calls it ({outcome.message}): symbptt "
+                    f"passes {self._how()}{self._removed_note()}; declare your argument names "
+                    "with names=... (--names), or use the style or form your code is written in "
+                    "(--style char-rnn, --form layer)"
+                )
+            calls = self.describe_calls(name.split(","))
             raise CallConventionMismatch(
                 f"{name} cannot be called as the check calls it ({outcome.message}): symbptt "
-                f"passes {', '.join(self.user_name(n) for n in self.inputs)} {how}{variant}; "
-                "declare your argument names with names=... (--names), or use the style or "
-                "form your code is written in (--style char-rnn, --form layer)"
+                f"calls {calls}{self._removed_note()}"
             )
         if isinstance(outcome, Raised):  # the user's bug, reported with their own line
             hint = ""
             if outcome.at_call and outcome.type == "TypeError":
-                how = "by keyword" if by_keyword else "positionally, in this order"
-                variant = self._removed_note()
                 hint = (
-                    f"; the call itself failed: symbptt passes "
-                    f"{', '.join(self.user_name(n) for n in self.inputs)} {how}"
-                    f"{variant} (declare your own argument names with names=... or --names)"
+                    f"; the call itself failed: symbptt passes {self._how()}"
+                    f"{self._removed_note()} (declare your own argument names with names=... "
+                    "or --names)"
                 )
             raise UserFunctionError(
                 f"{name} raised {outcome.type}: {outcome.message} "
                 f"({outcome.frame or 'no source line'}) "
-                f"when called with shapes {self.shapes_text(arrays)}{hint}"
+                f"when called with shapes {self.shapes_text(dims, arrays)}{hint}"
             )
         try:
-            return self._answer(name, outcome.value, arrays)
+            return self._answer(name, outcome.value, dims)
         except UserFunctionError:  # CallConventionMismatch included
             raise
         except Exception as exc:  # something in the answer that NumPy cannot read
@@ -271,55 +407,88 @@ class Convention:
                 f"could not read what {name} returned: {type(exc).__name__}: {exc}"
             ) from exc
 
-    def _answer(self, name: str, result, arrays) -> UserAnswer:
-        if self.form == "full":
-            if not (isinstance(result, (tuple, list)) and len(result) == 2):
-                raise CallConventionMismatch(
-                    f"{name} returned {_describe(result)}; the full form must return a "
-                    "pair (loss, grads)"
-                )
-            loss, grads = result
+    def _answer(self, name: str, result, dims: Dims) -> UserAnswer:
+        if not isinstance(result, Mapping) or "grads" not in result:
+            raise UserFunctionError(f"could not read what {name} returned ({_describe(result)})")
+        loss, loss_dtype = result.get("loss"), None
+        if self.form == "full" and self.effective_plan.loss is not None:
             loss_dtype = None if loss is None else _dtype_name(loss)
             loss = None if loss is None else _scalar_loss(name, loss)
         else:
-            loss, grads, loss_dtype = None, result, None
-        raw = self._by_name(name, grads)
+            loss = None
+        container = result.get("container") or {}
+        self._check_container(name, container)
         answer = UserAnswer(loss, {})
-        if isinstance(grads, (tuple, list)):
-            answer.raw_tuple = [v.array if isinstance(v, Foreign) else v for v in grads]
+        items = container.get("items")
+        if isinstance(items, list):
+            answer.raw_tuple = [v.array if isinstance(v, Foreign) else v for v in items]
         if loss_dtype is not None and _is_float_name(loss_dtype):
             answer.dtypes["loss"] = loss_dtype
-        for canonical, value in raw.items():
-            expected = self.user_shape(canonical, arrays[canonical].shape)
-            problem, cause = _array_problem(self.user_name(canonical), value, expected)
-            if problem and self._time_major(canonical) and len(expected) >= 2:
+        arrangement = self.arrangement(dims)
+        returned = result["grads"] if isinstance(result["grads"], Mapping) else {}
+        for part in self.gradients:
+            if part not in returned:
+                continue
+            value = returned[part]
+            expected = arrangement.call_shape(part)
+            problem, cause = _array_problem(self.user_name(part), value, expected)
+            if problem and arrangement.is_sequence(part) and len(expected) >= 2:
                 shape = np.shape(value.array if isinstance(value, Foreign) else value)
-                if shape == (expected[1], expected[0], *expected[2:]) != tuple(expected):
+                swapped = arrangement.swapped_shape(part)
+                if swapped is not None and shape == swapped != tuple(expected):
                     problem = (
-                        f"d{self.user_name(canonical)} has shape {shape}, expected "
+                        f"d{self.user_name(part)} has shape {shape}, expected "
                         f"{tuple(expected)}: its batch and time axes are swapped"
                     )
                     cause = "batch_time_swapped"
             if problem is None:
-                note = self._singleton_axes(canonical, value, expected)
+                note = self._singleton_axes(part, value, expected)
                 if note:
-                    answer.shape_notes[canonical] = note
+                    answer.shape_notes[part] = note
             if problem:
-                answer.problems[canonical] = problem
+                answer.problems[part] = problem
                 if cause:
-                    answer.causes[canonical] = cause
+                    answer.causes[part] = cause
                 continue
-            answer.dtypes[canonical] = _dtype_name(value)
+            answer.dtypes[part] = _dtype_name(value)
             value = np.asarray(value.array if isinstance(value, Foreign) else value)
-            answer.grads[canonical] = self._from_user(canonical, value.reshape(expected))
+            answer.grads[part] = np.asarray(value.reshape(expected), dtype=np.float64)
         return answer
 
-    def _singleton_axes(self, canonical: str, value, expected) -> str | None:
+    def _check_container(self, name: str, container: Mapping) -> None:
+        """Keys nobody claims, or a tuple of the wrong length: a usage error."""
+        if "dict" in container:
+            claimed = self.claimed_keys() if self.plan is None else None
+            if claimed is None:
+                return
+            lookup = sorted(claimed)
+            for key in container["dict"]:
+                if key not in claimed:
+                    close = difflib.get_close_matches(str(key), lookup, n=1)
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
+                    raise CallConventionMismatch(
+                        f"{name} returned a gradient under the unexpected key {key!r}"
+                        f"{hint}; expected keys among "
+                        f"{', '.join(self.user_name(n) for n in self.gradients)}"
+                    )
+        elif "tuple" in container and self.plan is None:
+            if self.order is None:
+                raise CallConventionMismatch(
+                    f"{name} returned its gradients as a tuple; declare their order "
+                    "(order=... in Python, --order on the command line)"
+                )
+            if container["tuple"] != len(self.order):
+                raise CallConventionMismatch(
+                    f"{name} returned {container['tuple']} gradients; expected "
+                    f"{len(self.order)} ({', '.join('d' + self.user_name(n) for n in self.order)})"
+                )
+
+    def _singleton_axes(self, part: str, value, expected) -> str | None:
         shape = np.shape(value.array if isinstance(value, Foreign) else value)
         expected = tuple(expected)
         if shape == expected or self.allow_broadcast_shapes:
             return None
-        user = self.user_name(canonical)
+        user = self.user_name(part)
         grown = np.broadcast_shapes(shape, expected)
         effect = (
             f"{user} = {user} - lr * d{user} would make {user} {grown}"
@@ -332,54 +501,10 @@ class Convention:
             "--allow-broadcast-shapes, accepts it)"
         )
 
-    def _by_name(self, name: str, grads) -> dict[str, object]:
-        allowed = self.gradients
-        if isinstance(grads, Mapping):
-            lookup = {}
-            for n in allowed:
-                u = self.user_name(n)
-                for key in (u, "d" + u, "d_" + u, "grad_" + u):
-                    lookup.setdefault(key, n)
-            out = {}
-            for key, value in grads.items():
-                if key not in lookup:
-                    close = difflib.get_close_matches(str(key), list(lookup), n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    raise CallConventionMismatch(
-                        f"{name} returned a gradient under the unexpected key {key!r}"
-                        f"{hint}; expected keys among "
-                        f"{', '.join(self.user_name(n) for n in allowed)}"
-                    )
-                out[lookup[key]] = value
-            return out
-        if isinstance(grads, (tuple, list)):
-            order = list(self.order) if self.order is not None else None
-            if order is None:
-                raise CallConventionMismatch(
-                    f"{name} returned its gradients as a {type(grads).__name__}; "
-                    "declare their order (order=... in Python, --order on the command line)"
-                )
-            if len(grads) != len(order):
-                raise CallConventionMismatch(
-                    f"{name} returned {len(grads)} gradients; expected {len(order)} "
-                    f"({', '.join('d' + self.user_name(n) for n in order)})"
-                )
-            return dict(zip(order, grads))
-        raise CallConventionMismatch(
-            f"{name} returned gradients as {_describe(grads)}; return a dict keyed by "
-            "parameter name, or a tuple with a declared order"
-        )
 
-    def _from_user(self, canonical: str, value: np.ndarray) -> np.ndarray:
-        if self.batch_first and self._time_major(canonical):
-            value = np.swapaxes(value, 0, 1)
-        if self.layout == "column":
-            kind = self._kind(canonical)
-            if kind == "matrix":
-                value = value.T
-            elif kind == "bias":
-                value = value[:, 0]
-        return np.asarray(value, dtype=np.float64)
+def _PROBE_DIMS(model: ModelSpec) -> Dims:
+    """Dims to lay a convention out at when only its parts matter."""
+    return model.complete(Dims(N=2, D=2, H=3, C=3, T=2))
 
 
 def _describe(value) -> str:

@@ -42,6 +42,27 @@ _HEADER = struct.Struct("<Q")
 _THIS_FILE = os.path.abspath(__file__)
 
 
+def _sibling(name: str) -> Any:
+    """A module of this folder, loaded by path (the worker script is no package member)."""
+    import importlib.util
+
+    where = os.path.join(os.path.dirname(_THIS_FILE), f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"_symbptt_worker_{name}", where)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+try:  # imported as part of the package (the checker, or a fork of it)
+    from . import drivers, loader
+except ImportError:  # run as a script in a fresh interpreter
+    loader, drivers = _sibling("loader"), _sibling("drivers")
+load, definitions_only, UNPARSED = loader.load, loader.definitions_only, loader.UNPARSED
+#: Our files a traceback passes through on its way to the user's code (never "their line").
+_OURS = tuple(os.path.abspath(m.__file__) for m in (drivers, loader))
+
+
 class WireError(Exception):
     """A frame that cannot be read: truncated, too large or malformed."""
 
@@ -300,7 +321,7 @@ def describe_exception(
     frames = [
         f
         for f in traceback.extract_tb(exc.__traceback__)
-        if os.path.abspath(f.filename) not in (_THIS_FILE, skip)
+        if os.path.abspath(f.filename) not in (_THIS_FILE, skip, *_OURS)
         and not f.filename.startswith("<frozen importlib")
     ]
     frame = None
@@ -448,115 +469,8 @@ def forbid(names: list[str]) -> None:
     sys.meta_path.insert(0, _Forbidden(list(names)))
 
 
-def load(path: str, defs_only: bool = False) -> Any:
-    """Import the user's file as a module (raising whatever its top-level code raises); with
-    `defs_only`, run only its imports, definitions and simple constant assignments."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("__symbptt_submission__", path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"{path} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses and pickling look their module up here
-    if defs_only:
-        with open(path, encoding="utf-8") as f:
-            code = definitions_only(f.read(), path)
-        exec(code, module.__dict__)  # the user's own file, cut to its definitions
-    else:
-        spec.loader.exec_module(module)
-    return module
-
-
-def definitions_only(source: str, path: str = "<source>") -> Any:
-    """The module's code with only its imports, function and class definitions, docstring
-    and simple constant assignments (`hidden_size = 100`): a training script's top level that
-    reads data or loops forever is left out."""
-    import ast
-
-    try:
-        tree = ast.parse(source, path)
-    except SyntaxError:  # a Python 2 script, say: keep the top-level blocks that parse alone
-        source = _parsable_blocks(source)
-        tree = ast.parse(source, path)
-    keep = []
-    known: set[str] = set()  # names the kept statements define
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            keep.append(node)
-            known |= {(a.asname or a.name).partition(".")[0] for a in node.names}
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            keep.append(node)
-            known.add(node.name)
-        elif isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
-            keep.append(node)  # a docstring
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)) and _constant(node.value, known):
-            keep.append(node)
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            known |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
-    tree.body = keep
-    return compile(tree, path, "exec")
-
-
-def _parsable_blocks(source: str) -> str:
-    """The source with every top-level block (a line at column 0 and the indented lines after
-    it) that does not parse on its own blanked out: Python 2 print statements in a training
-    loop go, the functions (which parse) stay. Line numbers are kept for tracebacks."""
-    import ast
-
-    lines = source.splitlines()
-    starts = [
-        i
-        for i, line in enumerate(lines)
-        if line[:1] not in ("", " ", "\t", "#")
-        and not line.startswith(("else", "elif", "except", "finally", ")", "]", "}"))
-    ]
-    out = list(lines)
-    for k, start in enumerate(starts):
-        end = starts[k + 1] if k + 1 < len(starts) else len(lines)
-        block = "\n".join(lines[start:end])
-        try:
-            ast.parse(block)
-        except SyntaxError as exc:
-            UNPARSED.append((lines[start], start + (exc.lineno or 1), exc.msg))
-            for i in range(start, end):
-                out[i] = ""
-    return "\n".join(out) + "\n"
-
-
-#: (first line, line number, why) of each top-level block `definitions_only` left out because
-#: it does not parse (a Python 2 print): named when a function the check needs was in one.
-UNPARSED: list[tuple[str, int, str]] = []
-
-
-def _constant(node: Any, known: set[str] = frozenset()) -> bool:
-    """A value computed without calling anything: literals (`100`, `1e-1`, `{}`), names
-    already defined by kept statements (`H = hidden_size`), attributes of them
-    (`DTYPE = np.float64`), and arithmetic, tuples, lists, sets and dicts of those."""
-    import ast
-
-    if node is None:
-        return False
-    if isinstance(node, ast.Constant):
-        return True
-    if isinstance(node, ast.Name):
-        return node.id in known
-    if isinstance(node, ast.Attribute):
-        return _constant(node.value, known)
-    if isinstance(node, ast.UnaryOp):
-        return _constant(node.operand, known)
-    if isinstance(node, ast.BinOp):
-        return _constant(node.left, known) and _constant(node.right, known)
-    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
-        return all(_constant(e, known) for e in node.elts)
-    if isinstance(node, ast.Dict):
-        return all(_constant(e, known) for e in [*node.keys, *node.values] if e is not None)
-    return False
-
-
 # -- code as people write it, adapted to one call per problem -------------------------------------
-class CallConventionError(Exception):
-    """The user's code does not fit the declared style (what it takes or returns): a usage
-    error of the check, reported as such, never as a wrong gradient."""
+CallConventionError = drivers.CallConventionError
 
 
 class CharRNN:
@@ -600,125 +514,6 @@ class CharRNN:
         return loss, tuple(grads or ())
 
 
-class LayerPair:
-    """CS231n's `forward(x, h0, Wx, Wh, b) -> (h, cache)` and `backward(dh, cache) -> (dx, dh0,
-    dWx, dWh, db)` as one call (the cache never leaves this process). With `step`, the step
-    pair `rnn_step_forward(x, prev_h, ...)` on the one step of a T = 1 problem.
-
-    A state of more matrices (the LSTM's `lstm_step_forward(x, prev_h, prev_c, ...) ->
-    (next_h, next_c, cache)` and `lstm_step_backward(dnext_h, dnext_c, cache) -> (dx,
-    dprev_h, dprev_c, dWx, ...)`) is chained over the whole sequence, as `lstm_backward`
-    chains it: every step after the first gets a real prev_c and every step before the last
-    a real dnext_c, so a step that drops either is caught. c0 is zero unless it is an input
-    (then its gradient is the first step's dprev_c)."""
-
-    def __init__(
-        self,
-        forward: Callable,
-        backward: Callable,
-        step: bool,
-        batch_first: bool,
-        extra_states: list | None = None,
-        arguments: list | None = None,
-    ):
-        self.forward, self.backward = forward, backward
-        self.step, self.batch_first = step, batch_first
-        self.extra = [bool(given) for given in (extra_states or [])]
-        self.arguments = list(arguments or [])
-
-    def _called_as(self, count: int) -> str:
-        names = self.arguments or ["x", "h0", "Wx", "Wh", "b"]
-        return f"forward({', '.join(names[:count])})"
-
-    def __call__(self, *args: Any) -> Any:
-        *inputs, dh = args
-        if self.step and self.extra:
-            return self._chain(inputs, dh)
-        if self.step:  # the one step: drop the T axis going in, restore it coming out
-            axis = 1 if self.batch_first else 0
-            x_shape = np.shape(inputs[0])
-            inputs[0] = np.take(inputs[0], 0, axis=axis)
-            dh = np.take(dh, 0, axis=axis)
-        _fits(
-            self.forward,
-            len(inputs),
-            f"the forward function of a pair is called as {self._called_as(len(inputs))}",
-        )
-        result = self.forward(*inputs)
-        if not isinstance(result, (tuple, list)) or len(result) != 2:
-            raise CallConventionError(
-                "the forward function of a pair must return (h, cache); it returned "
-                f"{_kind(result)}"
-            )
-        grads = self.backward(dh, result[1])
-        if not isinstance(grads, (tuple, list)):
-            return grads
-        grads = list(grads)
-        if self.step and grads:
-            grads[0] = np.reshape(grads[0], x_shape)
-        return tuple(grads)
-
-    def _chain(self, inputs: list, dh: Any) -> tuple:
-        """The step pair of a cell with more state matrices, chained over every step."""
-        axis = 1 if self.batch_first else 0
-        x = np.asarray(inputs[0])
-        h0 = inputs[1]
-        at, states = 2, []
-        for given in self.extra:  # prev_c: c0 when it is an input, else zeros
-            if given:
-                states.append(inputs[at])
-                at += 1
-            else:
-                states.append(np.zeros_like(np.asarray(h0, dtype=np.float64)))
-        weights = inputs[at:]
-        count = 2 + len(self.extra) + len(weights)
-        _fits(
-            self.forward,
-            count,
-            f"the forward function of a step pair is called as {self._called_as(count)}",
-        )
-        outputs = 2 + len(self.extra)
-        prev, caches = [h0, *states], []
-        for t in range(x.shape[axis]):
-            result = self.forward(np.take(x, t, axis=axis), *prev, *weights)
-            if not isinstance(result, (tuple, list)) or len(result) != outputs:
-                raise CallConventionError(
-                    "the forward function of this step pair must return (next_h, next_c, "
-                    f"cache); it returned {_kind(result)}"
-                )
-            prev, caches = list(result[:-1]), [*caches, result[-1]]
-        carry = [np.zeros_like(np.asarray(h0, dtype=np.float64)) for _ in range(outputs - 1)]
-        dxs: list = [None] * len(caches)
-        total = None
-        for t in reversed(range(len(caches))):
-            upstream = [np.take(dh, t, axis=axis) + carry[0], *carry[1:]]
-            grads = self.backward(*upstream, caches[t])
-            want = outputs + len(weights)
-            if not isinstance(grads, (tuple, list)) or len(grads) != want:
-                raise CallConventionError(
-                    "the backward function of this step pair must return (dx, dprev_h, "
-                    f"dprev_c, and one gradient per weight): {want} arrays; it returned "
-                    f"{_kind(grads)}"
-                )
-            dxs[t] = np.asarray(grads[0], dtype=np.float64)
-            carry = [np.asarray(g, dtype=np.float64) for g in grads[1:outputs]]
-            parts = [np.array(g, dtype=np.float64, copy=True) for g in grads[outputs:]]
-            if total is None:
-                total = parts
-            else:  # a weight gradient whose shape changes from step to step stays wrong
-                total = [a + g if a.shape == g.shape else a for a, g in zip(total, parts)]
-        initial = [carry[0], *[c for c, given in zip(carry[1:], self.extra) if given]]
-        return (np.stack(dxs, axis=axis), *initial, *(total or []))
-
-
-def _kind(value: Any) -> str:
-    name = type(value).__name__
-    article = "an" if name[:1].lower() in "aeiou" else "a"
-    if isinstance(value, (tuple, list)):
-        return f"{article} {name} of length {len(value)}"
-    return f"{article} {name}"
-
-
 def _fits(fn: Callable, count: int, how: str) -> None:
     """CallConventionError (a usage error) when fn cannot take `count` positional arguments."""
     import inspect
@@ -732,23 +527,18 @@ def _fits(fn: Callable, count: int, how: str) -> None:
 
 
 def adapt(functions: list, namespace: dict, adapter: dict | None) -> Callable:
-    """The one callable the parent calls: the user's function itself, or code as people write
-    it (`adapter["kind"]`: "char-rnn" or "pair") wrapped to take one problem per call."""
-    if not adapter:
+    """The one callable the parent calls: a plan runner over the user's functions or class
+    (`adapter["kind"]` "plan"), or over min-char-rnn's lossFun wrapped to take one problem
+    per call ("char-rnn"); without an adapter, the user's function itself."""
+    if not adapter:  # the function itself, called as it is
         return functions[0]
-    if adapter.get("kind") == "char-rnn":
-        return CharRNN(functions[0], namespace, list(adapter["weights"]), dict(adapter["sizes"]))
-    if adapter.get("kind") == "pair":
-        forward, backward = functions
-        return LayerPair(
-            forward,
-            backward,
-            bool(adapter["step"]),
-            bool(adapter["batch_first"]),
-            list(adapter.get("extra_states", [])),
-            list(adapter.get("arguments", [])),
-        )
-    raise CallConventionError(f"unknown adapter {adapter.get('kind')!r}")
+    kind = adapter.get("kind")
+    if kind == "plan":
+        return drivers.PlanRunner(functions)
+    if kind == "char-rnn":
+        wrapped = CharRNN(functions[0], namespace, list(adapter["weights"]), dict(adapter["sizes"]))
+        return drivers.PlanRunner([wrapped])
+    raise CallConventionError(f"unknown adapter {kind!r}")
 
 
 def _public_callables(module: Any) -> list[str]:
@@ -756,6 +546,47 @@ def _public_callables(module: Any) -> list[str]:
         return [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
     except BaseException:
         return []
+
+
+def describe(objects: list, names: list[str]) -> list[dict]:
+    """What each loaded object is, as plain data: a function's signature, a class's methods
+    and their signatures (the checker's search reads this)."""
+    import inspect
+
+    out = []
+    for name, obj in zip(names, objects):
+        entry: dict[str, Any] = {"name": name}
+        try:
+            if inspect.isclass(obj):
+                entry["kind"] = "class"
+                entry["signature"] = drivers.signature_of(obj)
+                methods = {}
+                for attr in dir(obj):
+                    if attr.startswith("__") and attr not in ("__call__", "__init__"):
+                        continue
+                    value = inspect.getattr_static(obj, attr, None)
+                    if isinstance(value, (staticmethod, classmethod)):
+                        value = value.__func__
+                    if inspect.isfunction(value):
+                        methods[attr] = drivers.signature_of(value)
+                entry["methods"] = methods
+            elif callable(obj):
+                entry["kind"] = "function"
+                entry["signature"] = drivers.signature_of(obj)
+            else:
+                entry["kind"] = type(obj).__name__
+        except BaseException:  # a hostile class: described by name only
+            entry.setdefault("kind", "unknown")
+        out.append(entry)
+    return out
+
+
+def _resolve(module: Any, dotted: str) -> Any:
+    """module.A.B for the name "A.B" (AttributeError naming the part that is missing)."""
+    value = module
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def main(argv: list[str]) -> None:
@@ -769,40 +600,46 @@ def main(argv: list[str]) -> None:
         os._exit(0)
     become_subreaper()
     set_limits(setup.get("memory"), setup.get("file_size"), setup.get("cpu"))
-    folder, path = setup["folder"], setup["path"]
-    if folder not in sys.path:
-        sys.path.append(folder)  # last: the user's files never shadow a real module
+    sources = [(str(p), str(n)) for p, n in setup["sources"]]
     forbid(list(setup.get("forbid", [])))
     reply: dict[str, Any] = {"kind": "loaded"}
     fn = None
-    try:
-        module = load(path, bool(setup.get("defs_only")))
-    except BaseException as exc:
-        reply["raised"] = describe_exception(exc, user_file=path)
+    path = sources[0][0]
+    modules: dict[str, Any] = {}
+    functions: list = []
+    for path, name in sources:
+        try:
+            if path not in modules:
+                modules[path] = load(path, bool(setup.get("defs_only")), setup.get("paths", []))
+            module = modules[path]
+        except BaseException as exc:
+            reply["raised"] = describe_exception(exc, user_file=path)
+            break
+        try:
+            found = _resolve(module, name)
+        except AttributeError as missing:
+            error: BaseException = missing
+            head = name.partition(".")[0]
+            for first, line, why in UNPARSED:
+                if first.startswith((f"def {head}(", f"def {head} (", f"class {head}")):
+                    error = SyntaxError(f"{head} does not parse (line {line}: {why})")
+                    break
+            else:
+                reply["missing"] = _public_callables(module)
+                reply["missing_name"] = name
+            reply["raised"] = describe_exception(error, user_file=path)
+            break
+        except BaseException as exc:  # a module __getattr__ that raises something else
+            reply["raised"] = describe_exception(exc, user_file=path)
+            break
+        if not callable(found):
+            reply["not_callable"] = type(found).__name__
+            reply["missing_name"] = name
+            break
+        functions.append(found)
     else:
-        functions = []
-        for name in str(setup["function"]).split(","):
-            try:
-                found = getattr(module, name)
-            except AttributeError as missing:
-                error: BaseException = missing
-                for first, line, why in UNPARSED:
-                    if first.startswith((f"def {name}(", f"def {name} (")):
-                        error = SyntaxError(f"{name} does not parse (line {line}: {why})")
-                        break
-                else:
-                    reply["missing"] = _public_callables(module)
-                reply["raised"] = describe_exception(error, user_file=path)
-                break
-            except BaseException as exc:  # a module __getattr__ that raises something else
-                reply["raised"] = describe_exception(exc, user_file=path)
-                break
-            if not callable(found):
-                reply["not_callable"] = type(found).__name__
-                break
-            functions.append(found)
-        else:
-            fn = adapt(functions, module.__dict__, setup.get("adapter"))
+        reply["objects"] = describe(functions, [n for _, n in sources])
+        fn = adapt(functions, modules[sources[0][0]].__dict__, setup.get("adapter"))
     write_frame(responses, encode_reply(reply, path))
     if fn is not None:
         serve(fn, requests, responses, user_file=path)

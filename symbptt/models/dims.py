@@ -21,9 +21,6 @@ __all__ = [  # and, read from the vanilla spec: GRADIENT_NAMES, INPUT_NAMES, SHA
     "random_point",
 ]
 
-_ALIASES = {"Wh": "W_h", "Wx": "W_x", "h_0": "h0", "W_hh": "W_h", "W_xh": "W_x"}
-
-
 def __getattr__(name: str):
     """The vanilla model's names (`GRADIENT_NAMES`, `INPUT_NAMES`, `SHARED_PARAMETERS`), read
     from its spec in `symbptt/models/vanilla.py`: they are never typed out here."""
@@ -46,10 +43,8 @@ def resolve_name(name: str, allowed: tuple[str, ...] | None = None) -> str:
         from . import VANILLA
 
         allowed = VANILLA.gradient_names
-    if name in allowed:
+    if name in allowed:  # exactly: another spelling (W_hh, Whh) is never taken silently
         return name
-    if _ALIASES.get(name) in allowed:
-        return _ALIASES[name]
     close = difflib.get_close_matches(name, allowed, n=2, cutoff=0.5)
     hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise UnknownNameError(

@@ -80,4 +80,8 @@ GRU = ModelSpec(
     fixed=("activation", "truncate", "h0"),
     choices=("reset",),
     summary="the GRU (PyTorch's convention): h_t = (1 - z)*n + z*h_{t-1}",
+    gates="rzn",
+    gate_names=(("r", ("r",)), ("z", ("z", "u")), ("n", ("n", "h", "c", "g"))),
+    stacking=(("x", "W_x"), ("h", "W_h"), ("1", "b_x")),
+    complement_gate="z",
 )

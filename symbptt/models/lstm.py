@@ -78,4 +78,7 @@ LSTM = ModelSpec(
     choices=("c0", "gate_order"),
     reference_names=(("b_y", "c"),),
     summary="the LSTM (CS231n's convention): c_t = f*c_{t-1} + i*g, h_t = o*tanh(c_t)",
+    gates="ifog",
+    gate_names=(("i", ("i", "u")), ("f", ("f",)), ("o", ("o",)), ("g", ("g", "c", "j"))),
+    stacking=(("x", "W_x"), ("h", "W_h"), ("1", "b")),
 )

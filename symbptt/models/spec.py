@@ -293,6 +293,19 @@ class ModelSpec:
     step_inputs: str = "sequence"
     #: The model file this spec was read from (`modelfile.ModelFile`), None for a built-in.
     definition: Any = None
+    #: The gates' letters in the order their blocks of columns sit side by side in the gated
+    #: parameters (shapes "kH"); "" for a model without gates. `fused_gates` has the
+    #: variant's order (the LSTM's gate_order option).
+    gates: str = ""
+    #: Other letters code uses for each gate (the LSTM's g is often c, its i u for "update"):
+    #: how checking reads per-gate names such as Wc or W_iz.
+    gate_names: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: The pre-activation's terms code often stacks into one matrix acting on [h, x] or
+    #: [1, x, h]: (letter, parameter) with letters x (input), h (state) and 1 (bias).
+    stacking: tuple[tuple[str, str], ...] = ()
+    #: A gate whose complement other code uses in its place (the GRU's z: h = (1-z) h_prev +
+    #: z n is the GRU with z and 1 - z exchanged, i.e. its pre-activation negated).
+    complement_gate: str = ""
 
     def __post_init__(self) -> None:
         defaults = Options()
@@ -336,6 +349,13 @@ class ModelSpec:
         return replace(self, options=Options(**{**asdict(self.options), **options}))
 
     # -- names and shapes --------------------------------------------------------------------
+    @property
+    def fused_gates(self) -> str:
+        """The gates' order in this variant's gated parameters ("ifog", "rzn"; "" without)."""
+        if "gate_order" in self.choices:
+            return self.options.gate_order
+        return self.gates
+
     @property
     def from_file(self) -> bool:
         """Whether this model was read from a model file (not one of the built-ins)."""

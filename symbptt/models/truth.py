@@ -98,11 +98,12 @@ def _gated(spec: ModelSpec, arrays, form: str):
         full["x"] = np.eye(full["W_x"].shape[0])[full["x"]]
     T, N = full["x"].shape[:2]
     absent = [i for i in spec.base_inputs if i.name not in arrays and i.role != "label"]
+    layer = spec.variant(no_bias=()).state_parameters  # the recurrent layer's, biases included
     for item in absent:
         if item.role == "initial":
             if item.name == "h0":
                 full["h0"] = np.zeros((N, H))
-        elif item.role == "parameter" and (form == "full" or item.name in spec.state_parameters):
+        elif item.role == "parameter" and (form == "full" or item.name in layer):
             size = H * int(item.shape[0][:-1]) if item.shape[0][:-1].isdigit() else None
             full[rename.get(item.name, item.name)] = np.zeros(size if size else full["V"].shape[1])
     upstream = arrays["dh"] if form == "layer" else None

@@ -63,4 +63,5 @@ VANILLA = ModelSpec(
     sample=sample,
     title="vanilla RNN",
     summary="the vanilla RNN: h_t = tanh(b + h_{t-1} W_h + x_t W_x)",
+    stacking=(("x", "W_x"), ("h", "W_h"), ("1", "b")),
 )
