@@ -819,3 +819,37 @@ def test_contributions_of_a_file_with_one_state_and_one_recurrent_weight(capsys)
     argv = ["contributions", "--model", str(gallery_path("two_biases")), "--T", "4"]
     assert main(argv) == 0
     assert "the components add up to the total" in capsys.readouterr().out.replace("\n", " ")
+
+
+# -- minor: a byte-order mark, tabs under a caret, --model of no file ---------------------------
+def test_a_byte_order_mark_is_ignored():
+    from symbptt.models.modelfile import read_model
+
+    assert read_model("\ufeff" + RNN).declarations == read_model(RNN).declarations
+
+
+def test_the_caret_stands_under_its_character_when_the_line_has_tabs(tmp_path, capsys):
+    from symbptt.cli import main
+
+    text = "x[t]:\t(N, D)\nW:\t(D, H)\nh[0] = 0\nh[t]\t=\ttanh(h[t-1] @ W\t+ x[t] @ Wq)\n"
+    text += "L = sum(t, sum(h[t]))\n"
+    path = tmp_path / "cell.txt"
+    path.write_text(text)
+    assert main(["derive", "--model", str(path)]) == 2
+    _, shown, mark = capsys.readouterr().err.rstrip("\n").split("\n")
+    assert "\t" not in shown and shown[len(mark) - 1 : len(mark) + 1] == "Wq"
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("/dev/null", "/dev/null is not a regular file"),
+        ("", "--model is empty: choose rnn, lstm or gru"),
+    ],
+)
+def test_a_model_that_is_no_file_is_one_sentence(model, message, capsys):
+    from symbptt.cli import main
+
+    assert main(["derive", "--model", model]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
