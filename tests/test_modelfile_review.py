@@ -853,3 +853,32 @@ def test_a_model_that_is_no_file_is_one_sentence(model, message, capsys):
     assert main(["derive", "--model", model]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_latex_and_check_locate_equations_with_no_value_at_their_points(tmp_path, capsys):
+    """log(h[t-1] + 1) has a value at the first-use check's points, not at the points latex
+    (as html) and check use: the located sentence (exit 2), no NumPy warning, no exit 3."""
+    import warnings
+
+    from symbptt.cli import main
+
+    path = tmp_path / "cell.txt"
+    path.write_text(
+        "x[t]: (N, D)\nW: (D, H)\nh[0] = 0\n"
+        "h[t] = tanh(x[t] @ W) + log(h[t-1] + 1)\nL = sum(t, sum(h[t]))\n"
+    )
+    code = tmp_path / "mine.py"
+    code.write_text(
+        "import numpy as np\n\ndef f(x, W):\n"
+        "    return 0.0, {'W': np.zeros_like(W), 'x': np.zeros_like(x)}\n"
+    )
+    commands = [
+        ["latex", "--model", str(path), "--wrt", "all", "--format", "text"],
+        ["check", f"{code}:f", "--model", str(path)],
+    ]
+    for argv in commands:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{path}, line 4, column 25: log of a number <= 0" in err, argv
