@@ -618,6 +618,13 @@ def test_the_depth_of_a_line_is_bounded_at_100():
 
 
 STRANGE_BUT_RIGHT = {
+    "a function of a zero state times a row": """x[t]: (N, D)
+W: (D, H)
+v: (H,)
+s[0] = 0
+s[t] = tanh(sigmoid(s[t-1]) * v) * sum(x[t] @ W)
+L = sum(t, sum(s[t] * s[t]))
+""",
     "a state (H,) summed with sum_rows": """x[t]: (N, D)
 W: (D, H)
 s[0] = 0
