@@ -254,6 +254,8 @@ def _file_spec(args: argparse.Namespace):
     from .engine.trust import ensure_trusted
     from .models import filespec
 
+    if not args.model.strip():
+        raise _UsageError("--model is empty: choose rnn, lstm or gru, or give a model file's path")
     path = Path(args.model)
     if not path.exists():
         raise _UsageError(

@@ -6,6 +6,7 @@ column convention."""
 from __future__ import annotations
 
 import html
+import importlib.util
 
 import numpy as np
 import pytest
@@ -63,14 +64,15 @@ RIGHT_CELLS = {
 }
 
 
-@pytest.fixture(params=["numpy", "torch"])
+#: The check without PyTorch (differences alone), and with it where it is installed.
+BACKENDS = ["numpy", *(["torch"] if importlib.util.find_spec("torch") else [])]
+
+
+@pytest.fixture(params=BACKENDS)
 def autograd(request, monkeypatch):
-    """Run a check with PyTorch's autograd (when installed) and without it (differences
-    alone)."""
+    """Run a check without PyTorch's autograd (differences alone), and with it."""
     if request.param == "numpy":
         monkeypatch.setattr(evaluate, "torch_gradients", lambda *a, **k: None)
-    else:
-        pytest.importorskip("torch")
     return request.param
 
 
@@ -616,6 +618,13 @@ def test_the_depth_of_a_line_is_bounded_at_100():
 
 
 STRANGE_BUT_RIGHT = {
+    "a function of a zero state times a row": """x[t]: (N, D)
+W: (D, H)
+v: (H,)
+s[0] = 0
+s[t] = tanh(sigmoid(s[t-1]) * v) * sum(x[t] @ W)
+L = sum(t, sum(s[t] * s[t]))
+""",
     "a state (H,) summed with sum_rows": """x[t]: (N, D)
 W: (D, H)
 s[0] = 0
@@ -819,3 +828,66 @@ def test_contributions_of_a_file_with_one_state_and_one_recurrent_weight(capsys)
     argv = ["contributions", "--model", str(gallery_path("two_biases")), "--T", "4"]
     assert main(argv) == 0
     assert "the components add up to the total" in capsys.readouterr().out.replace("\n", " ")
+
+
+# -- minor: a byte-order mark, tabs under a caret, --model of no file ---------------------------
+def test_a_byte_order_mark_is_ignored():
+    from symbptt.models.modelfile import read_model
+
+    assert read_model("\ufeff" + RNN).declarations == read_model(RNN).declarations
+
+
+def test_the_caret_stands_under_its_character_when_the_line_has_tabs(tmp_path, capsys):
+    from symbptt.cli import main
+
+    text = "x[t]:\t(N, D)\nW:\t(D, H)\nh[0] = 0\nh[t]\t=\ttanh(h[t-1] @ W\t+ x[t] @ Wq)\n"
+    text += "L = sum(t, sum(h[t]))\n"
+    path = tmp_path / "cell.txt"
+    path.write_text(text)
+    assert main(["derive", "--model", str(path)]) == 2
+    _, shown, mark = capsys.readouterr().err.rstrip("\n").split("\n")
+    assert "\t" not in shown and shown[len(mark) - 1 : len(mark) + 1] == "Wq"
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("/dev/null", "/dev/null is not a regular file"),
+        ("", "--model is empty: choose rnn, lstm or gru"),
+    ],
+)
+def test_a_model_that_is_no_file_is_one_sentence(model, message, capsys):
+    from symbptt.cli import main
+
+    assert main(["derive", "--model", model]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_latex_and_check_locate_equations_with_no_value_at_their_points(tmp_path, capsys):
+    """log(h[t-1] + 1) has a value at the first-use check's points, not at the points latex
+    (as html) and check use: the located sentence (exit 2), no NumPy warning, no exit 3."""
+    import warnings
+
+    from symbptt.cli import main
+
+    path = tmp_path / "cell.txt"
+    path.write_text(
+        "x[t]: (N, D)\nW: (D, H)\nh[0] = 0\n"
+        "h[t] = tanh(x[t] @ W) + log(h[t-1] + 1)\nL = sum(t, sum(h[t]))\n"
+    )
+    code = tmp_path / "mine.py"
+    code.write_text(
+        "import numpy as np\n\ndef f(x, W):\n"
+        "    return 0.0, {'W': np.zeros_like(W), 'x': np.zeros_like(x)}\n"
+    )
+    commands = [
+        ["latex", "--model", str(path), "--wrt", "all", "--format", "text"],
+        ["check", f"{code}:f", "--model", str(path)],
+    ]
+    for argv in commands:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert f"{path}, line 4, column 25: log of a number <= 0" in err, argv

@@ -114,6 +114,7 @@ def verify(
         blocks = [*derivation.forward, *derivation.backward]
         engine = compile_program(graph, blocks, outputs)
         point = spec.random_point(dims, seed=seed + done)
+        _has_a_value(spec, point, dims)
         truth = engine(point)
         ours = form.evaluate(point, dims)
         report.compare("the loss", ours.loss, truth["loss"], dims)
@@ -158,6 +159,7 @@ def verify(
         paths = [t.path for t in path_terms]
         engine = compile_paths(derivation, paths)
         point = spec.random_point(path_dims, seed=seed)
+        _has_a_value(spec, point, path_dims)
         truth = engine(point)
         ours = form.evaluate(point, path_dims)
         for i, term in enumerate(path_terms):
@@ -194,3 +196,15 @@ def verify(
         progress("verify", 1, 1)
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _has_a_value(spec, point, dims: Dims) -> None:
+    """A model file's equations must have a value at the point the lines are checked at: a
+    log of a negative number there is the file's (ModelFileError at its line), not a
+    disagreement of the derivation."""
+    if spec.from_file:
+        from ..models.evaluate import diagnose
+
+        located = diagnose(spec.definition, point, dims.sizes, dims.T)
+        if located is not None:
+            raise located

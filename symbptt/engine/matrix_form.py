@@ -218,7 +218,8 @@ class MatrixForm:
         `random_point` draws them); results come back in the row convention. With `lags`,
         each loss term is also pulled back on its own, and each parameter's share of it at
         step k is kept by lag t - k (`Evaluation.lags`)."""
-        return _evaluate(self, point, dims, lags)
+        with np.errstate(all="ignore"):  # a value that is no number is compared, not warned
+            return _evaluate(self, point, dims, lags)
 
 
 @dataclass

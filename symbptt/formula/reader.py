@@ -115,8 +115,10 @@ TERMINALS = {
 
 
 def caret(line: str, column: int) -> str:
-    """The line and a caret under `column` (1-based)."""
-    return f"    {line}\n    {' ' * max(column - 1, 0)}^"
+    """The line and a caret under `column` (1-based, in characters): tabs are expanded in
+    both, so that the caret stands under its character whatever a terminal does with a tab."""
+    before = line[: max(column - 1, 0)].expandtabs(8)
+    return f"    {line.expandtabs(8)}\n    {' ' * len(before)}^"
 
 
 def read_text(source: str) -> list[Rule]:

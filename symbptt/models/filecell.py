@@ -493,9 +493,10 @@ class _Program:
         a, b = self.emit(node.left), self.emit(node.right)
         op = node.op
         ca, cb = isinstance(a, _Const), isinstance(b, _Const)
-        if op != "@" and ca != cb:
+        if op != "@" and ca != cb and (op in "+-" or not (a if ca else b).zero):
             # A number that widens the other operand (a zero state (N, H) plus a row (H,)):
-            # kept as an array of the result's shape, or the sum would lose a dimension.
+            # kept as an array of the result's shape, or the sum would lose a dimension (a
+            # product with 0 is 0, of whatever shape).
             shapes = self.step.model.node_shapes
             other = node.right if ca else node.left
             want = shapes.get(id(node))

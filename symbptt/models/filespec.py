@@ -83,8 +83,13 @@ def from_file(path: str | Path, *, convention: str | None = None) -> ModelSpec:
     """The spec of the model file at `path` (UTF-8 text); InvalidArgumentError when it cannot
     be read, ModelFileError when it is not a model."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InvalidArgumentError(f"no such model file: {path}")
+    if not path.is_file():
+        raise InvalidArgumentError(
+            f"{path} is not a regular file (a folder, a device, a pipe?): a model file is a "
+            "text file of a few lines"
+        )
     if path.stat().st_size > MAX_FILE_BYTES:
         raise InvalidArgumentError(
             f"{path} has {path.stat().st_size:,} bytes: a model file is a few lines"

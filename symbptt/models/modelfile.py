@@ -246,6 +246,7 @@ def read_model(
 
     if not isinstance(text, str):
         raise InvalidArgumentError("a model file is text")
+    text = text.removeprefix("\ufeff")  # a byte-order mark some editors write first
     if convention not in (None, "row", "column"):
         raise InvalidArgumentError(f"convention={convention!r} must be row or column")
     parsed = []

@@ -50,6 +50,12 @@ def _file(spec: ModelSpec, arrays, form: str):
     dims = spec.dims_of(arrays)
     result = recurrences(spec).evaluate(arrays, dims)
     grads = {k: v for k, v in result.gradients.items() if k in spec.gradient_names}
+    if not all(np.all(np.isfinite(v)) for v in (result.loss, *grads.values())):
+        from .evaluate import diagnose  # the file's equations have no value here: where
+
+        located = diagnose(spec.definition, arrays, dims.sizes, dims.T)
+        if located is not None:
+            raise located
     if spec.definition.loss is None:
         return (None if form == "layer" else float(result.loss)), grads
     return float(result.loss), grads
