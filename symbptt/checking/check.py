@@ -345,11 +345,11 @@ def _model_cause(
             changed = {**model_truth, name: alt.value}
             if alt.full is not None:
                 changed.update({k: v for k, v in alt.full.items() if k in model_truth})
-            candidate = arrangement.to_user(changed, parts=[part])[part]
+            candidate = arrangement.to_user(changed, [part], gradients=True)[part]
             if not _matches(got, candidate, truth, tol, global_scale):
                 continue
             if alt.full is not None and others:
-                laid = arrangement.to_user(changed, parts=list(others))
+                laid = arrangement.to_user(changed, list(others), gradients=True)
                 agree = all(
                     np.shape(value) == np.shape(laid[q])
                     and _measure(np.asarray(value), laid[q], tol, global_scale).ok
@@ -385,7 +385,7 @@ def _clipping_cause(
     for n in range(problem.dims.N):
         row = _row(problem, n)
         grads = _truth(conv.form, row)[1]
-        rows.append(conv.arrangement(row.dims).to_user(grads, parts=[part])[part])
+        rows.append(conv.arrangement(row.dims).to_user(grads, [part], gradients=True)[part])
     for k in range(1, problem.dims.N + 1):  # v times the number of rows clipped at the max
         v = top / k
         if not any(_clips(r, v) for r in rows):
@@ -483,8 +483,12 @@ class _Checker:
         self.clipped[0] += changed
         self.clipped[1] += total
         arrangement = self.conv.arrangement(problem.dims)
-        truth = arrangement.to_user(model_truth, parts=self.conv.gradients)
-        raw_user = truth if raw is model_truth else arrangement.to_user(raw, self.conv.gradients)
+        truth = arrangement.to_user(model_truth, self.conv.gradients, gradients=True)
+        raw_user = (
+            truth
+            if raw is model_truth
+            else arrangement.to_user(raw, self.conv.gradients, gradients=True)
+        )
         try:
             answer = pending()
         except WorkerDiedError:

@@ -86,9 +86,13 @@ class Convention:
     gates: str | None = None
     #: "fused": one array per parameter, gates side by side; "per-gate": one array per gate.
     weights: str = "fused"
-    #: The pre-activation's matrices stacked into one, in the order of the rows they act on:
-    #: "hx" ([h, x]), "xh", "1xh" (a bias row first: Karpathy's WLSTM), ...; None: separate.
+    #: The pre-activation's terms stacked into one array, in the order of its rows: "hx"
+    #: ([h, x]), "xh", "1xh" (a bias row first: Karpathy's WLSTM), "12" (the GRU's two biases
+    #: as the rows of one array: Keras's); letters x, h, 1, 2 (`ModelSpec.stacking`).
     stack: str | None = None
+    #: The recurrent layer's bias held as the sum of two arrays, one beside the input's
+    #: weights and one beside the state's (PyTorch's b_ih + b_hh): parts b_ih and b_hh.
+    split: bool = False
     #: The GRU's update: "prev" (h = (1-z) n + z h_prev, PyTorch's) or "new" (h = (1-z)
     #: h_prev + z n).
     update: str = "prev"
@@ -131,13 +135,16 @@ class Convention:
             stack = self.stack
             if (
                 not isinstance(stack, str)
-                or set(stack) - set("xh1")
-                or sorted(stack) not in (["h", "x"], ["1", "h", "x"])
+                or set(stack) - set("xh12")
+                or len(set(stack)) != len(stack)
+                or len(stack) < 2
             ):
                 raise InvalidArgumentError(
-                    f"stack={stack!r} must order x, h and optionally 1 (a bias row), e.g. "
-                    "'hx', 'xh' or '1xh'"
+                    f"stack={stack!r} must order two or more of x, h, 1 and 2 (bias rows), "
+                    "e.g. 'hx', 'xh', '1xh' or '12'"
                 )
+        if not isinstance(self.split, bool):
+            raise InvalidArgumentError(f"split={self.split!r} must be True or False")
         if not isinstance(self.names, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) and v and not set(v) & set(" \t\n")
             for k, v in self.names.items()
@@ -239,12 +246,29 @@ class Convention:
                     f"stack={self.stack!r}: the {model.title or model.name} names no matrices "
                     "that code stacks (a model file's code takes its arrays as declared)"
                 )
+            unknown = [k for k in self.stack if k not in stacking]
+            if unknown:
+                raise InvalidArgumentError(
+                    f"stack={self.stack!r}: the {model.title or model.name} stacks only "
+                    f"{', '.join(f'{k} ({v})' for k, v in model.stacking)}"
+                )
             missing = [stacking[k] for k in self.stack if stacking[k] not in model.parameters]
             if missing:
                 raise InvalidArgumentError(
                     f"stack={self.stack!r} stacks {', '.join(missing)}, which this variant "
                     "does not have"
                 )
+        if self.split:
+            stacking = dict(model.stacking)
+            bias = stacking.get("1")
+            if bias is None or "2" in stacking or bias not in model.parameters:
+                raise InvalidArgumentError(
+                    f"split=True holds one bias as two arrays (b_ih + b_hh); the "
+                    f"{model.title or model.name} (this variant) has "
+                    + ("two biases already" if "2" in stacking else "no such bias")
+                )
+            if self.stack and "1" in self.stack:
+                raise InvalidArgumentError("split=True and a bias row in the stack: choose one")
         if self.update != "prev" and not model.complement_gate:
             raise InvalidArgumentError(
                 f"update={self.update!r} is the GRU's other update convention; the "
@@ -283,31 +307,48 @@ def _gated(model: ModelSpec) -> tuple[str, ...]:
 
 
 def _stacked(convention: Convention, model: ModelSpec) -> tuple[str, ...]:
-    """The model parameters the stacked matrix holds, in its row order."""
+    """The model parameters the stacked array holds, in its row order."""
     if convention.stack is None:
         return ()
     stacking = dict(model.stacking)
     return tuple(stacking[k] for k in convention.stack)
 
 
+def _stack_name(convention: Convention) -> str:
+    """The stacked array's part name: W (weights, maybe with bias rows), B (biases only)."""
+    return "W" if set(convention.stack or "") & set("xh") else "B"
+
+
+def _split_bias(convention: Convention, model: ModelSpec) -> str | None:
+    return dict(model.stacking).get("1") if convention.split else None
+
+
 def parts_of(convention: Convention, model: ModelSpec) -> tuple[str, ...]:
     """Every array of the user's, by part name: the data the model has, then the
-    parameters (stacked matrix first, where the first stacked parameter sits)."""
+    parameters (a stacked array where its first parameter sits; a split bias as b_ih and
+    b_hh)."""
     gates = convention.gates or model.fused_gates
     gated, stacked = _gated(model), _stacked(convention, model)
+    split = _split_bias(convention, model)
     per_gate = convention.weights == "per-gate"
     out: list[str] = []
+
+    def each(head: str, name: str | None) -> list[str]:
+        if per_gate and (name is None or name in gated):
+            return [f"{head}.{g}" for g in gates]
+        return [head]
+
     for item in model.inputs:
         name = item.name
         if item.role != "parameter":
             out.append(name)
         elif name in stacked:
             if name == next(p for p in model.parameters if p in stacked):
-                out += [f"W.{g}" for g in gates] if per_gate else ["W"]
-        elif per_gate and name in gated:
-            out += [f"{name}.{g}" for g in gates]
+                out += each(_stack_name(convention), None)
+        elif name == split:
+            out += each(f"{name}_ih", name) + each(f"{name}_hh", name)
         else:
-            out.append(name)
+            out += each(name, name)
     return tuple(out)
 
 
@@ -332,6 +373,10 @@ class UserArray:
     ids: np.ndarray | None = None
     signs: np.ndarray | None = None
     axes: str | None = None
+    #: A split bias's half ("ih" or "hh"): its values are the bias minus, or equal to, a
+    #: fixed random shift (so that both halves matter), its gradient is the bias's.
+    half: str | None = None
+    shift: np.ndarray | None = None
 
     def where(self, index: tuple[int, ...]) -> str:
         """An entry of this array, as the user indexes it."""
@@ -367,7 +412,7 @@ class Arrangement:
             self.arrays[item.name] = self._data(item)
         covered = np.zeros(total, dtype=np.int64)
         for array in self.arrays.values():
-            if array.ids is not None:
+            if array.ids is not None and array.half != "hh":
                 np.add.at(covered, array.ids.ravel(), 1)
         if total and not np.all(covered == 1):  # a bug of ours, never the user's
             raise AssertionError(f"the arrangement of {convention} does not cover every entry once")
@@ -417,11 +462,25 @@ class Arrangement:
 
         out: list[UserArray] = []
 
-        def add(part: str, holds: tuple[str, ...], ids, sign, bias: bool) -> None:
+        def add(part: str, holds: tuple[str, ...], ids, sign, bias: bool, half=None) -> None:
             ids, sign = oriented(ids, sign, bias)
             signs = None if np.all(sign == 1) else sign
+            shift = None
+            if half is not None:  # a fixed, non-zero share: both halves must be used
+                rng = np.random.default_rng([7, *ids.shape])
+                shift = 0.3 * rng.standard_normal(ids.shape)
             out.append(
-                UserArray(part, conv.user_name(part), "parameter", ids.shape, holds, ids, signs)
+                UserArray(
+                    part,
+                    conv.user_name(part),
+                    "parameter",
+                    ids.shape,
+                    holds,
+                    ids,
+                    signs,
+                    half=half,
+                    shift=shift,
+                )
             )
 
         def stack(gate: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -437,22 +496,28 @@ class Arrangement:
             )
 
         per_gate = conv.weights == "per-gate"
+        split = _split_bias(conv, model)
         for name in model.parameters:
             if name in stacked:
                 continue
             item = model.input(name)
             bias = len(item.shape) == 1
-            if per_gate and name in gated:
-                for g in gates:
-                    add(f"{name}.{g}", (name,), *block(name, g), bias)
-            else:
-                add(name, (name,), *fused(name), bias)
+            heads = (
+                [(f"{name}_ih", "ih"), (f"{name}_hh", "hh")] if name == split else [(name, None)]
+            )
+            for head, half in heads:
+                if per_gate and name in gated:
+                    for g in gates:
+                        add(f"{head}.{g}", (name,), *block(name, g), bias, half)
+                else:
+                    add(head, (name,), *fused(name), bias, half)
         if stacked:
+            stack_name = _stack_name(conv)
             if per_gate:
                 for g in gates:
-                    add(f"W.{g}", stacked, *stack(g), False)
+                    add(f"{stack_name}.{g}", stacked, *stack(g), False)
             else:
-                add("W", stacked, *stack(None), False)
+                add(stack_name, stacked, *stack(None), False)
         return out
 
     def _data(self, item) -> UserArray:
@@ -522,10 +587,17 @@ class Arrangement:
             ).ravel()
         return flat
 
-    def to_user(self, values: Mapping[str, np.ndarray], parts: Sequence[str] | None = None):
-        """The model's arrays (or gradients: a signed permutation maps both alike) as the
-        user's, keyed by part; a part whose model arrays are missing is left out. For one
-        example per call, data arrays get a leading axis over the examples."""
+    def to_user(
+        self,
+        values: Mapping[str, np.ndarray],
+        parts: Sequence[str] | None = None,
+        gradients: bool = False,
+    ):
+        """The model's arrays as the user's, keyed by part; with `gradients`, the model's
+        gradients as the gradients of the user's arrays (a signed permutation maps both
+        alike; a split bias's halves each get the bias's gradient). A part whose model
+        arrays are missing is left out. For one example per call, data arrays get a
+        leading axis over the examples."""
         present = all(n in values for n in self.offsets)
         flat = self._flat(values) if present and self.offsets else None
         out = {}
@@ -545,6 +617,8 @@ class Arrangement:
                     value = flat[array.ids]
                 if array.signs is not None:
                     value = value * array.signs
+                if array.half is not None and not gradients:
+                    value = value - array.shift if array.half == "ih" else array.shift.copy()
                 out[part] = value
             elif part in values:
                 out[part] = self._move(np.asarray(values[part]), array, forward=True)
@@ -564,7 +638,11 @@ class Arrangement:
             value = np.asarray(value, dtype=np.float64).reshape(array.shape)
             if array.signs is not None:
                 value = value * array.signs
-            flat[array.ids] = value
+            if array.half is not None:  # a split bias: its halves add up
+                current = np.where(seen[array.ids], flat[array.ids], 0.0)
+                flat[array.ids] = current + value
+            else:
+                flat[array.ids] = value
             seen[array.ids] = True
         for name, (start, shape) in self.offsets.items():
             stop = start + int(np.prod(shape, dtype=np.int64))

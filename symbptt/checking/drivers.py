@@ -245,7 +245,12 @@ class _Run:
         per_example: dict[str, list] = {}
         for n in examples:
             arrays = self.arrays if n is None else self._example(n)
-            run = {"full": self.full, "sequence": self.sequence, "step": self.steps}[level]
+            run = {
+                "full": self.full,
+                "sequence": self.sequence,
+                "step": self.steps,
+                "build": self.built,
+            }[level]
             answer = run(arrays)
             if answer.get("loss") is not None:
                 total["loss"] = (
@@ -275,7 +280,14 @@ class _Run:
         return {k: (v[n] if k in examples else v) for k, v in self.arrays.items()}
 
     def _data(self, arrays: dict) -> dict:
-        return {"arrays": arrays, **{k: v for k, v in arrays.items()}}
+        data = {"arrays": arrays, **{k: v for k, v in arrays.items()}}
+        if "x" in arrays:  # the first step's input (a lazily built object's warm-up call)
+            axis = self.plan.get("time_axis", {}).get("x", 0)
+            try:
+                data["x_0"] = np.take(arrays["x"], 0, axis=axis)
+            except (IndexError, ValueError, np.exceptions.AxisError):
+                pass
+        return data
 
     def _grads(self, roots: dict, which: dict) -> dict:
         out = {}
@@ -306,6 +318,16 @@ class _Run:
             self.seen_container = {"tuple": len(value), "items": items}
         else:
             self.seen_container = {"other": _describe(value)}
+
+    def built(self, arrays: dict) -> dict:
+        """Only build an instance (and run its prepare actions): its arrays, for the search."""
+        instance = self.build(self._data(arrays))
+        self.seen["built"] = inventory(instance)
+        forward = self.plan.get("forward") or {}
+        if forward.get("method") and forward.get("args"):  # a warm-up call, then its arrays
+            self.call(forward, self._data(arrays), instance)
+            self.seen["warm"] = inventory(instance)
+        return {"grads": {}}
 
     def full(self, arrays: dict) -> dict:
         """One call: (loss, grads)."""
@@ -407,6 +429,8 @@ class _Run:
             if t == T - 1:
                 if self.probe:
                     self.seen["backward"] = structure(back)
+                    if shared is None and instances[t] is not None:
+                        self.seen["after"] = inventory(instances[t])
                 self._container(back)
             for action in plan.get("after", []):
                 self.act(instances[t], action, step)

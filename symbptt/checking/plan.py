@@ -22,7 +22,8 @@ from ..errors import InvalidArgumentError
 
 __all__ = ["Call", "Built", "Plan", "LEVELS"]
 
-LEVELS = ("full", "sequence", "step")
+#: "build" only builds an instance and reports its arrays (the search's first look).
+LEVELS = ("full", "sequence", "step", "build")
 
 
 def _plain(value: Any) -> Any:
@@ -173,7 +174,7 @@ class Plan:
             raise InvalidArgumentError(f"examples={self.examples!r} must be 'batch' or 'one'")
         if self.carry not in ("driver", "object"):
             raise InvalidArgumentError(f"carry={self.carry!r} must be 'driver' or 'object'")
-        if self.level != "full" and self.backward is None:
+        if self.level not in ("full", "build") and self.backward is None:
             raise InvalidArgumentError(f"a {self.level}-level plan needs a backward call")
         for name in ("cache", "loss", "container"):
             value = getattr(self, name)
@@ -208,7 +209,7 @@ class Plan:
             out["object"] = self.object.as_dict()
         out["per_example"] = list(per_example)
         out["stacked"] = list(stacked)
-        out["examples"] = self.examples
+        out["examples"] = "one" if per_example else self.examples
         return out
 
     def as_dict(self) -> dict:

@@ -141,6 +141,8 @@ class Calling:
                 "e.g. ('W_x', 'W_h', 'b')"
             )
         known = (*self.inputs, *self.gradients)
+        if self.plan is not None:  # a plan may pass any of the model's arrays
+            known = (*known, *(p for p in self._parts if p not in known))
         for part in self.arrays.names:
             if part not in known:
                 close = difflib.get_close_matches(part, known, n=1)
@@ -426,6 +428,13 @@ class Calling:
             answer.dtypes["loss"] = loss_dtype
         arrangement = self.arrangement(dims)
         returned = result["grads"] if isinstance(result["grads"], Mapping) else {}
+        for key, value in returned.items():  # arrays the search has yet to place
+            if isinstance(key, str) and key.startswith("?"):
+                try:
+                    value = value.array if isinstance(value, Foreign) else value
+                    answer.grads[key] = np.asarray(value, dtype=np.float64)
+                except (TypeError, ValueError):
+                    pass
         for part in self.gradients:
             if part not in returned:
                 continue

@@ -638,8 +638,23 @@ def main(argv: list[str]) -> None:
             break
         functions.append(found)
     else:
-        reply["objects"] = describe(functions, [n for _, n in sources])
-        fn = adapt(functions, modules[sources[0][0]].__dict__, setup.get("adapter"))
+        # A method's class too (after the named objects): a plan may build an instance.
+        labels = [n for _, n in sources]
+        for path, name in sources:
+            head = name.rpartition(".")[0]
+            if head and head not in labels:
+                try:
+                    functions.append(_resolve(modules[path], head))
+                    labels.append(head)
+                except BaseException:
+                    pass
+        reply["objects"] = describe(functions, labels)
+        named = (
+            functions
+            if (setup.get("adapter") or {}).get("kind") == "plan"
+            else functions[: len(sources)]
+        )
+        fn = adapt(named, modules[sources[0][0]].__dict__, setup.get("adapter"))
     write_frame(responses, encode_reply(reply, path))
     if fn is not None:
         serve(fn, requests, responses, user_file=path)

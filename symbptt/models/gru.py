@@ -82,6 +82,6 @@ GRU = ModelSpec(
     summary="the GRU (PyTorch's convention): h_t = (1 - z)*n + z*h_{t-1}",
     gates="rzn",
     gate_names=(("r", ("r",)), ("z", ("z", "u")), ("n", ("n", "h", "c", "g"))),
-    stacking=(("x", "W_x"), ("h", "W_h"), ("1", "b_x")),
+    stacking=(("x", "W_x"), ("h", "W_h"), ("1", "b_x"), ("2", "b_h")),
     complement_gate="z",
 )

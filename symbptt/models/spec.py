@@ -301,7 +301,8 @@ class ModelSpec:
     #: how checking reads per-gate names such as Wc or W_iz.
     gate_names: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: The pre-activation's terms code often stacks into one matrix acting on [h, x] or
-    #: [1, x, h]: (letter, parameter) with letters x (input), h (state) and 1 (bias).
+    #: [1, x, h]: (letter, parameter) with letters x (input), h (state), 1 (the bias) and 2
+    #: (a second bias, the GRU's b_h).
     stacking: tuple[tuple[str, str], ...] = ()
     #: A gate whose complement other code uses in its place (the GRU's z: h = (1-z) h_prev +
     #: z n is the GRU with z and 1 - z exchanged, i.e. its pre-activation negated).
