@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -460,8 +461,9 @@ def _parser() -> argparse.ArgumentParser:
     k.add_argument(
         "--form",
         choices=FORMS,
-        default="full",
-        help="full: loss and every gradient; layer: one RNN layer's VJP given dh on every h_t",
+        default=None,
+        help="full: loss and every gradient; layer: one RNN layer's VJP given dh on every h_t "
+        "(default: layer for a forward/backward pair, else full)",
     )
     k.add_argument(
         "--layout",
@@ -522,6 +524,69 @@ def _parser() -> argparse.ArgumentParser:
         "after a right verdict",
     )
     k.add_argument("--batch-first", action="store_true", help="x is (N, T, D), y is (N, T)")
+    conv = k.add_argument_group(
+        "conventions: how the code holds the model's arrays (docs/checking.md)"
+    )
+    conv.add_argument(
+        "--convention",
+        default=None,
+        metavar="FILE|auto",
+        help="a convention file (TOML) to grade with, or auto: check under the convention "
+        "the search finds",
+    )
+    conv.add_argument(
+        "--sequence",
+        default=None,
+        metavar="AXES",
+        help="axes of x and dh: TNF (default), NTF (= --batch-first), FNT (features first), "
+        "TF (one example per call)",
+    )
+    conv.add_argument("--state", default=None, metavar="AXES", help="axes of h0: NF, FN or F")
+    conv.add_argument(
+        "--bias", default=None, choices=("F", "1F", "F1"), help="a bias as (H,), (1, H), (H, 1)"
+    )
+    conv.add_argument(
+        "--gates",
+        default=None,
+        metavar="ORDER",
+        help="the gates' order, e.g. fgio (LSTM: i f o g; GRU: r z n)",
+    )
+    conv.add_argument(
+        "--weights",
+        default=None,
+        choices=("fused", "per-gate"),
+        help="one matrix for all gates (default) or one per gate",
+    )
+    conv.add_argument(
+        "--stack",
+        default=None,
+        metavar="ROWS",
+        help="terms stacked into one array, in row order: hx, xh, 1xh (a bias row), 12 (two "
+        "biases)",
+    )
+    conv.add_argument(
+        "--split-bias", action="store_true", help="the bias as the sum b_ih + b_hh (PyTorch's)"
+    )
+    conv.add_argument(
+        "--update",
+        default=None,
+        choices=("prev", "new"),
+        help="GRU: z weighs h_{t-1} (prev, PyTorch's) or the new state (new)",
+    )
+    conv.add_argument(
+        "--path",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="another folder the code imports from (repeatable)",
+    )
+    conv.add_argument(
+        "--write-convention",
+        default=None,
+        metavar="FILE",
+        help="write the convention the check used as TOML (for --convention FILE)",
+    )
+    conv.add_argument("--force", action="store_true", help="replace an existing FILE")
     k.add_argument("--names", default="", help="your names, e.g. W_h=Whh,W_x=Wxh,V=Why")
     k.add_argument("--order", default="", help="order of a returned gradient tuple, e.g. W_x,W_h")
     k.add_argument(
@@ -1164,13 +1229,18 @@ def _names_list(text: str) -> list[str]:
 def check_options(args: argparse.Namespace) -> dict:
     """The keyword arguments of check_gradients that the command line asked for, validated."""
     from .checking.check import validate_options
+    from .checking.convention import Convention
     from .errors import InvalidArgumentError
 
+    model_given = args.model is not None
+    convention = _convention_of(args)
+    legacy = not isinstance(convention, Convention)
+    from_file = isinstance(convention, str) and convention != "auto"
     options = dict(
         form=args.form,
-        layout=args.layout,
-        batch_first=args.batch_first,
-        names=_mapping(args.names),
+        layout=args.layout if legacy else "row",
+        batch_first=args.batch_first if legacy else False,
+        names=_mapping(args.names) if legacy else None,
         order=_names_list(args.order) or None,
         only=_names_list(args.only) or None,
         precision=args.precision,
@@ -1181,7 +1251,7 @@ def check_options(args: argparse.Namespace) -> dict:
         total_timeout=args.total_timeout,
         memory_mb=args.memory,
         forbid_imports=tuple(_names_list(args.forbid_import)),
-        model=model_spec(args),
+        model=model_spec(args) if model_given or not from_file else None,  # the file's
         style=args.style,
         globals=_mapping(args.globals) or None,
         defs_only=args.defs_only,
@@ -1190,12 +1260,61 @@ def check_options(args: argparse.Namespace) -> dict:
         allow_broadcast_shapes=args.allow_broadcast_shapes,
         probe=not args.no_probe,
         step={"auto": None, "yes": True, "no": False}[args.step],
+        convention=convention,
+        path=tuple(args.path),
     )
     try:  # our own options are checked before any user code runs
-        validate_options(fn=args.targets[0], **options)
+        checked = {k: v for k, v in options.items() if k not in ("convention", "path")}
+        if isinstance(convention, Convention):
+            checked["arrays"] = convention
+        if from_file:
+            from .checking.conventionfile import load
+
+            loaded = load(Path(convention))
+            checked["arrays"] = loaded.arrays
+            checked["model"] = checked["model"] or loaded.model
+            checked["form"] = checked["form"] or loaded.form
+        validate_options(fn=args.targets[0], **checked)
     except InvalidArgumentError as exc:
         raise _UsageError(str(exc)) from None
     return options
+
+
+#: The convention options, by their argparse names.
+_CONVENTION_FLAGS = ("sequence", "state", "bias", "gates", "weights", "stack", "update")
+
+
+def _convention_of(args: argparse.Namespace):
+    """None (only today's options: --layout, --batch-first, --names), a Convention (any of
+    the convention options), a convention file's path, or "auto"."""
+    from .checking.convention import Convention
+    from .errors import InvalidArgumentError
+
+    flags = {k: getattr(args, k) for k in _CONVENTION_FLAGS if getattr(args, k) is not None}
+    if args.split_bias:
+        flags["split"] = True
+    if args.convention is not None:
+        if flags:
+            raise _UsageError(
+                f"--convention {args.convention} declares the convention: drop "
+                + ", ".join(f"--{k.replace('_', '-')}" for k in flags)
+            )
+        if args.convention != "auto" and not Path(args.convention).is_file():
+            raise _UsageError(f"--convention {args.convention}: no such file (or use auto)")
+        return args.convention
+    if not flags:
+        return None
+    if args.batch_first and "sequence" in flags:
+        raise _UsageError("--batch-first is --sequence NTF: give one of them")
+    try:
+        return Convention(
+            layout=args.layout,
+            sequence=flags.pop("sequence", "NTF" if args.batch_first else "TNF"),
+            names=_mapping(args.names),
+            **flags,
+        )
+    except InvalidArgumentError as exc:
+        raise _UsageError(str(exc)) from None
 
 
 @contextlib.contextmanager
@@ -1229,6 +1348,10 @@ def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     options = check_options(args)
     targets = expand_targets(args.targets)
+    if args.write_convention and len(targets) != 1:
+        raise _UsageError(
+            f"--write-convention writes one target's convention; {len(targets)} targets given"
+        )
     if len(targets) == 1 and not args.csv:
         return _check_single(targets[0], options, args, out, err)
     total = len(targets)
@@ -1266,9 +1389,17 @@ def _check_single(target: str, options: dict, args, out: Console, err: Console) 
                 target, **options, progress=lambda done, total: progress("examples", done, total)
             )
         except TargetError as exc:
+            suggestion = getattr(exc, "suggestion", None)
+            if args.write_convention and suggestion:  # asked for: the one that fits, saved
+                _write_convention(args, suggestion["toml"], err)
             if args.json:  # the same record a batch gives; the exit status still says usage
-                print(json.dumps(failed_record(target, str(exc))))
+                record = failed_record(target, str(exc))
+                if suggestion:
+                    record["suggestion"] = suggestion
+                print(json.dumps(record))
             raise
+    if args.write_convention and report.toml:
+        _write_convention(args, report.toml, err)
     if args.json:
         record = report.to_dict()
         record["target"] = target
@@ -1276,6 +1407,20 @@ def _check_single(target: str, options: dict, args, out: Console, err: Console) 
     else:
         report.render(out)
     return exit_status(report.to_dict())
+
+
+def _write_convention(args, text: str, err: Console) -> None:
+    """Save a convention file (never over an existing file without --force)."""
+    from .checking.conventionfile import save
+    from .errors import InvalidArgumentError
+
+    try:
+        save(Path(args.write_convention), text, force=args.force)
+    except InvalidArgumentError as exc:
+        raise _UsageError(str(exc)) from None
+    except OSError as exc:
+        raise _UsageError(f"cannot write {args.write_convention}: {exc}") from None
+    err.print(f"wrote the convention to {args.write_convention}", highlight=False)
 
 
 def exit_status(record: dict) -> int:

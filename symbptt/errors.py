@@ -53,7 +53,15 @@ class InvalidArgumentError(SymbpttError, ValueError):
 
 
 class TargetError(SymbpttError, ValueError):
-    """A `file.py:function` target that names no file, no function or nothing callable."""
+    """A `file.py:function` target that names no file, no function or nothing callable, or
+    code that is not called the way the check was set up (a usage error, exit 2).
+
+    `suggestion`, when the check found how the code is called: {"argv": [...], "toml": ...}.
+    """
+
+    def __init__(self, message: str, suggestion: dict | None = None) -> None:
+        super().__init__(message)
+        self.suggestion = suggestion
 
 
 class InternalError(SymbpttError):

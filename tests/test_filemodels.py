@@ -359,7 +359,7 @@ def test_the_layer_file_needs_the_layer_form():
     from symbptt.errors import InvalidArgumentError
 
     with pytest.raises(InvalidArgumentError, match="is a layer"):
-        check_gradients(lambda *a: None, model=from_file(CORPUS / "rnn_layer.txt"))
+        check_gradients(lambda *a: None, model=from_file(CORPUS / "rnn_layer.txt"), form="full")
     with pytest.raises(InvalidArgumentError, match="has a loss"):
         check_gradients(lambda *a: None, model=_file("rnn"), form="layer")
 

@@ -64,7 +64,10 @@ def check_one(target: str, options: dict) -> dict:
     try:
         report = check_gradients(target, **options)
     except TargetError as exc:
-        return failed_record(target, str(exc))
+        record = failed_record(target, str(exc))
+        if getattr(exc, "suggestion", None):
+            record["suggestion"] = exc.suggestion
+        return record
     except InternalError as exc:
         return failed_record(target, f"internal error: {exc}")
     except Exception as exc:  # a bug of ours must not cost the whole class its grades

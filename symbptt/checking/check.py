@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -30,6 +32,7 @@ from ..models import VANILLA
 from ..models.dims import Dims
 from ..models.spec import MODEL_OPTIONS, ModelSpec
 from . import styles
+from .convention import Convention
 from .isolation import Died, InProcess, Limits, Raised, Worker
 from .mistakes import alternatives
 from .report import ParameterResult, Report
@@ -585,6 +588,9 @@ class _Checker:
                 r.likely_cause = r.likely_cause or "singleton_axes"
                 r.message = note + ("; its values are right" if ok else "")
             results[name] = r
+        for name, r in results.items():  # the user's own names, where they differ
+            if name != "loss" and self.conv.user_name(name) != name:
+                r.user = self.conv.user_name(name)
         return results
 
     def _explain(self, r: ParameterResult, ev: Evaluation) -> None:
@@ -678,7 +684,7 @@ class _Search:
 def validate_options(
     *,
     fn: Callable | str | None = None,
-    form: str = "full",
+    form: str | None = None,
     layout: str = "row",
     batch_first: bool = False,
     names: Mapping[str, str] | None = None,
@@ -704,6 +710,7 @@ def validate_options(
     allow_broadcast_shapes: bool = False,
     probe: bool = True,
     step: bool | None = None,
+    arrays: Convention | None = None,
 ) -> tuple[Calling, tuple[str, ...], dict[str, Tolerance], Style]:
     """Every argument of check_gradients checked before any work, one sentence each
     (InvalidArgumentError); the convention, the required values, the tolerance table and the
@@ -729,6 +736,11 @@ def validate_options(
             "(VANILLA.variant(...), LSTM, GRU); any other model is a model file "
             "(symbptt.models.from_file(path))"
         )
+    if form is None:  # a pair, a layer file: the layer form; anything else the full form
+        if model.from_file:
+            form = "layer" if model.definition.loss is None else "full"
+        else:
+            form = "layer" if styles.pair_of(fn) is not None and style == "plain" else "full"
     if model.from_file:
         layer = model.definition.loss is None
         if layer and form != "layer":
@@ -787,6 +799,11 @@ def validate_options(
         defs_only=defs_only,
         step=step,
     )
+    if arrays is not None and (layout != "row" or batch_first or names):
+        raise InvalidArgumentError(
+            "declare the convention once: layout, batch_first and names are fields of the "
+            "Convention given (convention=...)"
+        )
     convention = Calling.of(
         settled.form,
         settled.layout,
@@ -796,6 +813,7 @@ def validate_options(
         settled.model,
         allow_broadcast_shapes=allow_broadcast_shapes,
         shape=settled.shape,
+        arrays=arrays,
     )
     if settled.shape == "pair" and settled.order is None:
         convention = replace(convention, order=convention.gradients)
@@ -884,12 +902,18 @@ def _table(tolerances, precision) -> dict[str, Tolerance]:
 
 
 def _runner(
-    fn, isolate: bool, limits: Limits, forbid: tuple[str, ...], adapter, defs_only: bool
+    fn,
+    isolate: bool,
+    limits: Limits,
+    forbid: tuple[str, ...],
+    adapter,
+    defs_only: bool,
+    paths: tuple[str, ...] = (),
 ) -> Runner:
     adapter = adapter or {"kind": "plan"}  # the user's objects, called as a plan says
     if isinstance(fn, str):
         return Worker.for_target(
-            fn, limits=limits, forbid=forbid, adapter=adapter, defs_only=defs_only
+            fn, limits=limits, forbid=forbid, adapter=adapter, defs_only=defs_only, paths=paths
         )
     if isolate:
         return Worker.for_callable(fn, limits=limits, forbid=forbid, adapter=adapter)
@@ -904,9 +928,26 @@ def _load_failure(runner: Runner, target: str) -> str | None:
     if isinstance(runner, Worker) and runner.missing is not None:
         import difflib
 
-        close = difflib.get_close_matches(runner.function, runner.missing, n=2)
+        missing = runner.missing_name or runner.function
+        close = difflib.get_close_matches(missing, runner.missing, n=2)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise TargetError(f"{runner.path} has no function {runner.function!r}{hint}")
+        raise TargetError(f"{runner.path} has no function {missing!r}{hint}")
+    if (
+        isinstance(failure, Raised)
+        and failure.type == "ModuleNotFoundError"
+        and ("forbidden" not in failure.message)
+    ):  # the code's own imports: how it is set up, not what it computes
+        where = f" ({failure.frame})" if failure.frame else ""
+        module = failure.message.partition("'")[2].partition("'")[0] or "a module"
+        raise TargetError(
+            f"could not import {target}: {failure.message}{where}; no folder above it holds "
+            f"{module!r}: add the folder that does with --path DIR (path=[...])"
+        )
+    if isinstance(failure, Raised) and "relative import" in failure.message:
+        raise TargetError(
+            f"could not import {target}: {failure.message}; a file with relative imports must "
+            "sit in a package (a folder with an __init__.py)"
+        )
     if isinstance(runner, Worker) and runner.not_callable is not None:
         raise TargetError(f"{target} is a {runner.not_callable}, not a function")
     if isinstance(failure, Died):
@@ -930,7 +971,7 @@ def _load_failure(runner: Runner, target: str) -> str | None:
 def check_gradients(
     fn: Callable | str,
     *,
-    form: str = "full",
+    form: str | None = None,
     layout: str = "row",
     batch_first: bool = False,
     names: Mapping[str, str] | None = None,
@@ -956,6 +997,8 @@ def check_gradients(
     allow_broadcast_shapes: bool = False,
     probe: bool = True,
     step: bool | None = None,
+    convention: Convention | str | Path | None = None,
+    path: Sequence[str | Path] = (),
 ) -> Report:
     """Check the gradients fn returns on random shapes and values; say what is wrong and where.
 
@@ -1003,6 +1046,14 @@ def check_gradients(
             `report.overflow`.
         step: for a pair, whether it is the one-step pair (x (N, D), T = 1); by default, when
             the forward function's name has the word "step" or "cell" in it.
+        convention: how the code holds the model's arrays (`Convention`: layout, axes, gates,
+            per-gate or stacked weights, biases, names), or a convention file's path (a
+            grader's: code right only under another convention is WRONG, with a note), or
+            "auto" (the convention the search finds is the verdict's, and the report says so).
+            Without one, code that fits another convention is a usage error naming the
+            command that fits (TargetError with `suggestion`).
+        path: more folders the code imports from (its own folder and its project's root, the
+            nearest folder above it that holds a package it imports, are found).
 
     Returns:
         A `Report`; `report.ok` is False when any required gradient or the loss is wrong or
@@ -1018,7 +1069,14 @@ def check_gradients(
         symbptt.errors.InternalError: the symbolic engine and the NumPy reference disagree (a
             symbptt bug).
     """
-    convention, required, table, settled = validate_options(
+    declared = _declared(convention)
+    if declared.model is not None:
+        model = declared.model if model is None else _same_model(model, declared.model)
+    if declared.form is not None:
+        form = declared.form
+    if declared.order is not None and order is None:
+        order = declared.order
+    calling, required, table, settled = validate_options(
         fn=fn,
         form=form,
         layout=layout,
@@ -1046,29 +1104,48 @@ def check_gradients(
         allow_broadcast_shapes=allow_broadcast_shapes,
         probe=probe,
         step=step,
+        arrays=declared.arrays,
     )
+    paths = _paths(path)
     limits = Limits.for_check(timeout, total_timeout, memory_mb)
     started = time.monotonic()
-    runner = _runner(fn, isolate, limits, tuple(forbid_imports), settled.adapter, defs_only)
-    checker = _Checker(
-        runner,
-        convention,
-        table,
-        precision=precision,
-        required=required,
-        deadline=started + float(total_timeout),
-        clipping=Clipping(clip, clip_norm, settled.per_row),
-        fit=settled.fit,
-        probe=probe,
-    )
-    try:
-        report = _run(
-            checker,
-            fn if isinstance(fn, str) else runner.name,
+    runner = _runner(fn, isolate, limits, tuple(forbid_imports), settled.adapter, defs_only, paths)
+
+    def checker_for(c: Calling, needed: tuple[str, ...] = required) -> _Checker:
+        return _Checker(
+            runner,
+            c,
+            table,
+            precision=precision,
+            required=needed,
+            deadline=started + float(total_timeout),
+            clipping=Clipping(clip, clip_norm, settled.per_row),
+            fit=settled.fit,
+            probe=probe,
+        )
+
+    label = fn if isinstance(fn, str) else runner.name
+    try:  # (the verdict's convention is noted in report.toml by _fitted_check)
+        if precision is not None:
+            judged_at = {d: (table[precision].rtol, table[precision].floor) for d in table}
+        else:
+            judged_at = {d: (table[_as_judged(d)].rtol, table[_as_judged(d)].floor) for d in table}
+        report = _fitted_check(
+            judged_at,
+            order,
+            runner,
+            label,
+            calling,
+            checker_for,
+            declared,
+            settled,
+            only,
+            step,
             shapes,
             max_examples,
             seed,
             progress,
+            started + float(total_timeout),
         )
     finally:
         runner.close()
@@ -1087,6 +1164,307 @@ def check_gradients(
             report.error = report.error or f"{message}; the function is not known to be right"
         report.ok = False
     return report
+
+
+@dataclass(frozen=True)
+class _Declaration:
+    """What the caller declared of the code's convention, and how a different one found by
+    the search is treated: "default" (nothing declared: a usage error with the command that
+    fits), "flags" (declared in the call: the same), "file" (a grader's file: the verdict
+    stands, the note says under which convention it would be right), "auto" (the found
+    one is the verdict's)."""
+
+    mode: str = "default"
+    arrays: Convention | None = None
+    model: ModelSpec | None = None
+    form: str | None = None
+    order: tuple | None = None
+    source: str | None = None
+
+
+def _declared(convention) -> _Declaration:
+    if convention is None:
+        return _Declaration()
+    if isinstance(convention, Convention):
+        return _Declaration("flags", convention)
+    if isinstance(convention, str) and convention == "auto":
+        return _Declaration("auto")
+    if isinstance(convention, (str, Path)):
+        from .conventionfile import load
+
+        loaded = load(Path(convention))
+        return _Declaration(
+            "file", loaded.arrays, loaded.model, loaded.form, loaded.order, str(convention)
+        )
+    raise InvalidArgumentError(
+        f"convention={convention!r} must be a Convention, a convention file's path or 'auto'"
+    )
+
+
+def _same_model(given: ModelSpec, declared: ModelSpec) -> ModelSpec:
+    """The model of a convention file and the one given beside it must agree."""
+    if given.describe() != declared.describe():
+        from .report import describe_model
+
+        mine = describe_model(declared.describe()) or "the vanilla RNN"
+        theirs = describe_model(given.describe()) or "the vanilla RNN"
+        raise InvalidArgumentError(
+            f"the convention file declares {mine}, but the check was given {theirs}: drop one "
+            "of them"
+        )
+    return declared
+
+
+def _paths(path) -> tuple[str, ...]:
+    if isinstance(path, (str, Path)):
+        path = [path]
+    out = []
+    for folder in path:
+        if not isinstance(folder, (str, Path)) or not Path(folder).is_dir():
+            raise InvalidArgumentError(f"path={folder!r} is not a folder (--path DIR)")
+        out.append(str(Path(folder).resolve()))
+    return tuple(out)
+
+
+def _legacy(calling: Calling) -> bool:
+    """Whether the declared convention is one a plain function or a pair takes positionally
+    (today's shapes); anything else is called through a plan found from the code."""
+    conv = calling.arrays
+    return (
+        conv.weights == "fused"
+        and conv.stack is None
+        and not conv.split
+        and conv.state is None
+        and conv.sequence in ("TNF", "NTF")
+    )
+
+
+def _as_judged(dtype: str) -> str:
+    return dtype if dtype in _UNDECLARED_OK else "float64"
+
+
+def _same(a: Calling, b: Calling) -> bool:
+    """Two callings that declare the same thing (model, form, arrays, order)."""
+    return (
+        a.model.describe() == b.model.describe()
+        and a.form == b.form
+        and a.arrays.settled(a.model) == b.arrays.settled(b.model)
+        and tuple(a.order or ()) == tuple(b.order or ())
+    )
+
+
+def _fitted_check(
+    judged_at,
+    declared_order,
+    runner,
+    label,
+    calling,
+    checker_for,
+    declared,
+    settled,
+    only,
+    step,
+    shapes,
+    max_examples,
+    seed,
+    progress,
+    deadline,
+) -> Report:
+    """The check as declared; when the code does not fit it, the search, and what the
+    declaration says to do with what it finds."""
+    from . import search as finder
+    from .suggest import command, describe, toml_text
+
+    load_error = _load_failure(runner, label)
+    if load_error is not None:
+        report = Report(ok=False, form=calling.form, layout=calling.layout, examples=0)
+        report.model = calling.model.describe()
+        report.error = load_error
+        return report
+    searchable = settled.adapter is None and isinstance(runner, Worker | InProcess)
+    objects = getattr(runner, "objects", []) or []
+    targets = 2 if settled.shape != "function" else 1
+    labels = [o.get("name", "") for o in objects]
+    files = _source_files(runner)
+    kind = objects[0].get("kind") if objects else "function"
+    named_method = any("." in name for _, name in getattr(runner, "sources", []) or [])
+    plan_needed = searchable and (kind == "class" or named_method or not _legacy(calling))
+    usage: TargetError | None = None
+    report: Report | None = None
+    if plan_needed and declared.mode != "auto":
+        try:
+            calling = finder.resolve(
+                runner,
+                labels,
+                files,
+                calling.model,
+                calling.form,
+                calling.arrays,
+                order=tuple(declared_order) if declared_order else None,
+                step=step,
+                deadline=time.monotonic() + 30.0,
+                seed=seed,
+                targets=targets,
+            )
+        except finder.Unresolved as exc:
+            usage = TargetError(f"{label}: {exc}")
+            calling = None
+    if calling is not None and declared.mode != "auto":
+        try:
+            report = _run(
+                checker_for(calling, _needed(calling, settled.only)),
+                label,
+                shapes,
+                max_examples,
+                seed,
+                progress,
+            )
+        except TargetError as exc:
+            if exc.suggestion:  # set up differently: the fix is known already
+                raise
+            usage = exc
+        if report is not None and report.ok:
+            return report
+        if report is not None and (report.out_of_time or report.inconsistent or report.overflow):
+            return report
+    if not searchable or time.monotonic() > deadline:
+        if usage is not None:
+            raise usage
+        return report
+    try:
+        found = finder.search(
+            runner,
+            labels,
+            files,
+            _search_model(calling, settled),
+            None if calling is None else calling.form if declared.mode == "file" else None,
+            deadline=min(deadline, time.monotonic() + 60.0),
+            seed=seed,
+            targets=targets,
+            tolerances=judged_at,
+        )
+    except (InternalError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # the search is help; a failure of it never hides the verdict
+        if os.environ.get("SYMBPTT_DEBUG"):
+            raise
+        found = finder.Found(None, False, 0, [f"{type(exc).__name__}: {exc}"])
+    best = found.best.calling if found.best is not None else None
+    if found.fits and best is not None and calling is not None and _same(best, calling):
+        found = replace(found, fits=False)  # as declared: the failure is not a convention's
+    if found.fits and best is not None:
+        argv = command(label, best)
+        suggestion = {"argv": argv, "toml": toml_text(best), "convention": describe(best)}
+        if declared.mode == "auto":
+            report = _run(
+                checker_for(best, _needed(best, settled.only)),
+                label,
+                shapes,
+                max_examples,
+                seed,
+                progress,
+            )
+            report.notes.append(
+                f"checked under the convention the search found ({describe(best)}); declare "
+                f"it with: symbptt {_shell(argv[1:])}"
+            )
+            report.suggestion = suggestion
+            return report
+        if declared.mode == "file" and report is not None:
+            report.notes.append(
+                f"it would be right under another convention than {declared.source} declares: "
+                f"{describe(best)} (symbptt {_shell(argv[1:])})"
+            )
+            report.suggestion = suggestion
+            return report
+        raise TargetError(
+            f"{label} is right as {describe(best)}, and fails as declared: check it with: "
+            f"symbptt {_shell(argv)}",
+            suggestion,
+        )
+    closest = found.best
+    if declared.mode == "file":  # a grader's convention: the verdict is its own
+        if usage is not None:
+            raise usage
+        return report
+    failed_to_run = usage is not None or report is None or bool(report.error)
+    better = (
+        closest is not None
+        and closest.judged
+        and not (calling is not None and _same(closest.calling, calling))
+        and (failed_to_run or closest.right > _right(report))
+    )
+    if better:
+        report = _run(
+            checker_for(closest.calling, _needed(closest.calling, settled.only)),
+            label,
+            shapes,
+            max_examples,
+            seed,
+            progress,
+        )
+        report.convention = describe(closest.calling)
+        if report.ok:  # the search saw it wrong under this convention: a failure seen once
+            report.ok = False
+            report.inconsistent = True
+            report.error = report.error or (
+                "it failed as declared and under every convention tried, then was right: the "
+                "function is inconsistent"
+            )
+        report.notes.append(
+            f"no convention makes it right; judged under the closest one found "
+            f"({closest.right} of {closest.judged} arrays right on the first problem): "
+            f"{describe(closest.calling)}; declare it with: symbptt "
+            f"{_shell(command(label, closest.calling)[1:])}"
+        )
+        return report
+    if usage is not None:
+        raise usage
+    return report
+
+
+def _source_files(runner) -> list[Path]:
+    """The files the code was written in (read for facts, never run here)."""
+    sources = getattr(runner, "sources", None)
+    if sources:
+        return [Path(p) for p, _ in sources]
+    import inspect
+
+    fn = getattr(runner, "fn", None)
+    out = []
+    for f in fn if isinstance(fn, tuple) else [fn]:
+        try:
+            where = inspect.getsourcefile(inspect.unwrap(f))
+        except Exception:
+            where = None
+        if where and Path(where).is_file():
+            out.append(Path(where))
+    return out
+
+
+def _shell(argv: list[str]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def _right(report: Report) -> int:
+    return sum(1 for r in report.results if r.status == "OK")
+
+
+def _needed(calling: Calling, only) -> tuple[str, ...]:
+    """The values a calling's check requires: every gradient its plan returns (and the loss),
+    or those declared."""
+    if only is not None:
+        return _required(calling, only)
+    if calling.plan is None:
+        return _required(calling, None)
+    every = [p for p in calling.gradients if p in calling.plan.grads]
+    return (*every, *(["loss"] if calling.form == "full" and calling.plan.loss else []))
+
+
+def _search_model(calling: Calling | None, settled: Style) -> ModelSpec:
+    return calling.model if calling is not None else settled.model
 
 
 def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, progress) -> Report:
@@ -1114,15 +1492,17 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     search = _search(checker, shapes, max_examples, seed, progress)
     if search.died:  # restarting a worker that hung or crashed, to probe, only costs time
         checker.probe_prefixes = False
-    elif search.failure is not None or search.error is not None:
+    elif convention.plan is None and (search.failure is not None or search.error is not None):
         failed = search.failure.problem if search.failure is not None else search.error_problem
         order = _order_fix(checker, search.failure) if search.failure is not None else None
         if order:
-            raise TargetError(order)
+            suggestion = _suggestion(label, order[1])
+            raise TargetError(f"{order[0]}: symbptt {_shell(suggestion['argv'])}", suggestion)
         if failed is not None:
             fix = _setup_fix(checker, failed)
             if fix:
-                raise TargetError(fix)
+                suggestion = _suggestion(label, fix[1])
+                raise TargetError(f"{fix[0]}: symbptt {_shell(suggestion['argv'])}", suggestion)
     # Examples drawn (the calls hypothesis makes while shrinking a failure are not new ones).
     report.examples = min(search.count, max_examples)
     report.distinct_shapes = len(search.shapes)
@@ -1219,6 +1599,10 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
         report.notes.append(f"not checked (not returned, not required): {', '.join(unchecked)}")
     if runner.restarts:
         report.notes.append(f"the worker process was restarted {runner.restarts} time(s)")
+    if report.style != "char-rnn":
+        from .suggest import toml_text
+
+        report.toml = toml_text(convention)
     return report
 
 
@@ -1249,7 +1633,7 @@ def _large_problem(checker: _Checker, seed: int) -> Problem:
     return problem
 
 
-def _order_fix(checker: _Checker, ev: Evaluation) -> str | None:
+def _order_fix(checker: _Checker, ev: Evaluation) -> tuple[str, Calling] | None:
     """When the returned tuple holds every true gradient, but in another order than the one
     declared, the sentence that names the order it came in."""
     conv, raw = checker.conv, ev.answer.raw_tuple
@@ -1276,11 +1660,12 @@ def _order_fix(checker: _Checker, ev: Evaluation) -> str | None:
     return (
         f"{checker.runner.name} returns every gradient right, in the order {','.join(found)}, "
         f"not the one declared ({','.join(conv.order)}): check it with --order "
-        f"{','.join(found)} (order=...)"
+        f"{','.join(found)} (order=...)",
+        replace(conv, order=tuple(found)),
     )
 
 
-def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
+def _setup_fix(checker: _Checker, problem: Problem) -> tuple[str, Calling] | None:
     """When the failing call is right under another declaration (batch-first x, the other
     layout), the failure is in how the check was set up: the sentence that says so."""
     conv = checker.conv
@@ -1341,7 +1726,8 @@ def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
                 return (
                     f"{checker.runner.name} is right for the {model.name} with {name}="
                     f"{chosen!r}, and fails as declared: check it with {name}={chosen!r} "
-                    f"({flag})"
+                    f"({flag})",
+                    declared,
                 )
             if option == "batch_first":
                 flag = "--batch-first" if value else "no --batch-first"
@@ -1352,9 +1738,21 @@ def _setup_fix(checker: _Checker, problem: Problem) -> str | None:
                 what = f"in the {value} layout"
             return (
                 f"{checker.runner.name} is right when its arrays are {what}, and fails as "
-                f"declared: check it with {how}"
+                f"declared: check it with {how}",
+                declared,
             )
     return None
+
+
+def _suggestion(label: str, calling: Calling) -> dict:
+    """The command (and the convention file) that declares `calling`."""
+    from .suggest import command, describe, toml_text
+
+    return {
+        "argv": command(label, calling),
+        "toml": toml_text(calling),
+        "convention": describe(calling),
+    }
 
 
 def _probe(checker: _Checker, report: Report, seed: int) -> None:

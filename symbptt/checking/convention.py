@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from functools import cached_property
 from types import MappingProxyType
 from typing import Any
@@ -224,6 +224,16 @@ class Convention:
                     f"{where} has the unknown key {key!r}{hint}; keys are {', '.join(known)}"
                 )
         return cls(**dict(data))
+
+    def settled(self, model: ModelSpec) -> Convention:
+        """The same convention with every default spelled out for this model (to compare)."""
+        return replace(
+            self,
+            gates=self.gates or model.fused_gates or None,
+            state=self.state_axes,
+            bias=self.bias_axes,
+            names={p: u for p, u in self.names.items() if p != u},
+        )
 
     def validate_for(self, model: ModelSpec) -> None:
         """InvalidArgumentError when this convention cannot hold the model's arrays."""

@@ -175,6 +175,8 @@ class _Run:
     def arg(self, spec: Any, data: Mapping[str, Any]) -> Any:
         kind = spec[0]
         if kind == "array":
+            if spec[1] not in data["arrays"]:
+                raise CallConventionError(f"the plan passes {spec[1]!r}, which this model lacks")
             return np.array(data["arrays"][spec[1]], copy=True)  # the user may write into it
         if kind == "data":
             if spec[1] not in data:

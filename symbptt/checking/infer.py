@@ -78,8 +78,30 @@ class Skeleton:
         return self.how
 
 
+def _role(name: str, model: ModelSpec) -> str | None:
+    """The data role of an argument's name, for this model: c (and dc) only for a model
+    with a cell state (a vanilla RNN's c is its output bias)."""
+    role = N.data_role(name)
+    if role in ("c", "dc") and "c" not in model.states:
+        return None
+    return role
+
+
 def _slot_facts(name: str, model: ModelSpec) -> bool:
+    """Whether the name reads as a weight or bias (or is one of the model's own names)."""
+    if name in {i.name for i in model.base_inputs if i.role == "parameter"}:
+        return True
     return N.facts(name, model) is not None
+
+
+def _size(name: str, model: ModelSpec) -> str | None:
+    """The size an argument's name gives (input_size, hidden_dim, H), never a one-letter
+    lower-case name, which code uses for arrays (c, b)."""
+    if len(name) == 1 and name.islower():
+        return None
+    if _slot_facts(name, model):
+        return None
+    return N.size_letter(name)
 
 
 def _args_for(
@@ -96,7 +118,7 @@ def _args_for(
     slots: list[str] = []
     roles: dict[str, str] = {}
     for p in params:
-        role = N.data_role(p)
+        role = _role(p, model)
         if role == "x" or (role is None and p in ("X", "Xt")):
             args.append(("data", "x_t") if step else ("array", "x"))
             roles["x"] = p
@@ -111,8 +133,8 @@ def _args_for(
             args.append(("dict", spec))
             slots += list(dict_keys[p])
             roles.setdefault("dict", p)
-        elif N.size_letter(p) and not _slot_facts(p, model):
-            args.append(("size", N.size_letter(p)))
+        elif _size(p, model):
+            args.append(("size", _size(p, model)))
         elif _slot_facts(p, model):
             args.append(("param", p))
             slots.append(p)
@@ -166,13 +188,13 @@ def _function_skeletons(name, obj, facts: SourceFacts, model: ModelSpec) -> list
     optional = {p[0] for p in signature if p[2]} | (fn.optional if fn else set())
     keys = _dict_keys(fn, facts)
     args, _, slots, roles = _args_for(params, optional, model, fn, False, keys)
-    upstream = [p for p in params if N.data_role(p) == "dh"]
+    upstream = [p for p in params if _role(p, model) == "dh"]
     out = []
     if upstream or "y" not in roles:  # a layer: fn(x, h0, ..., dh) -> grads
         layer_args = [
-            ("array", "dh") if N.data_role(p) == "dh" else a
+            ("array", "dh") if _role(p, model) == "dh" else a
             for p, a in zip(params, args + [None] * len(params))
-            if a is not None or N.data_role(p) == "dh"
+            if a is not None or _role(p, model) == "dh"
         ]
         plan = Plan(level="full", forward=Call(args=tuple(layer_args)), container=())
         out.append(
@@ -243,7 +265,7 @@ def _pair_skeletons(names, objects, facts: SourceFacts, model: ModelSpec) -> lis
         fargs = [a for p, a in zip(fparams, fargs)]
         bargs: list = []
         for p in bparams:
-            role = N.data_role(p)
+            role = _role(p, model)
             if role == "dh":
                 bargs.append(("data", "dnext_h") if step else ("array", "dh"))
             elif role == "dc" and step:
@@ -471,7 +493,7 @@ def _class_skeletons(
     bparams = [p for p in bsig if p not in boptional]
     ffacts = cfacts.methods.get(forward) if cfacts else None
     bfacts = cfacts.methods.get(backward) if cfacts else None
-    roles = {N.data_role(p) for p in fparams}
+    roles = {_role(p, model) for p in fparams}
     grads = _object_grads(cfacts, slots, ctor_slots, sets, backward)
     set_h0 = _method(obj, ("set_state",))
     state_prepare: list = []
@@ -480,7 +502,7 @@ def _class_skeletons(
         states = ("h", "c") if "c" in roles else ("h",)
         fargs = []
         for p in fparams:
-            role = N.data_role(p)
+            role = _role(p, model)
             fargs.append(
                 ("data", "x_t")
                 if role == "x" or (role is None and not fargs)
@@ -490,7 +512,7 @@ def _class_skeletons(
             )
         bargs = []
         for p in bparams:
-            role = N.data_role(p)
+            role = _role(p, model)
             bargs.append(("data", "dnext_c") if role == "dc" else ("data", "dnext_h"))
         fret = _returned(ffacts)
         nxt = {s: (("index", k),) for k, s in enumerate(states)}
@@ -539,7 +561,7 @@ def _class_skeletons(
                     {
                         "call": set_h0,
                         "args": tuple(
-                            ("array", "h0") if N.data_role(p) == "h" else ("array", "c0")
+                            ("array", "h0") if _role(p, model) == "h" else ("array", "c0")
                             for p in sig
                         ),
                     }

@@ -29,6 +29,13 @@ class ParameterResult:
     message: str | None = None
     #: The shape at which these figures were measured.
     shape: str | None = None
+    #: The user's own name for the array (`Wf` for the part `W.f`), when it has another.
+    user: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the report names it: the user's name, else the model's."""
+        return self.user or self.name
 
     @property
     def explanation(self) -> str:
@@ -79,6 +86,12 @@ class Report:
     #: Right on ordinary inputs but NaN or inf on saturated ones where the truth is finite:
     #: one sentence (the command line exits 4).
     overflow: str | None = None
+    #: A convention the search found the code right under: {"argv", "toml", "convention"}.
+    suggestion: dict | None = None
+    #: How the code was called, in a few words, when not in the model's own arrays.
+    convention: str | None = None
+    #: The convention file (TOML) of the convention the verdict was reached under.
+    toml: str | None = None
 
     def result(self, name: str) -> ParameterResult:
         """The verdict on one gradient (or "loss"); UnknownNameError if the report has none."""
@@ -151,6 +164,10 @@ class Report:
             console.print(
                 f"[red]error:[/red] {safe_text(self.error)}", highlight=False, soft_wrap=True
             )
+        if self.convention:
+            console.print(
+                f"convention: {safe_text(self.convention)}", highlight=False, soft_wrap=True
+            )
         if self.dims:
             shape = " ".join(f"{k}={v}" for k, v in self.dims.items())
             console.print(f"smallest failing shape: {shape}")
@@ -168,7 +185,7 @@ class Report:
             for r in self.results:
                 colour = {"OK": "green", "WRONG": "red"}.get(r.status, "yellow")
                 table.add_row(
-                    r.name,
+                    r.label,
                     f"[{colour}]{r.status}[/{colour}]",
                     _num(r.max_abs_error),
                     _num(r.max_rel_error),
@@ -178,7 +195,7 @@ class Report:
             console.print(table)
             for r in self.results:
                 if r.status == "WRONG" and r.explanation:
-                    label = r.name if r.name == "loss" else f"d{r.name}"
+                    label = r.name if r.name == "loss" else f"d{r.label}"
                     console.print(
                         f"  {label}: {safe_text(r.explanation)}", highlight=False, soft_wrap=True
                     )

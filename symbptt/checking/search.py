@@ -49,6 +49,8 @@ class Candidate:
     right: int = 0
     judged: int = 0
     error: str | None = None
+    #: How far off the wrong arrays are, on average (0 .. 1): the closest breaks ties.
+    distance: float = 1.0
 
     @property
     def perfect(self) -> bool:
@@ -369,21 +371,32 @@ def _materialize(skeleton: Skeleton, names: Mapping[str, str]) -> Plan:
 
 def _grad_role(key: str, slots) -> str | None:
     """A returned gradient's name -> "slot:<name>", "x", "h0", "c0" or None."""
+    import re
+
     if key is None:
         return None
-    bare = N.gradient_key(key)
-    if bare in slots:
-        return f"slot:{bare}"
-    if key in slots:
-        return f"slot:{key}"
+    plain = {s.replace("_", ""): s for s in slots}
+    for name in (N.gradient_key(key), key):
+        if name in slots:
+            return f"slot:{name}"
+        if name.replace("_", "") in plain:  # dWir for W_ir
+            return f"slot:{plain[name.replace('_', '')]}"
+    role = N.data_role(key)  # a dict keyed by the data's own names: x, h0
+    if role == "x" or key in ("x", "h0", "c0"):
+        return "x" if role == "x" else key
     for prefix in ("grad_", "d_", "d"):
         if key.startswith(prefix):
-            role = N.data_role(key[len(prefix) :])
+            rest = key[len(prefix) :]
+            if re.fullmatch(r"(h|a|s|hidden)_?(next|prev|0|init|start)?", rest.lower()):
+                return "h0"  # the carry that comes out of the first step: dh0
+            if re.fullmatch(r"c_?(next|prev|0|init|start)?", rest.lower()):
+                return "c0"
+            role = N.data_role(rest)
             if role == "x":
                 return "x"
             if role in ("h", "c"):
                 return f"{role}0"
-            if key[len(prefix) :].lower() in ("inputs", "input", "xs", "xt", "x"):
+            if rest.lower() in ("inputs", "input", "xs", "xt", "x"):
                 return "x"
     return None
 
@@ -413,9 +426,11 @@ def _complete(
     names: Mapping[str, str],
     shapes: Mapping[str, tuple],
     form: str,
+    order: tuple | None = None,
 ):
     """The plan's gradient selectors, from what the probe call returned: (plan with the
-    selectors it is sure of, open positions: [(selector, [parts of that shape])])."""
+    selectors it is sure of, open positions: [(selector, [parts of that shape])]). A
+    declared `order` names a returned tuple's entries (the loss's, if any, left out)."""
     slots = set(skeleton.slots)
     part_of = {user: part for part, user in names.items()}
     grads: dict[str, tuple] = {}
@@ -423,7 +438,7 @@ def _complete(
     returned = seen.get("backward") if plan.level != "full" else seen.get("forward")
     where = skeleton.param_grads or ("return",)
     loss = plan.loss
-    container = plan.container
+    container = plan.container or ()
     names_by_index = list(skeleton.returned_names)
     if plan.level == "full" and form == "full":
         kids = (
@@ -457,6 +472,17 @@ def _complete(
             returned = {"tuple": [None] * taken + list(kids[taken:])}
     entries = _arrays_in(returned) if returned is not None else []
     data_parts = {"x", "h0", "c0"}
+    unplaced: list = []
+    tuple_entries = [(path, shape) for path, shape in entries if path and path[-1][0] == "index"]
+    if order is not None and tuple_entries and (where[0] == "return" or plan.level == "full"):
+        offset = 1 if plan.level == "full" and form == "full" and not container else 0
+        if plan.level == "step":
+            offset = 1 + len(plan.states)
+        for path, _ in tuple_entries:
+            k = path[-1][1] - offset
+            if 0 <= k < len(order) and order[k] in shapes:
+                grads[order[k]] = ("return", *container, *path)
+        entries = [e for e in entries if e not in tuple_entries]
     if where[0] == "return" or plan.level == "full":
         for path, shape in entries:
             key = path[-1][1] if path else None
@@ -481,6 +507,10 @@ def _complete(
                 grads[fits[0]] = selector
             elif fits:
                 open_positions.append((selector, fits))
+            elif part is not None and part in shapes and part in grads:
+                pass
+            else:  # returned, and nowhere to go: no candidate that leaves it out is a fit
+                unplaced.append(selector)
     if where[0] == "object":
         after = seen.get("after") or seen.get("built") or {}
         bound = {
@@ -516,6 +546,8 @@ def _complete(
         for name in plan.initials:
             if plan.carry == "driver" and name in shapes:
                 grads[name] = ("return",)
+    if unplaced:  # judged as wrong: a returned array the convention has no place for
+        grads["!unplaced"] = unplaced[0]
     completed = replace(
         plan,
         grads=grads,
@@ -587,26 +619,48 @@ def _truth(model: ModelSpec, form: str, arrays) -> dict:
     return out
 
 
-def _score(calling: Calling, arrays, answer: UserAnswer, truth: dict, form: str) -> tuple[int, int]:
-    """How many of the returned arrays (and the loss) equal the truth laid out by calling."""
+#: The tolerance of an answer of a dtype: (rtol, floor); set by the checker (`search`).
+_TOLERANCE = {"float64": (1e-6, 1e-6)}
+
+
+def _tolerance(answer: UserAnswer, part: str) -> tuple[float, float]:
+    dtype = answer.dtypes.get(part, "float64")
+    return _TOLERANCE.get(dtype, _TOLERANCE.get("float64", (1e-6, 1e-6)))
+
+
+def _score(calling: Calling, arrays, answer: UserAnswer, truth: dict, form: str) -> tuple:
+    """How many of the returned arrays (and the loss) equal the truth laid out by calling,
+    at the checker's tolerance for their dtype, how many were judged, and how far off the
+    rest are (0 right .. 1 far: a tie-breaker)."""
     dims = calling.model.dims_of({k: v for k, v in arrays.items() if k != "dh"})
     laid = calling.arrangement(dims).to_user(truth, list(answer.grads), gradients=True)
     right = judged = 0
+    distance = 0.0
     scale = max(float(np.abs(v).max(initial=0.0)) for k, v in truth.items() if k != "loss")
     for part, got in answer.grads.items():
         if part not in laid:
             continue
         judged += 1
         want = laid[part]
-        if np.shape(got) == np.shape(want) and np.abs(got - want).max(initial=0.0) <= 1e-6 * max(
-            float(np.abs(want).max(initial=0.0)), 1e-6 * scale, 1e-300
-        ):
+        if np.shape(got) != np.shape(want) or part in answer.shape_notes:
+            distance += 1.0  # a shape of its own is no fit, whatever its values
+            continue
+        rtol, floor = _tolerance(answer, part)
+        size = max(float(np.abs(want).max(initial=0.0)), floor * scale, 1e-300)
+        error = float(np.abs(got - want).max(initial=0.0)) / size
+        if error <= rtol:
             right += 1
+        distance += min(error, 1.0)
+    for part in answer.problems:  # returned, but not as an array of its shape: wrong
+        if part != "loss":
+            judged += 1
+            distance += 1.0
     if form == "full" and answer.loss is not None and "loss" in truth:
         judged += 1
-        if abs(answer.loss - truth["loss"]) <= 1e-6 * max(abs(truth["loss"]), 1e-300):
+        rtol, _ = _tolerance(answer, "loss")
+        if abs(answer.loss - truth["loss"]) <= rtol * max(abs(truth["loss"]), 1e-300):
             right += 1
-    return right, judged
+    return right, judged, distance / max(judged, 1)
 
 
 def _variants(conv: Convention, model: ModelSpec, names: Mapping[str, str]) -> list[Convention]:
@@ -678,24 +732,22 @@ def search(
     deadline: float,
     seed: int = 0,
     targets: int = 1,
+    tolerances: Mapping[str, tuple[float, float]] | None = None,
 ) -> Found:
     """Look for a convention under which the code is right (see the module's docstring).
 
     `labels`: the names the runner loaded (the target's first `targets`, then the classes
-    of named methods); `files`: their sources, read for facts."""
+    of named methods); `files`: their sources, read for facts; `tolerances`: dtype ->
+    (rtol, floor), the checker's (a value is right only as the verdict would judge it)."""
     global _ANY
+    if tolerances:
+        _TOLERANCE.clear()
+        _TOLERANCE.update(tolerances)
     if _ANY is None:
         from ..models import VANILLA
 
         _ANY = VANILLA
-    facts = SourceFacts()
-    for path in files:
-        try:
-            more = read_facts(path)
-        except (OSError, ValueError):
-            continue
-        facts.functions.update(more.functions)
-        facts.classes.update(more.classes)
+    facts = _facts(files)
     objects = list(getattr(runner, "objects", []))
     trial = _Trial(runner, deadline)
     candidates: list[Candidate] = []
@@ -722,7 +774,7 @@ def search(
             break
     best = None
     for c in candidates:
-        if best is None or (c.right, -c.judged) > (best.right, -best.judged):
+        if best is None or (c.right, -c.distance) > (best.right, -best.distance):
             best = c
     return Found(best, False, len(candidates), errors)
 
@@ -772,7 +824,7 @@ def _search_skeleton(trial, skeleton, model, form, facts, seed, errors, candidat
     ):
         for sequence in _sequence_hints(facts, per_example):
             for state in _state_for(sequence)[:2]:
-                for bias in ("F", "1F") if layout == "row" else ("F1", "F"):
+                for bias in ("F", "1F", "F1") if layout == "row" else ("F1", "F", "1F"):
                     if time.monotonic() > trial.deadline:
                         return None
                     try:
@@ -799,8 +851,9 @@ def _search_skeleton(trial, skeleton, model, form, facts, seed, errors, candidat
     return None
 
 
-def _try(trial, skeleton, conv, model, form, seed, required):
-    """Probe one convention class, then judge every re-arrangement of it by values."""
+def _planned(trial, skeleton, conv, model, form, seed, order=None):
+    """The calling of one skeleton under one convention, its gradients' selectors found from
+    a probe call: (calling, open positions: same-shaped unnamed arrays) or (None, why)."""
     plan = _materialize(skeleton, conv.names)
     if plan.level == "step":  # the steps are cut along the T axis of the data as sent
         axes = [a for a in conv.sequence if a != "N"] if conv.per_example else list(conv.sequence)
@@ -816,16 +869,33 @@ def _try(trial, skeleton, conv, model, form, seed, required):
         return None, str(exc)
     dims = model.complete(PROBE_DIMS)
     arrangement = calling.arrangement(dims)
-    shapes = {p: arrangement.call_shape(p) for p in calling.gradients}
-    done = _complete(skeleton, plan, seen, conv.names, shapes, form)
+    # The shapes one call of the code sees (one example's, when it takes one at a time).
+    shapes = {p: arrangement.arrays[p].shape for p in calling.gradients}
+    done = _complete(skeleton, plan, seen, conv.names, shapes, form, order)
     if done is None:
         return None, "could not find the gradients in what it returned"
     plan, open_positions = done
+    unplaced = plan.grads.get("!unplaced")
+    if unplaced is not None:
+        plan = plan.with_grads({p: s for p, s in plan.grads.items() if p != "!unplaced"})
+    if not plan.grads and not open_positions:
+        return None, "returned no gradient symbptt could place"
+    planned = replace(calling, plan=plan)
+    planned.__dict__["unplaced"] = unplaced  # a returned array with no place: never a fit
+    return planned, open_positions
+
+
+def _try(trial, skeleton, conv, model, form, seed, required):
+    """Probe one convention class, then judge every re-arrangement of it by values."""
+    planned, open_positions = _planned(trial, skeleton, conv, model, form, seed)
+    if planned is None:
+        return None, open_positions
+    plan = planned.plan
     for selector, _ in open_positions:  # asked for, placed by values below
         plan = plan.with_grads({**plan.grads, f"?{len(plan.grads)}": selector})
-    calling = replace(calling, plan=plan)
-    if not plan.grads:
-        return None, "returned no gradient symbptt could place"
+    calling = replace(planned, plan=plan)
+    dims = model.complete(PROBE_DIMS)
+    arrays = _problem(model, form, PROBE_DIMS, seed + 101)
     try:
         answer = trial.answer(calling, arrays)
     except (UserFunctionError, WorkerDiedError) as exc:
@@ -848,15 +918,118 @@ def _try(trial, skeleton, conv, model, form, seed, required):
         except Exception:
             continue
         placed = _place(other, answer, open_positions, truth, seen_arrays, dims)
-        right, judged = _score(other, seen_arrays, placed, truth, form)
+        right, judged, distance = _score(other, seen_arrays, placed, truth, form)
         complete = all(p in placed.grads for p in required)
-        if not complete:
-            judged = max(judged, right + 1)  # never perfect while a parameter is missing
-        if best is None or right > best.right:
-            best = Candidate(_fixed(other, placed, answer), skeleton, right, judged)
+        if not complete or planned.__dict__.get("unplaced") is not None:
+            judged = max(judged, right + 1)  # never perfect while an array is left out
+        if best is None or (right, -distance) > (best.right, -best.distance):
+            best = Candidate(_fixed(other, placed, answer), skeleton, right, judged, None, distance)
         if best.perfect:
             break
     return best, None
+
+
+class Unresolved(Exception):
+    """The declared convention does not say how to call the code: why, in one sentence."""
+
+
+def resolve(
+    runner,
+    labels: list[str],
+    files: list[Path],
+    model: ModelSpec,
+    form: str,
+    convention: Convention,
+    *,
+    order: tuple | None = None,
+    step: bool | None = None,
+    deadline: float,
+    seed: int = 0,
+    targets: int = 1,
+) -> Calling:
+    """The calling of code that is not one of the usual shapes (a class, a method, code
+    whose arguments have their own names), under a declared convention: its way to call
+    found from its names and source and one probe call, never from values. Unresolved when
+    no way fits: the search (`search`) then looks further."""
+    facts = _facts(files)
+    objects = list(getattr(runner, "objects", []))
+    trial = _Trial(runner, deadline)
+    shapes = skeletons(labels, objects, facts, model, targets)
+    built = [s.object_only for s in shapes if s.object_only is not None]
+    if built:
+        inventory, warm = _inventory(trial, built[0], model, seed)
+        shapes = skeletons(labels, objects, facts, model, targets, inventory, warm)
+    reasons = []
+    for skeleton in shapes:
+        if skeleton.object_only is not None:
+            continue
+        if step is not None and (skeleton.plan.level == "step") != step:
+            continue
+        if any(
+            model.names.count(n) != (v == "input")
+            for n, v in skeleton.variant.items()
+            if n in ("h0", "c0")
+        ):
+            continue  # the code takes an initial state the declared variant lacks, or not
+        layer = form == "layer"
+        required, extra = _param_parts(convention, model, layer)
+        names = dict(convention.names)
+        free = [s for s in skeleton.slots if s not in names.values()]
+        open_parts = [p for p in required if p not in names]
+        open_extra = [p for p in extra if p not in names]
+        if free:
+            more = _assign(free, open_parts, open_extra, model)
+            if more is None:
+                reasons.append(f"{skeleton.how}: cannot tell which array {', '.join(free)} is")
+                continue
+            names.update(more)
+        elif open_parts:
+            reasons.append(f"{skeleton.how}: takes no array for {', '.join(open_parts)}")
+            continue
+        conv = replace(convention, names=names)
+        planned, open_positions = _planned(trial, skeleton, conv, model, form, seed, order)
+        if planned is None:
+            reasons.append(f"{skeleton.how}: {open_positions}")
+            continue
+        if open_positions:
+            reasons.append(
+                f"{skeleton.how}: returns arrays of the same shape without names; declare their "
+                "order (--order)"
+            )
+            continue
+        if planned.__dict__.get("unplaced") is not None:
+            where = _path_text(planned.__dict__["unplaced"])
+            reasons.append(
+                f"{skeleton.how}: returns an array ({where}) that is none of the model's "
+                "arrays under this convention; declare their order (--order)"
+            )
+            continue
+        return replace(planned, order=order) if order else planned
+    raise Unresolved("; ".join(dict.fromkeys(reasons)) or "no way to call it was found")
+
+
+def _path_text(selector) -> str:
+    out = "what it returned"
+    for step in selector[1:]:
+        if step[0] == "index":
+            out += f"[{step[1]}]"
+        elif step[0] == "key":
+            out += f"[{step[1]!r}]"
+        elif step[0] == "attr":
+            out += f".{step[1]}"
+    return out
+
+
+def _facts(files) -> SourceFacts:
+    facts = SourceFacts()
+    for path in files:
+        try:
+            more = read_facts(path)
+        except (OSError, ValueError):
+            continue
+        facts.functions.update(more.functions)
+        facts.classes.update(more.classes)
+    return facts
 
 
 def _place(calling: Calling, answer: UserAnswer, open_positions, truth, arrays, dims):
@@ -867,6 +1040,7 @@ def _place(calling: Calling, answer: UserAnswer, open_positions, truth, arrays, 
     grads = {p: v for p, v in answer.grads.items() if not p.startswith("?")}
     laid = calling.arrangement(dims).to_user(truth, gradients=True)
     keys = [k for k in answer.grads if k.startswith("?")]
+    left = []
     for key, (selector, parts) in zip(keys, open_positions):
         value = answer.grads[key]
         for part in parts:
@@ -877,17 +1051,65 @@ def _place(calling: Calling, answer: UserAnswer, open_positions, truth, arrays, 
                 grads[part] = value
                 answer.__dict__.setdefault("placed", {})[part] = selector
                 break
+        else:
+            left.append((key, selector, parts))
+    # What no value places (wrong code) goes in the order the code takes the parameters:
+    # gradients are returned as the arrays were passed.
+    slots = list(calling.arrays.names.values())
+    for key, selector, parts in left:
+        free = [p for p in parts if p not in grads and p in laid]
+        free.sort(
+            key=lambda p: (
+                slots.index(calling.arrays.names[p]) if p in calling.arrays.names else len(slots)
+            )
+        )
+        if free:
+            grads[free[0]] = answer.grads[key]
+            answer.__dict__.setdefault("placed", {})[free[0]] = selector
     placed = UserAnswer(answer.loss, grads, answer.problems, answer.dtypes)
     placed.__dict__["placed"] = answer.__dict__.get("placed", {})
     return placed
 
 
 def _fixed(calling: Calling, placed: UserAnswer, answer: UserAnswer) -> Calling:
-    """The calling whose plan reads the placed arrays where they were found."""
+    """The calling whose plan reads the placed arrays where they were found; when values
+    placed some, its `order` says where every returned array goes (so that the command
+    that declares it finds them again without values)."""
     grads = {p: s for p, s in calling.plan.grads.items() if not p.startswith("?")}
-    grads.update(getattr(placed, "placed", {}) or placed.__dict__.get("placed", {}))
+    by_value = getattr(placed, "placed", {}) or placed.__dict__.get("placed", {})
+    grads.update(by_value)
     answer.__dict__.pop("placed", None)
-    return replace(calling, plan=calling.plan.with_grads(grads))
+    fixed = replace(calling, plan=calling.plan.with_grads(grads))
+    if by_value:
+        order = _order_of(fixed)
+        if order:
+            try:
+                fixed = replace(fixed, order=order)
+            except Exception:
+                pass
+    return fixed
+
+
+def _order_of(calling: Calling) -> tuple | None:
+    """The parts in the order of the returned tuple their selectors point into."""
+    plan = calling.plan
+    offset = 0
+    if plan.level == "full" and calling.form == "full" and not plan.container:
+        offset = 1
+    if plan.level == "step":
+        offset = 1 + len(plan.states)
+    at = {}
+    for part, selector in plan.grads.items():
+        if (
+            selector
+            and selector[0] == "return"
+            and selector[-1][0] == "index"
+            and len(selector) == 2 + len(plan.container or ())
+        ):
+            at[selector[-1][1] - offset] = part
+    if not at or min(at) < 0 or sorted(at) != list(range(len(at))):
+        return None
+    return tuple(at[k] for k in sorted(at))
 
 
 def _confirm(trial, candidate: Candidate, seed: int) -> bool:
@@ -901,7 +1123,9 @@ def _confirm(trial, candidate: Candidate, seed: int) -> bool:
             answer = trial.answer(calling, arrays)
         except (UserFunctionError, WorkerDiedError):
             return False
-        right, judged = _score(calling, arrays, answer, _truth(calling.model, form, arrays), form)
+        right, judged, _ = _score(
+            calling, arrays, answer, _truth(calling.model, form, arrays), form
+        )
         if judged == 0 or right != judged:
             return False
     return True

@@ -82,8 +82,17 @@ def _name(node) -> str | None:
         if isinstance(key, str) and base is not None:
             return key if key[:1].isalpha() and len(key) > 1 else base + key
         return base
-    if isinstance(node, ast.Call):  # W.T, np.transpose(W): the array under
-        return _name(node.func.value) if isinstance(node.func, ast.Attribute) else None
+    if isinstance(node, ast.Call):  # np.array(dxs), np.stack(dxs): the array inside
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and isinstance(func.value, ast.Name)
+            and (func.value.id in ("np", "numpy", "cp", "jnp"))
+        ):
+            return _name(node.args[0]) if node.args else None
+        if isinstance(func, ast.Attribute):  # W.copy(), dW.reshape(...): the array itself
+            return _name(func.value)
+        return None
     return None
 
 

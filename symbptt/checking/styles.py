@@ -63,9 +63,14 @@ def pair_of(fn) -> tuple[str, str] | None:
                 "a layer pair is a tuple (forward, backward) of two functions"
             )
         return tuple(getattr(f, "__name__", "f") for f in fn)
-    if isinstance(fn, str) and ":" in fn and "," in fn.rpartition(":")[2]:
-        first, _, second = fn.rpartition(":")[2].partition(",")
-        return first, second
+    if isinstance(fn, str) and ":" in fn:
+        head, _, last = fn.rpartition(":")
+        if "," in last:  # file.py:forward,backward
+            first, _, second = last.partition(",")
+            return first, second
+        if "," in head and ":" in head:  # a.py:forward,b.py:backward
+            first = head.partition(",")[0].rpartition(":")[2]
+            return first, last
     return None
 
 
@@ -85,6 +90,8 @@ def resolve(
     step: bool | None = None,
 ) -> Style:
     """The style's settings, or InvalidArgumentError naming the option that does not fit."""
+    if form is None:  # a forward/backward pair is a layer; anything else a loss by default
+        form = "layer" if pair_of(fn) is not None and style == "plain" else "full"
     if style not in STYLES:
         raise InvalidArgumentError(f"style={style!r} must be one of {', '.join(STYLES)}")
     if step is not None and pair_of(fn) is None:

@@ -79,6 +79,9 @@ class Calling:
     #: Without a plan, the shape of the code (`protocols.SHAPES`): one function, a
     #: forward/backward pair over the sequence, or a step pair chained over it.
     shape: str = "function"
+    #: The convention was declared as a value (not only names for a plain function): its
+    #: names may name any of the model's arrays (a layer's code may take the output layer's).
+    declared: bool = False
 
     @classmethod
     def of(
@@ -107,6 +110,7 @@ class Calling:
             )
         if layout not in LAYOUTS:
             raise InvalidArgumentError(f"layout={layout!r} must be one of {', '.join(LAYOUTS)}")
+        declared = arrays is not None
         if arrays is None:
             arrays = Convention(
                 layout=layout, sequence="NTF" if batch_first else "TNF", names=dict(names)
@@ -117,9 +121,10 @@ class Calling:
             arrays,
             plan,
             order,
-            keyword=bool(arrays.names) and plan is None and shape == "function",
+            keyword=bool(arrays.names) and plan is None and shape == "function" and not declared,
             allow_broadcast_shapes=allow_broadcast_shapes,
             shape=shape,
+            declared=declared,
         )
 
     def __post_init__(self) -> None:
@@ -141,7 +146,7 @@ class Calling:
                 "e.g. ('W_x', 'W_h', 'b')"
             )
         known = (*self.inputs, *self.gradients)
-        if self.plan is not None:  # a plan may pass any of the model's arrays
+        if self.plan is not None or self.declared:  # a plan may pass any of the arrays
             known = (*known, *(p for p in self._parts if p not in known))
         for part in self.arrays.names:
             if part not in known:

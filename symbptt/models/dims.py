@@ -21,6 +21,7 @@ __all__ = [  # and, read from the vanilla spec: GRADIENT_NAMES, INPUT_NAMES, SHA
     "random_point",
 ]
 
+
 def __getattr__(name: str):
     """The vanilla model's names (`GRADIENT_NAMES`, `INPUT_NAMES`, `SHARED_PARAMETERS`), read
     from its spec in `symbptt/models/vanilla.py`: they are never typed out here."""

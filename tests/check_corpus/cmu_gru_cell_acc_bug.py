@@ -80,8 +80,8 @@ class GRUCell:
 
         self.dWnx += np.outer(d_n, x)
         self.dbnx += d_n
-        self.dWnh = np.outer(d_hn, h)
-        self.dbnh += d_hn
+        self.dWnh += np.outer(d_hn, h)
+        self.dbnh += d_n
         self.dWzx += np.outer(d_z, x)
         self.dbzx += d_z
         self.dWzh += np.outer(d_z, h)

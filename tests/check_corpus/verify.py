@@ -901,8 +901,8 @@ BUG_PATCHES = {
     ),
     "time_gru_bug.py": (
         "time_gru.py",
-        "dWh_zr = np.dot(h_prev.T, dA[:, :2 * H])",
-        "dWh_zr = np.dot((r * h_prev).T, dA[:, :2 * H])",
+        "dWh_zr = np.dot(h_prev.T, dA[:, : 2 * H])",
+        "dWh_zr = np.dot((r * h_prev).T, dA[:, : 2 * H])",
     ),
     "time_rnn_bug.py": ("time_rnn.py", "grads[k] += g", "grads[k] = g"),
     "npml_lstm_lazy_bug.py": (
@@ -913,7 +913,7 @@ BUG_PATCHES = {
     "npml_lstm_sized_bug.py": ("npml_lstm_sized.py", "dA = dLdA_t + self.dA_next", "dA = dLdA_t"),
     "dlai_lstm_bug.py": (
         "dlai_lstm.py",
-        "dcct = dc * it * (1 - cct ** 2)",
+        "dcct = dc * it * (1 - cct**2)",
         "dcct = dc * it * cct * (1 - cct)",
     ),
     "karpathy_lstm_bug.py": ("karpathy_lstm.py", "dc0 = f * dc", "dc0 = dc"),
@@ -939,10 +939,9 @@ BUG_PATCHES = {
     ),
     "gru_torch_bug.py": (
         "gru_torch.py",
-        "dgh_n = dn * r                          # gradient of h W_hn^T + b_hn\n"
-        "        dr = dn * gh_n * r * (1 - r)",
-        "dgh_n = dn                              # gradient of (r * h) W_hn^T"
-        " + b_hn\n        dr = (dn @ W_hn) * h_prev * r * (1 - r)",
+        "dgh_n = dn * r  # gradient of h W_hn^T + b_hn\n        dr = dn * gh_n * r * (1 - r)",
+        "dgh_n = dn  # gradient of (r * h) W_hn^T + b_hn\n"
+        "        dr = (dn @ W_hn) * h_prev * r * (1 - r)",
     ),
     "cmu_gru_cell_bug.py": (
         "cmu_gru_cell.py",
@@ -951,8 +950,8 @@ BUG_PATCHES = {
     ),
     "cmu_gru_cell_acc_bug.py": (
         "cmu_gru_cell_acc.py",
-        "self.dWnh += np.outer(d_hn, h)",
-        "self.dWnh = np.outer(d_hn, h)",
+        "self.dbnh += d_hn",
+        "self.dbnh += d_n",
     ),
     "split_gru_bwd_bug.py": (
         "split_gru_bwd.py",
@@ -979,7 +978,7 @@ BUG_PATCHES = {
     ),
     "rnn_layers_bug.py": (
         "rnn_layers.py",
-        "rnn_step_backward(dh[:, t, :] + dprev_h, cache[t])",
+        "rnn_step_backward(\n            dh[:, t, :] + dprev_h, cache[t]\n        )",
         "rnn_step_backward(dh[:, t, :], cache[t])",
     ),
     "dlai_lstm_nb_bug.ipynb": (
