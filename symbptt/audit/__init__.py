@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from ..formula.ast import Call, Name, Step
+from ..formula.ast import Binary, Call, Name, Step
 from ..models.spec import ModelSpec
 from .latex_reader import Reading, Skipped
 from .report import AuditReport
@@ -228,9 +228,25 @@ def _one_example(rules, convention: str, defining: set) -> str | None:
         for n in _walk(tree)
         if isinstance(n, (Name, Step))
     }
-    if names & {"N", "ones"} or calls & {"sum_rows", "sum_cols", "sum_examples"}:
+    if "N" in names or _sums_ones(rules) or calls & {"sum_rows", "sum_cols", "sum_examples"}:
         return None
     return "its forward equations are written in columns and no rule names a minibatch"
+
+
+def _sums_ones(rules) -> bool:
+    """A rule sums rows or columns with a vector of ones (1^T X, X 1): a minibatch."""
+    from .build import _is_ones
+    from .forward import _walk
+
+    return any(
+        isinstance(n, Binary)
+        and n.op == "@"
+        and (_is_ones(n.left, transposed=True) or _is_ones(n.right, transposed=False))
+        for r in rules
+        for tree in (r.expr, r.lhs)
+        if tree is not None
+        for n in _walk(tree)
+    )
 
 
 #: Functions --map can name a letter as (f=tanh).

@@ -277,6 +277,8 @@ class Scope:
             return Symbol(canonical, self.defined[canonical])
         if canonical in self.per_step or canonical in self.defined_per_step:
             raise AuditShapeError(f"{name} is a per-step quantity: write {name}[t]")
+        if name == ONES:  # 1 - h (\mathbf{1} - h): a vector of ones, entry by entry
+            return Constant(1)
         raise AuditShapeError(self.unknown(name))
 
     def unknown(self, name: str) -> str:

@@ -994,7 +994,7 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
 
 
 #: The shape of a variable a claim leaves free (f'(a) = 1 - f(a)**2, for any a).
-FREE_SHAPE = (4, 1)
+FREE_SHAPE = (1, 1)
 
 
 def _free_variables(node, scope: Scope):

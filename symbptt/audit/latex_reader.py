@@ -850,7 +850,7 @@ class _Reader:
             return
         if tok.kind == "cmd" and text in (r"\operatorname", r"\text", r"\mathrm") and self._named():
             return
-        if tok.kind == "cmd" and text in (r"\mathbf", r"\mathbb") and self._one_hot_wrapped():
+        if tok.kind == "cmd" and text in (*_WRAPPERS, r"\mathbb") and self._one_hot_wrapped():
             return
         if self._generic_prime():
             return
@@ -1019,6 +1019,14 @@ class _Reader:
         tok = self.take()
         sup = [t for t in self.group() if t.text not in _DROP]
         text = "".join(t.text for t in sup)
+        euler = re.search(r"(^|[^\w\].])e\s*$", self.out.text)
+        if euler is not None and sup and text not in _TRANSPOSES:  # e^{-v}: exp(-v)
+            inner = self._sub(sup).read()
+            keep = len(self.out.text.rstrip()) - 1
+            self.out.parts = [self.out.text[:keep]]
+            self.out.columns = self.out.columns[:keep]
+            self.out.add(f"exp({inner})", tok.column)
+            return
         if text in _TRANSPOSES or text.replace("{", "").replace("}", "") in _TRANSPOSES:
             self.out.add(".T", tok.column)
         elif text.isdigit():
@@ -1490,6 +1498,17 @@ class _Reader:
         self.operand(tok.column)
         self.out.add(f"onehot({name}[{_index_text(index or 't')}])", tok.column)
 
+    def _label_subscript(self) -> bool:
+        """_{y_t}, _{y^{(t)}}: a subscript that is a symbol at a step (a class label), not
+        a step (\\bm{e}_t is the author's e at step t)."""
+        if self.peek() is None or self.peek().text != "_":
+            return False
+        save = self.i
+        self.take()
+        group = self.group()
+        self.i = save
+        return _symbol_like(group) or len(group) > 1 and group[0].text in ("y", r"\text")
+
     def _one_hot_wrapped(self) -> bool:
         r"""\mathbf{1}_{y^{(t)}}, \mathbf{1_{y^{(t)}}}, \mathbb{1}_{...}."""
         if self.peek(1) is None or self.peek(1).text != "{":
@@ -1501,7 +1520,7 @@ class _Reader:
             self.operand(tok.column)
             self.out.add("0", tok.column)
             return True
-        if len(inner) == 1 and inner[0].text == "e" and self.peek() is not None:
+        if len(inner) == 1 and inner[0].text == "e" and self._label_subscript():
             if self.peek().text == "_":  # \mathbf{e}_{y_t}: the unit vector of class y_t
                 self.onehot(tok)
                 return True
@@ -1627,9 +1646,13 @@ def _strip_d(reader: _Reader) -> bool:
 
 
 def _symbol_of(tokens: list[_Tok], context: Context | None = None) -> tuple[str | None, str | None]:
-    """The name and step inside \\mathbf{...}: W_h -> (W_h, None), h -> (h, None)."""
+    """The name and step inside \\mathbf{...}: W_h -> (W_h, None), h -> (h, None); a word
+    (\\mathbf{net}, \\bm{net}) is one name."""
     if not tokens:
         return None, None
+    if len(tokens) > 1 and all(t.kind == "name" for t in tokens):
+        if all(b.column == a.column + 1 for a, b in zip(tokens, tokens[1:])):
+            return "".join(t.text for t in tokens), None
     reader = _Reader(tokens, "", 0, context)
     found = reader.symbol()
     if found is None or reader.peek() is not None:
@@ -1702,21 +1725,37 @@ def _rule_lines(source: str) -> list[tuple[int, str, list[tuple[str, str]]]]:
     comments go; rules end at \\\\, at a display's edge and at a blank line (a newline alone
     does not end one: a long rule may continue on the next line)."""
     body = "\n".join(line.split("%", 1)[0] for line in source.split("\n"))
+    body = _ONE_EQUATION.sub(  # multline, split: one equation over several lines
+        lambda m: m.group().replace("\\\\", "  "), body
+    )
     body = re.sub(
         r"\\(begin|end)\{[a-zA-Z*]+\}(\{[^{}]*\})?|\$\$|\\\[|\\\]|\n\s*\n",
         lambda m: "\\\\" + "\n" * m.group().count("\n"),  # keep the line count
         body,
     )
-    out = []
+    rules: list[list] = []
     position = 0
     for piece in body.split("\\\\"):
         start = body.count("\n", 0, position) + 1
         position += len(piece) + 2
-        for offset, line in _rules_in(piece):
-            for part in _split_rules(line):
-                clean, notes = strip_notes(part)
-                out.append((start + offset, clean, notes))
+        found = _rules_in(piece)
+        lead = piece.lstrip().lstrip("&").lstrip()
+        if found and rules and lead.startswith(_CONTINUES) and "=" not in found[0][1]:
+            rules[-1][1] += " " + found[0][1]  # `\\ & + W^T ...`: the rule above goes on
+            found = found[1:]
+        rules += [[start + offset, line] for offset, line in found]
+    out = []
+    for number, line in rules:
+        for part in _split_rules(line):
+            clean, notes = strip_notes(part)
+            out.append((number, clean, notes))
     return out
+
+
+#: Environments that hold one equation, broken over lines at \\.
+_ONE_EQUATION = re.compile(r"\\begin\{(multline|split)\*?\}.*?\\end\{\1\*?\}", re.S)
+#: What a line that continues the rule above starts with (a binary operator).
+_CONTINUES = ("+", "-", r"\odot", r"\cdot", r"\times", r"\circ")
 
 
 def _rules_in(piece: str) -> list[tuple[int, str]]:
@@ -1728,7 +1767,7 @@ def _rules_in(piece: str) -> list[tuple[int, str]]:
         if not line:
             continue
         lead = line.lstrip("&").lstrip()
-        continues = lead.startswith(("=", "+", "-", r"\odot", r"\cdot", r"\times", r"\circ"))
+        continues = lead.startswith(("=", *_CONTINUES))
         starts = "=" in line and not continues
         if starts or not rules:
             rules.append([offset, line])
@@ -1986,7 +2025,7 @@ def read_latex_document(
                 _read_rule(reading, number, version, line, context, naming)
             continue
         try:
-            reader = _Reader(_tokens(line), line, number, context)
+            reader = _Reader(_point_free(_tokens(line), context), line, number, context)
             text = reader.read()
         except FormulaSyntaxError as exc:
             if _chain_members(reading, number, line, context, naming):
@@ -1999,6 +2038,59 @@ def read_latex_document(
         if naming:
             reading.rules[before:] = [replace(r, naming=True) for r in reading.rules[before:]]
     return reading
+
+
+#: The free argument of an identity between functions written without arguments.
+POINT_FREE = r"\xi"
+
+
+def _point_free(tokens: list[_Tok], context: Context) -> list[_Tok]:
+    """\\sigma' = \\sigma(1 - \\sigma), \\tanh' = 1 - \\tanh^2: an identity between functions
+    written without their argument, read with one free argument (\\sigma'(\\xi) = \\sigma(\\xi)
+    \\odot (1 - \\sigma(\\xi))); the tokens unchanged when the line is no such identity."""
+
+    def function(k: int) -> bool:
+        t = tokens[k]
+        if t.kind == "cmd":
+            return t.text in _FUNCTIONS or t.text[1:] in context.functions
+        return t.kind == "name" and t.text in context.functions
+
+    def prime(k: int) -> int:
+        """How many tokens a prime after a function takes (0: none)."""
+        if k < len(tokens) and tokens[k].text == "'":
+            return 1
+        if k + 1 < len(tokens) and tokens[k].text == "^" and tokens[k + 1].text == r"\prime":
+            return 2
+        return 0
+
+    if not tokens or not function(0) or not prime(1):
+        return tokens
+    after = 1 + prime(1)
+    if after >= len(tokens) or tokens[after].text != "=":
+        return tokens
+    out: list[_Tok] = []
+    k = 0
+    while k < len(tokens):
+        tok = tokens[k]
+        out.append(tok)
+        k += 1
+        if not function(k - 1):
+            continue
+        taken = prime(k)
+        if (
+            not taken
+            and k + 1 < len(tokens)
+            and tokens[k].text == "^"
+            and tokens[k + 1].kind == "num"
+        ):
+            taken = 2  # \tanh^2: its square
+        out += tokens[k : k + taken]
+        k += taken
+        c = tok.column
+        out += [_Tok("sym", "(", c), _Tok("cmd", POINT_FREE, c), _Tok("sym", ")", c)]
+        if k < len(tokens) and tokens[k].text in ("(", r"\left", r"\big", r"\Big"):
+            out.append(_Tok("cmd", r"\odot", c))  # \sigma(1 - \sigma): a product
+    return out
 
 
 def _chain_members(reading, number: int, line: str, context: Context, naming: bool) -> bool:
