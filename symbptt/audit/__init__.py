@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from ..formula.ast import Binary, Call, Name, Step
+from ..formula.ast import Binary, Call, Index, Name, Step
 from ..models.spec import ModelSpec
 from .latex_reader import Reading, Skipped
 from .report import AuditReport
@@ -119,6 +119,7 @@ def audit(
     loss_names = set(LOSS_NAMES) | (context.loss_names if context is not None else set())
     if loss is not None:
         loss_names.add(loss)
+    loss_names -= _states(reading.rules) - {loss}
     functions = dict(context.functions) if context is not None else {}
     functions.update({k: v for k, v in names.items() if v in _ACTIVATIONS})
     rules, notation = normalize(reading.rules, loss_names, functions)
@@ -191,7 +192,8 @@ def audit(
         names,
         format,
         skipped=[s for s in reading.skipped if s.what != "names a function"]
-        + [Skipped(r.line, r.text, "a constant, no claim") for r in constants],
+        + [Skipped(r.line, r.text, "a constant, no claim") for r in constants]
+        + [Skipped(r.line, r.text, "a condition, no rule") for r in notation.conditions],
         document=document,
         how=how,
         notes=notes,
@@ -231,6 +233,21 @@ def _one_example(rules, convention: str, defining: set) -> str | None:
     if "N" in names or _sums_ones(rules) or calls & {"sum_rows", "sum_cols", "sum_examples"}:
         return None
     return "its forward equations are written in columns and no rule names a minibatch"
+
+
+def _states(rules) -> set[str]:
+    """Names a rule defines at step t from their own previous step (C_t = f_t * C_{t-1} +
+    ...): states of the model, never a loss, whatever their letter (Colah's cell state C)."""
+    from .forward import _walk
+
+    out = set()
+    for r in rules:
+        if r.claim or r.index is None or r.index.anchor != "t" or r.index.offset != 0:
+            continue
+        for n in _walk(r.expr):
+            if isinstance(n, Step) and n.name == r.target and n.index == Index("t", -1):
+                out.add(r.target)
+    return out
 
 
 def _sums_ones(rules) -> bool:

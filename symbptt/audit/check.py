@@ -1297,6 +1297,8 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
     replaced by another of the same kind (W_x for W_h, h for a), never by the rule's own
     `target` (`dv[t] = dv[t]` holds trivially and says nothing)."""
     out = []
+    orders = []  # a product's factors swapped: tried last (for one example, a transpose
+    # missing reads the same, and is what an author means more often)
 
     def swap_name(n, rebuild):
         if scope is None:
@@ -1339,7 +1341,7 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
             visit(n.arg, lambda m: rebuild(Transposed(m)))
         if isinstance(n, Binary):
             if n.op == "@":
-                out.append(
+                orders.append(
                     ("the factors of a product are in the wrong order",
                      rebuild(Binary("@", n.right, n.left)))
                 )  # fmt: skip
@@ -1390,7 +1392,7 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
         every = _every_matrix_transposed(node, scope)
         if every is not None:
             out.append(("a transpose is missing (or too many) in every term", every))
-    return out
+    return out + orders
 
 
 def _products(node) -> int:

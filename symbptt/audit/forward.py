@@ -190,6 +190,7 @@ def _author_model(
     boundaries: dict[str, str] = {}
     loss_total, loss_step = None, None
     used_rules: set[int] = set()
+    arguments: list[str] = []
     for r in forward:
         if r.index is None and r.target in loss_names:
             loss_total = loss_total or r
@@ -197,6 +198,15 @@ def _author_model(
         elif r.index is not None and r.index.anchor == "t" and r.index.offset == 0:
             if r.target in loss_names:
                 loss_step = loss_step or r
+                used_rules.add(id(r))
+            elif r.target in defined and _names_argument(defined[r.target], r, defined):
+                # f[t] = sigmoid(a_f[t]) after f[t] = sigmoid(W_f @ z[t] + b_f): a_f names
+                # the argument
+                first = defined[r.target]
+                argument = r.expr.args[0].name
+                defined[argument] = Rule(argument, r.index, first.expr.args[0], r.line, r.text)
+                defined[r.target] = Rule(r.target, first.index, r.expr, first.line, first.text)
+                arguments.append(argument)
                 used_rules.add(id(r))
             elif r.target in defined:
                 first = defined[r.target]
@@ -244,6 +254,13 @@ def _author_model(
             f"the forward equations use {names}, which is no function symbptt knows: say "
             f"which with --map (e.g. --map {sorted(unknown)[0]}=tanh)",
         )
+    defined, named_notes = _named_subexpressions(defined)
+    defined, more = _arguments_by_analogy(defined, arguments, backward)
+    if arguments:
+        named_notes.append(
+            f"{', '.join(arguments + more)} read as the arguments of "
+            f"{', '.join(_argument_of(defined, a) for a in arguments + more)}"
+        )
     defined = _named_logits(defined)
     defined = _named_arguments(defined, backward)
     states = sorted(
@@ -255,6 +272,7 @@ def _author_model(
         }
     )
     (factor, loss), notes = _loss(loss_total, loss_step, defined, loss_names)
+    notes = [*named_notes, *notes]
     per_step_inputs: set[str] = set()
     weights: set[str] = set()
     for body in [r.expr for r in defined.values()] + ([loss] if loss is not None else []):
@@ -459,6 +477,114 @@ def _named_arguments(defined: dict, backward: list) -> dict:
             )
         out[name] = r
     return out
+
+
+def _names_argument(first: Rule, again: Rule, defined: dict) -> bool:
+    """f[t] = sigmoid(a_f[t]) after f[t] = sigmoid(E): the second line names E a_f."""
+    one, two = first.expr, again.expr
+    return (
+        isinstance(one, Call)
+        and isinstance(two, Call)
+        and one.function == two.function
+        and one.function in _ACTIVATIONS
+        and len(one.args) == len(two.args) == 1
+        and not isinstance(one.args[0], Step)
+        and isinstance(two.args[0], Step)
+        and two.args[0].index == Index("t", 0)
+        and two.args[0].name not in defined
+    )
+
+
+def _argument_of(defined: dict, name: str) -> str:
+    for other, r in defined.items():
+        e = r.expr
+        if isinstance(e, Call) and e.args and e.args[0] == Step(name, Index("t", 0)):
+            return other
+    return "?"
+
+
+def _arguments_by_analogy(defined: dict, arguments: list, backward: list) -> tuple[dict, list]:
+    """a_f names f's argument ("and so on"): a_i, a_o, a_C that the backward rules use and no
+    line defines are the arguments of the gates they are named after (the gate i, or the
+    layer whose weight is W_C)."""
+    if not arguments:
+        return defined, []
+    prefixes = set()
+    for a in arguments:
+        gate = _argument_of(defined, a)
+        if a.endswith("_" + gate):
+            prefixes.add(a[: -len(gate)])
+    used = set()
+    for r in backward:
+        for n in _names(r.expr) | {r.target}:
+            used.add(n[1:] if n.startswith("d") else n)
+    out = dict(defined)
+    more = []
+    for name in sorted(used - set(defined)):
+        prefix = next((p for p in prefixes if name.startswith(p) and len(name) > len(p)), None)
+        if prefix is None:
+            continue
+        letter = name[len(prefix) :]
+        gates = []
+        for gate, r in defined.items():
+            e = r.expr
+            if not (
+                r.index == Index("t", 0)
+                and isinstance(e, Call)
+                and e.function in _ACTIVATIONS
+                and len(e.args) == 1
+                and not isinstance(e.args[0], Step)
+            ):
+                continue
+            weights = {n for n in _names(e.args[0]) if n.endswith("_" + letter)}
+            if gate == letter or weights:
+                gates.append(gate)
+        if len(gates) != 1:
+            continue
+        gate = gates[0]
+        r = out[gate]
+        at_t = Index("t", 0)
+        out[name] = Rule(name, at_t, r.expr.args[0], r.line, r.text)
+        out[gate] = Rule(gate, r.index, Call(r.expr.function, (Step(name, at_t),)), r.line, r.text)
+        more.append(name)
+    return out, more
+
+
+def _named_subexpressions(defined: dict) -> tuple[dict, list[str]]:
+    """a[t] = W @ h[t-1] + U @ x[t] + b beside h[t] = tanh(W @ h[t-1] + U @ x[t] + b), z[t] =
+    concat(h[t-1], x[t]) beside f[t] = sigmoid(W_f @ concat(h[t-1], x[t]) + b_f): a quantity
+    the derivation names for an expression its other forward lines write out is that
+    expression there (h[t] = tanh(a[t])), so that its gradient is one of the model's."""
+    from .notation import _map
+
+    names = {}
+    for name, r in defined.items():
+        if r.index == Index("t", 0) and isinstance(r.expr, (Binary, Call)):
+            if r.expr not in names.values():
+                names[name] = r.expr
+    if not names:
+        return defined, []
+    out: dict = {}
+    used: list[str] = []
+    for name, r in defined.items():
+        expr = r.expr
+        for other, body in names.items():
+            if other == name or other in _names(body):
+                continue
+
+            def named(n, other=other, body=body):
+                if n == body:
+                    return Step(other, Index("t", 0), getattr(n, "at", 0))
+                return None
+
+            new = _map(expr, named)
+            if new != expr:
+                expr = new
+                if other not in used:
+                    used.append(other)
+        out[name] = r if expr is r.expr else Rule(r.target, r.index, expr, r.line, r.text)
+    notes = [f"{n} read where its expression is written out" for n in used]
+    return out, notes
 
 
 def _named_logits(defined: dict) -> dict:

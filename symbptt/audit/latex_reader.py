@@ -884,10 +884,16 @@ class _Reader:
         self.take()
         group = self.group()
         text = "".join(t.text for t in group).replace(" ", "")
-        m = re.fullmatch(r"\[(:?)n_\{?([A-Za-z]+)\}?(:?),:\]", text)
+        m = re.fullmatch(r"\[(:?)n_\{?([A-Za-z]+)\}?(:?)(,:)?\]", text)
         if m and bool(m.group(1)) != bool(m.group(3)) and self.out.text.rstrip().endswith(")"):
             part = 1 if m.group(1) else 2  # the first rows, or the rest
             self.out.wrap_last_operand("rows(", f", {part}, n_{m.group(2)})")
+            return True
+        m = re.fullmatch(rf"({_SIZE_TERM}):({_SIZE_TERM})", text)
+        if m and self.out.text.rstrip().endswith(")"):  # (dz)_{H+1:H+D}: entries H+1..H+D
+            self.out.wrap_last_operand(
+                "span(", f", {_size_text(m.group(1))}, {_size_text(m.group(2))})"
+            )
             return True
         if not _symbol_like(group) or not self.out.text.rstrip().endswith(")"):
             self.i = save
@@ -1567,6 +1573,20 @@ class _Reader:
         return True
 
 
+#: A size in a slice's bound: 1, H, H+1, 2H, H+D.
+_SIZE_TERM = r"(?:\d*[A-Z]|\d+)(?:\+(?:\d*[A-Z]|\d+))*"
+
+
+def _size_text(text: str) -> str:
+    """H+1 -> H + 1, 2H -> 2 * H: a bound in the formula language."""
+    parts = []
+    for part in text.split("+"):
+        m = re.fullmatch(r"(\d*)([A-Z]?)", part)
+        number, letter = m.group(1), m.group(2)
+        parts.append(f"{number} * {letter}" if number and letter else number or letter)
+    return " + ".join(parts)
+
+
 #: What a juxtaposed product scales by: a number, or a number over a size (\frac{1}{N}).
 _SCALAR_BEFORE = re.compile(
     r"(^|[\s(,=+\-*/@])(\d+(\.\d+)?|\(\d+(\.\d+)?\) / \((\d+|[NT]|[NT] \* [NT])\))\s*$"
@@ -2019,6 +2039,9 @@ def read_latex_document(
         ):
             reading.skipped.append(Skipped(number, line, "a range of the step index"))
             continue
+        if _ELIDED.search(line):  # a_{t+1} = W h_t + \dots: a reminder, not a rule
+            reading.skipped.append(Skipped(number, line, "an expression left unfinished (\\dots)"))
+            continue
         expanded = _per_member(line, context)
         if expanded is not None:  # \delta \hat k_t = ... for k in {f, i, o}: a rule per gate
             for version in expanded:
@@ -2039,6 +2062,9 @@ def read_latex_document(
             reading.rules[before:] = [replace(r, naming=True) for r in reading.rules[before:]]
     return reading
 
+
+#: A right-hand side that ends in dots: the rest of it is not written.
+_ELIDED = re.compile(r"=.*[+\-*]\s*\\[lc]?dots\s*$|=\s*\\[lc]?dots\s*[+\-]")
 
 #: The free argument of an identity between functions written without arguments.
 POINT_FREE = r"\xi"

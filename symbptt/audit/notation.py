@@ -37,6 +37,8 @@ class Notation:
     names: list[tuple[Rule, str]] = field(default_factory=list)
     #: The author's name -> the adjoint it names (delta -> du).
     adjoint_names: dict[str, str] = field(default_factory=dict)
+    #: Equations that state a condition, no rule (W = W^T): taken out.
+    conditions: list[Rule] = field(default_factory=list)
 
 
 def _map(node, f: Callable):
@@ -98,6 +100,7 @@ def normalize(
     (`functions`: the letters the derivation names a function with, `f = tanh`)."""
     notation = Notation(functions=dict(functions or {}))
     loss_names = set(loss_names)
+    rules = _conditions(rules, notation)
     rules = _layer_templates(rules, notation)
     rules = _accent_adjoints(rules, notation)
     rules = _namings(rules, notation)
@@ -106,6 +109,19 @@ def normalize(
     rules = _capital_labels(rules, notation)
     rules = _function_letters(rules, notation)
     return rules, notation
+
+
+def _conditions(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """W = W^T ("when W is symmetric"): an equation whose left-hand side, a symbol without a
+    step, is also on its right states a condition on it, no rule."""
+    out = []
+    for r in rules:
+        if not r.claim and r.index is None and not r.target.startswith("d"):
+            if any(isinstance(n, Name) and n.name == r.target for n in _walk(r.expr)):
+                notation.conditions.append(r)
+                continue
+        out.append(r)
+    return out
 
 
 _LAYER = re.compile(r"_L(\d+|ell|l)(?=_|$)")
