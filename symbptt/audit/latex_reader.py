@@ -461,14 +461,18 @@ class _Reader:
                 mark = self.peek().column
                 self.take()
                 inner = self.group()
-                text = "".join(
-                    t.text for t in inner if t.text not in (r"\langle", r"\rangle", "<", ">")
+                close = next(
+                    (k for k, t in enumerate(inner) if t.text in (r"\rangle", ">")), len(inner)
                 )
+                text = "".join(t.text for t in inner[:close] if t.text not in (r"\langle", "<"))
+                rest = "".join(t.text for t in inner[close + 1 :]).lstrip("^").strip("{}")
                 text = _last_step(text)
-                if not self._is_step(text, name):
-                    raise self.error(self.peek(), f"cannot read the step {text!r}")
+                if not self._is_step(text, name) or (rest and rest not in _TRANSPOSES):
+                    raise self.error(self.peek(), f"cannot read the step {text + rest!r}")
                 index = text
                 self._mark_step(mark)
+                if rest:  # a^{\langle t \rangle T}: the step and a transpose (deeplearning.ai)
+                    self.transposed = True
             while (
                 self.peek() is not None
                 and self.peek().text == "^"
@@ -955,7 +959,8 @@ class _Reader:
         v = re.escape(var)
         return bool(
             re.search(
-                rf"_\{{{v},|,{v}\}}|_\{{?{v}\}}?\^\{{\(|\^\{{\([^)]*\)\}}_\{{?{v}(?![A-Za-z0-9])",
+                rf"_\{{{v},|,{v}\}}|_\{{?{v}\}}?\^\{{(\(|<|\\langle)"
+                rf"|\^\{{(\([^)]*\)|(<|\\langle)[^}}]*)\}}_\{{?{v}(?![A-Za-z0-9])",
                 text,
             )
         )

@@ -250,7 +250,7 @@ def _implicit_steps(rules: list[Rule], loss_names: set, notation: Notation) -> l
         for r in rules:
             if r.claim or r.index is not None or r.target in loss_names or r.target in names:
                 continue
-            if r.target.startswith("d") and r.target[1:] in weights:
+            if r.target.startswith("d") and r.target[1:] in weights and r.target[1:] not in names:
                 continue  # dW = h[t].T @ da[t]: one step's share written as the total
             reads = {n.name for n in _walk(r.expr) if isinstance(n, Name)}
             if (
