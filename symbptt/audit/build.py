@@ -27,6 +27,7 @@ from ..formula.ast import (
     Transposed,
 )
 from ..formula.reader import FormulaSyntaxError
+from .latex_reader import GROUP
 
 __all__ = ["AuditShapeError", "AuditUnreadError", "Scope", "FUNCTIONS"]
 
@@ -313,6 +314,13 @@ class Scope:
         name = node.function
         if name in ("jac", "jacplus", "grad", "eye_like"):
             return self._derived(node)
+        if name == GROUP:  # a bracket the author wrote (the reader's mark)
+            if len(node.args) == 1:
+                return self._build(node.args[0])
+            raise AuditUnreadError(
+                "a bracket holding several expressions, (a, b), is not read here: a "
+                "function's arguments or a concatenation [a, b] are"
+            )
         if name == "concat":  # [h_{t-1}, x_t]: the features put together
             axis = "vstack" if self.form.convention == "column" else "hstack"
             return self._blocks(Call(axis, node.args, node.at))

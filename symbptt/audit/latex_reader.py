@@ -221,6 +221,14 @@ class Context:
             source,
         ):
             bases.add(m.group(1).lstrip("\\"))
+        for m in re.finditer(  # a^r_t, \delta^{z}_t: a word on top, then the step
+            r"(\\[A-Za-z]+|(?<![A-Za-z\\])[A-Za-z])\s*\^\s*(\{\s*([A-Za-z]+)\s*\}|([A-Za-z]))"
+            r"\s*_\s*\{?\s*(t|T|\\tau|k|s)\b",
+            source,
+        ):
+            word = m.group(3) or m.group(4)
+            if word not in ("T", "top"):
+                bases.add(f"{m.group(1).lstrip(chr(92))}_{word}")
         for m in re.finditer(
             r"(\\[A-Za-z]+|\b[A-Za-z])\s*\(\s*(t|\\tau)\s*([+-]\s*\d+\s*)?\)", source
         ):
@@ -1383,7 +1391,49 @@ class _Reader:
         self.context.loss_spelling = self.context.loss_spelling or self.context.spellings.get(
             after[0], after[0]
         )
+        arguments = self._loss_arguments()
+        if arguments and after[0] in ("ell", "l") and arguments[0] == _written(found):
+            # \nabla_{o_t} \ell(o_t, y_t): a loss left abstract, its gradient given
+            self.operand(tok.column)
+            base, _, index = _written(found).partition("[")
+            self.out.add(f"g_{base}[{index}" if index else f"g_{base}", tok.column)
+            return
         self.write_symbol(*found, adjoint=True)
+
+    def _loss_arguments(self) -> list[str]:
+        r"""The arguments written after a loss, \ell(o_t, y_t) or L(\theta), taken (in the
+        formula language); [] when none are written."""
+        if self.peek() is None or self.peek().text not in ("(", r"\left"):
+            return []
+        save = self.i
+        if self.peek().text == r"\left":
+            self.take()
+        self.take()
+        depth, parts, current = 1, [], []
+        while self.peek() is not None:
+            t = self.take()
+            if t.text in ("(", "[", "{"):
+                depth += 1
+            elif t.text in (")", "]", "}"):
+                depth -= 1
+                if depth == 0:
+                    break
+            if t.text == "," and depth == 1:
+                parts.append(current)
+                current = []
+                continue
+            if t.text != r"\right":
+                current.append(t)
+        else:
+            self.i = save
+            return []
+        parts.append(current)
+        out = []
+        for tokens in parts:
+            sub = self._sub(tokens)
+            found = sub.symbol() if tokens else None
+            out.append(_written(found) if found is not None and sub.peek() is None else "?")
+        return out
 
     def sum(self) -> None:
         r"""\sum_{t=1}^{T} ...: sum(t, ...) to the end of the term; a sum over another step

@@ -172,9 +172,13 @@ def _namings(rules: list[Rule], notation: Notation) -> list[Rule]:
     a name for the adjoint; the other rules for it are rules for the adjoint."""
     mapping: dict[str, str] = {}
     dropped: set[int] = set()
+    used = {n.name for r in rules for n in _walk(r.expr) if isinstance(n, (Name, Step))}
+    used |= {r.target for r in rules if not r.claim}
     for r in rules:
         if r.claim or r.target in mapping:
             continue
+        if r.target.startswith("d") and r.target[1:] in used and not r.naming:
+            continue  # dL/db_iz = dL/db_hz = ...: two gradients said to be equal
         rhs = r.expr
         if not isinstance(rhs, (Step, Name)) or not rhs.name.startswith("d"):
             continue
