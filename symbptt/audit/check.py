@@ -985,7 +985,7 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
                     return Finding(
                         rule,
                         "wrong",
-                        f"the two sides differ at {_dims(world.dims)}{where}",
+                        f"the two sides differ at {_dims(world.dims, world)}{where}",
                         counterexample=_counterexample(world, step, rv, lv),
                     )
     if not checked:
@@ -1231,7 +1231,8 @@ def _judge_once(rule, expr, summed, scope, worlds, node, chained: bool = False) 
                 finding = Finding(
                     rule,
                     "wrong",
-                    f"wrong value at {_dims(world.dims)}" + ("" if step is None else f", t={step}"),
+                    f"wrong value at {_dims(world.dims, world)}"
+                    + ("" if step is None else f", t={step}"),
                     counterexample=_counterexample(world, step, value, truth),
                 )
                 finding.classification = _classify_value(
@@ -1259,7 +1260,7 @@ def _adjoint_like(expr) -> bool:
 
 
 def _counterexample(world: _World, step, value, truth) -> dict:
-    out = {"dims": world.dims.as_dict(), "t": step}
+    out = {"dims": _used_sizes(world.dims, world), "t": step}
     if np.size(truth) <= 6:
         # 6 significant digits, or as many as it takes for the two to read differently
         for digits in range(6, 18):
@@ -1767,5 +1768,15 @@ def _shape(shape) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _dims(d: Dims) -> str:
-    return " ".join(f"{k}={v}" for k, v in d.as_dict().items())
+def _used_sizes(d: Dims, world: _World | None = None) -> dict:
+    """The sizes of `d` the model uses (a derivation's own model may not have H or C)."""
+    sizes = d.as_dict()
+    spec = world.form.spec if world is not None and world.form is not None else None
+    if spec is None or not spec.from_file:
+        return sizes
+    keep = {"N", "T", *spec.size_names}
+    return {k: v for k, v in sizes.items() if k in keep}
+
+
+def _dims(d: Dims, world: _World | None = None) -> str:
+    return " ".join(f"{k}={v}" for k, v in _used_sizes(d, world).items())

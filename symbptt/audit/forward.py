@@ -344,7 +344,7 @@ def _author_model(
         for name, r in defined.items():
             text_lines.append(f"{name}[t] = {text_of(_concatenated(r.expr, stack))}")
         if loss is not None:
-            scale = f"({text_of(factor)}) * " if factor is not None else ""
+            scale = f"({text_of(_scalar_products(factor))}) * " if factor is not None else ""
             text_lines.append(f"L = {scale}sum(t, {text_of(loss)})")
         text, spec = _read(text_lines, convention)
     except _Unreadable as exc:
@@ -711,6 +711,27 @@ def _factor_sum(node) -> tuple:
     return None, None
 
 
+def _scalar_products(node):
+    """1 / (N @ T) -> 1 / (N * T): sizes written side by side (\\frac{1}{NT}) multiply."""
+    if isinstance(node, Binary):
+        left, right = _scalar_products(node.left), _scalar_products(node.right)
+        op = "*" if node.op == "@" and _scalar(left) and _scalar(right) else node.op
+        return Binary(op, left, right, node.at)
+    if isinstance(node, Neg):
+        return Neg(_scalar_products(node.arg), node.at)
+    return node
+
+
+def _scalar(node) -> bool:
+    if isinstance(node, Num):
+        return True
+    if isinstance(node, Name):
+        return node.name in ("N", "T")
+    if isinstance(node, Binary):
+        return _scalar(node.left) and _scalar(node.right)
+    return isinstance(node, Neg) and _scalar(node.arg)
+
+
 def _times(a, b):
     return a if b is None else Binary("*", a, b)
 
@@ -910,16 +931,28 @@ def _read(lines: list[str], convention: str):
             order += [n for n in re.findall(r"_S\d+", str(dim)) if n in free]
     order = list(dict.fromkeys([*order, *free]))
     names: dict[str, str] = {}
-    pool = [n for n in _NICE if n not in used_names]
     bounds = {str(_resolved(d.bound, guessed)) for d in guessed.declarations if d.bound}
+    # Each size by its role (the state's width H, the input's D, the classes C); a letter the
+    # derivation uses for a quantity (Colah's C_t, a lab's H_t) is never a size, and the
+    # letters of the other roles are not taken for it (the author's D stays the input's).
+    roles: dict[str, str] = {}
+    for state in guessed.states:
+        for d in guessed.shape(state)[1:]:
+            for n in re.findall(r"_S\d+", str(_resolved(d, guessed))):
+                roles.setdefault(n, "H")
+    for line in lines:
+        m = re.match(r"^([A-Za-z][A-Za-z0-9_]*)\[t\]: \((?:N, )?(_S\d+)(?:, N)?\)$", line)
+        if m is not None and not m.group(1).startswith("g_"):
+            for n in re.findall(r"_S\d+", str(_resolved(m.group(2), guessed))):
+                roles.setdefault(n, "D")
+    for n in bounds:
+        roles.setdefault(n, "C")
+    others = [n for n in _NICE if n not in ("H", "D", "C") and n not in used_names]
     for unknown in order:
-        wants_c = unknown in bounds
-        pick = "C" if wants_c and "C" in pool else next((p for p in pool if p != "C"), None)
-        if pick is None:
-            pick = f"K{len(names) + 1}"
+        pick = roles.get(unknown)
+        if pick is None or pick in used_names or pick in names.values():
+            pick = others.pop(0) if others else f"K{len(names) + 1}"
         names[unknown] = pick
-        if pick in pool:
-            pool.remove(pick)
 
     def named(dim) -> str:
         return re.sub(r"_S\d+", lambda m: names.get(m.group(), m.group()), str(dim))

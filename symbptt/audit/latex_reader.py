@@ -907,6 +907,18 @@ class _Reader:
                 "span(", f", {_size_text(m.group(1))}, {_size_text(m.group(2))})"
             )
             return True
+        if (
+            self.batch is not None
+            and len(group) > 2
+            and group[0].text == self.batch
+            and group[1].text == ","
+            and self.out.text.rstrip().endswith(")")
+        ):  # (P_t)_{n, y_{t,n}}: example n's entry of its label's class
+            sub = self._sub(group[2:])
+            found = sub.symbol()
+            if found is not None and sub.peek() is None and found[1] is not None:
+                self.out.wrap_last_operand("pick(", f", {_written(found)})")
+                return True
         if not _symbol_like(group) or not self.out.text.rstrip().endswith(")"):
             self.i = save
             return False
@@ -1559,6 +1571,44 @@ class _Reader:
         self.operand(tok.column)
         self.out.add(f"onehot({name}[{_index_text(index or 't')}])", tok.column)
 
+    def _indicator(self, tok: _Tok) -> bool:
+        """\\mathbb{1}[A_t > 0] (or (...), \\{...\\}, _{...}): 1 where the comparison holds,
+        ReLU's derivative: step(A_t); < 0 is step(-A_t)."""
+        opener = self.peek()
+        if opener is None or opener.text not in ("[", "(", r"\{", "_"):
+            return False
+        closer = {"[": "]", "(": ")", r"\{": r"\}"}.get(opener.text)
+        k, depth, tokens = self.i + 1, 0, []
+        if closer is None:  # _{A_t > 0}
+            if k >= len(self.toks) or self.toks[k].text != "{":
+                return False
+            opener_text, closer, k = "{", "}", k + 1
+        else:
+            opener_text = opener.text
+        while k < len(self.toks):
+            t = self.toks[k]
+            if t.text == opener_text:
+                depth += 1
+            elif t.text == closer:
+                if depth == 0:
+                    break
+                depth -= 1
+            tokens.append(t)
+            k += 1
+        else:
+            return False
+        signs = {">": 1, r"\gt": 1, r"\geq": 1, r"\ge": 1, "<": -1, r"\lt": -1, r"\leq": -1}
+        signs[r"\le"] = -1
+        where = [j for j, t in enumerate(tokens) if t.text in signs]
+        if len(where) != 1 or "".join(t.text for t in tokens[where[0] + 1 :]) != "0":
+            return False
+        left = self._sub(tokens[: where[0]]).read()
+        sign = signs[tokens[where[0]].text]
+        self.i = k + 1
+        self.operand(tok.column)
+        self.out.add(f"step({'-' if sign < 0 else ''}({left}))", tok.column)
+        return True
+
     def _label_subscript(self) -> bool:
         """_{y_t}, _{y^{(t)}}: a subscript that is a symbol at a step (a class label), not
         a step (\\bm{e}_t is the author's e at step t)."""
@@ -1588,6 +1638,8 @@ class _Reader:
         if not inner or inner[0].text != "1":
             self.i = save
             return False
+        if len(inner) == 1 and inner[0].text == "1" and self._indicator(tok):
+            return True
         if len(inner) == 1 and self.peek() is not None and self.peek().text == "[":
             self.take()  # \mathbb{1}[y_t]: the indicator of the class y_t
             tokens = []
