@@ -203,8 +203,9 @@ def audit(
 
 def _one_example(rules, convention: str, defining: set) -> str | None:
     """Why the derivation is about one example (N = 1), or None: it uses Jacobians (of a
-    minibatch they would be tensors), or its own forward equations are in columns and no
-    rule names the minibatch (N, a sum of rows or columns, ones)."""
+    minibatch they would be tensors), or its own forward equations define the model and no
+    rule names the minibatch (N, a sum of rows or columns, ones): a derivation in columns,
+    or in rows written for one example (a 1 x D row)."""
     from .forward import _walk
 
     calls = {
@@ -220,7 +221,7 @@ def _one_example(rules, convention: str, defining: set) -> str | None:
             "the derivation uses Jacobians or outer products of vectors (of a minibatch they "
             "would be tensors)"
         )
-    if convention != "column" or not defining:
+    if not defining:
         return None
     names = {
         n.name
@@ -232,7 +233,12 @@ def _one_example(rules, convention: str, defining: set) -> str | None:
     }
     if "N" in names or _sums_ones(rules) or calls & {"sum_rows", "sum_cols", "sum_examples"}:
         return None
-    return "its forward equations are written in columns and no rule names a minibatch"
+    if convention == "column":
+        return "its forward equations are written in columns and no rule names a minibatch"
+    return (
+        "no rule names a minibatch (no N, no sum over examples or rows): a row is one "
+        "example's vector"
+    )
 
 
 def _states(rules) -> set[str]:

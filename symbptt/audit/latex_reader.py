@@ -260,7 +260,9 @@ class Context:
 
 
 #: `k \\in \\{f, i, o, g\\}`: a letter declared to stand for each of a set's members.
-_SET = re.compile(r"(?<![\\A-Za-z])([a-z])\s*\\in\s*\\\{([^{}]*?)\\\}")
+_SET = re.compile(
+    r"(?<![\\A-Za-z])([a-z]|\\(?:ast|star|bullet|diamond)(?![A-Za-z]))\s*\\in\s*\\\{([^{}]*?)\\\}"
+)
 
 
 def _members_of(text: str) -> tuple:
@@ -1469,7 +1471,7 @@ class _Reader:
             )
         m = re.fullmatch(r"([A-Za-z])(=(.+))?", lower)
         if m is None:
-            over = re.fullmatch(r"([a-z])\\in\\\{(.*)\\\}", lower)
+            over = re.fullmatch(r"([a-z]|\\(?:ast|star|bullet|diamond))\\in\\\{(.*)\\\}", lower)
             members = _members_of(over.group(2)) if over else ()
             if over and members and not product:
                 self._expand_set(over.group(1), members)
@@ -1549,7 +1551,7 @@ class _Reader:
                 spliced.append(_Tok("sym", "+", column))
             spliced.append(_Tok("sym", "(", column))
             for t in body:
-                if t.kind == "name" and t.text == letter:
+                if t.kind in ("name", "cmd") and t.text == letter:
                     spliced += _tokens(member if len(member) == 1 else "{" + member + "}")
                 else:
                     spliced.append(t)
@@ -2271,9 +2273,9 @@ def _per_member(line: str, context: Context) -> list[str] | None:
     \\hat k_t, W_{kh}), or None. A letter a \\sum_{k \\in ...} binds is the sum's own."""
     tokens = _tokens(line)
     for letter in sorted(set(context.sets) | set(context.all_sets)):
-        if re.search(rf"\\sum_\{{\s*{letter}\s*\\in", line):
+        if re.search(rf"\\sum_\{{\s*{re.escape(letter)}\s*\\in", line):
             continue
-        if not any(t.kind == "name" and t.text == letter for t in tokens):
+        if not any(t.kind in ("name", "cmd") and t.text == letter for t in tokens):
             continue
         if len(tokens) > 1 and tokens[0].text == letter and tokens[1].text == "=":
             continue  # k = 1, ...: the letter itself assigned
@@ -2288,7 +2290,7 @@ def _substituted(line: str, letter: str, member: str) -> str:
     """The line with every name token `letter` written `member`."""
     out, last = [], 0
     for m in _TOKEN.finditer(line):
-        if m.lastgroup == "name" and m.group() == letter:
+        if m.lastgroup in ("name", "cmd") and m.group() == letter:
             out.append(line[last : m.start()])
             out.append(member if len(member) == 1 else "{" + member + "}")
             last = m.end()
