@@ -294,12 +294,24 @@ class _Reader:
         self.batch: str | None = None  # the letter of a sum over the minibatch's examples
         self.entries: set[str] = set()  # the letters of sums over a vector's entries
         self._step_span: tuple[int, int] | None = None
+        #: Index notation (delta_{h,j}(t) = ... \sum_k w_{kj} delta_{o,k}(t)): the free
+        #: entry letters of the left-hand side, the letters sums bind, and the entries of the
+        #: symbol being read; None when the rule is not written entry by entry.
+        self.index_letters: set[str] | None = None
+        self.index_sums: set[str] = set()
+        self._symbol_entries: list[str] = []
+        self.in_lhs = True
 
     def _sub(self, tokens: list[_Tok]) -> _Reader:
         """A reader of some of this rule's tokens, knowing what the rule binds (a sum's
         letter, the entries or examples summed over)."""
         sub = _Reader(tokens, self.line, self.number, self.context)
         sub.bound, sub.entries, sub.batch = self.bound, self.entries, self.batch
+        sub.index_letters, sub.index_sums, sub.in_lhs = (
+            self.index_letters,
+            self.index_sums,
+            self.in_lhs,
+        )
         return sub
 
     # -- cursor
@@ -446,6 +458,10 @@ class _Reader:
                 base = name.split("_" + LAYER)[0]
                 digits_only = sub.strip().isdigit() and steps is not None and base not in steps
                 head, comma, rest = sub.partition(",")
+                if self._index_subscript(sub):  # delta_{h,j}, w^{ho}_{kj}: entries
+                    if self._index_name:
+                        name = f"{name}_{self._index_name}"
+                    continue
                 if self._bound_subscript(sub):  # y_{k,j} inside sums over k and j
                     continue
                 if comma and self._is_step(head, name) and index is None:  # y_{t, y_t}: an entry
@@ -690,6 +706,9 @@ class _Reader:
         elif self.pick is not None:  # yhat_{t, y_t}: the entry of the labels' class
             pick, self.pick = self.pick, None
             written = f"pick({written}, {pick.read()})"
+        entries, self._symbol_entries = self._symbol_entries, []
+        if entries and not self.in_lhs:  # w_{kj}: an entry of W, read entry by entry
+            written = f"{INDEXED}({written}, {', '.join(entries)})"
         self.out.add(written, column)
         if self.transposed:
             self.out.add(".T", column)
@@ -702,7 +721,7 @@ class _Reader:
             return
         if self.out.last() and (self.out.last().isalnum() or self.out.last() in ")]T_"):
             scalar = _SCALAR_BEFORE.search(self.out.text)  # 2 h_t, \frac{1}{T} \sum: a scale
-            entrywise = bool(self.entries)  # y_{k,j} log p_{k,j}: entries multiply
+            entrywise = bool(self.entries) or self.index_letters is not None  # entries
             self.out.add(" * " if scalar or entrywise else " @ ", column)
 
     def called_function(self, name: str, column: int) -> None:
@@ -748,7 +767,10 @@ class _Reader:
 
     # -- the rule
     def read(self) -> str:
-        letter = self._entrywise()
+        free = self._index_notation()
+        if free:  # delta_{h,j}(t) = ... \sum_k w_{kj} delta_{o,k}(t): entry by entry
+            self.index_letters = free
+        letter = None if free else self._entrywise()
         if letter:  # (\nabla_o L)_i = ...: a rule for every entry i, read for the whole vector
             self.entries.add(letter)
         while self.peek() is not None:
@@ -772,6 +794,8 @@ class _Reader:
                     break
             self.take()
             self.out.add(f" {text} ", tok.column)
+            if text == "=" and self.depth == 0:
+                self.in_lhs = False
             return
         if text == "," and self.depth > 0:  # between a call's arguments or a block's parts
             self.take()
@@ -954,6 +978,54 @@ class _Reader:
             return True
         self.i = save
         return False
+
+    def _index_notation(self) -> set[str] | None:
+        """The free entry letters of a rule written entry by entry (index notation): the
+        left-hand side's subscript ends with an entry letter (delta_{h,j}(t), h_j(t)), and
+        the right-hand side sums over other entry letters without a range (\\sum_k)."""
+        depth, k, eq = 0, 0, None
+        for k, t in enumerate(self.toks):
+            depth += t.text in ("{", "(", "[")
+            depth -= t.text in ("}", ")", "]")
+            if t.text == "=" and depth == 0:
+                eq = k
+                break
+        if eq is None:
+            return None
+        rhs = "".join(t.text for t in self.toks[eq + 1 :])
+        sums = {a or b for a, b in re.findall(r"\\sum_(?:\{([a-z])\}|([a-z])(?![=a-zA-Z{]))", rhs)}
+        sums -= {"t"}
+        if not sums:
+            return None
+        lhs = "".join(t.text for t in self.toks[:eq])
+        m = re.search(r"_\{(?:[A-Za-z]+,)?([a-z])\}(?=\(|\^|$)|_([a-z])(?=\(|\^)", lhs)
+        if m is None:
+            return None
+        letter = m.group(1) or m.group(2)
+        if letter in ("t", "k") and letter not in sums and not re.search(r"\(t|\^\{", lhs):
+            return None
+        if letter in sums or not re.search(rf"_\{{?[^}}]*(?<![A-Za-z]){letter}(?![A-Za-z])", rhs):
+            return None
+        return {letter}
+
+    def _index_subscript(self, sub: str) -> bool:
+        """In index notation: a subscript of entry letters (_j, _{kj}, _{k,j}), after a
+        word that is part of the name (_{h,j}: delta_h's entry j)."""
+        self._index_name = ""
+        if self.index_letters is None:
+            return False
+        letters = self.index_letters | self.index_sums
+        parts = [p.strip() for p in sub.split(",")]
+        tail: list[str] = []
+        while parts and parts[-1] in letters:
+            tail.insert(0, parts.pop())
+        if not tail and len(parts) == 1 and len(parts[0]) == 2 and set(parts[0]) <= letters:
+            tail, parts = list(parts[0]), []
+        if not tail or len(tail) > 2:
+            return False
+        self._symbol_entries = tail
+        self._index_name = "_".join(parts)
+        return True
 
     def _entrywise(self) -> str | None:
         """The letter of an entry the left-hand side is written for ((X)_i, o^{(t)}_i), when
@@ -1483,6 +1555,17 @@ class _Reader:
                 )
             raise self.error(tok, f"cannot read the range of {what}_{{{lower}}}")
         var, first = m.group(1), m.group(3)
+        if (
+            not product
+            and self.index_letters is not None
+            and var not in ("t", "T")
+            and (upper is None or re.fullmatch(r"[A-Z]|n_\w+|\w+_\{?\w+\}?", upper))
+        ):  # \sum_k w_{kj} delta_k: a contraction over the entries k
+            self.index_sums.add(var)
+            self.operand(tok.column)
+            self.out.add(f"{INDEX_SUM}({var}, ", tok.column)
+            self.sums.append(self.depth)
+            return
         if (
             not product
             and var in ("n", "i", "j", "m")
@@ -2374,7 +2457,9 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
                     number,
                     column,
                     latex,
-                    f"{what} (read as `{lhs} = {rhs}`)".replace(GROUP + "(", "("),
+                    what
+                    if what.startswith("index notation")
+                    else f"{what} (read as `{lhs} = {rhs}`)".replace(GROUP + "(", "("),
                 )
             )
             continue
@@ -2391,7 +2476,120 @@ def _rule_of(text: str) -> Rule:
     rule = replace(rule, expr=_contractions(juxtaposition_first(rule.expr)))
     if rule.lhs is not None:
         rule = replace(rule, lhs=juxtaposition_first(rule.lhs))
+    if _has_entries(rule.expr):
+        rule = replace(rule, expr=_deindexed(rule.expr))
     return rule
+
+
+#: An entry of a symbol in index notation (w_{kj}: INDEXED(w, k, j)), and a sum over an
+#: entry letter (\sum_k: INDEX_SUM(k, ...)); the reader's marks, gone once the rule is
+#: written with vectors and matrices.
+INDEXED, INDEX_SUM = "entry_of", "sum_over_entries"
+
+
+def _has_entries(node) -> bool:
+    from ..formula.ast import Call
+
+    return any(isinstance(n, Call) and n.function in (INDEXED, INDEX_SUM) for n in _nodes(node))
+
+
+def _nodes(node):
+    yield node
+    for attr in ("left", "right", "arg", "body"):
+        child = getattr(node, attr, None)
+        if child is not None and hasattr(child, "__dataclass_fields__"):
+            yield from _nodes(child)
+    for child in getattr(node, "args", ()) or ():
+        yield from _nodes(child)
+
+
+def _deindexed(node):
+    """A right-hand side in index notation written with vectors and matrices: entries of one
+    free letter multiply entry by entry, a sum over k of W_{kj} v_k is (W^T v)_j and of W_{jk}
+    v_k is (W v)_j; what does not reduce so is not read."""
+    from ..formula.ast import Binary, Call, Name, Neg, Num, Power, Transposed
+
+    def fail(why: str):
+        raise FormulaSyntaxError(f"index notation: {why}")
+
+    def product(factors):
+        """Factors (node, letters) multiplied entry by entry; at most one letter left."""
+        letters = {x for _, sig in factors for x in sig}
+        if len(letters) > 1 or any(len(sig) > 1 for _, sig in factors):
+            fail("an entry index is left without its sum")
+        out = None
+        for node_, _ in factors:
+            out = node_ if out is None else Binary("*", out, node_)
+        return out, tuple(letters)
+
+    def factors_of(n):
+        if isinstance(n, Binary) and n.op in ("*", "@"):
+            return factors_of(n.left) + factors_of(n.right)
+        return [go(n)]
+
+    def contract(var, n):
+        if isinstance(n, Binary) and n.op in ("+", "-"):
+            (left, ls), (right, rs) = contract(var, n.left), contract(var, n.right)
+            return combine(n.op, (left, ls), (right, rs))
+        if isinstance(n, Neg):
+            inner, sig = contract(var, n.arg)
+            return Neg(inner), sig
+        factors = factors_of(n)
+        with_var = [f for f in factors if var in f[1]]
+        rest = [f for f in factors if var not in f[1]]
+        if len(with_var) != 2:
+            fail(f"the sum over {var} is not a product of a matrix and a vector")
+        (a, sa), (b, sb) = with_var
+        if len(sa) < len(sb):
+            (a, sa), (b, sb) = (b, sb), (a, sa)
+        if sb != (var,):
+            fail(f"the sum over {var} is not a product of a matrix and a vector")
+        if sa == (var, var):
+            fail(f"the sum over {var} runs over a diagonal")
+        if len(sa) == 2:  # sum_k W_{kj} v_k = (W^T v)_j; sum_k W_{jk} v_k = (W v)_j
+            matrix = Transposed(a) if sa[0] == var else a
+            other = sa[1] if sa[0] == var else sa[0]
+            return product(rest + [(Binary("@", matrix, b), (other,))])
+        return product(rest + [(Binary("@", Transposed(a), b), ())])  # sum_k u_k v_k
+
+    def combine(op, left, right):
+        (ln, ls), (rn, rs) = left, right
+        if ls and rs and ls != rs:
+            fail("the terms of a sum have different entries")
+        return Binary(op, ln, rn), ls or rs
+
+    def go(n):
+        if isinstance(n, Call) and n.function == INDEXED:
+            letters = tuple(a.name for a in n.args[1:])
+            return n.args[0], letters
+        if isinstance(n, Call) and n.function == INDEX_SUM:
+            return contract(n.args[0].name, n.args[1])
+        if isinstance(n, (Num, Name)):
+            return n, ()
+        if isinstance(n, Binary) and n.op in ("+", "-"):
+            return combine(n.op, go(n.left), go(n.right))
+        if isinstance(n, Binary) and n.op in ("*", "@"):
+            return product(factors_of(n))
+        if isinstance(n, Binary) and n.op == "/":
+            (ln, ls), (rn, rs) = go(n.left), go(n.right)
+            if rs and ls != rs:
+                fail("a quotient of different entries")
+            return Binary("/", ln, rn), ls
+        if isinstance(n, Neg):
+            inner, sig = go(n.arg)
+            return Neg(inner), sig
+        if isinstance(n, Power):
+            inner, sig = go(n.arg)
+            return Power(inner, n.exponent), sig
+        if isinstance(n, Call) and len(n.args) == 1:
+            inner, sig = go(n.args[0])
+            return Call(n.function, (inner,), n.at), sig
+        fail("a vector or a matrix written whole among entries")
+
+    out, sig = go(node)
+    if len(sig) > 1:
+        fail("the right-hand side is a matrix of entries")
+    return out
 
 
 def _contractions(node):

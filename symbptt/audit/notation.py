@@ -19,7 +19,18 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 
-from ..formula.ast import Binary, Call, Index, Name, Num, Power, Rule, Step, SumOverT
+from ..formula.ast import (
+    Binary,
+    Call,
+    Index,
+    Name,
+    Num,
+    Power,
+    Rule,
+    Step,
+    SumOverT,
+    Transposed,
+)
 
 __all__ = ["Notation", "normalize"]
 
@@ -101,6 +112,7 @@ def normalize(
     notation = Notation(functions=dict(functions or {}))
     loss_names = set(loss_names)
     rules = _conditions(rules, notation)
+    rules = _entry_letters(rules, notation)
     rules = _layer_templates(rules, notation)
     rules = _accent_adjoints(rules, notation)
     rules = _namings(rules, notation)
@@ -122,6 +134,47 @@ def _conditions(rules: list[Rule], notation: Notation) -> list[Rule]:
                 continue
         out.append(r)
     return out
+
+
+def _entry_letters(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """w^{ho}_{kj}, the entries of W_{ho} written with its lowercase letter (index notation):
+    a lowercase name no rule defines, used only as a matrix, whose capital is a name of the
+    derivation, is that matrix."""
+    names = {n.name for r in rules for n in _walk(r.expr) if isinstance(n, Name)}
+    targets = {r.target for r in rules}
+    matrices: set[str] = set()
+    other: set[str] = set()
+    for r in rules:
+        for n in _walk(r.expr):
+            if isinstance(n, Binary) and n.op == "@":
+                for side in (n.left, n.right):
+                    side = side.arg if isinstance(side, Transposed) else side
+                    if isinstance(side, Name):
+                        matrices.add(side.name)
+    for r in rules:
+        for n in _walk(r.expr):
+            if isinstance(n, Binary):
+                for side in (n.left, n.right):
+                    if isinstance(side, Name) and n.op != "@":
+                        other.add(side.name)
+    mapping = {}
+    for name in sorted(matrices - other - targets):
+        capital = name[:1].upper() + name[1:]
+        if name[:1].islower() and capital != name and capital in names | targets:
+            mapping[name] = capital
+    if not mapping:
+        return rules
+
+    def rename(n):
+        if isinstance(n, Name) and n.name in mapping:
+            return Name(mapping[n.name], n.at)
+        return None
+
+    notation.notes.append(
+        ", ".join(f"{k} read as {v}" for k, v in mapping.items())
+        + " (a matrix's entries written with its lowercase letter)"
+    )
+    return _rewrite(rules, rename)
 
 
 _LAYER = re.compile(r"_L(\d+|ell|l)(?=_|$)")
