@@ -2457,8 +2457,8 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
                     number,
                     column,
                     latex,
-                    what
-                    if what.startswith("index notation")
+                    f"index notation: {what}"
+                    if str(exc).startswith("index notation")
                     else f"{what} (read as `{lhs} = {rhs}`)".replace(GROUP + "(", "("),
                 )
             )
