@@ -928,7 +928,7 @@ def _has_sum(node) -> bool:
     return any(isinstance(n, SumOverT) for n in _walk(node))
 
 
-def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
+def _judge_claim(rule: Rule, scope: Scope, worlds, classify: bool = True) -> Finding:
     """Two expressions said to be equal (`tanh'(a[t]) = 1 - h[t]**2`, a Jacobian written out,
     one loss term's derivative): both sides computed at every step where both exist."""
     sides = []
@@ -987,10 +987,23 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
                         "wrong",
                         f"the two sides differ at {_dims(world.dims, world)}{where}",
                         counterexample=_counterexample(world, step, rv, lv),
+                        classification=_classify_claim(rule, scope, worlds) if classify else None,
                     )
     if not checked:
         return Finding(rule, "unchecked", "neither side can be computed at any step")
     return Finding(rule, "right")
+
+
+def _classify_claim(rule: Rule, scope: Scope, worlds) -> str | None:
+    """The first small change of a claim's right-hand side that makes it hold."""
+    for text, candidate in itertools.islice(_variants(rule.expr, scope), 60):
+        try:
+            again = _judge_claim(replace(rule, expr=candidate), scope, worlds, classify=False)
+        except Exception:
+            continue
+        if again.status == "right":
+            return text
+    return None
 
 
 #: The shape of a variable a claim leaves free (f'(a) = 1 - f(a)**2, for any a).
@@ -1340,6 +1353,9 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
         if isinstance(n, Transposed):
             out.append(("a transpose too many", rebuild(n.arg)))
             visit(n.arg, lambda m: rebuild(Transposed(m)))
+        swapped = _other_derivative(n, scope)
+        if swapped is not None:
+            out.append((swapped[0], rebuild(swapped[1])))
         if isinstance(n, Binary):
             if n.op == "@":
                 orders.append(
@@ -1394,6 +1410,51 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
         if every is not None:
             out.append(("a transpose is missing (or too many) in every term", every))
     return out + orders
+
+
+def _other_derivative(n, scope=None):
+    """1 - x**2 (tanh's derivative at its output) for x * (1 - x) (the sigmoid's), and the
+    other way round: (what, the node changed), or None."""
+
+    def one(m) -> bool:
+        return isinstance(m, Num) and m.value == 1
+
+    if isinstance(n, Binary) and n.op == "-" and one(n.left):
+        right = n.right
+        x = None
+        if isinstance(right, Power) and right.exponent == 2:
+            x = right.arg
+        elif isinstance(right, Binary) and right.op == "*" and right.left == right.right:
+            x = right.left
+        if x is not None:
+            fixed = Binary("*", x, Binary("-", Num(1), x))
+            return (
+                f"tanh's derivative {_say(scope, n)} where the sigmoid's {_say(scope, fixed)} "
+                "belongs",
+                fixed,
+            )
+    if isinstance(n, Binary) and n.op == "*":
+        for x, other in ((n.left, n.right), (n.right, n.left)):
+            if (
+                isinstance(other, Binary)
+                and other.op == "-"
+                and one(other.left)
+                and other.right == x
+            ):
+                fixed = Binary("-", Num(1), Power(x, 2))
+                return (
+                    f"the sigmoid's derivative {_say(scope, n)} where tanh's "
+                    f"{_say(scope, fixed)} belongs",
+                    fixed,
+                )
+    if isinstance(n, Call) and n.function in ("dtanh", "dsigmoid") and len(n.args) == 1:
+        other = "dsigmoid" if n.function == "dtanh" else "dtanh"
+        names = {"dtanh": "tanh'", "dsigmoid": "sigma'"}
+        return (
+            f"{names[n.function]} where {names[other]} belongs",
+            Call(other, n.args, n.at),
+        )
+    return None
 
 
 def _products(node) -> int:
@@ -1538,6 +1599,7 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
         return None
 
     printer = _printer(scope)
+    future = [t for t in line.terms if t.source == "future"]
     for term in line.terms if len(line.terms) > 1 else ():
         rest = [t.expr for t in line.terms if t is not term]
         candidate = rest[0]
@@ -1552,7 +1614,7 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
             try:
                 if not _close(
                     _value(ours, summed, step, world),
-                    _value(candidate, False, step, world),
+                    _value(candidate, line.summed, step, world),
                     scope.single,
                 ):
                     ok = False
@@ -1568,6 +1630,29 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
                     "the total belongs"
                 )
             return f"the term {what} is missing"
+    if len(future) > 1 and len(future) < len(line.terms):  # every recurrent term missing
+        rest = [t.expr for t in line.terms if t.source != "future"]
+        candidate = rest[0]
+        for e in rest[1:]:
+            candidate = candidate + e
+        try:
+            ours = scope.build(node)
+            same = all(
+                _close(
+                    _value(ours, summed, step, world),
+                    _value(candidate, line.summed, step, world),
+                    scope.single,
+                )
+                for step in _steps(rule, world.dims.T)
+            )
+        except Exception:
+            same = False
+        if same:
+            what = " + ".join(printer.doprint(t.expr) for t in future)
+            return (
+                f"the recurrent terms {what} are missing: a partial derivative written where "
+                "the total belongs"
+            )
     return _missing_inner_term(scope, rule, node, summed, world, line, printer)
 
 
@@ -1588,7 +1673,16 @@ def _missing_inner_term(scope, rule, node, summed, world, line, printer) -> str 
     except AuditShapeError:
         return None
     lines = {a.target.base: a for a in scope.form.adjoints}
-    for s in line.expr.symbols():
+    expr = line.expr
+    for s in list(expr.symbols()):  # da[t] = dh[t] * (1 - h**2): dh's recurrent term is da's
+        inner = lines.get(getattr(s, "base", None))
+        if inner is None or not getattr(s, "relative", False) or not getattr(s, "adjoint", 0):
+            continue
+        if any(t.source == "future" for t in inner.terms):
+            continue
+        body = rebuild(inner.expr, lambda n, k=s.offset: _moved(n, k)) if s.offset else inner.expr
+        expr = rebuild(expr, lambda n, s=s, body=body: body if n is s else None)
+    for s in expr.symbols():
         inner = lines.get(getattr(s, "base", None))
         if inner is None or not getattr(s, "relative", False):
             continue
@@ -1601,12 +1695,12 @@ def _missing_inner_term(scope, rule, node, summed, world, line, printer) -> str 
             short = short + e
         if s.offset:
             short = rebuild(short, lambda n, k=s.offset: _moved(n, k))
-        candidate = rebuild(line.expr, lambda n, s=s, short=short: short if n is s else None)
+        candidate = rebuild(expr, lambda n, s=s, short=short: short if n is s else None)
         try:
             same = all(
                 _close(
                     _value(ours, summed, step, world),
-                    _value(candidate, False, step, world),
+                    _value(candidate, line.summed, step, world),
                     scope.single,
                 )
                 for step in _steps(rule, world.dims.T)

@@ -2322,7 +2322,7 @@ def _chain_members(reading, number: int, line: str, context: Context, naming: bo
     except FormulaSyntaxError:
         return False
     read_any = False
-    for member in members[1:]:
+    for k, member in enumerate(members[1:], start=1):
         try:
             reader = _Reader(_tokens(member), member, number, context)
             rhs = reader.read().strip()
@@ -2331,7 +2331,7 @@ def _chain_members(reading, number: int, line: str, context: Context, naming: bo
             why = str(exc).splitlines()[0].split(": ", 1)[-1]
             reading.unread.append(Unread(number, 1, line, f"a member of the chain: {why}"))
             continue
-        reading.rules.append(replace(rule, line=number, text=line, naming=naming))
+        reading.rules.append(replace(rule, line=number, text=line, naming=naming, member=k))
         read_any = True
     reading.last = lhs
     return read_any
@@ -2446,7 +2446,8 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
             rule = _rule_of(f"{target} = {members[-1]}")
             reading.rules.append(replace(rule, line=number, text=latex))
         return
-    for rhs in members[1:]:
+    chain = len(members) > 2
+    for k, rhs in enumerate(members[1:], start=1):
         try:
             rule = _rule_of(f"{lhs} = {rhs}")
         except FormulaSyntaxError as exc:
@@ -2463,7 +2464,7 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
                 )
             )
             continue
-        reading.rules.append(replace(rule, line=number, text=latex))
+        reading.rules.append(replace(rule, line=number, text=latex, member=k if chain else 0))
 
 
 def _rule_of(text: str) -> Rule:
