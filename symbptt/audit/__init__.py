@@ -129,7 +129,7 @@ def audit(
         spec = model
         how = f"the {model.title or model.name} (--model)"
     else:
-        author = author_model(rules, convention, loss_names)
+        author = author_model(rules, convention, loss_names, document.where)
         if author.spec is not None:
             spec, how = author.spec, author.how
             convention = convention or author.spec.definition.convention
@@ -175,6 +175,7 @@ def audit(
         zeros=author.zeros if author is not None and author.spec is not None else (),
         spelling=context if latex else None,
         adjoint_names={v: k for k, v in notation.adjoint_names.items()},
+        where=document.where,
     )
     if author is not None and author.spec is None and author.forward_rules:
         findings = _not_this_model(findings, author, spec)

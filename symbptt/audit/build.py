@@ -122,6 +122,11 @@ class Scope:
     author_adjoints: set[str] = field(default_factory=set)
     #: What the author's own quantities mean (found from their uses): da_next -> da.
     meanings: dict[str, str] = field(default_factory=dict)
+    #: Where a line of the derivation is, as a message says it ("line 12", "cell 4, line 9").
+    where: object = None
+
+    def at(self, line: int) -> str:
+        return self.where(line) if callable(self.where) else f"line {line}"
 
     def __post_init__(self) -> None:
         spec, column = self.form.spec, self.form.convention == "column"
@@ -287,7 +292,7 @@ class Scope:
         later = self.targets.get(self.canonical(name))
         if later is not None:
             return (
-                f"{name!r} is defined on line {later}, not before this rule (or by this rule "
+                f"{name!r} is defined on {self.at(later)}, not before this rule (or by this rule "
                 f"itself): if it is one of the model's quantities, say which with --map "
                 f"{name}=<model name> (e.g. {name}=da)"
             )

@@ -261,12 +261,13 @@ def audit_rules(
     zeros: tuple[str, ...] = (),
     spelling=None,
     adjoint_names: Mapping[str, str] | None = None,
+    where=None,
 ) -> list[Finding]:
     """A finding per rule (the caller renders them); `single`: the derivation is written for
     one example (N = 1), as textbooks write it; `spelling`: how the author writes symbols,
     steps and derivatives (corrections are printed so); `adjoint_names`: the author's own
     names for adjoints (du -> delta)."""
-    scope = Scope(form, dict(mapping), latex=latex, single=single)
+    scope = Scope(form, dict(mapping), latex=latex, single=single, where=where)
     scope.spelling, scope.adjoint_names = spelling, dict(adjoint_names or {})
     scope.author_adjoints = {
         scope.canonical(name)
@@ -795,7 +796,7 @@ def _refuse_target(scope: Scope, rule: Rule, seen: dict) -> str | None:
     known = name in scope.per_step or scope.gradient_of(name) is not None
     if key in seen and seen[key] != rule.line and not known:  # each rule of a model's
         # quantity is a claim of its own; an author's quantity has one definition
-        return f"{rule.label} is defined twice (first on line {seen[key]})"
+        return f"{rule.label} is defined twice (first on {scope.at(seen[key])})"
     seen[key] = rule.line
     return None
 
@@ -895,7 +896,7 @@ def _compensations(
         return
     finally:
         world.bindings = true_bindings
-    names = ", ".join(f"line {f.rule.line}" for f in wrong)
+    names = ", ".join(scope.at(f.rule.line) for f in wrong)
     for f in wrong:
         f.status = "compensated"
         f.message = (

@@ -153,13 +153,16 @@ def _adjoint_boundary(rule: Rule) -> bool:
 
 
 def author_model(
-    rules: list[Rule], convention: str | None, loss_names: Iterable[str] = LOSS_NAMES
+    rules: list[Rule],
+    convention: str | None,
+    loss_names: Iterable[str] = LOSS_NAMES,
+    where=None,
 ) -> AuthorModel:
     """The model of the derivation's forward rules (a ModelSpec read and checked like any
     model file), or an AuthorModel without a spec saying why not; either way the rules read
     as the forward pass."""
     loss_names = tuple(loss_names)
-    model = _author_model(rules, convention, loss_names)
+    model = _author_model(rules, convention, loss_names, where or (lambda n: f"line {n}"))
     forward, _ = classify(rules, loss_names)
     steps = [r for r in forward if r.index is not None and r.index.anchor == "t"]
     model.forward_rules = tuple(steps)
@@ -168,7 +171,10 @@ def author_model(
 
 
 def _author_model(
-    rules: list[Rule], convention: str | None, loss_names: Iterable[str] = LOSS_NAMES
+    rules: list[Rule],
+    convention: str | None,
+    loss_names: Iterable[str] = LOSS_NAMES,
+    where=lambda n: f"line {n}",
 ) -> AuthorModel:
     """The model of the derivation's forward rules (a ModelSpec read and checked like any
     model file), or an AuthorModel without a spec saying why not."""
@@ -214,7 +220,7 @@ def _author_model(
                     problems.append(
                         (
                             r,
-                            f"{r.label} is defined again (line {first.line} defines it): a "
+                            f"{r.label} is defined again ({where(first.line)} defines it): a "
                             "variant or an exercise, not judged",
                         )
                     )
@@ -289,7 +295,7 @@ def _author_model(
     # Every name the backward rules use must be the model's, an adjoint of one, or a
     # quantity of their own: dW_x or W_h that the forward lines never mention means they do
     # not state the whole model (a derivation quoting a few forward lines).
-    rewrites, block_notes = _block_rewrites(blocks, defined)
+    rewrites, block_notes = _block_rewrites(blocks, defined, where)
     notes = [*notes, *block_notes]
     known = {*defined, *weights, *per_step_inputs, *boundaries.values(), *loss_names, *rewrites}
     known |= {*_SIZE_NAMES, "ones", "D", "H", "C"} | {s + "0" for s in states}
@@ -349,6 +355,7 @@ def _author_model(
         text, spec = _read(text_lines, convention)
     except _Unreadable as exc:
         return AuthorModel(None, str(exc), problems=problems)
+    notes = list(dict.fromkeys(notes))  # each sentence once
     how = (
         f"the model of the derivation's own forward equations ({len(used_rules)} lines"
         + (f"; {'; '.join(notes)}" if notes else "")
@@ -370,7 +377,7 @@ def _block_naming(rule: Rule) -> bool:
     )
 
 
-def _block_rewrites(blocks: list, defined: dict) -> tuple[dict, list[str]]:
+def _block_rewrites(blocks: list, defined: dict, where=None) -> tuple[dict, list[str]]:
     """Each block's name -> block(W, k, parts...) where the forward rules multiply W by
     concat(parts...): W_fh is the part of W_f that multiplies h[t-1]."""
     rewrites: dict = {}
@@ -394,9 +401,9 @@ def _block_rewrites(blocks: list, defined: dict) -> tuple[dict, list[str]]:
             continue
         for k, block in enumerate(r.expr.args, start=1):
             rewrites[block.name] = Call("block", (Name(weight), Num(k), *parts))
+        at = where(r.line) if where is not None else f"line {r.line}"
         notes.append(
-            f"{', '.join(a.name for a in r.expr.args)} read as the blocks of {weight} (line "
-            f"{r.line})"
+            f"{', '.join(a.name for a in r.expr.args)} read as the blocks of {weight} ({at})"
         )
     return rewrites, notes
 
