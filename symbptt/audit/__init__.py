@@ -123,6 +123,8 @@ def audit(
     functions = dict(context.functions) if context is not None else {}
     functions.update({k: v for k, v in names.items() if v in _ACTIVATIONS})
     rules, notation = normalize(reading.rules, loss_names, functions)
+    if context is not None:
+        context.stepless = set(notation.stepless)
     author = None
     notes: list[str] = list(notation.notes)
     if model is not None:

@@ -653,6 +653,14 @@ def _named_candidates(name: str, scope: Scope) -> list[str]:
     stem = name[1:]
     lower = {q.lower(): q for q in scope.per_step}
     out: list[str] = []
+    suffix = stem.rsplit("_", 1)[-1] if "_" in stem else None
+    if suffix:  # dz_u: the argument of the layer whose weight is W_u (Gamma_u's)
+        for line in scope.form.model:
+            q = line.target.base
+            weights = {getattr(s, "name", "") for s in line.expr.symbols()}
+            if q.endswith("hat") and any(w.endswith("_" + suffix) for w in weights):
+                if "d" + q in scope.per_step and "d" + q not in out:
+                    out.append("d" + q)
     for base in (stem, re.sub(r"_(next|prev)$", "", stem), stem.split("_", 1)[-1]):
         found = base if base in scope.per_step else lower.get(base.lower())
         if found is None:
@@ -1598,6 +1606,9 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
     line = _true_line(scope, rule)
     if line is None:
         return None
+    shift = rule.index.offset if rule.index is not None and rule.index.anchor == "t" else 0
+    if shift:  # a rule written for dc[t-1]: the true line at t-1
+        line = line.map(lambda e: _shifted(e, shift))
 
     printer = _printer(scope)
     future = [t for t in line.terms if t.source == "future"]
@@ -1655,6 +1666,12 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
                 "the total belongs"
             )
     return _missing_inner_term(scope, rule, node, summed, world, line, printer)
+
+
+def _shifted(expr, k: int):
+    from ..engine.matexpr import rebuild
+
+    return rebuild(expr, lambda n: _moved(n, k))
 
 
 def _moved(n, k: int):

@@ -194,6 +194,18 @@ class Context:
     adjoint_styles: dict = field(default_factory=dict)
     #: The loss as the author writes it in derivatives (J, \mathcal{L}, E).
     loss_spelling: str | None = None
+    #: How the author writes the labels' one-hot (`\mathbf{1}_{{}}`, `\mathbf{e}_{{}}`), the
+    #: last step (T_x, \tau), whether in Unicode (∂L/∂h_t, Wᵀ), the names written without
+    #: their step (\Gamma_u), slices (`(v)_{1:H}`), concatenations ([a, b]), and the gradient
+    #: of a loss left abstract (\nabla_{o_t} \ell(o_t, y_t)) by name.
+    onehot: str | None = None
+    last_step: str | None = None
+    unicode: bool = False
+    stepless: set = field(default_factory=set)
+    slices: bool = False
+    numpy_slice: tuple | None = None
+    brackets: bool = False
+    given: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, source: str, functions=None, loss: str | None = None) -> Context:
@@ -242,6 +254,11 @@ class Context:
             accent = "hat" if accent in ("hat", "widehat") else _ACCENTS.get("\\" + accent, accent)
             bases.add(m.group(2) + accent)
         ctx.step_bases = bases
+        last = re.search(r"(?:\^\s*\{?|\\langle\s*|\(\s*)(T_\{?[a-z]\}?|\\tau)(?![A-Za-z])", source)
+        if last is not None:
+            ctx.last_step = last.group(1).replace("{", "").replace("}", "")
+        ctx.unicode = bool(re.search("[∂ᵀ⊙∑]", source))
+        ctx.brackets = bool(re.search(r"(?<![\\a-zA-Z])\[\s*[^\[\]]+,[^\[\]]+\]", source))
         for m in _SET.finditer(source):
             letter, members = m.group(1), _members_of(m.group(2))
             if members and len(members) > len(ctx.all_sets.get(letter, ())):
@@ -297,6 +314,7 @@ class _Reader:
         #: Index notation (delta_{h,j}(t) = ... \sum_k w_{kj} delta_{o,k}(t)): the free
         #: entry letters of the left-hand side, the letters sums bind, and the entries of the
         #: symbol being read; None when the rule is not written entry by entry.
+        self._slash = False  # a derivative written inline, \partial L / \partial h_t
         self.index_letters: set[str] | None = None
         self.index_sums: set[str] = set()
         self._symbol_entries: list[str] = []
@@ -412,7 +430,8 @@ class _Reader:
         """Remember how the author writes the symbol and its step (for corrections written
         in the author's notation)."""
         name, index, _ = found
-        if not self.line or self.i == 0:
+        unspelled, self._unspelled = getattr(self, "_unspelled", False), False
+        if not self.line or self.i == 0 or unspelled or self._symbol_entries:
             return
         last = self.toks[self.i - 1]
         end = last.column - 1 + len(last.text)
@@ -463,6 +482,7 @@ class _Reader:
                         name = f"{name}_{self._index_name}"
                     continue
                 if self._bound_subscript(sub):  # y_{k,j} inside sums over k and j
+                    self._unspelled = True  # y_i: not how the author writes y
                     continue
                 if comma and self._is_step(head, name) and index is None:  # y_{t, y_t}: an entry
                     index = head
@@ -925,10 +945,15 @@ class _Reader:
         m = re.fullmatch(r"\[(:?)n_\{?([A-Za-z]+)\}?(:?)(,:)?\]", text)
         if m and bool(m.group(1)) != bool(m.group(3)) and self.out.text.rstrip().endswith(")"):
             part = 1 if m.group(1) else 2  # the first rows, or the rest
+            self.context.numpy_slice = self.context.numpy_slice or (
+                f"n_{{{m.group(2)}}}" if len(m.group(2)) > 1 else f"n_{m.group(2)}",
+                bool(m.group(4)),
+            )
             self.out.wrap_last_operand("rows(", f", {part}, n_{m.group(2)})")
             return True
         m = re.fullmatch(rf"({_SIZE_TERM}):({_SIZE_TERM})", text)
         if m and self.out.text.rstrip().endswith(")"):  # (dz)_{H+1:H+D}: entries H+1..H+D
+            self.context.slices = True
             self.out.wrap_last_operand(
                 "span(", f", {_size_text(m.group(1))}, {_size_text(m.group(2))})"
             )
@@ -1374,6 +1399,7 @@ class _Reader:
             return False
         bottom = rest[: probe.i]
         self.i += k + 1 + probe.i
+        self._slash = True
         self.derivative(
             tok,
             self._sub(top),
@@ -1412,7 +1438,7 @@ class _Reader:
         loss = name in self.context.loss_names
         if loss and index is None and not plus:
             partial = any(t.text == r"\partial" for t in top.toks[:1])
-            self._style("frac" if partial else "frac_d")
+            self._style("slash" if self._slash else "frac" if partial else "frac_d")
             self.context.loss_spelling = self.context.loss_spelling or self.context.spellings.get(
                 name, name
             )
@@ -1450,6 +1476,9 @@ class _Reader:
         self.operand(column)
         base, _, index = target.partition("[")
         self.out.add(f"g_{base}[{index}" if index else f"g_{base}", column)
+        bases = [a.split("[")[0].strip("( ") for a in args.strip("()").split(",")]
+        loss = self.context.spellings.get(name, name)
+        self.context.given.setdefault("g_" + base, ("frac", loss, base, bases))
         return True
 
     def nabla(self) -> None:
@@ -1483,6 +1512,9 @@ class _Reader:
             self.operand(tok.column)
             base, _, index = _written(found).partition("[")
             self.out.add(f"g_{base}[{index}" if index else f"g_{base}", tok.column)
+            loss = self.context.spellings.get(after[0], after[0])
+            bases = [a.split("[")[0] for a in arguments]
+            self.context.given.setdefault("g_" + base, ("nabla", loss, base, bases))
             return
         self.write_symbol(*found, adjoint=True)
 
@@ -1644,7 +1676,7 @@ class _Reader:
 
     def onehot(self, tok: _Tok) -> None:
         """1_{y^{(t)}}: the one-hot rows of the labels."""
-        self.take()  # _
+        start = self.take().column  # _
         group = self.group()
         if len(group) > 2 and group[0].text in self.entries and group[1].text in ("=", ","):
             group = group[2:]  # 1_{i = y^{(t)}}: entry i is 1 where i is the label
@@ -1655,6 +1687,9 @@ class _Reader:
         name, index, column = found
         self.operand(tok.column)
         self.out.add(f"onehot({name}[{_index_text(index or 't')}])", tok.column)
+        head = self.line[tok.column - 1 : start - 1].strip() if self.line else ""
+        if head and self.context.onehot is None:
+            self.context.onehot = head
 
     def _indicator(self, tok: _Tok) -> bool:
         """\\mathbb{1}[A_t > 0] (or (...), \\{...\\}, _{...}): 1 where the comparison holds,

@@ -50,6 +50,8 @@ class Notation:
     adjoint_names: dict[str, str] = field(default_factory=dict)
     #: Equations that state a condition, no rule (W = W^T): taken out.
     conditions: list[Rule] = field(default_factory=list)
+    #: Per-step quantities the derivation writes without their step (\Gamma_u).
+    stepless: set[str] = field(default_factory=set)
 
 
 def _map(node, f: Callable):
@@ -335,6 +337,7 @@ def _implicit_steps(rules: list[Rule], loss_names: set, notation: Notation) -> l
     out = []
     for r in _rewrite(rules, step):
         out.append(replace(r, index=t) if r.index is None and r.target in names else r)
+    notation.stepless |= set(names) | set(written)
     if names:
         notation.notes.append(
             f"{', '.join(names)} read at the current step t (written without a step, defined "
