@@ -599,8 +599,27 @@ def _meanings(findings, built, scope: Scope, worlds) -> None:
         for candidate in candidates.get(name, []):
             if _equals_everywhere(d, candidate, built, scope, worlds):
                 d.status = "right"
-                d.message = f"{d.rule.target} is {candidate} (its values are, at every step)"
+                d.message = (
+                    f"{d.rule.target} is {_meaning_text(candidate, scope)} (its values are, at "
+                    "every step)"
+                )
                 break
+
+
+def _meaning_text(candidate: str, scope: Scope) -> str:
+    """dGamma_uhat -> the gradient by the argument of Gamma_u, in the author's notation when
+    it is known; a model's name never written by the author is described, not shown."""
+    base = candidate[1:] if candidate.startswith("d") else candidate
+    of = None
+    if base.endswith("hat") and base[: -len("hat")] in scope.per_step:
+        base, of = base[: -len("hat")], "the argument of "
+    spelled = base
+    spelling = scope.spelling
+    if spelling is not None:
+        spelled = spelling.spellings.get(base, base)
+    if candidate.startswith("d"):
+        return f"the gradient by {of or ''}{spelled}"
+    return f"{of or ''}{spelled}"
 
 
 def _votes(findings, built, scope, worlds, candidates, meaning, own) -> dict[str, str]:

@@ -679,7 +679,18 @@ def _loss(total: Rule | None, step: Rule | None, defined: dict, loss_names) -> t
             logits, labels = entropy
             if _log_sign(body) > 0:  # log(p[y]) summed: minus the cross-entropy
                 factor = _times(Num(-1), factor)
-            notes.append(f"its loss read as the cross-entropy of softmax({logits}) with {labels}")
+            probs = next(
+                (
+                    name
+                    for name, r in defined.items()
+                    if isinstance(r.expr, Call)
+                    and r.expr.function == "softmax"
+                    and r.expr.args[0] == Step(logits, Index("t", 0))
+                ),
+                None,
+            )
+            what = f"softmax({logits})" if probs is None or "_" not in logits else probs
+            notes.append(f"its loss read as the cross-entropy of {what} with {labels}")
             at_t = Index("t", 0)
             return (factor, Call("cross_entropy", (Step(logits, at_t), Step(labels, at_t)))), notes
         if not _class_labels(body):
