@@ -2007,20 +2007,26 @@ _CONTINUES = ("+", "-", r"\odot", r"\cdot", r"\times", r"\circ")
 
 def _rules_in(piece: str) -> list[tuple[int, str]]:
     """(line offset, text) of each rule in a piece: a line with its own `=` starts a rule
-    (unless it starts with `=`, continuing a chain), other lines continue the one before."""
+    (a line starting with `=` after a line with its own `=` is the chain's next member, on
+    its own line, as `&= ...` after `\\\\` is), other lines continue the one before."""
     rules: list[list] = []
     for offset, raw in enumerate(piece.split("\n")):
         line = " ".join(raw.split())
         if not line:
             continue
         lead = line.lstrip("&").lstrip()
-        continues = lead.startswith(("=", *_CONTINUES))
+        member = lead.startswith("=") and bool(rules) and _has_equation(rules[-1][1])
+        continues = lead.startswith(("=", *_CONTINUES)) and not member
         starts = "=" in line and not continues
         if starts or not rules:
             rules.append([offset, line])
         else:
             rules[-1][1] += " " + line
     return [(o, t) for o, t in rules if t.strip()]
+
+
+def _has_equation(text: str) -> bool:
+    return len(_top_level_split(text.replace("&", " "), "=")) > 1
 
 
 #: Spellings of "is defined as".
