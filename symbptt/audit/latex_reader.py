@@ -1986,7 +1986,7 @@ def _rule_lines(source: str) -> list[tuple[int, str, list[tuple[str, str]]]]:
         start = body.count("\n", 0, position) + 1
         position += len(piece) + 2
         found = _rules_in(piece)
-        lead = piece.lstrip().lstrip("&").lstrip()
+        lead = _SPACES.sub("", piece.lstrip().lstrip("&"))
         if found and rules and lead.startswith(_CONTINUES) and "=" not in found[0][1]:
             rules[-1][1] += " " + found[0][1]  # `\\ & + W^T ...`: the rule above goes on
             found = found[1:]
@@ -2001,6 +2001,8 @@ def _rule_lines(source: str) -> list[tuple[int, str, list[tuple[str, str]]]]:
 
 #: Environments that hold one equation, broken over lines at \\.
 _ONE_EQUATION = re.compile(r"\\begin\{(multline|split)\*?\}.*?\\end\{\1\*?\}", re.S)
+#: Spacing at the start of a line (`&\quad + ...`).
+_SPACES = re.compile(r"^(\s|\\q?quad\b|\\[,;:! ]|&)+")
 #: What a line that continues the rule above starts with (a binary operator).
 _CONTINUES = ("+", "-", r"\odot", r"\cdot", r"\times", r"\circ")
 
@@ -2014,7 +2016,7 @@ def _rules_in(piece: str) -> list[tuple[int, str]]:
         line = " ".join(raw.split())
         if not line:
             continue
-        lead = line.lstrip("&").lstrip()
+        lead = _SPACES.sub("", line)
         member = lead.startswith("=") and bool(rules) and _has_equation(rules[-1][1])
         continues = lead.startswith(("=", *_CONTINUES)) and not member
         starts = "=" in line and not continues

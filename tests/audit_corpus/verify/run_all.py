@@ -5,7 +5,7 @@
 Besides each script's own checks (truth file == rules checked, every equation line covered,
 every rule numerically right or wrong as its verdict says, at two sizes), this checks that
 every derivation has a truth file and a script, states forward equations and 4 to 24 backward
-rules (4 to 24), and that every truth file has the documented shape.
+rules, and that every truth file has the documented shape.
 """
 import glob
 import json
