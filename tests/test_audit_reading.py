@@ -362,8 +362,8 @@ $$δ_t = (1 − h_t^2) ⊙ ∂L/∂h_t$$
     assert "wrong" in wrong.values() or "shape" in wrong.values(), wrong
 
 
-# -- notations of the held-out probe (issue 18, second round): each class, right as written and
-# -- caught when changed ----------------------------------------------------------------------------
+# -- notations of the held-out probe (issue 18, second round): each class, right as written
+# -- and caught when changed -----------------------------------------------------------------
 def _verdicts(source: str, fmt: str = "latex"):
     report = audit(source, format=fmt)
     assert report.how.startswith("the model of the derivation's own"), report.text()
@@ -382,7 +382,8 @@ ELMAN = r"""
 \end{align}
 $\mathbf{h}(0) = \mathbf{0}$, $\sigma(v) = 1/(1 + e^{-v})$,
 $$E = \frac{1}{2} \sum_{t=1}^{T} \big\| \mathbf{d}(t) - \mathbf{y}(t) \big\|^2$$
-$$\boldsymbol{\delta}_o(t) = \frac{\partial E}{\partial \mathbf{y}(t)} = \mathbf{y}(t) - \mathbf{d}(t)$$
+$$\boldsymbol{\delta}_o(t) = \frac{\partial E}{\partial \mathbf{y}(t)}
+  = \mathbf{y}(t) - \mathbf{d}(t)$$
 $$\boldsymbol{\delta}_h(t) := \frac{\partial E}{\partial \mathbf{net}_h(t)}$$
 """
 
@@ -392,7 +393,8 @@ $$\boldsymbol{\delta}_h(t) := \frac{\partial E}{\partial \mathbf{net}_h(t)}$$
     [
         (  # a bold word as a name, \mathbf{1} as a vector of ones, \mathbf{0} as zeros
             r"$$\boldsymbol{\delta}_h(t) = \mathbf{h}(t) \odot (\mathbf{1} - \mathbf{h}(t)) \odot "
-            r"( W_{ho}^{\top} \boldsymbol{\delta}_o(t) + W_{hh}^{\top} \boldsymbol{\delta}_h(t+1) )$$"
+            r"( W_{ho}^{\top} \boldsymbol{\delta}_o(t) "
+            r"+ W_{hh}^{\top} \boldsymbol{\delta}_h(t+1) )$$"
             r"$$\boldsymbol{\delta}_h(T+1) = \mathbf{0}$$",
             r"$$\boldsymbol{\delta}_h(t) = \mathbf{h}(t) \odot (\mathbf{1} - \mathbf{h}(t)) \odot "
             r"( W_{ho}^{\top} \boldsymbol{\delta}_o(t) + W_{hh} \boldsymbol{\delta}_h(t+1) )$$",
@@ -494,7 +496,8 @@ h_t &= i_t \odot g_t, & L &= \frac{1}{2} \sum_{t=1}^{T} \lVert h_t - y_t \rVert^
 $h_0 = 0$. For each gate $\ast \in \{i, g\}$,
 """
     right = (
-        r"$$\frac{\partial L}{\partial U_\ast} = \sum_{t=1}^{T} \frac{\partial L}{\partial a^\ast_t}"
+        r"$$\frac{\partial L}{\partial U_\ast} = \sum_{t=1}^{T} "
+        r"\frac{\partial L}{\partial a^\ast_t}"
         r"\, h_{t-1}^\top$$"
     )
     report = _verdicts(forward + right, "markdown")
@@ -544,9 +547,11 @@ def test_angle_steps_with_entries_and_a_transpose_in_the_step():
     source = r"""
 $$a^{\langle t \rangle} = \tanh(W_a a^{\langle t-1 \rangle} + W_x x^{\langle t \rangle} + b)$$
 $$\hat{y}^{\langle t \rangle} = \text{softmax}(W_y a^{\langle t \rangle} + b_y)$$
-$$\mathcal{L} = -\sum_{t=1}^{T_x} \sum_{i} y_i^{\langle t \rangle} \log \hat{y}_i^{\langle t \rangle}$$
+$$\mathcal{L} = -\sum_{t=1}^{T_x} \sum_{i} y_i^{\langle t \rangle}
+  \log \hat{y}_i^{\langle t \rangle}$$
 $$a^{\langle 0 \rangle} = \vec{0}$$
-$$dW_y = \sum_{t=1}^{T_x} (\hat{y}^{\langle t \rangle} - y^{\langle t \rangle}) \, a^{\langle t \rangle T}$$
+$$dW_y = \sum_{t=1}^{T_x} (\hat{y}^{\langle t \rangle} - y^{\langle t \rangle})
+  \, a^{\langle t \rangle T}$$
 """
     report = _verdicts(source, "markdown")
     assert not _bad(report) and not report.counts["not_read"], report.text()
