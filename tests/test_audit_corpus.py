@@ -1,7 +1,8 @@
-"""The audit on eighteen derivations written for this project in the styles people publish
+"""The audit on twenty-eight derivations written for this project in the styles people publish
 (course notes, a textbook chapter, blog posts, notebooks, slides, a Q&A answer, a paper
-appendix, a homework solution, a cheat sheet; vanilla, sigmoid, linear with an abstract
-loss, two layers, two biases, LSTM and GRU in several notations), each judged as written
+appendix, a homework solution, a cheat sheet, scribe notes, a lab; vanilla, sigmoid, ReLU,
+Elman, linear with an abstract loss, two layers, two biases, LSTM and GRU in several
+notations; ten of them a held-out probe first run unseen), each judged as written
 against its own truth (tests/audit_corpus/*.truth.json, every verdict checked by finite
 differences in tests/audit_corpus/verify/, independently of symbptt).
 

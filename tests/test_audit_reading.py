@@ -360,3 +360,295 @@ $$δ_t = (1 − h_t^2) ⊙ ∂L/∂h_t$$
     assert found and set(found.values()) <= HOLDS, found
     wrong = judged(backward.replace("Wᵀ δ", "W δ"), forward)
     assert "wrong" in wrong.values() or "shape" in wrong.values(), wrong
+
+
+# -- notations of the held-out probe (issue 18, second round): each class, right as written
+# -- and caught when changed -----------------------------------------------------------------
+def _verdicts(source: str, fmt: str = "latex"):
+    report = audit(source, format=fmt)
+    assert report.how.startswith("the model of the derivation's own"), report.text()
+    return report
+
+
+def _bad(report) -> list:
+    return [f for f in report.findings if f.status in ("wrong", "shape")]
+
+
+ELMAN = r"""
+\begin{align}
+\mathbf{net}_h(t) &= W_{ih}\, \mathbf{x}(t) + W_{hh}\, \mathbf{h}(t-1) + \mathbf{b}_h \\
+\mathbf{h}(t) &= \sigma\big(\mathbf{net}_h(t)\big) \\
+\mathbf{y}(t) &= W_{ho}\, \mathbf{h}(t) + \mathbf{b}_o
+\end{align}
+$\mathbf{h}(0) = \mathbf{0}$, $\sigma(v) = 1/(1 + e^{-v})$,
+$$E = \frac{1}{2} \sum_{t=1}^{T} \big\| \mathbf{d}(t) - \mathbf{y}(t) \big\|^2$$
+$$\boldsymbol{\delta}_o(t) = \frac{\partial E}{\partial \mathbf{y}(t)}
+  = \mathbf{y}(t) - \mathbf{d}(t)$$
+$$\boldsymbol{\delta}_h(t) := \frac{\partial E}{\partial \mathbf{net}_h(t)}$$
+"""
+
+
+@pytest.mark.parametrize(
+    "right, wrong",
+    [
+        (  # a bold word as a name, \mathbf{1} as a vector of ones, \mathbf{0} as zeros
+            r"$$\boldsymbol{\delta}_h(t) = \mathbf{h}(t) \odot (\mathbf{1} - \mathbf{h}(t)) \odot "
+            r"( W_{ho}^{\top} \boldsymbol{\delta}_o(t) "
+            r"+ W_{hh}^{\top} \boldsymbol{\delta}_h(t+1) )$$"
+            r"$$\boldsymbol{\delta}_h(T+1) = \mathbf{0}$$",
+            r"$$\boldsymbol{\delta}_h(t) = \mathbf{h}(t) \odot (\mathbf{1} - \mathbf{h}(t)) \odot "
+            r"( W_{ho}^{\top} \boldsymbol{\delta}_o(t) + W_{hh} \boldsymbol{\delta}_h(t+1) )$$",
+        ),
+        (  # index notation, neuron by neuron: entries of W_{ho} with its lowercase letter
+            r"$$\delta_{h,j}(t) = h_j(t)\big(1 - h_j(t)\big) \Big[ \sum_{k} w^{ho}_{kj}\, "
+            r"\delta_{o,k}(t) + \sum_{i} w^{hh}_{ij}\, \delta_{h,i}(t+1) \Big]$$",
+            r"$$\delta_{h,j}(t) = h_j(t)\big(1 - h_j(t)\big) \Big[ \sum_{k} w^{ho}_{kj}\, "
+            r"\delta_{o,k}(t) + \sum_{i} w^{hh}_{ji}\, \delta_{h,i}(t+1) \Big]$$",
+        ),
+        (  # an identity between functions written without their argument
+            r"$$\sigma' = \sigma(1-\sigma)$$",
+            r"$$\sigma' = 1 - \sigma^2$$",
+        ),
+    ],
+    ids=["bold words", "index notation", "point-free identity"],
+)
+def test_textbook_notations(right, wrong):
+    report = _verdicts(ELMAN + right, "markdown")
+    assert not _bad(report) and not report.counts["not_read"], report.text()
+    assert _bad(_verdicts(ELMAN + wrong, "markdown")), wrong
+
+
+def test_a_multline_equation_is_one_equation_and_a_line_starting_with_plus_goes_on():
+    rule = r"""
+\begin{multline}
+\frac{\partial L}{\partial h_t}
+  = V^\top \frac{\partial L}{\partial o_t} \\
+  + W^\top \frac{\partial L}{\partial a_{t+1}}
+\end{multline}
+"""
+    assert statuses(rule) <= HOLDS, judged(rule)
+    aligned = (
+        r"\frac{\partial L}{\partial h_t} &= V^\top \frac{\partial L}{\partial o_t} \\"
+        "\n" + r"&\quad + W^\top \frac{\partial L}{\partial a_{t+1}}"
+    )
+    assert statuses(aligned) <= HOLDS, judged(aligned)
+    assert "wrong" in statuses(rule.replace(r"W^\top", "W").replace(r"{a_{t+1}}", "{a_t}"))
+
+
+def test_a_forward_line_naming_an_expression_and_a_state_named_with_a_loss_letter():
+    named = (  # a_t named beside h_t = tanh(W h_{t-1} + U x_t + b): its gradient is the model's
+        FORWARD.replace(r"h_t &= \tanh(a_t)", r"h_t &= \tanh(W h_{t-1} + U x_t + b)")
+        + r"$$\frac{\partial L}{\partial a_t} = (1 - h_t^2) \odot \frac{\partial L}{\partial h_t}$$"
+    )
+    report = _verdicts(named)
+    assert not _bad(report) and "a read where its expression" in report.how, report.text()
+    assert _bad(_verdicts(named.replace(r"(1 - h_t^2)", r"(1 - h_t)")))
+    state_c = r"""
+\begin{align}
+C_t &= \tanh(W C_{t-1} + U x_t + b) \\
+o_t &= V C_t + c \\
+L &= -\sum_{t=1}^{T} \log \operatorname{softmax}(o_t)[y_t] \\
+C_0 &= 0
+\end{align}
+$$dC_t = V^\top do_t + W^\top (dC_{t+1} \odot (1 - C_{t+1}^2))$$
+"""
+    report = _verdicts(state_c)
+    assert not _bad(report) and not report.counts["not_read"], report.text()
+    assert _bad(_verdicts(state_c.replace(r"W^\top (dC", r"W (dC")))
+
+
+def test_a_concatenated_input_its_slices_and_a_gate_argument_named_once():
+    forward = r"""
+\begin{align}
+z_t &= [h_{t-1}, x_t] \\
+f_t &= \sigma(W_f z_t + b_f) \\
+g_t &= \tanh(W_g z_t + b_g) \\
+h_t &= f_t \odot g_t \\
+L &= \frac{1}{2} \sum_{t=1}^{T} \lVert h_t - y_t \rVert^2 \\
+h_0 &= 0
+\end{align}
+$f_t = \sigma(a^f_t)$.
+"""
+    right = r"""
+$$dz_t = W_f^\top da^f_t + W_g^\top da^g_t$$
+$$dh_t = h_t - y_t + (dz_{t+1})_{1:H}$$
+$$dx_t = (dz_t)_{H+1:H+D}$$
+$$da^g_t = dh_t \odot f_t \odot (1 - g_t^2)$$
+$$da^f_t = dh_t \odot g_t \odot f_t \odot (1 - f_t)$$
+"""
+    report = _verdicts(forward + right, "markdown")
+    assert not _bad(report) and not report.counts["not_read"], report.text()
+    assert "a_f, a_g read as the arguments of f, g" in report.how, report.how
+    wrong = right.replace("(dz_{t+1})_{1:H}", "(dz_{t})_{1:H}")
+    assert _bad(_verdicts(forward + wrong, "markdown"))
+    numpy = right.replace("(dz_{t+1})_{1:H}", "(dz_{t+1})_{[:n_h]}")
+    report = _verdicts(forward + numpy, "markdown")
+    assert not _bad(report) and not report.counts["not_read"], report.text()
+
+
+def test_a_generic_gate_placeholder():
+    forward = r"""
+\begin{align*}
+a^i_t &= W_i x_t + U_i h_{t-1} + b_i, & i_t &= \sigma(a^i_t), \\
+a^g_t &= W_g x_t + U_g h_{t-1} + b_g, & g_t &= \tanh(a^g_t), \\
+h_t &= i_t \odot g_t, & L &= \frac{1}{2} \sum_{t=1}^{T} \lVert h_t - y_t \rVert^2,
+\end{align*}
+$h_0 = 0$. For each gate $\ast \in \{i, g\}$,
+"""
+    right = (
+        r"$$\frac{\partial L}{\partial U_\ast} = \sum_{t=1}^{T} "
+        r"\frac{\partial L}{\partial a^\ast_t}"
+        r"\, h_{t-1}^\top$$"
+    )
+    report = _verdicts(forward + right, "markdown")
+    found = [f for f in report.findings if f.status != "model"]
+    assert len(found) == 2 and all(f.status == "right" for f in found), report.text()
+    assert _bad(_verdicts(forward + right.replace(r"h_{t-1}^\top", r"h_t^\top"), "markdown"))
+
+
+def test_an_abstract_loss_by_nabla_and_a_word_superscript_before_a_numeric_step():
+    forward = r"""
+$$a^h_t = W h_{t-1} + U x_t + b, \qquad h_t = \tanh(a^h_t), \qquad o_t = V h_t + c$$
+$$L = \sum_{t=1}^{T} \ell(o_t, y_t)$$
+"""
+    right = r"""
+$$\nabla_{h_t} L = V^\top \nabla_{o_t} \ell(o_t, y_t) + W^\top \nabla_{a^h_{t+1}} L$$
+$$\nabla_{h_0} L = W^\top \nabla_{a^h_1} L$$
+"""
+    report = _verdicts(forward + right, "markdown")
+    assert not _bad(report) and not report.counts["not_read"], report.text()
+    assert "grp" not in report.text()
+    wrong = _verdicts(
+        forward + right.replace(r"W^\top \nabla_{a^h_1}", r"W \nabla_{a^h_1}"), "markdown"
+    )
+    assert [f.rule.text for f in _bad(wrong)] == [r"\nabla_{h_0} L = W \nabla_{a^h_1} L"]
+
+
+def test_a_minibatch_loss_with_entries_and_relu_as_an_indicator():
+    source = r"""
+$$A_t = X_t W_x + H_{t-1} W_h + b$$
+$$H_t = \mathrm{ReLU}(A_t)$$
+$$S_t = H_t W_y + c$$
+$$P_t = \mathrm{softmax}(S_t)$$
+$$L = -\frac{1}{NT} \sum_{t=1}^{T} \sum_{n=1}^{N} \log (P_t)_{n, y_{t,n}}$$
+Let $Y_t$ be the one-hot matrix of the targets.
+$$dS_t = \frac{1}{NT}(P_t - Y_t)$$
+$$dH_t = dS_t W_y^\top + dA_{t+1} W_h^\top$$
+$$dA_t = dH_t \odot \mathbb{1}[A_t > 0]$$
+$$db = \sum_{t=1}^{T} \mathbf{1}_N^\top dA_t$$
+"""
+    report = _verdicts(source, "markdown")
+    assert not _bad(report) and not report.counts["not_read"], report.text()
+    assert _bad(_verdicts(source.replace("[A_t > 0]", "[A_t < 0]"), "markdown"))
+    assert _bad(_verdicts(source.replace(r"\frac{1}{NT}(P_t", r"\frac{1}{N}(P_t"), "markdown"))
+
+
+def test_angle_steps_with_entries_and_a_transpose_in_the_step():
+    source = r"""
+$$a^{\langle t \rangle} = \tanh(W_a a^{\langle t-1 \rangle} + W_x x^{\langle t \rangle} + b)$$
+$$\hat{y}^{\langle t \rangle} = \text{softmax}(W_y a^{\langle t \rangle} + b_y)$$
+$$\mathcal{L} = -\sum_{t=1}^{T_x} \sum_{i} y_i^{\langle t \rangle}
+  \log \hat{y}_i^{\langle t \rangle}$$
+$$a^{\langle 0 \rangle} = \vec{0}$$
+$$dW_y = \sum_{t=1}^{T_x} (\hat{y}^{\langle t \rangle} - y^{\langle t \rangle})
+  \, a^{\langle t \rangle T}$$
+"""
+    report = _verdicts(source, "markdown")
+    assert not _bad(report) and not report.counts["not_read"], report.text()
+    wrong = source.replace(r"a^{\langle t \rangle T}$$", r"a^{\langle t-1 \rangle T}$$")
+    assert _bad(_verdicts(wrong, "markdown"))
+
+
+def test_rows_without_batch_notation_are_one_example():
+    source = r"""
+$$z_t = x_t W_{xh} + h_{t-1} W_{hh} + b_h, \qquad h_t = \sigma(z_t), \qquad \hat{y}_t = h_t W_{hy}$$
+$$L = \frac{1}{2} \sum_{t=1}^{T} \lVert \hat{y}_t - y_t \rVert^2$$
+$$\nabla_{b_h} L = \sum_{t=1}^{T} \nabla_{z_t} L$$
+$$\nabla_{z_t} L = \nabla_{h_t} L \odot h_t \odot (1 - h_t)$$
+"""
+    report = _verdicts(source, "markdown")
+    assert not _bad(report), report.text()
+    assert any("read for one example" in n for n in report.notes), report.notes
+    assert _bad(_verdicts(source.replace(r"\odot (1 - h_t)$$", r"\odot (1 - h_t^2)$$"), "markdown"))
+
+
+def test_conditions_and_unfinished_lines_state_nothing():
+    report = audit(FORWARD + r"then $W = W^\top$, and $a_{t+1} = W h_t + \dots$", format="markdown")
+    assert {s.what for s in report.skipped} >= {
+        "a condition, no rule",
+        r"an expression left unfinished (\dots)",
+    }, report.skipped
+    assert not [f for f in report.findings if f.status not in ("model",)], report.text()
+
+
+def test_a_chain_is_reported_once_with_the_member_that_fails():
+    chain = (
+        r"\frac{\partial L}{\partial h_t} = V^\top \frac{\partial L}{\partial o_t} + "
+        r"W^\top \frac{\partial L}{\partial a_{t+1}} = V \frac{\partial L}{\partial o_t} + "
+        r"W^\top \frac{\partial L}{\partial a_{t+1}}"
+    )
+    text = audit(FORWARD + displayed(chain), format="latex").text()
+    assert text.count(r"\frac{\partial L}{\partial h_t} = V^\top") == 1, text
+    assert "member 2 of the chain" in text and "member 1 of the chain holds" in text, text
+
+
+@pytest.mark.parametrize(
+    "forward, rule, cause",
+    [
+        (  # one example: a missing transpose, not the order of a product
+            FORWARD,
+            r"\frac{\partial L}{\partial h_t} = V^\top \frac{\partial L}{\partial o_t} "
+            r"+ W \frac{\partial L}{\partial a_{t+1}}",
+            "W needs a transpose",
+        ),
+        (  # tanh's derivative for a sigmoid
+            FORWARD.replace(r"\tanh(a_t)", r"\sigma(a_t)"),
+            r"\frac{\partial L}{\partial a_t} = \frac{\partial L}{\partial h_t} \odot (1 - h_t^2)",
+            "tanh's derivative",
+        ),
+        (  # a claim at the wrong step
+            FORWARD,
+            r"\frac{\partial h_j}{\partial h_{j-1}} = \operatorname{diag}(1 - h_{j-1}^2) W",
+            "uses h[j-1] where h[j] belongs",
+        ),
+    ],
+    ids=["transpose", "derivative", "claim"],
+)
+def test_more_likely_causes(forward, rule, cause):
+    report = audit(forward + displayed(rule), format="latex")
+    (bad,) = report.wrong
+    assert cause in (bad.classification or ""), report.text()
+
+
+def test_messages_cite_a_notebook_cell_and_its_line():
+    import json
+
+    cells = [
+        {"cell_type": "markdown", "source": FORWARD},
+        {"cell_type": "markdown", "source": "$$h_t = \\mathrm{ReLU}(a_t)$$"},
+    ]
+    report = audit(json.dumps({"cells": cells}), format="notebook")
+    (unread,) = [f for f in report.findings if f.status == "unread"]
+    assert "cell 0, line 4 defines it" in unread.message, unread.message
+
+
+@pytest.mark.parametrize(
+    "line, reason",
+    [
+        (
+            r"\delta_{h,j}(t) = \sum_{k} W_{kj} h_{j}(t)",
+            "index notation: the sum over k is not a product of a matrix and a vector",
+        ),
+        (
+            r"\frac{\partial L}{\partial h_t} = (\frac{\partial L}{\partial a_t})_{1:K}",
+            "of a slice",
+        ),
+        (r"x_t = (h_t, o_t)", "a bracket holding several expressions"),
+    ],
+    ids=["index notation", "slice bound", "bracket"],
+)
+def test_new_reasons_a_line_is_not_read(line, reason):
+    report = audit(FORWARD + "$$" + line + "$$", format="markdown")
+    unread = [f for f in report.findings if f.status == "unread"]
+    assert any(reason in f.message for f in unread), report.text()
+    assert not _bad(report), report.text()

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from ..formula.ast import Call, Name, Step
+from ..formula.ast import Binary, Call, Index, Name, Step
 from ..models.spec import ModelSpec
 from .latex_reader import Reading, Skipped
 from .report import AuditReport
@@ -119,16 +119,19 @@ def audit(
     loss_names = set(LOSS_NAMES) | (context.loss_names if context is not None else set())
     if loss is not None:
         loss_names.add(loss)
+    loss_names -= _states(reading.rules) - {loss}
     functions = dict(context.functions) if context is not None else {}
     functions.update({k: v for k, v in names.items() if v in _ACTIVATIONS})
     rules, notation = normalize(reading.rules, loss_names, functions)
+    if context is not None:
+        context.stepless = set(notation.stepless)
     author = None
     notes: list[str] = list(notation.notes)
     if model is not None:
         spec = model
         how = f"the {model.title or model.name} (--model)"
     else:
-        author = author_model(rules, convention, loss_names)
+        author = author_model(rules, convention, loss_names, document.where)
         if author.spec is not None:
             spec, how = author.spec, author.how
             convention = convention or author.spec.definition.convention
@@ -174,6 +177,7 @@ def audit(
         zeros=author.zeros if author is not None and author.spec is not None else (),
         spelling=context if latex else None,
         adjoint_names={v: k for k, v in notation.adjoint_names.items()},
+        where=document.where,
     )
     if author is not None and author.spec is None and author.forward_rules:
         findings = _not_this_model(findings, author, spec)
@@ -191,7 +195,8 @@ def audit(
         names,
         format,
         skipped=[s for s in reading.skipped if s.what != "names a function"]
-        + [Skipped(r.line, r.text, "a constant, no claim") for r in constants],
+        + [Skipped(r.line, r.text, "a constant, no claim") for r in constants]
+        + [Skipped(r.line, r.text, "a condition, no rule") for r in notation.conditions],
         document=document,
         how=how,
         notes=notes,
@@ -201,8 +206,9 @@ def audit(
 
 def _one_example(rules, convention: str, defining: set) -> str | None:
     """Why the derivation is about one example (N = 1), or None: it uses Jacobians (of a
-    minibatch they would be tensors), or its own forward equations are in columns and no
-    rule names the minibatch (N, a sum of rows or columns, ones)."""
+    minibatch they would be tensors), or its own forward equations define the model and no
+    rule names the minibatch (N, a sum of rows or columns, ones): a derivation in columns,
+    or in rows written for one example (a 1 x D row)."""
     from .forward import _walk
 
     calls = {
@@ -218,7 +224,7 @@ def _one_example(rules, convention: str, defining: set) -> str | None:
             "the derivation uses Jacobians or outer products of vectors (of a minibatch they "
             "would be tensors)"
         )
-    if convention != "column" or not defining:
+    if not defining:
         return None
     names = {
         n.name
@@ -228,9 +234,45 @@ def _one_example(rules, convention: str, defining: set) -> str | None:
         for n in _walk(tree)
         if isinstance(n, (Name, Step))
     }
-    if names & {"N", "ones"} or calls & {"sum_rows", "sum_cols", "sum_examples"}:
+    if "N" in names or _sums_ones(rules) or calls & {"sum_rows", "sum_cols", "sum_examples"}:
         return None
-    return "its forward equations are written in columns and no rule names a minibatch"
+    if convention == "column":
+        return "its forward equations are written in columns and no rule names a minibatch"
+    return (
+        "no rule names a minibatch (no N, no sum over examples or rows): a row is one "
+        "example's vector"
+    )
+
+
+def _states(rules) -> set[str]:
+    """Names a rule defines at step t from their own previous step (C_t = f_t * C_{t-1} +
+    ...): states of the model, never a loss, whatever their letter (Colah's cell state C)."""
+    from .forward import _walk
+
+    out = set()
+    for r in rules:
+        if r.claim or r.index is None or r.index.anchor != "t" or r.index.offset != 0:
+            continue
+        for n in _walk(r.expr):
+            if isinstance(n, Step) and n.name == r.target and n.index == Index("t", -1):
+                out.add(r.target)
+    return out
+
+
+def _sums_ones(rules) -> bool:
+    """A rule sums rows or columns with a vector of ones (1^T X, X 1): a minibatch."""
+    from .build import _is_ones
+    from .forward import _walk
+
+    return any(
+        isinstance(n, Binary)
+        and n.op == "@"
+        and (_is_ones(n.left, transposed=True) or _is_ones(n.right, transposed=False))
+        for r in rules
+        for tree in (r.expr, r.lhs)
+        if tree is not None
+        for n in _walk(tree)
+    )
 
 
 #: Functions --map can name a letter as (f=tanh).

@@ -27,6 +27,7 @@ from ..formula.ast import (
     Transposed,
 )
 from ..formula.reader import FormulaSyntaxError
+from .latex_reader import GROUP
 
 __all__ = ["AuditShapeError", "AuditUnreadError", "Scope", "FUNCTIONS"]
 
@@ -58,6 +59,7 @@ FUNCTIONS = (
     "prod",
     "block",
     "rows",
+    "span",
     "sum_entries",
     "sum_examples",
     "outer",
@@ -120,6 +122,11 @@ class Scope:
     author_adjoints: set[str] = field(default_factory=set)
     #: What the author's own quantities mean (found from their uses): da_next -> da.
     meanings: dict[str, str] = field(default_factory=dict)
+    #: Where a line of the derivation is, as a message says it ("line 12", "cell 4, line 9").
+    where: object = None
+
+    def at(self, line: int) -> str:
+        return self.where(line) if callable(self.where) else f"line {line}"
 
     def __post_init__(self) -> None:
         spec, column = self.form.spec, self.form.convention == "column"
@@ -277,13 +284,15 @@ class Scope:
             return Symbol(canonical, self.defined[canonical])
         if canonical in self.per_step or canonical in self.defined_per_step:
             raise AuditShapeError(f"{name} is a per-step quantity: write {name}[t]")
+        if name == ONES:  # 1 - h (\mathbf{1} - h): a vector of ones, entry by entry
+            return Constant(1)
         raise AuditShapeError(self.unknown(name))
 
     def unknown(self, name: str) -> str:
         later = self.targets.get(self.canonical(name))
         if later is not None:
             return (
-                f"{name!r} is defined on line {later}, not before this rule (or by this rule "
+                f"{name!r} is defined on {self.at(later)}, not before this rule (or by this rule "
                 f"itself): if it is one of the model's quantities, say which with --map "
                 f"{name}=<model name> (e.g. {name}=da)"
             )
@@ -310,6 +319,13 @@ class Scope:
         name = node.function
         if name in ("jac", "jacplus", "grad", "eye_like"):
             return self._derived(node)
+        if name == GROUP:  # a bracket the author wrote (the reader's mark)
+            if len(node.args) == 1:
+                return self._build(node.args[0])
+            raise AuditUnreadError(
+                "a bracket holding several expressions, (a, b), is not read here: a "
+                "function's arguments or a concatenation [a, b] are"
+            )
         if name == "concat":  # [h_{t-1}, x_t]: the features put together
             axis = "vstack" if self.form.convention == "column" else "hstack"
             return self._blocks(Call(axis, node.args, node.at))
@@ -321,6 +337,8 @@ class Scope:
             return self._block(node)
         if name == "rows":
             return self._rows(node)
+        if name == "span":
+            return self._span(node)
         if name == "pick":
             return self._pick(node)
         if name.startswith("prime_"):  # f'(x): the derivative of the function f stands for
@@ -509,6 +527,51 @@ class Scope:
         rest = size_text._text({k: c for k, c in counts.items() if c}, constant - less_constant)
         return matexpr.block(v, int(part.value) - 1, 2, axis, [width, rest])
 
+    def _span(self, node: Call) -> MatExpr:
+        """span(v, lo, hi): v's entries lo..hi, counted from 1, both included, each a size
+        (`(dz)_{1:H}`, `(dz)_{H+1:H+D}`): rows in the column convention, columns in the
+        row one. Bounds in sizes the model does not have are not read."""
+        from ..models import sizes as size_text
+
+        if len(node.args) != 3:
+            raise AuditShapeError("span takes (v, first, last)")
+        value, lo, hi = node.args
+        known = {"N", "T", *self.form.spec.size_names}
+        for bound in (lo, hi):
+            for n in _walk_names(bound):
+                if n not in known:
+                    raise AuditUnreadError(
+                        f"the bound {n} of a slice is not a size of the model (its sizes are "
+                        f"{', '.join(sorted(known))})"
+                    )
+        v = self._build(value)
+        column = self.form.convention == "column"
+        axis = 0 if column else -1
+        if v.ndim != 2:
+            raise AuditShapeError(f"a slice takes a vector or a matrix; got {_text(v.shape)}")
+        first, last = self._size(lo, "a slice"), self._size(hi, "a slice")
+
+        def minus(a, b):
+            ca, ka = size_text.terms(a)
+            cb, kb = size_text.terms(b)
+            counts = {k: ca.get(k, 0) - cb.get(k, 0) for k in {*ca, *cb}}
+            if any(c < 0 for c in counts.values()) or (not any(counts.values()) and ka < kb):
+                raise AuditShapeError(
+                    f"the slice {first}:{last} does not fit in {v.shape[axis]} entries"
+                )
+            return size_text._text({k: c for k, c in counts.items() if c}, ka - kb)
+
+        before = minus(first, 1)
+        width = minus(size_text.plus(last, 1), first)
+        after = minus(v.shape[axis], last)
+        widths = [w for w in (before, width, after) if w != 0]
+        part = widths.index(width) if before == 0 else 1
+        if width == 0:
+            raise AuditShapeError(f"the slice {first}:{last} is empty")
+        if len(widths) == 1:
+            return v
+        return matexpr.block(v, part, len(widths), axis, widths)
+
     def _outer(self, node: Call) -> MatExpr:
         """u ⊗ v: the outer product of two vectors (one example), u v^T."""
         if len(node.args) != 2:
@@ -664,6 +727,14 @@ class Scope:
         self.defined[name] = value.shape
         if rule.index is not None:
             self.defined_per_step.add(name)
+
+
+def _walk_names(node):
+    if isinstance(node, Name):
+        yield node.name
+    elif isinstance(node, Binary):
+        yield from _walk_names(node.left)
+        yield from _walk_names(node.right)
 
 
 def _entries(shape: tuple, node) -> object:

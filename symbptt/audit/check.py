@@ -261,12 +261,13 @@ def audit_rules(
     zeros: tuple[str, ...] = (),
     spelling=None,
     adjoint_names: Mapping[str, str] | None = None,
+    where=None,
 ) -> list[Finding]:
     """A finding per rule (the caller renders them); `single`: the derivation is written for
     one example (N = 1), as textbooks write it; `spelling`: how the author writes symbols,
     steps and derivatives (corrections are printed so); `adjoint_names`: the author's own
     names for adjoints (du -> delta)."""
-    scope = Scope(form, dict(mapping), latex=latex, single=single)
+    scope = Scope(form, dict(mapping), latex=latex, single=single, where=where)
     scope.spelling, scope.adjoint_names = spelling, dict(adjoint_names or {})
     scope.author_adjoints = {
         scope.canonical(name)
@@ -598,8 +599,27 @@ def _meanings(findings, built, scope: Scope, worlds) -> None:
         for candidate in candidates.get(name, []):
             if _equals_everywhere(d, candidate, built, scope, worlds):
                 d.status = "right"
-                d.message = f"{d.rule.target} is {candidate} (its values are, at every step)"
+                d.message = (
+                    f"{d.rule.target} is {_meaning_text(candidate, scope)} (its values are, at "
+                    "every step)"
+                )
                 break
+
+
+def _meaning_text(candidate: str, scope: Scope) -> str:
+    """dGamma_uhat -> the gradient by the argument of Gamma_u, in the author's notation when
+    it is known; a model's name never written by the author is described, not shown."""
+    base = candidate[1:] if candidate.startswith("d") else candidate
+    of = None
+    if base.endswith("hat") and base[: -len("hat")] in scope.per_step:
+        base, of = base[: -len("hat")], "the argument of "
+    spelled = base
+    spelling = scope.spelling
+    if spelling is not None:
+        spelled = spelling.spellings.get(base, base)
+    if candidate.startswith("d"):
+        return f"the gradient by {of or ''}{spelled}"
+    return f"{of or ''}{spelled}"
 
 
 def _votes(findings, built, scope, worlds, candidates, meaning, own) -> dict[str, str]:
@@ -652,6 +672,14 @@ def _named_candidates(name: str, scope: Scope) -> list[str]:
     stem = name[1:]
     lower = {q.lower(): q for q in scope.per_step}
     out: list[str] = []
+    suffix = stem.rsplit("_", 1)[-1] if "_" in stem else None
+    if suffix:  # dz_u: the argument of the layer whose weight is W_u (Gamma_u's)
+        for line in scope.form.model:
+            q = line.target.base
+            weights = {getattr(s, "name", "") for s in line.expr.symbols()}
+            if q.endswith("hat") and any(w.endswith("_" + suffix) for w in weights):
+                if "d" + q in scope.per_step and "d" + q not in out:
+                    out.append("d" + q)
     for base in (stem, re.sub(r"_(next|prev)$", "", stem), stem.split("_", 1)[-1]):
         found = base if base in scope.per_step else lower.get(base.lower())
         if found is None:
@@ -795,7 +823,7 @@ def _refuse_target(scope: Scope, rule: Rule, seen: dict) -> str | None:
     known = name in scope.per_step or scope.gradient_of(name) is not None
     if key in seen and seen[key] != rule.line and not known:  # each rule of a model's
         # quantity is a claim of its own; an author's quantity has one definition
-        return f"{rule.label} is defined twice (first on line {seen[key]})"
+        return f"{rule.label} is defined twice (first on {scope.at(seen[key])})"
     seen[key] = rule.line
     return None
 
@@ -895,7 +923,7 @@ def _compensations(
         return
     finally:
         world.bindings = true_bindings
-    names = ", ".join(f"line {f.rule.line}" for f in wrong)
+    names = ", ".join(scope.at(f.rule.line) for f in wrong)
     for f in wrong:
         f.status = "compensated"
         f.message = (
@@ -928,7 +956,7 @@ def _has_sum(node) -> bool:
     return any(isinstance(n, SumOverT) for n in _walk(node))
 
 
-def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
+def _judge_claim(rule: Rule, scope: Scope, worlds, classify: bool = True) -> Finding:
     """Two expressions said to be equal (`tanh'(a[t]) = 1 - h[t]**2`, a Jacobian written out,
     one loss term's derivative): both sides computed at every step where both exist."""
     sides = []
@@ -985,16 +1013,29 @@ def _judge_claim(rule: Rule, scope: Scope, worlds) -> Finding:
                     return Finding(
                         rule,
                         "wrong",
-                        f"the two sides differ at {_dims(world.dims)}{where}",
+                        f"the two sides differ at {_dims(world.dims, world)}{where}",
                         counterexample=_counterexample(world, step, rv, lv),
+                        classification=_classify_claim(rule, scope, worlds) if classify else None,
                     )
     if not checked:
         return Finding(rule, "unchecked", "neither side can be computed at any step")
     return Finding(rule, "right")
 
 
+def _classify_claim(rule: Rule, scope: Scope, worlds) -> str | None:
+    """The first small change of a claim's right-hand side that makes it hold."""
+    for text, candidate in itertools.islice(_variants(rule.expr, scope), 60):
+        try:
+            again = _judge_claim(replace(rule, expr=candidate), scope, worlds, classify=False)
+        except Exception:
+            continue
+        if again.status == "right":
+            return text
+    return None
+
+
 #: The shape of a variable a claim leaves free (f'(a) = 1 - f(a)**2, for any a).
-FREE_SHAPE = (4, 1)
+FREE_SHAPE = (1, 1)
 
 
 def _free_variables(node, scope: Scope):
@@ -1231,7 +1272,8 @@ def _judge_once(rule, expr, summed, scope, worlds, node, chained: bool = False) 
                 finding = Finding(
                     rule,
                     "wrong",
-                    f"wrong value at {_dims(world.dims)}" + ("" if step is None else f", t={step}"),
+                    f"wrong value at {_dims(world.dims, world)}"
+                    + ("" if step is None else f", t={step}"),
                     counterexample=_counterexample(world, step, value, truth),
                 )
                 finding.classification = _classify_value(
@@ -1259,7 +1301,7 @@ def _adjoint_like(expr) -> bool:
 
 
 def _counterexample(world: _World, step, value, truth) -> dict:
-    out = {"dims": world.dims.as_dict(), "t": step}
+    out = {"dims": _used_sizes(world.dims, world), "t": step}
     if np.size(truth) <= 6:
         # 6 significant digits, or as many as it takes for the two to read differently
         for digits in range(6, 18):
@@ -1297,6 +1339,8 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
     replaced by another of the same kind (W_x for W_h, h for a), never by the rule's own
     `target` (`dv[t] = dv[t]` holds trivially and says nothing)."""
     out = []
+    orders = []  # a product's factors swapped: tried last (for one example, a transpose
+    # missing reads the same, and is what an author means more often)
 
     def swap_name(n, rebuild):
         if scope is None:
@@ -1337,9 +1381,12 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
         if isinstance(n, Transposed):
             out.append(("a transpose too many", rebuild(n.arg)))
             visit(n.arg, lambda m: rebuild(Transposed(m)))
+        swapped = _other_derivative(n, scope)
+        if swapped is not None:
+            out.append((swapped[0], rebuild(swapped[1])))
         if isinstance(n, Binary):
             if n.op == "@":
-                out.append(
+                orders.append(
                     ("the factors of a product are in the wrong order",
                      rebuild(Binary("@", n.right, n.left)))
                 )  # fmt: skip
@@ -1390,7 +1437,52 @@ def _variants(node, scope: Scope | None = None, target: str | None = None):
         every = _every_matrix_transposed(node, scope)
         if every is not None:
             out.append(("a transpose is missing (or too many) in every term", every))
-    return out
+    return out + orders
+
+
+def _other_derivative(n, scope=None):
+    """1 - x**2 (tanh's derivative at its output) for x * (1 - x) (the sigmoid's), and the
+    other way round: (what, the node changed), or None."""
+
+    def one(m) -> bool:
+        return isinstance(m, Num) and m.value == 1
+
+    if isinstance(n, Binary) and n.op == "-" and one(n.left):
+        right = n.right
+        x = None
+        if isinstance(right, Power) and right.exponent == 2:
+            x = right.arg
+        elif isinstance(right, Binary) and right.op == "*" and right.left == right.right:
+            x = right.left
+        if x is not None:
+            fixed = Binary("*", x, Binary("-", Num(1), x))
+            return (
+                f"tanh's derivative {_say(scope, n)} where the sigmoid's {_say(scope, fixed)} "
+                "belongs",
+                fixed,
+            )
+    if isinstance(n, Binary) and n.op == "*":
+        for x, other in ((n.left, n.right), (n.right, n.left)):
+            if (
+                isinstance(other, Binary)
+                and other.op == "-"
+                and one(other.left)
+                and other.right == x
+            ):
+                fixed = Binary("-", Num(1), Power(x, 2))
+                return (
+                    f"the sigmoid's derivative {_say(scope, n)} where tanh's "
+                    f"{_say(scope, fixed)} belongs",
+                    fixed,
+                )
+    if isinstance(n, Call) and n.function in ("dtanh", "dsigmoid") and len(n.args) == 1:
+        other = "dsigmoid" if n.function == "dtanh" else "dtanh"
+        names = {"dtanh": "tanh'", "dsigmoid": "sigma'"}
+        return (
+            f"{names[n.function]} where {names[other]} belongs",
+            Call(other, n.args, n.at),
+        )
+    return None
 
 
 def _products(node) -> int:
@@ -1533,8 +1625,12 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
     line = _true_line(scope, rule)
     if line is None:
         return None
+    shift = rule.index.offset if rule.index is not None and rule.index.anchor == "t" else 0
+    if shift:  # a rule written for dc[t-1]: the true line at t-1
+        line = line.map(lambda e: _shifted(e, shift))
 
     printer = _printer(scope)
+    future = [t for t in line.terms if t.source == "future"]
     for term in line.terms if len(line.terms) > 1 else ():
         rest = [t.expr for t in line.terms if t is not term]
         candidate = rest[0]
@@ -1549,7 +1645,7 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
             try:
                 if not _close(
                     _value(ours, summed, step, world),
-                    _value(candidate, False, step, world),
+                    _value(candidate, line.summed, step, world),
                     scope.single,
                 ):
                     ok = False
@@ -1565,7 +1661,36 @@ def _missing_term(scope, rule, node, summed, world) -> str | None:
                     "the total belongs"
                 )
             return f"the term {what} is missing"
+    if len(future) > 1 and len(future) < len(line.terms):  # every recurrent term missing
+        rest = [t.expr for t in line.terms if t.source != "future"]
+        candidate = rest[0]
+        for e in rest[1:]:
+            candidate = candidate + e
+        try:
+            ours = scope.build(node)
+            same = all(
+                _close(
+                    _value(ours, summed, step, world),
+                    _value(candidate, line.summed, step, world),
+                    scope.single,
+                )
+                for step in _steps(rule, world.dims.T)
+            )
+        except Exception:
+            same = False
+        if same:
+            what = " + ".join(printer.doprint(t.expr) for t in future)
+            return (
+                f"the recurrent terms {what} are missing: a partial derivative written where "
+                "the total belongs"
+            )
     return _missing_inner_term(scope, rule, node, summed, world, line, printer)
+
+
+def _shifted(expr, k: int):
+    from ..engine.matexpr import rebuild
+
+    return rebuild(expr, lambda n: _moved(n, k))
 
 
 def _moved(n, k: int):
@@ -1585,7 +1710,16 @@ def _missing_inner_term(scope, rule, node, summed, world, line, printer) -> str 
     except AuditShapeError:
         return None
     lines = {a.target.base: a for a in scope.form.adjoints}
-    for s in line.expr.symbols():
+    expr = line.expr
+    for s in list(expr.symbols()):  # da[t] = dh[t] * (1 - h**2): dh's recurrent term is da's
+        inner = lines.get(getattr(s, "base", None))
+        if inner is None or not getattr(s, "relative", False) or not getattr(s, "adjoint", 0):
+            continue
+        if any(t.source == "future" for t in inner.terms):
+            continue
+        body = rebuild(inner.expr, lambda n, k=s.offset: _moved(n, k)) if s.offset else inner.expr
+        expr = rebuild(expr, lambda n, s=s, body=body: body if n is s else None)
+    for s in expr.symbols():
         inner = lines.get(getattr(s, "base", None))
         if inner is None or not getattr(s, "relative", False):
             continue
@@ -1598,12 +1732,12 @@ def _missing_inner_term(scope, rule, node, summed, world, line, printer) -> str 
             short = short + e
         if s.offset:
             short = rebuild(short, lambda n, k=s.offset: _moved(n, k))
-        candidate = rebuild(line.expr, lambda n, s=s, short=short: short if n is s else None)
+        candidate = rebuild(expr, lambda n, s=s, short=short: short if n is s else None)
         try:
             same = all(
                 _close(
                     _value(ours, summed, step, world),
-                    _value(candidate, False, step, world),
+                    _value(candidate, line.summed, step, world),
                     scope.single,
                 )
                 for step in _steps(rule, world.dims.T)
@@ -1765,5 +1899,15 @@ def _shape(shape) -> str:
     return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _dims(d: Dims) -> str:
-    return " ".join(f"{k}={v}" for k, v in d.as_dict().items())
+def _used_sizes(d: Dims, world: _World | None = None) -> dict:
+    """The sizes of `d` the model uses (a derivation's own model may not have H or C)."""
+    sizes = d.as_dict()
+    spec = world.form.spec if world is not None and world.form is not None else None
+    if spec is None or not spec.from_file:
+        return sizes
+    keep = {"N", "T", *spec.size_names}
+    return {k: v for k, v in sizes.items() if k in keep}
+
+
+def _dims(d: Dims, world: _World | None = None) -> str:
+    return " ".join(f"{k}={v}" for k, v in _used_sizes(d, world).items())

@@ -153,13 +153,16 @@ def _adjoint_boundary(rule: Rule) -> bool:
 
 
 def author_model(
-    rules: list[Rule], convention: str | None, loss_names: Iterable[str] = LOSS_NAMES
+    rules: list[Rule],
+    convention: str | None,
+    loss_names: Iterable[str] = LOSS_NAMES,
+    where=None,
 ) -> AuthorModel:
     """The model of the derivation's forward rules (a ModelSpec read and checked like any
     model file), or an AuthorModel without a spec saying why not; either way the rules read
     as the forward pass."""
     loss_names = tuple(loss_names)
-    model = _author_model(rules, convention, loss_names)
+    model = _author_model(rules, convention, loss_names, where or (lambda n: f"line {n}"))
     forward, _ = classify(rules, loss_names)
     steps = [r for r in forward if r.index is not None and r.index.anchor == "t"]
     model.forward_rules = tuple(steps)
@@ -168,7 +171,10 @@ def author_model(
 
 
 def _author_model(
-    rules: list[Rule], convention: str | None, loss_names: Iterable[str] = LOSS_NAMES
+    rules: list[Rule],
+    convention: str | None,
+    loss_names: Iterable[str] = LOSS_NAMES,
+    where=lambda n: f"line {n}",
 ) -> AuthorModel:
     """The model of the derivation's forward rules (a ModelSpec read and checked like any
     model file), or an AuthorModel without a spec saying why not."""
@@ -190,6 +196,7 @@ def _author_model(
     boundaries: dict[str, str] = {}
     loss_total, loss_step = None, None
     used_rules: set[int] = set()
+    arguments: list[str] = []
     for r in forward:
         if r.index is None and r.target in loss_names:
             loss_total = loss_total or r
@@ -198,13 +205,22 @@ def _author_model(
             if r.target in loss_names:
                 loss_step = loss_step or r
                 used_rules.add(id(r))
+            elif r.target in defined and _names_argument(defined[r.target], r, defined):
+                # f[t] = sigmoid(a_f[t]) after f[t] = sigmoid(W_f @ z[t] + b_f): a_f names
+                # the argument
+                first = defined[r.target]
+                argument = r.expr.args[0].name
+                defined[argument] = Rule(argument, r.index, first.expr.args[0], r.line, r.text)
+                defined[r.target] = Rule(r.target, first.index, r.expr, first.line, first.text)
+                arguments.append(argument)
+                used_rules.add(id(r))
             elif r.target in defined:
                 first = defined[r.target]
                 if first.line != r.line:  # h_t = ReLU(a_t) in an exercise, after h_t = tanh
                     problems.append(
                         (
                             r,
-                            f"{r.label} is defined again (line {first.line} defines it): a "
+                            f"{r.label} is defined again ({where(first.line)} defines it): a "
                             "variant or an exercise, not judged",
                         )
                     )
@@ -244,6 +260,13 @@ def _author_model(
             f"the forward equations use {names}, which is no function symbptt knows: say "
             f"which with --map (e.g. --map {sorted(unknown)[0]}=tanh)",
         )
+    defined, named_notes = _named_subexpressions(defined)
+    defined, more = _arguments_by_analogy(defined, arguments, backward)
+    if arguments:
+        named_notes.append(
+            f"{', '.join(arguments + more)} read as the arguments of "
+            f"{', '.join(_argument_of(defined, a) for a in arguments + more)}"
+        )
     defined = _named_logits(defined)
     defined = _named_arguments(defined, backward)
     states = sorted(
@@ -255,6 +278,7 @@ def _author_model(
         }
     )
     (factor, loss), notes = _loss(loss_total, loss_step, defined, loss_names)
+    notes = [*named_notes, *notes]
     per_step_inputs: set[str] = set()
     weights: set[str] = set()
     for body in [r.expr for r in defined.values()] + ([loss] if loss is not None else []):
@@ -271,7 +295,7 @@ def _author_model(
     # Every name the backward rules use must be the model's, an adjoint of one, or a
     # quantity of their own: dW_x or W_h that the forward lines never mention means they do
     # not state the whole model (a derivation quoting a few forward lines).
-    rewrites, block_notes = _block_rewrites(blocks, defined)
+    rewrites, block_notes = _block_rewrites(blocks, defined, where)
     notes = [*notes, *block_notes]
     known = {*defined, *weights, *per_step_inputs, *boundaries.values(), *loss_names, *rewrites}
     known |= {*_SIZE_NAMES, "ones", "D", "H", "C"} | {s + "0" for s in states}
@@ -326,11 +350,12 @@ def _author_model(
         for name, r in defined.items():
             text_lines.append(f"{name}[t] = {text_of(_concatenated(r.expr, stack))}")
         if loss is not None:
-            scale = f"({text_of(factor)}) * " if factor is not None else ""
+            scale = f"({text_of(_scalar_products(factor))}) * " if factor is not None else ""
             text_lines.append(f"L = {scale}sum(t, {text_of(loss)})")
         text, spec = _read(text_lines, convention)
     except _Unreadable as exc:
         return AuthorModel(None, str(exc), problems=problems)
+    notes = list(dict.fromkeys(notes))  # each sentence once
     how = (
         f"the model of the derivation's own forward equations ({len(used_rules)} lines"
         + (f"; {'; '.join(notes)}" if notes else "")
@@ -352,7 +377,7 @@ def _block_naming(rule: Rule) -> bool:
     )
 
 
-def _block_rewrites(blocks: list, defined: dict) -> tuple[dict, list[str]]:
+def _block_rewrites(blocks: list, defined: dict, where=None) -> tuple[dict, list[str]]:
     """Each block's name -> block(W, k, parts...) where the forward rules multiply W by
     concat(parts...): W_fh is the part of W_f that multiplies h[t-1]."""
     rewrites: dict = {}
@@ -376,9 +401,9 @@ def _block_rewrites(blocks: list, defined: dict) -> tuple[dict, list[str]]:
             continue
         for k, block in enumerate(r.expr.args, start=1):
             rewrites[block.name] = Call("block", (Name(weight), Num(k), *parts))
+        at = where(r.line) if where is not None else f"line {r.line}"
         notes.append(
-            f"{', '.join(a.name for a in r.expr.args)} read as the blocks of {weight} (line "
-            f"{r.line})"
+            f"{', '.join(a.name for a in r.expr.args)} read as the blocks of {weight} ({at})"
         )
     return rewrites, notes
 
@@ -459,6 +484,114 @@ def _named_arguments(defined: dict, backward: list) -> dict:
             )
         out[name] = r
     return out
+
+
+def _names_argument(first: Rule, again: Rule, defined: dict) -> bool:
+    """f[t] = sigmoid(a_f[t]) after f[t] = sigmoid(E): the second line names E a_f."""
+    one, two = first.expr, again.expr
+    return (
+        isinstance(one, Call)
+        and isinstance(two, Call)
+        and one.function == two.function
+        and one.function in _ACTIVATIONS
+        and len(one.args) == len(two.args) == 1
+        and not isinstance(one.args[0], Step)
+        and isinstance(two.args[0], Step)
+        and two.args[0].index == Index("t", 0)
+        and two.args[0].name not in defined
+    )
+
+
+def _argument_of(defined: dict, name: str) -> str:
+    for other, r in defined.items():
+        e = r.expr
+        if isinstance(e, Call) and e.args and e.args[0] == Step(name, Index("t", 0)):
+            return other
+    return "?"
+
+
+def _arguments_by_analogy(defined: dict, arguments: list, backward: list) -> tuple[dict, list]:
+    """a_f names f's argument ("and so on"): a_i, a_o, a_C that the backward rules use and no
+    line defines are the arguments of the gates they are named after (the gate i, or the
+    layer whose weight is W_C)."""
+    if not arguments:
+        return defined, []
+    prefixes = set()
+    for a in arguments:
+        gate = _argument_of(defined, a)
+        if a.endswith("_" + gate):
+            prefixes.add(a[: -len(gate)])
+    used = set()
+    for r in backward:
+        for n in _names(r.expr) | {r.target}:
+            used.add(n[1:] if n.startswith("d") else n)
+    out = dict(defined)
+    more = []
+    for name in sorted(used - set(defined)):
+        prefix = next((p for p in prefixes if name.startswith(p) and len(name) > len(p)), None)
+        if prefix is None:
+            continue
+        letter = name[len(prefix) :]
+        gates = []
+        for gate, r in defined.items():
+            e = r.expr
+            if not (
+                r.index == Index("t", 0)
+                and isinstance(e, Call)
+                and e.function in _ACTIVATIONS
+                and len(e.args) == 1
+                and not isinstance(e.args[0], Step)
+            ):
+                continue
+            weights = {n for n in _names(e.args[0]) if n.endswith("_" + letter)}
+            if gate == letter or weights:
+                gates.append(gate)
+        if len(gates) != 1:
+            continue
+        gate = gates[0]
+        r = out[gate]
+        at_t = Index("t", 0)
+        out[name] = Rule(name, at_t, r.expr.args[0], r.line, r.text)
+        out[gate] = Rule(gate, r.index, Call(r.expr.function, (Step(name, at_t),)), r.line, r.text)
+        more.append(name)
+    return out, more
+
+
+def _named_subexpressions(defined: dict) -> tuple[dict, list[str]]:
+    """a[t] = W @ h[t-1] + U @ x[t] + b beside h[t] = tanh(W @ h[t-1] + U @ x[t] + b), z[t] =
+    concat(h[t-1], x[t]) beside f[t] = sigmoid(W_f @ concat(h[t-1], x[t]) + b_f): a quantity
+    the derivation names for an expression its other forward lines write out is that
+    expression there (h[t] = tanh(a[t])), so that its gradient is one of the model's."""
+    from .notation import _map
+
+    names = {}
+    for name, r in defined.items():
+        if r.index == Index("t", 0) and isinstance(r.expr, (Binary, Call)):
+            if r.expr not in names.values():
+                names[name] = r.expr
+    if not names:
+        return defined, []
+    out: dict = {}
+    used: list[str] = []
+    for name, r in defined.items():
+        expr = r.expr
+        for other, body in names.items():
+            if other == name or other in _names(body):
+                continue
+
+            def named(n, other=other, body=body):
+                if n == body:
+                    return Step(other, Index("t", 0), getattr(n, "at", 0))
+                return None
+
+            new = _map(expr, named)
+            if new != expr:
+                expr = new
+                if other not in used:
+                    used.append(other)
+        out[name] = r if expr is r.expr else Rule(r.target, r.index, expr, r.line, r.text)
+    notes = [f"{n} read where its expression is written out" for n in used]
+    return out, notes
 
 
 def _named_logits(defined: dict) -> dict:
@@ -546,7 +679,18 @@ def _loss(total: Rule | None, step: Rule | None, defined: dict, loss_names) -> t
             logits, labels = entropy
             if _log_sign(body) > 0:  # log(p[y]) summed: minus the cross-entropy
                 factor = _times(Num(-1), factor)
-            notes.append(f"its loss read as the cross-entropy of softmax({logits}) with {labels}")
+            probs = next(
+                (
+                    name
+                    for name, r in defined.items()
+                    if isinstance(r.expr, Call)
+                    and r.expr.function == "softmax"
+                    and r.expr.args[0] == Step(logits, Index("t", 0))
+                ),
+                None,
+            )
+            what = f"softmax({logits})" if probs is None or "_" not in logits else probs
+            notes.append(f"its loss read as the cross-entropy of {what} with {labels}")
             at_t = Index("t", 0)
             return (factor, Call("cross_entropy", (Step(logits, at_t), Step(labels, at_t)))), notes
         if not _class_labels(body):
@@ -583,6 +727,27 @@ def _factor_sum(node) -> tuple:
                 right = node.right if node.op != "/" else Binary("/", Num(1), node.right)
                 return _times(right, factor), body
     return None, None
+
+
+def _scalar_products(node):
+    """1 / (N @ T) -> 1 / (N * T): sizes written side by side (\\frac{1}{NT}) multiply."""
+    if isinstance(node, Binary):
+        left, right = _scalar_products(node.left), _scalar_products(node.right)
+        op = "*" if node.op == "@" and _scalar(left) and _scalar(right) else node.op
+        return Binary(op, left, right, node.at)
+    if isinstance(node, Neg):
+        return Neg(_scalar_products(node.arg), node.at)
+    return node
+
+
+def _scalar(node) -> bool:
+    if isinstance(node, Num):
+        return True
+    if isinstance(node, Name):
+        return node.name in ("N", "T")
+    if isinstance(node, Binary):
+        return _scalar(node.left) and _scalar(node.right)
+    return isinstance(node, Neg) and _scalar(node.arg)
 
 
 def _times(a, b):
@@ -784,16 +949,28 @@ def _read(lines: list[str], convention: str):
             order += [n for n in re.findall(r"_S\d+", str(dim)) if n in free]
     order = list(dict.fromkeys([*order, *free]))
     names: dict[str, str] = {}
-    pool = [n for n in _NICE if n not in used_names]
     bounds = {str(_resolved(d.bound, guessed)) for d in guessed.declarations if d.bound}
+    # Each size by its role (the state's width H, the input's D, the classes C); a letter the
+    # derivation uses for a quantity (Colah's C_t, a lab's H_t) is never a size, and the
+    # letters of the other roles are not taken for it (the author's D stays the input's).
+    roles: dict[str, str] = {}
+    for state in guessed.states:
+        for d in guessed.shape(state)[1:]:
+            for n in re.findall(r"_S\d+", str(_resolved(d, guessed))):
+                roles.setdefault(n, "H")
+    for line in lines:
+        m = re.match(r"^([A-Za-z][A-Za-z0-9_]*)\[t\]: \((?:N, )?(_S\d+)(?:, N)?\)$", line)
+        if m is not None and not m.group(1).startswith("g_"):
+            for n in re.findall(r"_S\d+", str(_resolved(m.group(2), guessed))):
+                roles.setdefault(n, "D")
+    for n in bounds:
+        roles.setdefault(n, "C")
+    others = [n for n in _NICE if n not in ("H", "D", "C") and n not in used_names]
     for unknown in order:
-        wants_c = unknown in bounds
-        pick = "C" if wants_c and "C" in pool else next((p for p in pool if p != "C"), None)
-        if pick is None:
-            pick = f"K{len(names) + 1}"
+        pick = roles.get(unknown)
+        if pick is None or pick in used_names or pick in names.values():
+            pick = others.pop(0) if others else f"K{len(names) + 1}"
         names[unknown] = pick
-        if pick in pool:
-            pool.remove(pick)
 
     def named(dim) -> str:
         return re.sub(r"_S\d+", lambda m: names.get(m.group(), m.group()), str(dim))

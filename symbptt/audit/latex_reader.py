@@ -194,6 +194,18 @@ class Context:
     adjoint_styles: dict = field(default_factory=dict)
     #: The loss as the author writes it in derivatives (J, \mathcal{L}, E).
     loss_spelling: str | None = None
+    #: How the author writes the labels' one-hot (`\mathbf{1}_{{}}`, `\mathbf{e}_{{}}`), the
+    #: last step (T_x, \tau), whether in Unicode (∂L/∂h_t, Wᵀ), the names written without
+    #: their step (\Gamma_u), slices (`(v)_{1:H}`), concatenations ([a, b]), and the gradient
+    #: of a loss left abstract (\nabla_{o_t} \ell(o_t, y_t)) by name.
+    onehot: str | None = None
+    last_step: str | None = None
+    unicode: bool = False
+    stepless: set = field(default_factory=set)
+    slices: bool = False
+    numpy_slice: tuple | None = None
+    brackets: bool = False
+    given: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, source: str, functions=None, loss: str | None = None) -> Context:
@@ -221,6 +233,14 @@ class Context:
             source,
         ):
             bases.add(m.group(1).lstrip("\\"))
+        for m in re.finditer(  # a^r_t, \delta^{z}_t: a word on top, then the step
+            r"(\\[A-Za-z]+|(?<![A-Za-z\\])[A-Za-z])\s*\^\s*(\{\s*([A-Za-z]+)\s*\}|([A-Za-z]))"
+            r"\s*_\s*\{?\s*(t|T|\\tau|k|s)\b",
+            source,
+        ):
+            word = m.group(3) or m.group(4)
+            if word not in ("T", "top"):
+                bases.add(f"{m.group(1).lstrip(chr(92))}_{word}")
         for m in re.finditer(
             r"(\\[A-Za-z]+|\b[A-Za-z])\s*\(\s*(t|\\tau)\s*([+-]\s*\d+\s*)?\)", source
         ):
@@ -234,6 +254,11 @@ class Context:
             accent = "hat" if accent in ("hat", "widehat") else _ACCENTS.get("\\" + accent, accent)
             bases.add(m.group(2) + accent)
         ctx.step_bases = bases
+        last = re.search(r"(?:\^\s*\{?|\\langle\s*|\(\s*)(T_\{?[a-z]\}?|\\tau)(?![A-Za-z])", source)
+        if last is not None:
+            ctx.last_step = last.group(1).replace("{", "").replace("}", "")
+        ctx.unicode = bool(re.search("[∂ᵀ⊙∑]", source))
+        ctx.brackets = bool(re.search(r"(?<![\\a-zA-Z])\[\s*[^\[\]]+,[^\[\]]+\]", source))
         for m in _SET.finditer(source):
             letter, members = m.group(1), _members_of(m.group(2))
             if members and len(members) > len(ctx.all_sets.get(letter, ())):
@@ -252,7 +277,9 @@ class Context:
 
 
 #: `k \\in \\{f, i, o, g\\}`: a letter declared to stand for each of a set's members.
-_SET = re.compile(r"(?<![\\A-Za-z])([a-z])\s*\\in\s*\\\{([^{}]*?)\\\}")
+_SET = re.compile(
+    r"(?<![\\A-Za-z])([a-z]|\\(?:ast|star|bullet|diamond)(?![A-Za-z]))\s*\\in\s*\\\{([^{}]*?)\\\}"
+)
 
 
 def _members_of(text: str) -> tuple:
@@ -284,12 +311,25 @@ class _Reader:
         self.batch: str | None = None  # the letter of a sum over the minibatch's examples
         self.entries: set[str] = set()  # the letters of sums over a vector's entries
         self._step_span: tuple[int, int] | None = None
+        #: Index notation (delta_{h,j}(t) = ... \sum_k w_{kj} delta_{o,k}(t)): the free
+        #: entry letters of the left-hand side, the letters sums bind, and the entries of the
+        #: symbol being read; None when the rule is not written entry by entry.
+        self._slash = False  # a derivative written inline, \partial L / \partial h_t
+        self.index_letters: set[str] | None = None
+        self.index_sums: set[str] = set()
+        self._symbol_entries: list[str] = []
+        self.in_lhs = True
 
     def _sub(self, tokens: list[_Tok]) -> _Reader:
         """A reader of some of this rule's tokens, knowing what the rule binds (a sum's
         letter, the entries or examples summed over)."""
         sub = _Reader(tokens, self.line, self.number, self.context)
         sub.bound, sub.entries, sub.batch = self.bound, self.entries, self.batch
+        sub.index_letters, sub.index_sums, sub.in_lhs = (
+            self.index_letters,
+            self.index_sums,
+            self.in_lhs,
+        )
         return sub
 
     # -- cursor
@@ -390,7 +430,8 @@ class _Reader:
         """Remember how the author writes the symbol and its step (for corrections written
         in the author's notation)."""
         name, index, _ = found
-        if not self.line or self.i == 0:
+        unspelled, self._unspelled = getattr(self, "_unspelled", False), False
+        if not self.line or self.i == 0 or unspelled or self._symbol_entries:
             return
         last = self.toks[self.i - 1]
         end = last.column - 1 + len(last.text)
@@ -436,7 +477,12 @@ class _Reader:
                 base = name.split("_" + LAYER)[0]
                 digits_only = sub.strip().isdigit() and steps is not None and base not in steps
                 head, comma, rest = sub.partition(",")
+                if self._index_subscript(sub):  # delta_{h,j}, w^{ho}_{kj}: entries
+                    if self._index_name:
+                        name = f"{name}_{self._index_name}"
+                    continue
                 if self._bound_subscript(sub):  # y_{k,j} inside sums over k and j
+                    self._unspelled = True  # y_i: not how the author writes y
                     continue
                 if comma and self._is_step(head, name) and index is None:  # y_{t, y_t}: an entry
                     index = head
@@ -461,14 +507,18 @@ class _Reader:
                 mark = self.peek().column
                 self.take()
                 inner = self.group()
-                text = "".join(
-                    t.text for t in inner if t.text not in (r"\langle", r"\rangle", "<", ">")
+                close = next(
+                    (k for k, t in enumerate(inner) if t.text in (r"\rangle", ">")), len(inner)
                 )
+                text = "".join(t.text for t in inner[:close] if t.text not in (r"\langle", "<"))
+                rest = "".join(t.text for t in inner[close + 1 :]).lstrip("^").strip("{}")
                 text = _last_step(text)
-                if not self._is_step(text, name):
-                    raise self.error(self.peek(), f"cannot read the step {text!r}")
+                if not self._is_step(text, name) or (rest and rest not in _TRANSPOSES):
+                    raise self.error(self.peek(), f"cannot read the step {text + rest!r}")
                 index = text
                 self._mark_step(mark)
+                if rest:  # a^{\langle t \rangle T}: the step and a transpose (deeplearning.ai)
+                    self.transposed = True
             while (
                 self.peek() is not None
                 and self.peek().text == "^"
@@ -676,6 +726,9 @@ class _Reader:
         elif self.pick is not None:  # yhat_{t, y_t}: the entry of the labels' class
             pick, self.pick = self.pick, None
             written = f"pick({written}, {pick.read()})"
+        entries, self._symbol_entries = self._symbol_entries, []
+        if entries and not self.in_lhs:  # w_{kj}: an entry of W, read entry by entry
+            written = f"{INDEXED}({written}, {', '.join(entries)})"
         self.out.add(written, column)
         if self.transposed:
             self.out.add(".T", column)
@@ -688,7 +741,7 @@ class _Reader:
             return
         if self.out.last() and (self.out.last().isalnum() or self.out.last() in ")]T_"):
             scalar = _SCALAR_BEFORE.search(self.out.text)  # 2 h_t, \frac{1}{T} \sum: a scale
-            entrywise = bool(self.entries)  # y_{k,j} log p_{k,j}: entries multiply
+            entrywise = bool(self.entries) or self.index_letters is not None  # entries
             self.out.add(" * " if scalar or entrywise else " @ ", column)
 
     def called_function(self, name: str, column: int) -> None:
@@ -734,7 +787,10 @@ class _Reader:
 
     # -- the rule
     def read(self) -> str:
-        letter = self._entrywise()
+        free = self._index_notation()
+        if free:  # delta_{h,j}(t) = ... \sum_k w_{kj} delta_{o,k}(t): entry by entry
+            self.index_letters = free
+        letter = None if free else self._entrywise()
         if letter:  # (\nabla_o L)_i = ...: a rule for every entry i, read for the whole vector
             self.entries.add(letter)
         while self.peek() is not None:
@@ -758,6 +814,8 @@ class _Reader:
                     break
             self.take()
             self.out.add(f" {text} ", tok.column)
+            if text == "=" and self.depth == 0:
+                self.in_lhs = False
             return
         if text == "," and self.depth > 0:  # between a call's arguments or a block's parts
             self.take()
@@ -850,7 +908,7 @@ class _Reader:
             return
         if tok.kind == "cmd" and text in (r"\operatorname", r"\text", r"\mathrm") and self._named():
             return
-        if tok.kind == "cmd" and text in (r"\mathbf", r"\mathbb") and self._one_hot_wrapped():
+        if tok.kind == "cmd" and text in (*_WRAPPERS, r"\mathbb") and self._one_hot_wrapped():
             return
         if self._generic_prime():
             return
@@ -884,11 +942,34 @@ class _Reader:
         self.take()
         group = self.group()
         text = "".join(t.text for t in group).replace(" ", "")
-        m = re.fullmatch(r"\[(:?)n_\{?([A-Za-z]+)\}?(:?),:\]", text)
+        m = re.fullmatch(r"\[(:?)n_\{?([A-Za-z]+)\}?(:?)(,:)?\]", text)
         if m and bool(m.group(1)) != bool(m.group(3)) and self.out.text.rstrip().endswith(")"):
             part = 1 if m.group(1) else 2  # the first rows, or the rest
+            self.context.numpy_slice = self.context.numpy_slice or (
+                f"n_{{{m.group(2)}}}" if len(m.group(2)) > 1 else f"n_{m.group(2)}",
+                bool(m.group(4)),
+            )
             self.out.wrap_last_operand("rows(", f", {part}, n_{m.group(2)})")
             return True
+        m = re.fullmatch(rf"({_SIZE_TERM}):({_SIZE_TERM})", text)
+        if m and self.out.text.rstrip().endswith(")"):  # (dz)_{H+1:H+D}: entries H+1..H+D
+            self.context.slices = True
+            self.out.wrap_last_operand(
+                "span(", f", {_size_text(m.group(1))}, {_size_text(m.group(2))})"
+            )
+            return True
+        if (
+            self.batch is not None
+            and len(group) > 2
+            and group[0].text == self.batch
+            and group[1].text == ","
+            and self.out.text.rstrip().endswith(")")
+        ):  # (P_t)_{n, y_{t,n}}: example n's entry of its label's class
+            sub = self._sub(group[2:])
+            found = sub.symbol()
+            if found is not None and sub.peek() is None and found[1] is not None:
+                self.out.wrap_last_operand("pick(", f", {_written(found)})")
+                return True
         if not _symbol_like(group) or not self.out.text.rstrip().endswith(")"):
             self.i = save
             return False
@@ -923,6 +1004,54 @@ class _Reader:
         self.i = save
         return False
 
+    def _index_notation(self) -> set[str] | None:
+        """The free entry letters of a rule written entry by entry (index notation): the
+        left-hand side's subscript ends with an entry letter (delta_{h,j}(t), h_j(t)), and
+        the right-hand side sums over other entry letters without a range (\\sum_k)."""
+        depth, k, eq = 0, 0, None
+        for k, t in enumerate(self.toks):
+            depth += t.text in ("{", "(", "[")
+            depth -= t.text in ("}", ")", "]")
+            if t.text == "=" and depth == 0:
+                eq = k
+                break
+        if eq is None:
+            return None
+        rhs = "".join(t.text for t in self.toks[eq + 1 :])
+        sums = {a or b for a, b in re.findall(r"\\sum_(?:\{([a-z])\}|([a-z])(?![=a-zA-Z{]))", rhs)}
+        sums -= {"t"}
+        if not sums:
+            return None
+        lhs = "".join(t.text for t in self.toks[:eq])
+        m = re.search(r"_\{(?:[A-Za-z]+,)?([a-z])\}(?=\(|\^|$)|_([a-z])(?=\(|\^)", lhs)
+        if m is None:
+            return None
+        letter = m.group(1) or m.group(2)
+        if letter in ("t", "k") and letter not in sums and not re.search(r"\(t|\^\{", lhs):
+            return None
+        if letter in sums or not re.search(rf"_\{{?[^}}]*(?<![A-Za-z]){letter}(?![A-Za-z])", rhs):
+            return None
+        return {letter}
+
+    def _index_subscript(self, sub: str) -> bool:
+        """In index notation: a subscript of entry letters (_j, _{kj}, _{k,j}), after a
+        word that is part of the name (_{h,j}: delta_h's entry j)."""
+        self._index_name = ""
+        if self.index_letters is None:
+            return False
+        letters = self.index_letters | self.index_sums
+        parts = [p.strip() for p in sub.split(",")]
+        tail: list[str] = []
+        while parts and parts[-1] in letters:
+            tail.insert(0, parts.pop())
+        if not tail and len(parts) == 1 and len(parts[0]) == 2 and set(parts[0]) <= letters:
+            tail, parts = list(parts[0]), []
+        if not tail or len(tail) > 2:
+            return False
+        self._symbol_entries = tail
+        self._index_name = "_".join(parts)
+        return True
+
     def _entrywise(self) -> str | None:
         """The letter of an entry the left-hand side is written for ((X)_i, o^{(t)}_i), when
         it is no step: the rule holds entry by entry."""
@@ -949,7 +1078,8 @@ class _Reader:
         v = re.escape(var)
         return bool(
             re.search(
-                rf"_\{{{v},|,{v}\}}|_\{{?{v}\}}?\^\{{\(|\^\{{\([^)]*\)\}}_\{{?{v}(?![A-Za-z0-9])",
+                rf"_\{{{v},|,{v}\}}|_\{{?{v}\}}?\^\{{(\(|<|\\langle)"
+                rf"|\^\{{(\([^)]*\)|(<|\\langle)[^}}]*)\}}_\{{?{v}(?![A-Za-z0-9])",
                 text,
             )
         )
@@ -1019,6 +1149,14 @@ class _Reader:
         tok = self.take()
         sup = [t for t in self.group() if t.text not in _DROP]
         text = "".join(t.text for t in sup)
+        euler = re.search(r"(^|[^\w\].])e\s*$", self.out.text)
+        if euler is not None and sup and text not in _TRANSPOSES:  # e^{-v}: exp(-v)
+            inner = self._sub(sup).read()
+            keep = len(self.out.text.rstrip()) - 1
+            self.out.parts = [self.out.text[:keep]]
+            self.out.columns = self.out.columns[:keep]
+            self.out.add(f"exp({inner})", tok.column)
+            return
         if text in _TRANSPOSES or text.replace("{", "").replace("}", "") in _TRANSPOSES:
             self.out.add(".T", tok.column)
         elif text.isdigit():
@@ -1261,6 +1399,7 @@ class _Reader:
             return False
         bottom = rest[: probe.i]
         self.i += k + 1 + probe.i
+        self._slash = True
         self.derivative(
             tok,
             self._sub(top),
@@ -1299,7 +1438,7 @@ class _Reader:
         loss = name in self.context.loss_names
         if loss and index is None and not plus:
             partial = any(t.text == r"\partial" for t in top.toks[:1])
-            self._style("frac" if partial else "frac_d")
+            self._style("slash" if self._slash else "frac" if partial else "frac_d")
             self.context.loss_spelling = self.context.loss_spelling or self.context.spellings.get(
                 name, name
             )
@@ -1337,6 +1476,9 @@ class _Reader:
         self.operand(column)
         base, _, index = target.partition("[")
         self.out.add(f"g_{base}[{index}" if index else f"g_{base}", column)
+        bases = [a.split("[")[0].strip("( ") for a in args.strip("()").split(",")]
+        loss = self.context.spellings.get(name, name)
+        self.context.given.setdefault("g_" + base, ("frac", loss, base, bases))
         return True
 
     def nabla(self) -> None:
@@ -1364,7 +1506,52 @@ class _Reader:
         self.context.loss_spelling = self.context.loss_spelling or self.context.spellings.get(
             after[0], after[0]
         )
+        arguments = self._loss_arguments()
+        if arguments and after[0] in ("ell", "l") and arguments[0] == _written(found):
+            # \nabla_{o_t} \ell(o_t, y_t): a loss left abstract, its gradient given
+            self.operand(tok.column)
+            base, _, index = _written(found).partition("[")
+            self.out.add(f"g_{base}[{index}" if index else f"g_{base}", tok.column)
+            loss = self.context.spellings.get(after[0], after[0])
+            bases = [a.split("[")[0] for a in arguments]
+            self.context.given.setdefault("g_" + base, ("nabla", loss, base, bases))
+            return
         self.write_symbol(*found, adjoint=True)
+
+    def _loss_arguments(self) -> list[str]:
+        r"""The arguments written after a loss, \ell(o_t, y_t) or L(\theta), taken (in the
+        formula language); [] when none are written."""
+        if self.peek() is None or self.peek().text not in ("(", r"\left"):
+            return []
+        save = self.i
+        if self.peek().text == r"\left":
+            self.take()
+        self.take()
+        depth, parts, current = 1, [], []
+        while self.peek() is not None:
+            t = self.take()
+            if t.text in ("(", "[", "{"):
+                depth += 1
+            elif t.text in (")", "]", "}"):
+                depth -= 1
+                if depth == 0:
+                    break
+            if t.text == "," and depth == 1:
+                parts.append(current)
+                current = []
+                continue
+            if t.text != r"\right":
+                current.append(t)
+        else:
+            self.i = save
+            return []
+        parts.append(current)
+        out = []
+        for tokens in parts:
+            sub = self._sub(tokens)
+            found = sub.symbol() if tokens else None
+            out.append(_written(found) if found is not None and sub.peek() is None else "?")
+        return out
 
     def sum(self) -> None:
         r"""\sum_{t=1}^{T} ...: sum(t, ...) to the end of the term; a sum over another step
@@ -1388,7 +1575,7 @@ class _Reader:
             )
         m = re.fullmatch(r"([A-Za-z])(=(.+))?", lower)
         if m is None:
-            over = re.fullmatch(r"([a-z])\\in\\\{(.*)\\\}", lower)
+            over = re.fullmatch(r"([a-z]|\\(?:ast|star|bullet|diamond))\\in\\\{(.*)\\\}", lower)
             members = _members_of(over.group(2)) if over else ()
             if over and members and not product:
                 self._expand_set(over.group(1), members)
@@ -1400,6 +1587,17 @@ class _Reader:
                 )
             raise self.error(tok, f"cannot read the range of {what}_{{{lower}}}")
         var, first = m.group(1), m.group(3)
+        if (
+            not product
+            and self.index_letters is not None
+            and var not in ("t", "T")
+            and (upper is None or re.fullmatch(r"[A-Z]|n_\w+|\w+_\{?\w+\}?", upper))
+        ):  # \sum_k w_{kj} delta_k: a contraction over the entries k
+            self.index_sums.add(var)
+            self.operand(tok.column)
+            self.out.add(f"{INDEX_SUM}({var}, ", tok.column)
+            self.sums.append(self.depth)
+            return
         if (
             not product
             and var in ("n", "i", "j", "m")
@@ -1468,7 +1666,7 @@ class _Reader:
                 spliced.append(_Tok("sym", "+", column))
             spliced.append(_Tok("sym", "(", column))
             for t in body:
-                if t.kind == "name" and t.text == letter:
+                if t.kind in ("name", "cmd") and t.text == letter:
                     spliced += _tokens(member if len(member) == 1 else "{" + member + "}")
                 else:
                     spliced.append(t)
@@ -1478,7 +1676,7 @@ class _Reader:
 
     def onehot(self, tok: _Tok) -> None:
         """1_{y^{(t)}}: the one-hot rows of the labels."""
-        self.take()  # _
+        start = self.take().column  # _
         group = self.group()
         if len(group) > 2 and group[0].text in self.entries and group[1].text in ("=", ","):
             group = group[2:]  # 1_{i = y^{(t)}}: entry i is 1 where i is the label
@@ -1489,6 +1687,58 @@ class _Reader:
         name, index, column = found
         self.operand(tok.column)
         self.out.add(f"onehot({name}[{_index_text(index or 't')}])", tok.column)
+        head = self.line[tok.column - 1 : start - 1].strip() if self.line else ""
+        if head and self.context.onehot is None:
+            self.context.onehot = head
+
+    def _indicator(self, tok: _Tok) -> bool:
+        """\\mathbb{1}[A_t > 0] (or (...), \\{...\\}, _{...}): 1 where the comparison holds,
+        ReLU's derivative: step(A_t); < 0 is step(-A_t)."""
+        opener = self.peek()
+        if opener is None or opener.text not in ("[", "(", r"\{", "_"):
+            return False
+        closer = {"[": "]", "(": ")", r"\{": r"\}"}.get(opener.text)
+        k, depth, tokens = self.i + 1, 0, []
+        if closer is None:  # _{A_t > 0}
+            if k >= len(self.toks) or self.toks[k].text != "{":
+                return False
+            opener_text, closer, k = "{", "}", k + 1
+        else:
+            opener_text = opener.text
+        while k < len(self.toks):
+            t = self.toks[k]
+            if t.text == opener_text:
+                depth += 1
+            elif t.text == closer:
+                if depth == 0:
+                    break
+                depth -= 1
+            tokens.append(t)
+            k += 1
+        else:
+            return False
+        signs = {">": 1, r"\gt": 1, r"\geq": 1, r"\ge": 1, "<": -1, r"\lt": -1, r"\leq": -1}
+        signs[r"\le"] = -1
+        where = [j for j, t in enumerate(tokens) if t.text in signs]
+        if len(where) != 1 or "".join(t.text for t in tokens[where[0] + 1 :]) != "0":
+            return False
+        left = self._sub(tokens[: where[0]]).read()
+        sign = signs[tokens[where[0]].text]
+        self.i = k + 1
+        self.operand(tok.column)
+        self.out.add(f"step({'-' if sign < 0 else ''}({left}))", tok.column)
+        return True
+
+    def _label_subscript(self) -> bool:
+        """_{y_t}, _{y^{(t)}}: a subscript that is a symbol at a step (a class label), not
+        a step (\\bm{e}_t is the author's e at step t)."""
+        if self.peek() is None or self.peek().text != "_":
+            return False
+        save = self.i
+        self.take()
+        group = self.group()
+        self.i = save
+        return _symbol_like(group) or len(group) > 1 and group[0].text in ("y", r"\text")
 
     def _one_hot_wrapped(self) -> bool:
         r"""\mathbf{1}_{y^{(t)}}, \mathbf{1_{y^{(t)}}}, \mathbb{1}_{...}."""
@@ -1501,13 +1751,15 @@ class _Reader:
             self.operand(tok.column)
             self.out.add("0", tok.column)
             return True
-        if len(inner) == 1 and inner[0].text == "e" and self.peek() is not None:
+        if len(inner) == 1 and inner[0].text == "e" and self._label_subscript():
             if self.peek().text == "_":  # \mathbf{e}_{y_t}: the unit vector of class y_t
                 self.onehot(tok)
                 return True
         if not inner or inner[0].text != "1":
             self.i = save
             return False
+        if len(inner) == 1 and inner[0].text == "1" and self._indicator(tok):
+            return True
         if len(inner) == 1 and self.peek() is not None and self.peek().text == "[":
             self.take()  # \mathbb{1}[y_t]: the indicator of the class y_t
             tokens = []
@@ -1546,6 +1798,20 @@ class _Reader:
             return False
         self.onehot(tok)
         return True
+
+
+#: A size in a slice's bound: 1, H, H+1, 2H, H+D.
+_SIZE_TERM = r"(?:\d*[A-Z]|\d+)(?:\+(?:\d*[A-Z]|\d+))*"
+
+
+def _size_text(text: str) -> str:
+    """H+1 -> H + 1, 2H -> 2 * H: a bound in the formula language."""
+    parts = []
+    for part in text.split("+"):
+        m = re.fullmatch(r"(\d*)([A-Z]?)", part)
+        number, letter = m.group(1), m.group(2)
+        parts.append(f"{number} * {letter}" if number and letter else number or letter)
+    return " + ".join(parts)
 
 
 #: What a juxtaposed product scales by: a number, or a number over a size (\frac{1}{N}).
@@ -1627,9 +1893,13 @@ def _strip_d(reader: _Reader) -> bool:
 
 
 def _symbol_of(tokens: list[_Tok], context: Context | None = None) -> tuple[str | None, str | None]:
-    """The name and step inside \\mathbf{...}: W_h -> (W_h, None), h -> (h, None)."""
+    """The name and step inside \\mathbf{...}: W_h -> (W_h, None), h -> (h, None); a word
+    (\\mathbf{net}, \\bm{net}) is one name."""
     if not tokens:
         return None, None
+    if len(tokens) > 1 and all(t.kind == "name" for t in tokens):
+        if all(b.column == a.column + 1 for a, b in zip(tokens, tokens[1:])):
+            return "".join(t.text for t in tokens), None
     reader = _Reader(tokens, "", 0, context)
     found = reader.symbol()
     if found is None or reader.peek() is not None:
@@ -1702,39 +1972,63 @@ def _rule_lines(source: str) -> list[tuple[int, str, list[tuple[str, str]]]]:
     comments go; rules end at \\\\, at a display's edge and at a blank line (a newline alone
     does not end one: a long rule may continue on the next line)."""
     body = "\n".join(line.split("%", 1)[0] for line in source.split("\n"))
+    body = _ONE_EQUATION.sub(  # multline, split: one equation over several lines
+        lambda m: m.group().replace("\\\\", "  "), body
+    )
     body = re.sub(
         r"\\(begin|end)\{[a-zA-Z*]+\}(\{[^{}]*\})?|\$\$|\\\[|\\\]|\n\s*\n",
         lambda m: "\\\\" + "\n" * m.group().count("\n"),  # keep the line count
         body,
     )
-    out = []
+    rules: list[list] = []
     position = 0
     for piece in body.split("\\\\"):
         start = body.count("\n", 0, position) + 1
         position += len(piece) + 2
-        for offset, line in _rules_in(piece):
-            for part in _split_rules(line):
-                clean, notes = strip_notes(part)
-                out.append((start + offset, clean, notes))
+        found = _rules_in(piece)
+        lead = _SPACES.sub("", piece.lstrip().lstrip("&"))
+        if found and rules and lead.startswith(_CONTINUES) and "=" not in found[0][1]:
+            rules[-1][1] += " " + found[0][1]  # `\\ & + W^T ...`: the rule above goes on
+            found = found[1:]
+        rules += [[start + offset, line] for offset, line in found]
+    out = []
+    for number, line in rules:
+        for part in _split_rules(line):
+            clean, notes = strip_notes(part)
+            out.append((number, clean, notes))
     return out
+
+
+#: Environments that hold one equation, broken over lines at \\.
+_ONE_EQUATION = re.compile(r"\\begin\{(multline|split)\*?\}.*?\\end\{\1\*?\}", re.S)
+#: Spacing at the start of a line (`&\quad + ...`).
+_SPACES = re.compile(r"^(\s|\\q?quad\b|\\[,;:! ]|&)+")
+#: What a line that continues the rule above starts with (a binary operator).
+_CONTINUES = ("+", "-", r"\odot", r"\cdot", r"\times", r"\circ")
 
 
 def _rules_in(piece: str) -> list[tuple[int, str]]:
     """(line offset, text) of each rule in a piece: a line with its own `=` starts a rule
-    (unless it starts with `=`, continuing a chain), other lines continue the one before."""
+    (a line starting with `=` after a line with its own `=` is the chain's next member, on
+    its own line, as `&= ...` after `\\\\` is), other lines continue the one before."""
     rules: list[list] = []
     for offset, raw in enumerate(piece.split("\n")):
         line = " ".join(raw.split())
         if not line:
             continue
-        lead = line.lstrip("&").lstrip()
-        continues = lead.startswith(("=", "+", "-", r"\odot", r"\cdot", r"\times", r"\circ"))
+        lead = _SPACES.sub("", line)
+        member = lead.startswith("=") and bool(rules) and _has_equation(rules[-1][1])
+        continues = lead.startswith(("=", *_CONTINUES)) and not member
         starts = "=" in line and not continues
         if starts or not rules:
             rules.append([offset, line])
         else:
             rules[-1][1] += " " + line
     return [(o, t) for o, t in rules if t.strip()]
+
+
+def _has_equation(text: str) -> bool:
+    return len(_top_level_split(text.replace("&", " "), "=")) > 1
 
 
 #: Spellings of "is defined as".
@@ -1980,13 +2274,16 @@ def read_latex_document(
         ):
             reading.skipped.append(Skipped(number, line, "a range of the step index"))
             continue
+        if _ELIDED.search(line):  # a_{t+1} = W h_t + \dots: a reminder, not a rule
+            reading.skipped.append(Skipped(number, line, "an expression left unfinished (\\dots)"))
+            continue
         expanded = _per_member(line, context)
         if expanded is not None:  # \delta \hat k_t = ... for k in {f, i, o}: a rule per gate
             for version in expanded:
                 _read_rule(reading, number, version, line, context, naming)
             continue
         try:
-            reader = _Reader(_tokens(line), line, number, context)
+            reader = _Reader(_point_free(_tokens(line), context), line, number, context)
             text = reader.read()
         except FormulaSyntaxError as exc:
             if _chain_members(reading, number, line, context, naming):
@@ -2001,6 +2298,62 @@ def read_latex_document(
     return reading
 
 
+#: A right-hand side that ends in dots: the rest of it is not written.
+_ELIDED = re.compile(r"=.*[+\-*]\s*\\[lc]?dots\s*$|=\s*\\[lc]?dots\s*[+\-]")
+
+#: The free argument of an identity between functions written without arguments.
+POINT_FREE = r"\xi"
+
+
+def _point_free(tokens: list[_Tok], context: Context) -> list[_Tok]:
+    """\\sigma' = \\sigma(1 - \\sigma), \\tanh' = 1 - \\tanh^2: an identity between functions
+    written without their argument, read with one free argument (\\sigma'(\\xi) = \\sigma(\\xi)
+    \\odot (1 - \\sigma(\\xi))); the tokens unchanged when the line is no such identity."""
+
+    def function(k: int) -> bool:
+        t = tokens[k]
+        if t.kind == "cmd":
+            return t.text in _FUNCTIONS or t.text[1:] in context.functions
+        return t.kind == "name" and t.text in context.functions
+
+    def prime(k: int) -> int:
+        """How many tokens a prime after a function takes (0: none)."""
+        if k < len(tokens) and tokens[k].text == "'":
+            return 1
+        if k + 1 < len(tokens) and tokens[k].text == "^" and tokens[k + 1].text == r"\prime":
+            return 2
+        return 0
+
+    if not tokens or not function(0) or not prime(1):
+        return tokens
+    after = 1 + prime(1)
+    if after >= len(tokens) or tokens[after].text != "=":
+        return tokens
+    out: list[_Tok] = []
+    k = 0
+    while k < len(tokens):
+        tok = tokens[k]
+        out.append(tok)
+        k += 1
+        if not function(k - 1):
+            continue
+        taken = prime(k)
+        if (
+            not taken
+            and k + 1 < len(tokens)
+            and tokens[k].text == "^"
+            and tokens[k + 1].kind == "num"
+        ):
+            taken = 2  # \tanh^2: its square
+        out += tokens[k : k + taken]
+        k += taken
+        c = tok.column
+        out += [_Tok("sym", "(", c), _Tok("cmd", POINT_FREE, c), _Tok("sym", ")", c)]
+        if k < len(tokens) and tokens[k].text in ("(", r"\left", r"\big", r"\Big"):
+            out.append(_Tok("cmd", r"\odot", c))  # \sigma(1 - \sigma): a product
+    return out
+
+
 def _chain_members(reading, number: int, line: str, context: Context, naming: bool) -> bool:
     """A chain A = B = C whose member B cannot be read: A = C is still a rule (and B a line
     not read, with its reason). False when the line is no chain of three or more."""
@@ -2012,7 +2365,7 @@ def _chain_members(reading, number: int, line: str, context: Context, naming: bo
     except FormulaSyntaxError:
         return False
     read_any = False
-    for member in members[1:]:
+    for k, member in enumerate(members[1:], start=1):
         try:
             reader = _Reader(_tokens(member), member, number, context)
             rhs = reader.read().strip()
@@ -2021,7 +2374,7 @@ def _chain_members(reading, number: int, line: str, context: Context, naming: bo
             why = str(exc).splitlines()[0].split(": ", 1)[-1]
             reading.unread.append(Unread(number, 1, line, f"a member of the chain: {why}"))
             continue
-        reading.rules.append(replace(rule, line=number, text=line, naming=naming))
+        reading.rules.append(replace(rule, line=number, text=line, naming=naming, member=k))
         read_any = True
     reading.last = lhs
     return read_any
@@ -2046,9 +2399,9 @@ def _per_member(line: str, context: Context) -> list[str] | None:
     \\hat k_t, W_{kh}), or None. A letter a \\sum_{k \\in ...} binds is the sum's own."""
     tokens = _tokens(line)
     for letter in sorted(set(context.sets) | set(context.all_sets)):
-        if re.search(rf"\\sum_\{{\s*{letter}\s*\\in", line):
+        if re.search(rf"\\sum_\{{\s*{re.escape(letter)}\s*\\in", line):
             continue
-        if not any(t.kind == "name" and t.text == letter for t in tokens):
+        if not any(t.kind in ("name", "cmd") and t.text == letter for t in tokens):
             continue
         if len(tokens) > 1 and tokens[0].text == letter and tokens[1].text == "=":
             continue  # k = 1, ...: the letter itself assigned
@@ -2063,7 +2416,7 @@ def _substituted(line: str, letter: str, member: str) -> str:
     """The line with every name token `letter` written `member`."""
     out, last = [], 0
     for m in _TOKEN.finditer(line):
-        if m.lastgroup == "name" and m.group() == letter:
+        if m.lastgroup in ("name", "cmd") and m.group() == letter:
             out.append(line[last : m.start()])
             out.append(member if len(member) == 1 else "{" + member + "}")
             last = m.end()
@@ -2136,7 +2489,8 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
             rule = _rule_of(f"{target} = {members[-1]}")
             reading.rules.append(replace(rule, line=number, text=latex))
         return
-    for rhs in members[1:]:
+    chain = len(members) > 2
+    for k, rhs in enumerate(members[1:], start=1):
         try:
             rule = _rule_of(f"{lhs} = {rhs}")
         except FormulaSyntaxError as exc:
@@ -2147,11 +2501,13 @@ def _members(reading: Reading, number: int, latex: str, text: str, columns: list
                     number,
                     column,
                     latex,
-                    f"{what} (read as `{lhs} = {rhs}`)".replace(GROUP + "(", "("),
+                    f"index notation: {what}"
+                    if str(exc).startswith("index notation")
+                    else f"{what} (read as `{lhs} = {rhs}`)".replace(GROUP + "(", "("),
                 )
             )
             continue
-        reading.rules.append(replace(rule, line=number, text=latex))
+        reading.rules.append(replace(rule, line=number, text=latex, member=k if chain else 0))
 
 
 def _rule_of(text: str) -> Rule:
@@ -2164,7 +2520,120 @@ def _rule_of(text: str) -> Rule:
     rule = replace(rule, expr=_contractions(juxtaposition_first(rule.expr)))
     if rule.lhs is not None:
         rule = replace(rule, lhs=juxtaposition_first(rule.lhs))
+    if _has_entries(rule.expr):
+        rule = replace(rule, expr=_deindexed(rule.expr))
     return rule
+
+
+#: An entry of a symbol in index notation (w_{kj}: INDEXED(w, k, j)), and a sum over an
+#: entry letter (\sum_k: INDEX_SUM(k, ...)); the reader's marks, gone once the rule is
+#: written with vectors and matrices.
+INDEXED, INDEX_SUM = "entry_of", "sum_over_entries"
+
+
+def _has_entries(node) -> bool:
+    from ..formula.ast import Call
+
+    return any(isinstance(n, Call) and n.function in (INDEXED, INDEX_SUM) for n in _nodes(node))
+
+
+def _nodes(node):
+    yield node
+    for attr in ("left", "right", "arg", "body"):
+        child = getattr(node, attr, None)
+        if child is not None and hasattr(child, "__dataclass_fields__"):
+            yield from _nodes(child)
+    for child in getattr(node, "args", ()) or ():
+        yield from _nodes(child)
+
+
+def _deindexed(node):
+    """A right-hand side in index notation written with vectors and matrices: entries of one
+    free letter multiply entry by entry, a sum over k of W_{kj} v_k is (W^T v)_j and of W_{jk}
+    v_k is (W v)_j; what does not reduce so is not read."""
+    from ..formula.ast import Binary, Call, Name, Neg, Num, Power, Transposed
+
+    def fail(why: str):
+        raise FormulaSyntaxError(f"index notation: {why}")
+
+    def product(factors):
+        """Factors (node, letters) multiplied entry by entry; at most one letter left."""
+        letters = {x for _, sig in factors for x in sig}
+        if len(letters) > 1 or any(len(sig) > 1 for _, sig in factors):
+            fail("an entry index is left without its sum")
+        out = None
+        for node_, _ in factors:
+            out = node_ if out is None else Binary("*", out, node_)
+        return out, tuple(letters)
+
+    def factors_of(n):
+        if isinstance(n, Binary) and n.op in ("*", "@"):
+            return factors_of(n.left) + factors_of(n.right)
+        return [go(n)]
+
+    def contract(var, n):
+        if isinstance(n, Binary) and n.op in ("+", "-"):
+            (left, ls), (right, rs) = contract(var, n.left), contract(var, n.right)
+            return combine(n.op, (left, ls), (right, rs))
+        if isinstance(n, Neg):
+            inner, sig = contract(var, n.arg)
+            return Neg(inner), sig
+        factors = factors_of(n)
+        with_var = [f for f in factors if var in f[1]]
+        rest = [f for f in factors if var not in f[1]]
+        if len(with_var) != 2:
+            fail(f"the sum over {var} is not a product of a matrix and a vector")
+        (a, sa), (b, sb) = with_var
+        if len(sa) < len(sb):
+            (a, sa), (b, sb) = (b, sb), (a, sa)
+        if sb != (var,):
+            fail(f"the sum over {var} is not a product of a matrix and a vector")
+        if sa == (var, var):
+            fail(f"the sum over {var} runs over a diagonal")
+        if len(sa) == 2:  # sum_k W_{kj} v_k = (W^T v)_j; sum_k W_{jk} v_k = (W v)_j
+            matrix = Transposed(a) if sa[0] == var else a
+            other = sa[1] if sa[0] == var else sa[0]
+            return product(rest + [(Binary("@", matrix, b), (other,))])
+        return product(rest + [(Binary("@", Transposed(a), b), ())])  # sum_k u_k v_k
+
+    def combine(op, left, right):
+        (ln, ls), (rn, rs) = left, right
+        if ls and rs and ls != rs:
+            fail("the terms of a sum have different entries")
+        return Binary(op, ln, rn), ls or rs
+
+    def go(n):
+        if isinstance(n, Call) and n.function == INDEXED:
+            letters = tuple(a.name for a in n.args[1:])
+            return n.args[0], letters
+        if isinstance(n, Call) and n.function == INDEX_SUM:
+            return contract(n.args[0].name, n.args[1])
+        if isinstance(n, (Num, Name)):
+            return n, ()
+        if isinstance(n, Binary) and n.op in ("+", "-"):
+            return combine(n.op, go(n.left), go(n.right))
+        if isinstance(n, Binary) and n.op in ("*", "@"):
+            return product(factors_of(n))
+        if isinstance(n, Binary) and n.op == "/":
+            (ln, ls), (rn, rs) = go(n.left), go(n.right)
+            if rs and ls != rs:
+                fail("a quotient of different entries")
+            return Binary("/", ln, rn), ls
+        if isinstance(n, Neg):
+            inner, sig = go(n.arg)
+            return Neg(inner), sig
+        if isinstance(n, Power):
+            inner, sig = go(n.arg)
+            return Power(inner, n.exponent), sig
+        if isinstance(n, Call) and len(n.args) == 1:
+            inner, sig = go(n.args[0])
+            return Call(n.function, (inner,), n.at), sig
+        fail("a vector or a matrix written whole among entries")
+
+    out, sig = go(node)
+    if len(sig) > 1:
+        fail("the right-hand side is a matrix of entries")
+    return out
 
 
 def _contractions(node):

@@ -19,7 +19,18 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 
-from ..formula.ast import Binary, Call, Index, Name, Num, Power, Rule, Step, SumOverT
+from ..formula.ast import (
+    Binary,
+    Call,
+    Index,
+    Name,
+    Num,
+    Power,
+    Rule,
+    Step,
+    SumOverT,
+    Transposed,
+)
 
 __all__ = ["Notation", "normalize"]
 
@@ -37,6 +48,10 @@ class Notation:
     names: list[tuple[Rule, str]] = field(default_factory=list)
     #: The author's name -> the adjoint it names (delta -> du).
     adjoint_names: dict[str, str] = field(default_factory=dict)
+    #: Equations that state a condition, no rule (W = W^T): taken out.
+    conditions: list[Rule] = field(default_factory=list)
+    #: Per-step quantities the derivation writes without their step (\Gamma_u).
+    stepless: set[str] = field(default_factory=set)
 
 
 def _map(node, f: Callable):
@@ -98,6 +113,8 @@ def normalize(
     (`functions`: the letters the derivation names a function with, `f = tanh`)."""
     notation = Notation(functions=dict(functions or {}))
     loss_names = set(loss_names)
+    rules = _conditions(rules, notation)
+    rules = _entry_letters(rules, notation)
     rules = _layer_templates(rules, notation)
     rules = _accent_adjoints(rules, notation)
     rules = _namings(rules, notation)
@@ -106,6 +123,60 @@ def normalize(
     rules = _capital_labels(rules, notation)
     rules = _function_letters(rules, notation)
     return rules, notation
+
+
+def _conditions(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """W = W^T ("when W is symmetric"): an equation whose left-hand side, a symbol without a
+    step, is also on its right states a condition on it, no rule."""
+    out = []
+    for r in rules:
+        if not r.claim and r.index is None and not r.target.startswith("d"):
+            if any(isinstance(n, Name) and n.name == r.target for n in _walk(r.expr)):
+                notation.conditions.append(r)
+                continue
+        out.append(r)
+    return out
+
+
+def _entry_letters(rules: list[Rule], notation: Notation) -> list[Rule]:
+    """w^{ho}_{kj}, the entries of W_{ho} written with its lowercase letter (index notation):
+    a lowercase name no rule defines, used only as a matrix, whose capital is a name of the
+    derivation, is that matrix."""
+    names = {n.name for r in rules for n in _walk(r.expr) if isinstance(n, Name)}
+    targets = {r.target for r in rules}
+    matrices: set[str] = set()
+    other: set[str] = set()
+    for r in rules:
+        for n in _walk(r.expr):
+            if isinstance(n, Binary) and n.op == "@":
+                for side in (n.left, n.right):
+                    side = side.arg if isinstance(side, Transposed) else side
+                    if isinstance(side, Name):
+                        matrices.add(side.name)
+    for r in rules:
+        for n in _walk(r.expr):
+            if isinstance(n, Binary):
+                for side in (n.left, n.right):
+                    if isinstance(side, Name) and n.op != "@":
+                        other.add(side.name)
+    mapping = {}
+    for name in sorted(matrices - other - targets):
+        capital = name[:1].upper() + name[1:]
+        if name[:1].islower() and capital != name and capital in names | targets:
+            mapping[name] = capital
+    if not mapping:
+        return rules
+
+    def rename(n):
+        if isinstance(n, Name) and n.name in mapping:
+            return Name(mapping[n.name], n.at)
+        return None
+
+    notation.notes.append(
+        ", ".join(f"{k} read as {v}" for k, v in mapping.items())
+        + " (a matrix's entries written with its lowercase letter)"
+    )
+    return _rewrite(rules, rename)
 
 
 _LAYER = re.compile(r"_L(\d+|ell|l)(?=_|$)")
@@ -156,9 +227,13 @@ def _namings(rules: list[Rule], notation: Notation) -> list[Rule]:
     a name for the adjoint; the other rules for it are rules for the adjoint."""
     mapping: dict[str, str] = {}
     dropped: set[int] = set()
+    used = {n.name for r in rules for n in _walk(r.expr) if isinstance(n, (Name, Step))}
+    used |= {r.target for r in rules if not r.claim}
     for r in rules:
         if r.claim or r.target in mapping:
             continue
+        if r.target.startswith("d") and r.target[1:] in used and not r.naming:
+            continue  # dL/db_iz = dL/db_hz = ...: two gradients said to be equal
         rhs = r.expr
         if not isinstance(rhs, (Step, Name)) or not rhs.name.startswith("d"):
             continue
@@ -234,7 +309,7 @@ def _implicit_steps(rules: list[Rule], loss_names: set, notation: Notation) -> l
         for r in rules:
             if r.claim or r.index is not None or r.target in loss_names or r.target in names:
                 continue
-            if r.target.startswith("d") and r.target[1:] in weights:
+            if r.target.startswith("d") and r.target[1:] in weights and r.target[1:] not in names:
                 continue  # dW = h[t].T @ da[t]: one step's share written as the total
             reads = {n.name for n in _walk(r.expr) if isinstance(n, Name)}
             if (
@@ -262,6 +337,7 @@ def _implicit_steps(rules: list[Rule], loss_names: set, notation: Notation) -> l
     out = []
     for r in _rewrite(rules, step):
         out.append(replace(r, index=t) if r.index is None and r.target in names else r)
+    notation.stepless |= set(names) | set(written)
     if names:
         notation.notes.append(
             f"{', '.join(names)} read at the current step t (written without a step, defined "

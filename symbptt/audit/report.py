@@ -133,6 +133,7 @@ class AuditReport:
                     "where": self.where(f.rule.line),
                     "column": f.column,
                     "rule": f.rule.text,
+                    "member": getattr(f.rule, "member", 0) or None,
                     "target": f.rule.label if f.status != "unread" else None,
                     "status": f.status,
                     "message": f.message,
@@ -151,38 +152,17 @@ class AuditReport:
     def text(self) -> str:
         lines = []
         previous = None
-        for f in self.findings:
-            mark = {
-                "right": "ok ",
-                "defines": "def",
-                "model": "mod",
-                "unchecked": "???",
-                "unread": "---",
-            }.get(f.status, "BAD")
+        for group in _chains(self.findings):
+            if len(group) > 1:  # A = B = C: one entry, saying which member fails
+                lines += self._chain(group)
+                previous = None
+                continue
+            (f,) = group
             if f.status in _HOLDS and previous == (f.rule.line, f.rule.text, f.status):
-                continue  # another member of a chain that holds, or a rule per gate
+                continue  # another rule per gate that holds
             previous = (f.rule.line, f.rule.text, f.status)
-            lines.append(f"{mark} {self.where(f.rule.line)}: {f.rule.text}")
-            if f.status in _HOLDS:
-                continue
-            if f.status == "unread":
-                lines.append(f"      not read: {f.message}")
-                if f.column:
-                    lines.append(f"      {f.rule.text}")
-                    lines.append(f"      {' ' * (f.column - 1)}^")
-                continue
-            what = {
-                "shape": "does not type-check",
-                "compensated": "is compensated",
-                "unchecked": "is not checked",
-            }.get(f.status, "is wrong")
-            lines.append(f"      {what}: {f.message}")
-            if f.classification:
-                lines.append(f"      likely: {f.classification}")
-            if f.counterexample:
-                lines.append(f"      counterexample: {_example(f.counterexample)}")
-            if f.correction:
-                lines.append(f"      should be: {f.correction}")
+            lines.append(f"{_MARKS.get(f.status, 'BAD')} {self.where(f.rule.line)}: {f.rule.text}")
+            lines += _details(f)
         if self.skipped:
             lines.append("skipped (they state nothing):")
             for s in self.skipped:
@@ -206,8 +186,92 @@ class AuditReport:
             lines.append(f"left undetermined: {', '.join(self.undetermined)}")
         return "\n".join(lines) + "\n"
 
+    def _chain(self, group: list) -> list[str]:
+        """The findings of one chain A = B = C: one line; when a member fails, which one."""
+        first = group[0]
+        failing = [f for f in group if f.status not in _HOLDS]
+        if not failing:
+            mark = "ok " if any(f.status == "right" for f in group) else _MARKS[first.status]
+            out = [f"{mark} {self.where(first.rule.line)}: {first.rule.text}"]
+            for f in group:
+                out += _details(f)
+            return out
+        worst = failing[0]
+        out = [
+            f"{_MARKS.get(worst.status, 'BAD')} {self.where(first.rule.line)}: {first.rule.text}"
+        ]
+        members = _member_texts(first.rule.text)
+        for f in failing:
+            k = f.rule.member
+            if k and k < len(members):
+                out.append(f"      member {k} of the chain (= {members[k].strip()}):")
+            out += _details(f)
+        held = [f.rule.member for f in group if f.status in _HOLDS and f.rule.member]
+        if held:
+            which = ", ".join(str(k) for k in held)
+            verb = "hold" if len(held) > 1 else "holds"
+            out.append(f"      member{'s' * (len(held) > 1)} {which} of the chain {verb}")
+        return out
+
     def _repr_markdown_(self) -> str:
         return "```\n" + self.text() + "```\n"
+
+
+_MARKS = {"right": "ok ", "defines": "def", "model": "mod", "unchecked": "???", "unread": "---"}
+
+
+def _chains(findings) -> list[list]:
+    """The findings in order, those of one chain A = B = C (one line, one text, members
+    numbered) together."""
+    out: list[list] = []
+    for f in findings:
+        last = out[-1][0] if out else None
+        chained = getattr(f.rule, "member", 0) or (
+            f.status == "unread" and f.message.startswith("a member of the chain")
+        )
+        if (
+            last is not None
+            and chained
+            and (last.rule.line, last.rule.text) == (f.rule.line, f.rule.text)
+        ):
+            out[-1].append(f)
+        else:
+            out.append([f])
+    return out
+
+
+def _member_texts(text: str) -> list[str]:
+    from .latex_reader import _top_level_split
+
+    return _top_level_split(text.replace("&", " "), "=")
+
+
+def _details(f) -> list[str]:
+    """The lines under a finding's own: why it fails, or how it was read when that says
+    something (a product read from the smallest index up)."""
+    if f.status in _HOLDS:
+        if f.status == "right" and f.message:
+            return [f"      note: {f.message}"]
+        return []
+    if f.status == "unread":
+        out = [f"      not read: {f.message}"]
+        if f.column:
+            out.append(f"      {f.rule.text}")
+            out.append(f"      {' ' * (f.column - 1)}^")
+        return out
+    what = {
+        "shape": "does not type-check",
+        "compensated": "is compensated",
+        "unchecked": "is not checked",
+    }.get(f.status, "is wrong")
+    out = [f"      {what}: {f.message}"]
+    if f.classification:
+        out.append(f"      likely: {f.classification}")
+    if f.counterexample:
+        out.append(f"      counterexample: {_example(f.counterexample)}")
+    if f.correction:
+        out.append(f"      should be: {f.correction}")
+    return out
 
 
 def _finite(value):

@@ -51,15 +51,41 @@ class AuthorPrinter(LatexPrinter):
         styles = context.step_styles or {}
         self.step_default = max(styles, key=styles.get) if styles else "_" + STEP
         adjoints = context.adjoint_styles or {}
-        self.adjoint = max(adjoints, key=adjoints.get) if adjoints else "frac"
+        # the author's most frequent way; the inline \partial L / \partial h only when it is
+        # the author's usual one (inside a product, \frac reads without ambiguity)
+        ranked = sorted(adjoints, key=lambda k: (-adjoints[k], k == "slash"))
+        self.adjoint = ranked[0] if ranked else "frac"
         self.loss = context.loss_spelling or "L"
 
     def symbol(self, base: str) -> str:
         name = self.name(base)
         return self.context.spellings.get(name) or latex_name(name)
 
+    def summation(self, body: str) -> str:
+        last = getattr(self.context, "last_step", None) or "T"
+        return rf"\sum_{{t=1}}^{{{last}}} {body}"
+
+    def rule(self, target, expr, *, summed: bool = False, eq: str = " = ") -> str:
+        return self.finish(super().rule(target, expr, summed=summed, eq=eq))
+
+    def finish(self, text: str) -> str:
+        """A whole correction in the author's script: Unicode where the author types it."""
+        return unicode_form(text) if getattr(self.context, "unicode", False) else text
+
     def indexed(self, base: str, index: str) -> str:
         name = self.name(base)
+        given = getattr(self.context, "given", {}).get(name)
+        if given is not None:  # the gradient of a loss left abstract, as the author writes it
+            style, loss, of, args = given
+            at = ", ".join(self.indexed(a, index) for a in args)
+            wrt = self.indexed(of, index)
+            if style == "nabla":
+                return rf"\nabla_{{{wrt}}} {loss}({at})"
+            return rf"\frac{{\partial {loss}({at})}}{{\partial {wrt}}}"
+        if name in getattr(self.context, "stepless", ()) and index == self.letter:  # \Gamma_u
+            return self.symbol(base)
+        if getattr(self.context, "last_step", None) and "T" in index:
+            index = index.replace("T", getattr(self.context, "last_step", None))
         style = self.context.step_style.get(name) or self.step_default
         spelled = self.symbol(base)
         if style.startswith("_") and _ends_with_script(spelled, "_"):
@@ -73,6 +99,8 @@ class AuthorPrinter(LatexPrinter):
 
     def total(self, of: str) -> str:
         loss = self.loss
+        if self.adjoint == "slash":
+            return rf"\partial {loss} / \partial {of}"
         if self.adjoint == "frac_d":
             return rf"\frac{{d{loss}}}{{d{of}}}"
         if self.adjoint == "nabla":
@@ -82,6 +110,32 @@ class AuthorPrinter(LatexPrinter):
         if self.adjoint == "delta":
             return rf"\delta {of}"
         return rf"\frac{{\partial {loss}}}{{\partial {of}}}"
+
+    def _print_OneHot(self, node, ids):
+        spelled = getattr(self.context, "onehot", None)
+        return f"{spelled}_{{{ids}}}" if spelled else ids  # the labels as the author writes them
+
+    def _print_Blocks(self, node, *items):
+        if not getattr(self.context, "brackets", False) or None in node.items:
+            return super()._print_Blocks(node, *items)
+        return "[" + ", ".join(items) + "]"  # [h_{t-1}, x_t], as the author writes it
+
+    def _print_Block(self, node, arg):
+        numpy = getattr(self.context, "numpy_slice", None)
+        if numpy is not None and node.widths is not None and node.parts == 2:
+            size, rows = numpy  # (W^T dz)_{[:n_a]}, as the author slices
+            cut = f"[:{size}, :]" if node.part == 0 else f"[{size}:, :]"
+            if not rows:
+                cut = cut.replace(", :", "")
+            return rf"\left({arg}\right)_{{{cut}}}"
+        if not getattr(self.context, "slices", False) or node.widths is None:
+            return super()._print_Block(node, arg)
+        from ..models import sizes
+
+        before = sizes.plus(0, *node.widths[: node.part])
+        first = sizes.plus(before, 1)
+        last = sizes.plus(before, node.widths[node.part])
+        return rf"\left({arg}\right)_{{{_size(first)}:{_size(last)}}}"
 
     def _print_Transpose(self, node, arg):
         if "^" in arg and not arg.startswith(("(", r"\left")):  # (W^{hy})^\top
@@ -111,7 +165,31 @@ class AuthorPrinter(LatexPrinter):
 
     def _own(self, name: str, index: str) -> str:
         spelled = self._spelled_own(name)
+        if (
+            name in getattr(self.context, "stepless", ()) and index == self.letter
+        ):  # dz_u, at step t
+            return spelled
         style = self.context.step_style.get(name) or self.step_default
         if style == "_" + STEP:
             return f"{spelled}_{{{index}}}"
         return spelled + style.replace(STEP, index)
+
+
+def _size(dim) -> str:
+    return str(dim).replace(" ", "")
+
+
+#: LaTeX as an author who types Unicode math writes it.
+_UNICODE = [
+    (r"\left(", "("), (r"\right)", ")"), (r"\left[", "["), (r"\right]", "]"),
+    (r"^{\top}", "ᵀ"), (r"\odot", "⊙"), (r"\partial ", "∂"), (r"\partial", "∂"),
+    (r"\hat{y}", "ŷ"), (r"\,", " "), (r"\sum", "∑"), (r"\sigma", "σ"),
+]  # fmt: skip
+
+
+def unicode_form(text: str) -> str:
+    """∂L / ∂h_{t} = Vᵀ ∂L / ∂o_{t} + ...: the LaTeX commands an author types as Unicode."""
+    for tex, char in _UNICODE:
+        text = text.replace(tex, char)
+    text = text.replace("∂L / ∂", "∂L/∂")
+    return " ".join(text.split())

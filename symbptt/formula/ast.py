@@ -146,6 +146,9 @@ class Rule:
     lhs: object | None = None
     #: Written as a definition (`:=`, `\equiv`, "let X = ..."): it names, it claims nothing.
     naming: bool = False
+    #: Of a chain `A = B = C` on one line: which member this rule is (1 for `A = B`, 2 for
+    #: `A = C`); 0 for a line with one equation.
+    member: int = field(default=0, compare=False)
 
     @property
     def label(self) -> str:
