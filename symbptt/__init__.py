@@ -18,6 +18,9 @@ __version__ = "0.1.0"
 #: Public name -> the module that defines it.
 _WHERE = {
     "Tolerance": "checking.check",
+    "Convention": "checking.convention",
+    "Deviations": "checking.settings",
+    "Limits": "checking.settings",
     "check_gradients": "checking.check",
     "compare_gradients": "checking.check",
     "CompiledFunction": "engine.compile",

@@ -53,6 +53,11 @@ def test_csv_has_a_row_per_target_in_order():
     assert lines[0] == ",".join(batch.CSV_COLUMNS)
     assert lines[1].startswith(f"{CORPUS}:dWh_transposed,wrong,false,W_h,")
     assert lines[2].startswith(f"{GOOD},right,true,,")
+    import csv
+
+    rows = list(csv.reader(lines))
+    assert {len(r) for r in rows} == {len(batch.CSV_COLUMNS)}, "a header cell per column"
+    assert dict(zip(rows[0], rows[1]))["model"] == "vanilla RNN"
 
 
 @pytest.mark.parametrize(

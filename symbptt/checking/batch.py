@@ -153,6 +153,7 @@ CSV_COLUMNS = (
     "wrong",
     "smallest_failing_shape",
     "inconsistent",
+    "model",
     "error",
 )
 
