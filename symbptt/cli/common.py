@@ -191,7 +191,18 @@ FILE_WAYS = {
 }
 
 
-_DEFAULTS = {"no_bias": [], "h0": "input", "inputs": "dense", "activation": "tanh"}
+#: The built-ins' defaults: any other value of these options is refused for a model file.
+_DEFAULTS = {
+    "no_bias": [],
+    "h0": "input",
+    "inputs": "dense",
+    "activation": "tanh",
+    "reduction": "sum",
+    "truncate": None,
+    "gate_order": None,
+    "c0": None,
+    "reset": None,
+}
 
 
 def is_model_file(value: str) -> bool:
