@@ -7,8 +7,9 @@ small ones (N, D, H 1..3, C 2..4, T 1..4), the generic shape (N=3 D=2 H=3 C=4 T=
 one with large gradients (T=8, output weights x30) and the larger ones (N, D, H, C 4..9,
 T 2..8). Each answer is measured as the check measures it (`judging._measure`: max|got -
 truth| over max(max|truth|, floor * the largest true gradient), with float32's floor). The
-table gives the largest relative error seen per kind of problem; the tolerance is MARGIN times
-the largest of all (the checker's float32 rtol must be at least that), and a dW_h 0.1% off (and 0.15%), cast to float32, is measured against it.
+table gives the largest relative error seen per kind of problem; the checker's float32 rtol
+must be at least MARGIN times the largest of all; a dW_h 0.1% off (and 0.15%), cast to
+float32, is measured against it.
 
     python bench/float32_tolerance.py [--problems 300] [--out bench/results/float32_tolerance.json]
 """

@@ -778,7 +778,7 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
 def _probe_judged(checker: _Checker, ev: Evaluation) -> Evaluation:
     """The evaluation re-measured at the probe's tolerance."""
     measured = {}
-    for name, m in ev.measured.items():
+    for name in ev.measured:
         tol = _probe_tolerance(checker.tolerance(ev.answer, name))
         if name == "loss":
             measured[name] = _measure(ev.answer.loss, ev.loss, tol, abs(ev.loss))
