@@ -772,6 +772,7 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
                 "with its max subtracted, log-sum-exp) is exact there"
             )
             report.ok = False
+            report._probe_wrong = True  # the verdict is the probe's (not serialized)
             return
 
 
