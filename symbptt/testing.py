@@ -60,6 +60,8 @@ def _failure(report: Report) -> str:
             "smallest failing shape: " + " ".join(f"{k}={v}" for k, v in report.dims.items())
         )
     lines += [f"note: {note}" for note in report.notes]
+    if report.seed is not None:
+        lines.append(f"seed: {report.seed} (seed={report.seed} replays this check)")
     for r in report.results:
         if r.status == "WRONG":
             err = "" if r.max_rel_error is None else f" (max relative error {r.max_rel_error:.2e})"

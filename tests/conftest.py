@@ -11,6 +11,10 @@ sys.path.insert(0, str(Path(__file__).parent))  # tests/bptt_corpus.py is test d
 
 pytest_plugins = ["pytester"]
 
+# Every check draws its own seed unless one is given: the suite's are fixed (like the profile
+# below), so that it is reproducible; tests of the drawn seed unset this.
+os.environ.setdefault("SYMBPTT_SEED", "0")
+
 # A model file's first-use check is cached on disk: the tests keep theirs out of the home.
 os.environ.setdefault("XDG_CACHE_HOME", tempfile.mkdtemp(prefix="symbptt-test-cache-"))
 

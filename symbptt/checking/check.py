@@ -61,7 +61,7 @@ def check_gradients(
     precision: str | None = None,
     shapes: SearchStrategy[Dims] | None = None,
     max_examples: int = 100,
-    seed: int = 0,
+    seed: int | None = None,
     tolerances: Mapping[str, Tolerance] | None = None,
     timeout: float = 5.0,
     total_timeout: float = 300.0,
@@ -102,8 +102,14 @@ def check_gradients(
         only: the gradients (and "loss") the function returns; by default all are required.
         precision: "float32", "float16", ...: judge every answer at that precision. By default
             float64 and float32 answers are judged at their own; lower ones are refused.
-        shapes: a strategy of `Dims` (default `rnn_shapes()`: N, D, H 1..3, C 2..4, T 1..4).
-        max_examples, seed: how many random problems hypothesis tries, reproducibly.
+        shapes: a strategy of `Dims` (default `rnn_shapes()`: N, D, H 1..3, C 2..4, T 1..4);
+            the larger problems are drawn whatever it is.
+        max_examples: how many random problems hypothesis tries (and a few larger ones
+            after them: N, D, H, C up to 9, T up to 8).
+        seed: the seed of every problem the check draws; by default one drawn per check
+            (from the operating system's randomness, or the environment variable
+            SYMBPTT_SEED when it is set), so answers cannot be tabulated in advance.
+            `report.seed` is the one used, and passing it again replays the check exactly.
         tolerances: overrides of `TOLERANCES`, keyed by dtype.
         timeout, total_timeout: seconds per call, and for the whole check.
         memory_mb: memory the function may use on top of the worker's own.
@@ -166,6 +172,8 @@ def check_gradients(
         timeout, total_timeout, memory_mb, forbid_imports = _unpacked(
             limits, CheckLimits, "limits", locals()
         )
+    if seed is None:
+        seed = draw_seed()
     declared = _declared(convention)
     if declared.model is not None:
         model = declared.model if model is None else _same_model(model, declared.model)
@@ -248,6 +256,7 @@ def check_gradients(
     finally:
         runner.close()
     report.output = runner.output()
+    report.seed = seed
     if isinstance(fn, str):
         report.target = fn
     if isinstance(runner, InProcess):
@@ -262,6 +271,30 @@ def check_gradients(
             report.error = report.error or f"{message}; the function is not known to be right"
         report.ok = False
     return report
+
+
+#: Read instead of the operating system's randomness when set: a test suite's fixed seed.
+SEED_VARIABLE = "SYMBPTT_SEED"
+
+
+def draw_seed() -> int:
+    """A seed for one check: random per call (os.urandom through `secrets`), unless the
+    environment variable SYMBPTT_SEED holds one (reproducible test suites)."""
+    import os
+    import secrets
+
+    fixed = os.environ.get(SEED_VARIABLE, "").strip()
+    if fixed:
+        try:
+            value = int(fixed)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise InvalidArgumentError(
+                f"{SEED_VARIABLE}={fixed!r} must be a whole number at least 0 (or unset)"
+            )
+        return value
+    return secrets.randbelow(2**32)
 
 
 def _unpacked(value, kind: type, label: str, given: Mapping) -> tuple:

@@ -187,7 +187,12 @@ def _fitted_check(
             usage = exc
         if report is not None and report.ok:
             return report
-        if report is not None and (report.out_of_time or report.inconsistent or report.overflow):
+        if report is not None and (
+            report.out_of_time
+            or report.inconsistent
+            or report.overflow
+            or getattr(report, "_probe_wrong", False)  # right on ordinary inputs: no search
+        ):
             return report
     if not searchable or time.monotonic() > deadline:
         if usage is not None:

@@ -47,7 +47,10 @@ TOLERANCES: dict[str, Tolerance] = dict(
         PRECISIONS,
         (
             Tolerance(rtol=1e-6, floor=1e-6),  # float64
-            Tolerance(rtol=2e-3, floor=5e-2),  # float32
+            # float32: 13x the largest error of correct float32 code at the problems a check
+            # draws (7.6e-6 over 2000 problems, bench/float32_tolerance.py), so that a gradient
+            # 0.1% off is WRONG in float32 too
+            Tolerance(rtol=1e-4, floor=5e-2),
             Tolerance(rtol=3e-2, floor=2e-1),  # float16
             Tolerance(rtol=8e-2, floor=3e-1),  # bfloat16
         ),

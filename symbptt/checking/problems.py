@@ -36,21 +36,30 @@ class Problem:
     dims: Dims
     arrays: dict[str, np.ndarray]
     model: ModelSpec
+    #: The truth from the model's NumPy reference alone (the larger problems: the symbolic
+    #: gradient, compiled per shape, would cost seconds there; the reference is the
+    #: independent derivation it is cross-checked against on every other problem of the run).
+    reference: bool = False
 
     def prefix(self, t: int) -> Problem:
         """The same problem cut to its first t time steps."""
         cut = (*self.model.time_major, "dh")
         arrays = {k: (v[:t] if k in cut else v) for k, v in self.arrays.items()}
-        return Problem(replace(self.dims, T=t), arrays, self.model)
+        return replace(self, dims=replace(self.dims, T=t), arrays=arrays)
 
 
 def _problem(
-    dims: Dims, arrays: dict[str, np.ndarray], form: str, dh_seed: int, model: ModelSpec
+    dims: Dims,
+    arrays: dict[str, np.ndarray],
+    form: str,
+    dh_seed: int,
+    model: ModelSpec,
+    reference: bool = False,
 ) -> Problem:
     if form == "layer" and not model.from_file:  # a layer file's upstream gradients are inputs
         rng = np.random.default_rng(dh_seed)
         arrays = {**arrays, "dh": rng.standard_normal((dims.T, dims.N, dims.H))}
-    return Problem(dims, arrays, model)
+    return Problem(dims, arrays, model, reference)
 
 
 @dataclass(frozen=True)
@@ -121,13 +130,16 @@ def _row(problem: Problem, n: int) -> Problem:
             arrays[item.name] = value[n : n + 1]
         else:
             arrays[item.name] = value
-    return Problem(replace(problem.dims, N=1), arrays, problem.model)
+    return replace(problem, dims=replace(problem.dims, N=1), arrays=arrays)
 
 
 def _truth(form: str, problem: Problem) -> tuple[float | None, dict[str, np.ndarray]]:
     a, model = problem.arrays, problem.model
     if form == "layer":
         return model.truth(a, "layer")
+    if problem.reference:
+        loss, grads = model.truth({k: a[k] for k in a if k != "dh"})
+        return (None if loss is None else float(loss)), grads
     from ..engine.compile import gradient_function
 
     symbolic = gradient_function(problem.dims, model).call_unchecked(a)

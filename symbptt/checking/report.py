@@ -92,6 +92,8 @@ class Report:
     convention: str | None = None
     #: The convention file (TOML) of the convention the verdict was reached under.
     toml: str | None = None
+    #: The seed every problem was drawn from (`seed=`, `--seed` replays the check exactly).
+    seed: int | None = None
 
     def result(self, name: str) -> ParameterResult:
         """The verdict on one gradient (or "loss"); UnknownNameError if the report has none."""
@@ -154,6 +156,8 @@ class Report:
             f"symbptt check ({', '.join(how)}, {examples}): {verdict}",
             soft_wrap=True,
         )
+        if self.seed is not None:
+            console.print(f"seed: {self.seed} (--seed {self.seed} replays this check)")
         if self.overflow:
             console.print(
                 f"[yellow]overflow:[/yellow] {safe_text(self.overflow)}",

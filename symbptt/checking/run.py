@@ -428,6 +428,8 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
                         f"wrong on a long sequence with large gradients (T={large.dims.T}, the "
                         "output weights scaled by 30), right on the random examples"
                     )
+        if search.failure is None and search.error is None and quiet:
+            at_failing = _try_larger(checker, search, report, seed) or at_failing
     report.results_from(at_failing, at_generic)
     report.error = search.error
     if search.failure is not None:
@@ -515,6 +517,65 @@ def _large_problem(checker: _Checker, seed: int) -> Problem:
         if "dh" in problem.arrays and not model.from_file:
             problem.arrays["dh"] = problem.arrays["dh"] * LARGE_SCALE
     return problem
+
+
+#: The larger problems every check also draws after the small random ones: sizes (N, D, H, C
+#: and a model file's own) from LARGER_SIZES, T up to LARGER_T, random per run (from the seed);
+#: the first of them has every size at least LARGER_SIZES[1] - 1 and T = LARGER_T.
+LARGER_COUNT, LARGER_SIZES, LARGER_T = 3, (4, 9), 8
+
+
+def _larger_problems(checker: _Checker, seed: int) -> list[Problem]:
+    """A few problems larger than any the search draws (code wrong only when N, D or H > 3),
+    with the NumPy reference as their truth (see `Problem.reference`)."""
+    model, form = checker.conv.model, checker.conv.form
+    rng = np.random.default_rng([seed, 20])
+    low, high = LARGER_SIZES
+    K = model.options.truncate
+    out = []
+    for k in range(LARGER_COUNT):
+        lo = high - 1 if k == 0 else low
+        size = {n: int(rng.integers(lo, high + 1)) for n in ("N", "D", "H", "C")}
+        T = LARGER_T if k == 0 else int(rng.integers(2, LARGER_T + 1))
+        if K is not None:
+            T = max(T, K + 2)
+        dims = Dims(**size, T=T)
+        more = {n: int(rng.integers(lo, high + 1)) for n in model.size_names if n not in dims.sizes}
+        if more:
+            dims = replace(dims, more={**dict(dims.more), **more})
+        dims = model.complete(dims)
+        if checker.fit is not None:
+            dims = checker.fit(dims)
+        point = int(rng.integers(0, 2**32 - 1))
+        arrays = model.random_point(dims, point)
+        out.append(_problem(dims, arrays, form, point, model, reference=True))
+    return out
+
+
+def _try_larger(
+    checker: _Checker, search: _Search, report: Report, seed: int
+) -> dict[str, ParameterResult] | None:
+    """Call the code on the larger problems; the verdict at the first it fails on, if any."""
+    for problem in _larger_problems(checker, seed):
+        try:
+            ev = checker.evaluate(problem)
+        except CallConventionMismatch as exc:
+            raise TargetError(str(exc)) from None
+        except UserFunctionError as exc:
+            search.error, search.error_dims = str(exc), problem.dims
+            return None
+        except _OutOfTime:
+            report.out_of_time = True
+            return None
+        if checker.failing(ev):
+            search.failure = ev
+            d = problem.dims
+            report.notes.append(
+                f"wrong on a larger problem (N={d.N} D={d.D} H={d.H} T={d.T}), right on the "
+                "small random ones"
+            )
+            return checker.results(ev)
+    return None
 
 
 def _order_fix(checker: _Checker, ev: Evaluation) -> tuple[str, Calling] | None:
@@ -639,11 +700,28 @@ def _suggestion(label: str, calling: Calling) -> dict:
     }
 
 
+#: How close an answer on saturated inputs must be to the truth: relative to the array's own
+#: scale, with an absolute floor of PROBE_FLOOR times the largest true gradient (there the
+#: tiny gradients of saturated units are rounding noise: 1 - tanh(a)^2 of a = 18 is 1e-15 or
+#: 0 depending on how it is written), and never tighter than the precision's own tolerance.
+#: An answer judged at float32 or below gets PROBE_RTOL_LOW: float32 cannot resolve
+#: 1 - tanh(a)^2 of barely saturated units, and a correct float32 dx is up to 1.3e-3 off
+#: there (the largest over 300 problems); garbage made finite is off by O(1).
+PROBE_RTOL, PROBE_FLOOR, PROBE_RTOL_LOW = 1e-4, 1e-4, 3e-2
+
+
+def _probe_tolerance(tol: Tolerance) -> Tolerance:
+    low = tol.rtol >= TOLERANCES["float32"].rtol
+    rtol = max(tol.rtol, PROBE_RTOL_LOW if low else PROBE_RTOL)
+    return Tolerance(rtol=rtol, floor=max(tol.floor, PROBE_FLOOR))
+
+
 def _probe(checker: _Checker, report: Report, seed: int) -> None:
     """Saturated inputs where the truth is finite: pre-activations in the thousands (tanh
     saturates), and logits in the thousands (softmax without its max shift overflows). NaN,
     inf or an exception there, from a function right on ordinary inputs, is `report.overflow`;
-    a finite wrong answer there is WRONG like any other."""
+    a finite answer that differs from the truth there (garbage made finite, np.nan_to_num) is
+    WRONG like any other, at `_probe_tolerance`."""
     conv = checker.conv
     model, form = conv.model, conv.form
     shape = model.complete(_fitted(checker, min(_longest(model), 3)))
@@ -674,8 +752,6 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
                 report.overflow = f"right on ordinary inputs, but with {label} ({where}): {exc}"
                 report.ok = False
             return
-        # Only finiteness is judged there: saturated gradients are tiny, and rounding (or an
-        # epsilon inside a log) moves them without making the code wrong where it is used.
         bad = {n: p for n, p in ev.answer.problems.items() if "non-finite" in p}
         if bad:
             first = next(iter(bad.values()))
@@ -685,6 +761,37 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
             )
             report.ok = False
             return
+        # Finite: the values must be the truth's, at the probe's tolerance.
+        judged = _probe_judged(checker, ev)
+        if checker.failing(judged):
+            results = checker.results(judged)
+            report.results = list(results.values())
+            report.dims = shape.as_dict()
+            if form == "layer":
+                report.dims.pop("C", None)
+            wrong = [r.label for r in report.results if r.status == "WRONG"]
+            report.notes.append(
+                f"wrong with {label} ({where}), where every true gradient is finite, and "
+                f"right on ordinary inputs: {', '.join(wrong)} differ from the truth there "
+                f"(relative tolerance {PROBE_RTOL:g} there, {PROBE_RTOL_LOW:g} in float32); "
+                "a stable implementation (softmax "
+                "with its max subtracted, log-sum-exp) is exact there"
+            )
+            report.ok = False
+            report._probe_wrong = True  # the verdict is the probe's (not serialized)
+            return
+
+
+def _probe_judged(checker: _Checker, ev: Evaluation) -> Evaluation:
+    """The evaluation re-measured at the probe's tolerance."""
+    measured = {}
+    for name in ev.measured:
+        tol = _probe_tolerance(checker.tolerance(ev.answer, name))
+        if name == "loss":  # an epsilon inside a log moves the loss there, not the gradients
+            measured[name] = ev.measured[name]._replace(ok=True)
+        else:
+            measured[name] = _measure(ev.answer.grads[name], ev.truth[name], tol, ev.global_scale)
+    return replace(ev, measured=measured)
 
 
 def _finite_truth(form: str, dims: Dims, arrays, model: ModelSpec) -> bool:

@@ -190,8 +190,10 @@ def search_options(max_examples: Any, seed: Any, progress: Callable | None, shap
     """The search's own options: how many problems, which seed, progress, shapes."""
     if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
         raise InvalidArgumentError(f"max_examples={max_examples!r} must be a positive integer")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise InvalidArgumentError(f"seed={seed!r} must be a whole number at least 0")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise InvalidArgumentError(
+            f"seed={seed!r} must be a whole number at least 0, or None (one drawn per check)"
+        )
     if progress is not None and not callable(progress):
         raise InvalidArgumentError("progress must be a function progress(done, total) or None")
     if shapes is not None:

@@ -37,7 +37,7 @@ def validate_options(
     precision: str | None = None,
     shapes: SearchStrategy[Dims] | None = None,
     max_examples: int = 100,
-    seed: int = 0,
+    seed: int | None = None,
     tolerances: Mapping[str, Tolerance] | None = None,
     timeout: float = 5.0,
     total_timeout: float = 300.0,

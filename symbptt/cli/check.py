@@ -195,7 +195,11 @@ def register(sub) -> None:
     )
     k.add_argument("--examples", type=_at_least(1), default=100, help="random problems to try")
     k.add_argument(
-        "--seed", type=_at_least(0), default=0, help="seed of the search (reproducible checks)"
+        "--seed",
+        type=_at_least(0),
+        default=None,
+        help="seed of every problem drawn; default: a new one per check, printed in the report "
+        "(--seed S replays that check exactly)",
     )
     k.add_argument(
         "--tolerance",
