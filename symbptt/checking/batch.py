@@ -183,8 +183,11 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _cell(text: str) -> str:
-    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote."""
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote; a
+    carriage return becomes a line feed, which the writer quotes (it would not quote a lone
+    CR, which readers take for the end of a row)."""
+    text = "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def csv_table(records: Sequence[dict]) -> str:
