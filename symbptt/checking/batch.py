@@ -2,24 +2,41 @@
 
 Each target is checked exactly as `check_gradients("file.py:function", ...)` checks one: its
 code runs in its own worker process, so one submission's hang or crash costs that submission
-its verdict and nothing else. With `jobs > 1` the checks run in a pool of checker processes,
-each of which keeps its compiled truths warm across the submissions it is given.
+its verdict and nothing else. With `jobs > 1` the checks run in a pool of checker processes
+(`symbptt.checking.pool`: JSON lines over pipes, never pickle, under a wall-clock watchdog),
+each of which keeps its compiled truths warm across the submissions it is given. The grade
+book is strict JSON lines or CSV (cells a spreadsheet would read as a formula quoted), written
+atomically.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import io
-import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+import os
+import signal
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ..errors import InternalError, TargetError
+from .pool import Interrupted, run_pool
 from .report import describe_model
 
-__all__ = ["expand_targets", "check_targets", "check_one", "failed_record", "csv_table", "verdict"]
+__all__ = [
+    "expand_targets",
+    "check_targets",
+    "check_one",
+    "failed_record",
+    "interrupted_record",
+    "csv_table",
+    "json_lines",
+    "write_book",
+    "verdict",
+    "BatchInterrupted",
+]
 
 _GLOB_CHARS = frozenset("*?[")
 
@@ -47,7 +64,10 @@ def expand_targets(patterns: Sequence[str]) -> list[str]:
 def verdict(record: dict) -> str:
     """ "right", "wrong" (a gradient or the loss is wrong or missing), "overflow" (right on
     ordinary inputs, NaN or inf on saturated ones) or "error" (the code raised, hung, crashed,
-    could not be imported, or the check ran out of time)."""
+    could not be imported, or the check ran out of time); "interrupted" (the command was
+    stopped before this target's check finished)."""
+    if record.get("interrupted"):
+        return "interrupted"
     if record.get("ok"):
         return "right"
     if record.get("error"):
@@ -77,59 +97,59 @@ def check_one(target: str, options: dict) -> dict:
     return record
 
 
+class BatchInterrupted(Exception):
+    """SIGINT or SIGTERM stopped a batch: `records` has every target's row, those not finished
+    marked interrupted; `signum` is the signal. Every checker process is dead when it is
+    raised."""
+
+    def __init__(self, records: list[dict], signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.records, self.signum = records, signum
+
+
 def check_targets(
     targets: Sequence[str],
     options: dict,
     *,
     jobs: int = 1,
     on_result: Callable[[int, dict], None] | None = None,
+    processes: bool | None = None,
 ) -> list[dict]:
-    """Check every target (in parallel with jobs > 1); records in the order of targets."""
+    """Check every target; records in the order of targets.
+
+    With `processes` (default: when jobs > 1 and there is more than one target) the checks run
+    in `jobs` checker processes started here that speak JSON lines (`symbptt.checking.pool`),
+    under a watchdog that gives each target `total_timeout` seconds of wall-clock time;
+    otherwise one after the other in this process. SIGINT or SIGTERM during a pool's run
+    raise BatchInterrupted with the rows so far.
+    """
+    if processes is None:
+        processes = jobs > 1 and len(targets) > 1
     records: dict[int, dict] = {}
-    for index, record in _run(targets, options, jobs):
-        records[index] = record
-        if on_result:
-            on_result(len(records), record)
+    if processes:
+        results = run_pool(targets, options, jobs, failed_record)
+    else:
+        results = ((i, check_one(t, options)) for i, t in enumerate(targets))
+    try:
+        with contextlib.closing(results):
+            for index, record in results:
+                records[index] = record
+                if on_result:
+                    on_result(len(records), record)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if not processes:
+            raise
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        rows = [records.get(i) or interrupted_record(t) for i, t in enumerate(targets)]
+        raise BatchInterrupted(rows, int(signum)) from None
     return [records[i] for i in range(len(targets))]
 
 
-def _run(targets: Sequence[str], options: dict, jobs: int) -> Iterator[tuple[int, dict]]:
-    if jobs <= 1 or len(targets) == 1:
-        for i, target in enumerate(targets):
-            yield i, check_one(target, options)
-        return
-    broken = yield from _pool(list(enumerate(targets)), options, jobs)
-    for index, target in broken:  # a pool broke (it never should): each alone, so that only
-        again = yield from _pool([(index, target)], options, 1)  # a culprit loses its verdict
-        for index, target in again:
-            yield index, failed_record(target, "internal error: the checker process died")
-
-
-def _pool(items: list[tuple[int, str]], options: dict, jobs: int):
-    """Check items in a pool of `jobs` checker processes; return those a broken pool lost."""
-    broken: list[tuple[int, str]] = []
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=_checker_process
-    ) as pool:
-        futures = {pool.submit(check_one, target, options): (i, target) for i, target in items}
-        remaining = set(futures)
-        while remaining:
-            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
-            for future in done:
-                index, target = futures[future]
-                try:
-                    yield index, future.result()
-                except BrokenProcessPool:
-                    broken.append((index, target))
-    return broken
-
-
-def _checker_process() -> None:
-    """Set up a pool process: its only children are workers, so it adopts what they leave."""
-    from .isolation import adopt_orphans
-
-    adopt_orphans()
+def interrupted_record(target: str) -> dict:
+    """The row of a target whose check the command's interruption stopped."""
+    record = failed_record(target, "interrupted")
+    record["interrupted"] = True
+    return record
 
 
 def failed_record(target: str, message: str) -> dict:
@@ -158,24 +178,83 @@ CSV_COLUMNS = (
 )
 
 
+#: A spreadsheet reads a cell starting with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str) -> str:
+    """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote; a
+    carriage return becomes a line feed, which the writer quotes (it would not quote a lone
+    CR, which readers take for the end of a row)."""
+    text = "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 def csv_table(records: Sequence[dict]) -> str:
     """A CSV grade book: a header row, then one row per target."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in records:
-        wrong = [x["name"] for x in r.get("results", []) if x.get("status") == "WRONG"]
+        wrong = [str(x.get("name")) for x in r.get("results", []) if x.get("status") == "WRONG"]
         dims = r.get("dims") or {}
-        writer.writerow(
-            [
-                r["target"],
-                verdict(r),
-                "true" if r.get("ok") else "false",
-                " ".join(wrong),
-                " ".join(f"{k}={v}" for k, v in dims.items()),
-                "true" if r.get("inconsistent") else "false",
-                describe_model(r.get("model")) or "vanilla RNN",
-                (r.get("error") or "").replace("\n", " "),
-            ]
-        )
+        row = [
+            str(r["target"]),
+            verdict(r),
+            "true" if r.get("ok") else "false",
+            " ".join(wrong),
+            " ".join(f"{k}={v}" for k, v in dims.items()),
+            "true" if r.get("inconsistent") else "false",
+            describe_model(r.get("model")) or "vanilla RNN",
+            str(r.get("error") or "").replace("\n", " "),
+        ]
+        writer.writerow([_cell(cell) for cell in row])
     return buffer.getvalue()
+
+
+def json_lines(records: Sequence[dict]) -> str:
+    """One line of strict JSON per record (non-finite numbers as "inf", "-inf", "nan")."""
+    from .pool import strict_json
+
+    return "".join(strict_json(r) + "\n" for r in records)
+
+
+#: The grade book's formats, by the file's suffix.
+BOOK_FORMATS = {".csv": "csv", ".jsonl": "json", ".json": "json"}
+
+
+def book_format(path: str | Path) -> str | None:
+    """ "csv" or "json" for a grade book's path, None for a suffix we do not write."""
+    return BOOK_FORMATS.get(Path(path).suffix.lower())
+
+
+def write_book(path: str | Path, records: Sequence[dict], *, force: bool = False) -> None:
+    """Write the grade book atomically: a temporary file in the same folder, flushed to disk,
+    then renamed into place (os.replace with force; otherwise linked, which fails with
+    FileExistsError if the path appeared meanwhile). Readers see the whole book or none."""
+    path = Path(path)
+    kind = book_format(path)
+    if kind is None:
+        raise ValueError(f"{path}: a grade book ends in .csv, .jsonl or .json")
+    text = csv_table(records) if kind == "csv" else json_lines(records)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if force:
+            os.replace(temporary, path)
+        else:
+            os.link(temporary, path)
+            os.unlink(temporary)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # the rename itself, on disk
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)

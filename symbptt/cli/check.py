@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -178,7 +178,11 @@ def register(sub) -> None:
         metavar="FILE",
         help="write the convention the check used as TOML (for --convention FILE)",
     )
-    conv.add_argument("--force", action="store_true", help="replace an existing FILE")
+    conv.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing FILE (of --write-convention and -o)",
+    )
     k.add_argument("--names", default="", help="your names, e.g. W_h=Whh,W_x=Wxh,V=Why")
     k.add_argument("--order", default="", help="order of a returned gradient tuple, e.g. W_x,W_h")
     k.add_argument(
@@ -237,6 +241,14 @@ def register(sub) -> None:
         "--json", action="store_true", help="print each report as one line of JSON"
     )
     formats.add_argument("--csv", action="store_true", help="print a CSV grade book")
+    k.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="also write the grade book to FILE: JSON lines (.jsonl, .json) or CSV (.csv), "
+        "atomically, once every check has ended (never over an existing FILE without --force)",
+    )
 
 
 def _mapping(text: str) -> dict[str, str]:
@@ -390,7 +402,15 @@ def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
         from ..checking.isolation import adopt_orphans
 
         adopt_orphans()
-    from ..checking.batch import check_targets, csv_table, expand_targets, verdict
+    from ..checking.batch import (
+        BatchInterrupted,
+        book_format,
+        check_targets,
+        csv_table,
+        expand_targets,
+        json_lines,
+        verdict,
+    )
 
     options = check_options(args)
     targets = expand_targets(args.targets)
@@ -398,7 +418,9 @@ def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
         raise _UsageError(
             f"--write-convention writes one target's convention; {len(targets)} targets given"
         )
-    if len(targets) == 1 and not args.csv:
+    if args.output is not None:
+        _check_book_path(args.output, args.force, book_format)
+    if len(targets) == 1 and not args.csv and args.output is None:
         return _check_single(targets[0], options, args, out, err)
     total = len(targets)
 
@@ -413,21 +435,65 @@ def _run_check(args: argparse.Namespace, out: Console, err: Console) -> int:
             soft_wrap=True,
         )
 
-    records = check_targets(targets, options, jobs=args.jobs, on_result=announce)
+    interrupted = None
+    try:  # in checker processes under a watchdog, even one at a time
+        records = check_targets(
+            targets, options, jobs=args.jobs, on_result=announce, processes=True
+        )
+    except BatchInterrupted as exc:
+        records, interrupted = exc.records, exc.signum
+        for signum in (signal.SIGINT, signal.SIGTERM):  # the book is written whatever comes
+            signal.signal(signum, signal.SIG_IGN)
+    # every checker process is dead here: the parent alone writes what follows
     if args.json:
-        for record in records:
-            print(json.dumps(record))
+        sys.stdout.write(json_lines(records))
     elif args.csv:
         sys.stdout.write(csv_table(records))
     else:
         _render_summary(records, out)
+    if args.output is not None:
+        _write_book(args.output, records, args.force)
+        err.print(f"wrote the grade book to {safe_text(args.output)}", highlight=False)
+    if interrupted is not None:
+        sys.stdout.flush()
+        err.print(
+            f"symbptt: interrupted ({signal.Signals(interrupted).name}); "
+            f"{sum(1 for r in records if not r.get('interrupted'))} of {total} checked",
+            highlight=False,
+        )
+        return 128 + interrupted
     statuses = {exit_status(r) for r in records}
     return 1 if 1 in statuses else max(statuses)
+
+
+def _check_book_path(path: str, force: bool, book_format) -> None:
+    """A usage error, before any check runs, for a grade book we would not write."""
+    if book_format(path) is None:
+        raise _UsageError(f"-o {path}: a grade book ends in .csv, .jsonl or .json")
+    where = Path(path)
+    if where.is_dir():
+        raise _UsageError(f"-o {path} is a folder")
+    if where.exists() and not force:
+        raise _UsageError(f"-o {path} exists: pass --force to replace it")
+    if not where.parent.resolve().is_dir():
+        raise _UsageError(f"-o {path}: no such folder {where.parent}")
+
+
+def _write_book(path: str, records: list[dict], force: bool) -> None:
+    from ..checking.batch import write_book
+
+    try:
+        write_book(path, records, force=force)
+    except FileExistsError:
+        raise _UsageError(f"-o {path} appeared meanwhile: pass --force to replace it") from None
+    except OSError as exc:
+        raise _UsageError(f"cannot write {path}: {exc}") from None
 
 
 def _check_single(target: str, options: dict, args, out: Console, err: Console) -> int:
     from ..checking.batch import failed_record
     from ..checking.check import check_gradients
+    from ..checking.pool import strict_json
 
     with _Progress(err) as progress:
         try:
@@ -442,14 +508,14 @@ def _check_single(target: str, options: dict, args, out: Console, err: Console) 
                 record = failed_record(target, str(exc))
                 if suggestion:
                     record["suggestion"] = suggestion
-                print(json.dumps(record))
+                print(strict_json(record))
             raise
     if args.write_convention and report.toml:
         _write_convention(args, report.toml, err)
     if args.json:
         record = report.to_dict()
         record["target"] = target
-        print(json.dumps(record))
+        print(strict_json(record))
     else:
         report.render(out)
     return exit_status(report.to_dict())
@@ -487,7 +553,13 @@ def _render_summary(records: list[dict], out: Console) -> None:
     table = Table(title=f"symbptt check: {len(records)} targets")
     for col in ("target", "verdict", "wrong", "smallest failing shape", "error"):
         table.add_column(col, overflow="fold")
-    colours = {"right": "green", "wrong": "red", "error": "yellow"}
+    colours = {
+        "right": "green",
+        "wrong": "red",
+        "overflow": "magenta",
+        "error": "yellow",
+        "interrupted": "yellow",
+    }
     for r in records:
         v = verdict(r)
         wrong = [x["name"] for x in r.get("results", []) if x.get("status") == "WRONG"]
