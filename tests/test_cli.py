@@ -221,7 +221,12 @@ def test_check_keeps_user_prints_out_of_json(tmp_path, capsys):
         "print('importing noisy')\n"
         "def f(*args):\n    print('called')\n    return correct_row_vectorised(*args)\n"
     )
-    code, out, err = _run(capsys, "check", f"{user}:f", "--examples", "5", "--json")
+    # --path: the sandbox hides the grader's folder (here the repository) but for the
+    # folders a submission's imports are declared to need.
+    tests = str(Path(CORPUS).parent)
+    code, out, err = _run(
+        capsys, "check", f"{user}:f", "--examples", "5", "--json", "--path", tests
+    )
     record = json.loads(out)
     assert code == 0 and record["ok"]
     assert record["output"].startswith("importing noisy\ncalled\n")
@@ -235,7 +240,8 @@ def test_check_user_function_may_import_its_siblings(tmp_path, capsys):
         "from bptt_corpus import correct_row_vectorised\n"
         "def f(*args):\n    import helper_mod\n    return correct_row_vectorised(*args)\n"
     )
-    code, out, err = _run(capsys, "check", f"{user}:f", "--examples", "5")
+    tests = str(Path(CORPUS).parent)  # hidden by the sandbox unless declared
+    code, out, err = _run(capsys, "check", f"{user}:f", "--examples", "5", "--path", tests)
     assert code == 0, out + err
 
 

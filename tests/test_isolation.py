@@ -42,6 +42,9 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="workers need PO
 
 #: Short per-call limit for the calls meant to hang or to be cut off.
 SHORT = Limits(timeout=1.0, load_timeout=20.0)
+#: Outside the sandbox: for tests that read the worker's pids and paths from this side (a
+#: sandboxed worker's are its namespace's; tests/test_sandbox.py measures the sandbox).
+UNSANDBOXED = Limits(sandbox="off")
 #: Generous bounds for anything that should be quick (process start included).
 QUICK = 15.0
 
@@ -481,10 +484,13 @@ def kill_self():
     os.kill(os.getpid(), 9)
 
 
+_PROCESS_ID = os.urandom(8).hex()  # one per process (pids repeat in a sandbox's namespace)
+
+
 def crash_if(crash):
     if crash:
         os._exit(3)
-    return os.getpid()
+    return _PROCESS_ID
 
 
 def talk():
@@ -806,7 +812,7 @@ def test_the_users_folder_is_last_on_the_path(spawn, tmp_path):
 
 
 def test_cwd_is_a_temporary_folder_removed_on_close(spawn, submission):
-    worker = spawn("write_file")
+    worker = spawn("write_file", limits=UNSANDBOXED)
     written = Path(worker.call(["scratch.txt"], {}).value)
     cwd = written.parent
     assert written.is_file()
@@ -838,7 +844,7 @@ def test_a_forbidden_import_at_the_top_of_the_file_fails_the_load(spawn, tmp_pat
 @linux_only
 @pytest.mark.parametrize("how", ["new session", "empty environment", "orphaned"])
 def test_processes_the_users_code_starts_are_gone_after_close(spawn, how):
-    worker = spawn("spawn_sleeper")
+    worker = spawn("spawn_sleeper", limits=UNSANDBOXED)
     outcome = worker.call([how], {})
     assert isinstance(outcome, Returned), outcome
     pid = outcome.value
@@ -853,10 +859,10 @@ def test_processes_the_users_code_starts_are_gone_after_close(spawn, how):
 
 _ADOPTING_CHECKER = """
 import sys
-from symbptt.checking.isolation import Died, Worker, adopt_orphans
+from symbptt.checking.isolation import Died, Limits, Worker, adopt_orphans
 
 adopt_orphans()  # as the command line does: its only children are workers
-worker = Worker.for_target(sys.argv[1])
+worker = Worker.for_target(sys.argv[1], limits=Limits(sandbox="off"))
 assert isinstance(worker.call([sys.argv[2]], {}), Died)
 worker.close()
 """

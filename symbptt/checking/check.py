@@ -34,7 +34,7 @@ from .fitting import _as_judged, _declared, _fitted_check, _paths, _same_model
 from .judging import TOLERANCES, Tolerance
 from .problems import Clipping, Problem
 from .run import _Checker, _runner
-from .settings import Deviations
+from .settings import Deviations, check_sandbox
 from .settings import Limits as CheckLimits
 from .validation import _required, validate_options
 
@@ -82,6 +82,7 @@ def check_gradients(
     path: Sequence[str | Path] = (),
     deviations: Deviations | None = None,
     limits: CheckLimits | None = None,
+    sandbox: str = "auto",
 ) -> Report:
     """Check the gradients fn returns on random shapes and values; say what is wrong and where.
 
@@ -147,7 +148,11 @@ def check_gradients(
             (`Deviations(only=..., precision=..., clip=..., clip_norm=..., tolerances=...,
             allow_broadcast_shapes=..., probe=...)`), instead of those keywords.
         limits: what the code may use, as one value (`Limits(timeout=..., total_timeout=...,
-            memory_mb=..., forbid_imports=...)`), instead of those keywords.
+            memory_mb=..., forbid_imports=..., sandbox=...)`), instead of those keywords.
+        sandbox: "auto" (a target's worker runs under bubblewrap, in a cgroup when one is
+            writable, when that works here; otherwise with resource limits only, and the
+            report says so), "required" (IsolationUnavailableError when it does not work) or
+            "off". `report.isolation` says which isolation the check had.
 
     Returns:
         A `Report`; `report.ok` is False when any required gradient or the loss is wrong or
@@ -169,7 +174,7 @@ def check_gradients(
             declared_fields
         )
     if limits is not None:
-        timeout, total_timeout, memory_mb, forbid_imports = _unpacked(
+        timeout, total_timeout, memory_mb, forbid_imports, sandbox = _unpacked(
             limits, CheckLimits, "limits", locals()
         )
     if seed is None:
@@ -212,7 +217,8 @@ def check_gradients(
         arrays=declared.arrays,
     )
     paths = _paths(path)
-    limits = Limits.for_check(timeout, total_timeout, memory_mb)
+    check_sandbox(sandbox)
+    limits = Limits.for_check(timeout, total_timeout, memory_mb, sandbox)
     started = time.monotonic()
     runner = _runner(fn, isolate, limits, tuple(forbid_imports), settled.adapter, defs_only, paths)
 
@@ -261,6 +267,11 @@ def check_gradients(
         report.target = fn
     if isinstance(runner, InProcess):
         report.notes.append("ran in this process without isolation or limits (isolate=False)")
+        report.isolation = "in-process"
+    else:
+        report.isolation = runner.isolation
+        if runner.fallback:
+            report.notes.append(runner.fallback)
     if report.out_of_time:
         message = (
             f"the check did not finish within {total_timeout:g} s (total_timeout, --total-timeout)"

@@ -10,6 +10,12 @@ this process. Either way the child's stdout and stderr (and its children's) are 
 its current directory is a temporary folder, and every call has a deadline after which the
 child's whole process group is killed. What comes back is plain data (see
 `symbptt.checking.worker`).
+
+On Linux a target's interpreter runs in a sandbox by default (`Limits.sandbox`, see
+`symbptt.checking.sandbox`): bubblewrap's namespaces, a read-only root with the grader's
+folders hidden, a clean environment, and a cgroup for its totals when one is writable;
+`Worker.isolation` says which. A forked callable closes every descriptor it inherited but
+its pipes before the user's code runs.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import IsolationUnavailableError, TargetError
+from . import sandbox
 from . import worker as wire
 
 __all__ = [
@@ -81,15 +88,21 @@ class Limits:
     load_timeout: float = 60.0
     #: CPU seconds the worker may use in all: a backstop should every other limit fail.
     cpu_seconds: int | None = None
+    #: Whether a target's worker runs in the sandbox (`symbptt.checking.sandbox`): "auto" (when
+    #: bubblewrap works here), "required" (IsolationUnavailableError if it does not) or "off".
+    sandbox: str = "auto"
 
     @classmethod
-    def for_check(cls, timeout: float, total_timeout: float, memory_mb: int) -> Limits:
+    def for_check(
+        cls, timeout: float, total_timeout: float, memory_mb: int, sandbox: str = "auto"
+    ) -> Limits:
         """The limits of one check: per call, for the import, and in all."""
         return cls(
             timeout=float(timeout),
             memory_mb=int(memory_mb),
             load_timeout=min(60.0, float(total_timeout)),
             cpu_seconds=int(math.ceil(total_timeout)) + 30,
+            sandbox=sandbox,
         )
 
 
@@ -207,9 +220,6 @@ class _Output:
         return head + gap + self.tail.decode(errors="replace")
 
 
-_MARKER_VARIABLE = "SYMBPTT_WORKER"
-
-
 def _processes() -> dict[int, tuple[int, bytes]]:
     """Every process we can see: pid -> (parent pid, environment block); empty off Linux."""
     found: dict[int, tuple[int, bytes]] = {}
@@ -311,9 +321,29 @@ class Worker:
             self.sources = parse_target(target)
             self.path = self.sources[0][0]
             self.function = ",".join(name for _, name in self.sources)
-        self._folder = tempfile.mkdtemp(prefix="symbptt-worker-")
-        #: Inherited by everything the user's code starts, so that all of it can be found.
-        self._marker = f"{os.getpid()}-{id(self)}-{os.urandom(8).hex()}"
+        #: The sandbox a target's worker runs in (None: none), decided before any user code
+        #: runs; why there is none when "auto" found none.
+        self._sandbox: sandbox.Probe | None = None
+        self.fallback: str | None = None
+        if target is not None:
+            self._sandbox = sandbox.decide(limits.sandbox)
+            if self._sandbox is None and limits.sandbox == "auto":
+                self.fallback = (
+                    f"no sandbox: {sandbox.probe().why}; the worker ran with resource "
+                    "limits only (--sandbox required refuses to)"
+                )
+        elif limits.sandbox == "required":
+            raise IsolationUnavailableError(
+                "sandbox='required' runs 'file.py:function' targets; a function object is "
+                "already in this process: pass its file and name instead"
+            )
+        self._cgroup: sandbox.Cgroup | None = None
+        #: How the last start was isolated (see `isolation`).
+        self._cgrouped = False
+        self._folder = tempfile.mkdtemp(prefix="w-")
+        #: Inherited by everything the user's code starts outside a sandbox, so that all of
+        #: it can be found: a random variable, naming nothing.
+        self._marker = f"_{os.urandom(6).hex().upper()}={os.urandom(8).hex()}"
 
     @classmethod
     def for_target(
@@ -346,6 +376,14 @@ class Worker:
         return worker
 
     @property
+    def isolation(self) -> str:
+        """How the user's code is kept apart: "bubblewrap+cgroup", "bubblewrap+rlimits" or
+        "rlimits" (a fork, or no sandbox)."""
+        if self._sandbox is None:
+            return "rlimits"
+        return "bubblewrap+cgroup" if self._cgrouped else "bubblewrap+rlimits"
+
+    @property
     def name(self) -> str:
         if self.target is not None:
             return self.function
@@ -376,10 +414,14 @@ class Worker:
                 pass
 
     def _spawn(self, req_r: int, res_w: int, out_w: int) -> None:
+        if self._sandbox is not None:
+            self._spawn_sandboxed(req_r, res_w, out_w)
+            return
         env = dict(os.environ)
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             env.setdefault(var, "1")
-        env[_MARKER_VARIABLE] = self._marker
+        name, _, value = self._marker.partition("=")
+        env[name] = value
         flags = ["-P"] if sys.version_info >= (3, 11) else []
         self.process = subprocess.Popen(
             [
@@ -401,6 +443,70 @@ class Worker:
         )
         self.pid = self.process.pid
         _LIVE.add(self.pid)
+
+    def _spawn_sandboxed(self, req_r: int, res_w: int, out_w: int) -> None:
+        """Start the worker under bubblewrap (and in a cgroup of its own when one is
+        writable); see `symbptt.checking.sandbox`."""
+        found = self._sandbox
+        assert found is not None and found.program is not None
+        memory = (int(self.limits.memory_mb) + sandbox.OWN_MB + sandbox.WORK_MB) * 2**20
+        self._cgroup = sandbox.Cgroup.create(memory)
+        self._cgrouped = self._cgroup is not None
+        flags = ["-P"] if sys.version_info >= (3, 11) else []
+        python = [sys.executable, "-S", *flags, "-u", f"{sandbox.INSIDE}/worker.py"]
+        python += [str(req_r), str(res_w), "0"]
+        reveal, hide = self._visible()
+        options = sandbox.command(
+            found, python, reveal=reveal, hide=hide, env=sandbox.environment()
+        )
+        # The options travel through a descriptor (the worker closes it first thing), so
+        # that bwrap's command line, which the sandbox can read, names no path of ours.
+        with tempfile.TemporaryFile() as table:
+            table.write(b"".join(os.fsencode(a) + b"\0" for a in options))
+            table.flush()
+            table.seek(0)
+            argv = [found.program, "--args", str(table.fileno()), *python]
+            self.process = subprocess.Popen(
+                sandbox.enter_command(self._cgroup, argv),
+                stdin=subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=out_w,
+                pass_fds=(req_r, res_w, table.fileno()),
+                cwd=self._folder,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+                start_new_session=True,
+            )
+        self.pid = self.process.pid
+        _LIVE.add(self.pid)
+
+    def _visible(self) -> tuple[list[str], list[str]]:
+        """(folders the sandbox shows read-only, folders it hides): each source's own folder,
+        its package or the project modules it imports, `--path` folders; the grader's
+        current folder and the folder above each source hidden."""
+        from . import loader
+
+        reveal: list[str] = list(self.paths)
+        hide = [os.getcwd()]
+        for path, _ in self.sources:
+            file = str(path.resolve())
+            folder = os.path.dirname(file)
+            reveal.append(folder)
+            hide.append(os.path.dirname(folder))
+            name, top = loader.module_name(file)
+            if "." in name:  # a package's module: the package is imported from above it
+                reveal.append(os.path.join(top, name.partition(".")[0]))
+            if file.endswith(".py"):
+                try:
+                    source = path.read_text(encoding="utf-8-sig", errors="replace")
+                except OSError:
+                    continue
+                imported = loader._imported(source)
+                for root in loader.project_roots(file, source):
+                    for module in imported:
+                        for candidate in (module, module + ".py"):
+                            if os.path.exists(os.path.join(root, candidate)):
+                                reveal.append(os.path.join(root, candidate))
+        return list(dict.fromkeys(reveal)), list(dict.fromkeys(hide))
 
     def _setup(self) -> dict:
         """What the fresh interpreter needs to know to load the user's function."""
@@ -440,13 +546,15 @@ class Worker:
             os.dup2(null, 0)
             for fd in (req_w, res_r, out_r, out_w, null):
                 os.close(fd)
+            wire.close_all_but((0, 1, 2, req_r, res_w))  # the grader's open files too
             # print() must reach the captured descriptors, not the caller's stream objects
             # (pytest's capture, a notebook): fresh write-through streams on fd 1 and 2.
             sys.stdout = open(1, "w", buffering=1, closefd=False, errors="replace")
             sys.stderr = open(2, "w", buffering=1, closefd=False, errors="replace")
             sys.stdin = open(0, closefd=False)
             signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.environ[_MARKER_VARIABLE] = self._marker  # seen by the programs it runs
+            name, _, value = self._marker.partition("=")
+            os.environ[name] = value  # seen by the programs it runs
             wire.become_subreaper()
             os.chdir(self._folder)
             values = self._limit_values()
@@ -576,6 +684,8 @@ class Worker:
         self._kill()
         if status is None:
             return f"closed its connection to the checker {when}"
+        if self._sandbox is not None and 128 < status < 128 + 65:
+            status = 128 - status  # bwrap's exit status for its child's signal
         if status >= 0:
             return f"ended the process with exit status {status} {when} (os._exit, or a crash)"
         name = _signal_name(-status)
@@ -630,6 +740,9 @@ class Worker:
             except (ProcessLookupError, PermissionError):
                 pass
         _kill_all(tree)
+        if self._cgroup is not None:  # everything it started, however it hid
+            self._cgroup.remove()
+            self._cgroup = None
         self._kill_strays()
         if self.pid is not None:
             self._reap(wait=2.0)

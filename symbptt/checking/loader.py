@@ -52,7 +52,7 @@ def module_name(path: str) -> tuple[str, str]:
         parts.insert(0, os.path.basename(folder))
         folder = os.path.dirname(folder)
     if len(parts) == 1 or not stem.isidentifier():
-        return "__symbptt_submission__", os.path.dirname(os.path.abspath(path))
+        return "submission", os.path.dirname(os.path.abspath(path))
     return ".".join(parts), folder
 
 
@@ -151,7 +151,7 @@ def _notebook(path: str) -> Any:
     _append_path(os.path.dirname(os.path.abspath(path)))
     for root in project_roots(path, "\n".join(_without_magics(s) for s in sources)):
         _append_path(root)
-    module = types.ModuleType("__symbptt_notebook__")
+    module = types.ModuleType("notebook")
     module.__file__ = os.path.abspath(path)
     sys.modules[module.__name__] = module
     for k, text in enumerate(sources, 1):

@@ -94,6 +94,9 @@ class Report:
     toml: str | None = None
     #: The seed every problem was drawn from (`seed=`, `--seed` replays the check exactly).
     seed: int | None = None
+    #: How the code was kept apart from the checker: "bubblewrap+cgroup", "bubblewrap+rlimits",
+    #: "rlimits" (a worker process with resource limits only) or "in-process" (isolate=False).
+    isolation: str | None = None
 
     def result(self, name: str) -> ParameterResult:
         """The verdict on one gradient (or "loss"); UnknownNameError if the report has none."""
@@ -140,6 +143,8 @@ class Report:
             verdict = "[yellow]right on ordinary inputs, overflows on saturated ones[/yellow]"
         if self.target:
             console.print(f"target: {safe_text(self.target)}", highlight=False, soft_wrap=True)
+        if self.isolation:
+            console.print(f"isolation: {self.isolation}", highlight=False)
         variant = describe_model(self.model)
         if variant:
             console.print(f"model: {variant}", highlight=False, soft_wrap=True)

@@ -145,13 +145,16 @@ class Deviations:
 
 @dataclass(frozen=True)
 class Limits:
-    """What the code may use: seconds per call and for the whole check, MiB of memory, and
-    modules it may not import (a guard for graders, not a security boundary)."""
+    """What the code may use: seconds per call and for the whole check, MiB of memory,
+    modules it may not import (a guard for graders, not a security boundary), and the sandbox
+    a target's worker runs in: "auto" (bubblewrap when it works here), "required" (refuse to
+    run without it) or "off" (see docs/threat-model.md)."""
 
     timeout: float = 5.0
     total_timeout: float = 300.0
     memory_mb: int = 2048
     forbid_imports: tuple[str, ...] = field(default=())
+    sandbox: str = "auto"
 
     def __post_init__(self) -> None:
         for label, value in (("timeout", self.timeout), ("total_timeout", self.total_timeout)):
@@ -178,12 +181,23 @@ class Limits:
         if "numpy" in forbid:
             raise InvalidArgumentError("numpy cannot be forbidden: the arrays are NumPy arrays")
         object.__setattr__(self, "forbid_imports", tuple(forbid))
+        check_sandbox(self.sandbox)
 
     def worker(self):
         """The worker process's limits (`isolation.Limits`)."""
         from .isolation import Limits as WorkerLimits
 
-        return WorkerLimits.for_check(self.timeout, self.total_timeout, self.memory_mb)
+        return WorkerLimits.for_check(
+            self.timeout, self.total_timeout, self.memory_mb, self.sandbox
+        )
+
+
+def check_sandbox(value: Any) -> None:
+    """InvalidArgumentError unless value is a sandbox mode."""
+    from .sandbox import MODES
+
+    if value not in MODES:
+        raise InvalidArgumentError(f"sandbox={value!r} must be one of {', '.join(MODES)}")
 
 
 def search_options(max_examples: Any, seed: Any, progress: Callable | None, shapes: Any) -> None:

@@ -233,6 +233,15 @@ def register(sub) -> None:
         help="modules the code may not import, e.g. symbptt,torch,jax",
     )
     k.add_argument(
+        "--sandbox",
+        choices=("auto", "required", "off"),
+        default="auto",
+        help="run each target's worker under bubblewrap (private /proc, read-only root, hidden "
+        "home, /tmp and grader's folder, no network, a cgroup when writable): auto (when it "
+        "works here; the report's isolation says which), required (a usage error when it does "
+        "not), off (resource limits only); see docs/threat-model.md",
+    )
+    k.add_argument(
         "--jobs", type=_at_least(1), default=1, help="targets checked in parallel (default 1)"
     )
     _variant_arguments(k)
@@ -321,9 +330,16 @@ def check_options(args: argparse.Namespace) -> dict:
         step={"auto": None, "yes": True, "no": False}[args.step],
         convention=convention,
         path=tuple(args.path),
+        sandbox=args.sandbox,
     )
+    if args.sandbox == "required":  # graders: refuse before any user code runs
+        from ..checking import sandbox
+
+        found = sandbox.probe()
+        if not found.works:
+            raise _UsageError(f"--sandbox required: {found.why}")
     try:  # our own options are checked before any user code runs
-        checked = {k: v for k, v in options.items() if k not in ("convention", "path")}
+        checked = {k: v for k, v in options.items() if k not in ("convention", "path", "sandbox")}
         if isinstance(convention, Convention):
             checked["arrays"] = convention
         if from_file:
