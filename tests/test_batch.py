@@ -16,18 +16,23 @@ GOOD = f"{CORPUS}:correct_row_vectorised"
 FAST = {"max_examples": 5, "timeout": 5.0}
 
 
-def test_a_submission_that_kills_its_checker_costs_only_its_own_verdict(tmp_path):
+@pytest.mark.parametrize("sandbox", ["auto", "off"])
+def test_a_submission_that_kills_its_checker_costs_only_its_own_verdict(tmp_path, sandbox):
     evil = tmp_path / "evil.py"
     evil.write_text(
         "import os, signal\n"
         "def f(*args):\n"
-        "    os.kill(os.getppid(), signal.SIGKILL)  # the worker's parent: a pool process\n"
+        "    os.kill(os.getppid(), signal.SIGKILL)  # the worker's parent: a checker process\n"
     )
     targets = [GOOD, f"{evil}:f", f"{CORPUS}:dWh_transposed"]
-    records = batch.check_targets(targets, FAST, jobs=2)
+    records = batch.check_targets(targets, {**FAST, "sandbox": sandbox}, jobs=2)
     assert [r["target"] for r in records] == targets
     assert batch.verdict(records[0]) == "right"
-    assert batch.verdict(records[1]) == "error" and "checker process died" in records[1]["error"]
+    assert batch.verdict(records[1]) == "error"
+    if sandbox == "off":  # the kill lands: that checker dies, and only its row says so
+        assert "checker process died" in records[1]["error"]
+    else:  # in its own pid namespace the worker cannot reach its checker at all
+        assert "returned a value of type NoneType" in records[1]["error"]
     assert batch.verdict(records[2]) == "wrong"
 
 

@@ -134,15 +134,19 @@ def test_a_stopped_checker_is_killed_at_the_total_timeout_and_the_others_are_gra
     _no_leftovers(tmp_path)
 
 
-def test_a_forged_reply_is_an_error_row_never_a_verdict(tmp_path):
+@pytest.mark.parametrize("sandbox", ["auto", "off"])
+def test_a_forged_reply_is_an_error_row_never_a_verdict(tmp_path, sandbox):
     evil = tmp_path / "forger.py"
     target = f"{evil}:f"
     evil.write_text(FORGES_ITS_REPLY.format(target=target))
-    records = batch.check_targets(
-        [target, WRONG], {"max_examples": 3, "timeout": 5.0, "probe": False}, jobs=2
-    )
+    options = {"max_examples": 3, "timeout": 5.0, "probe": False, "sandbox": sandbox}
+    records = batch.check_targets([target, WRONG], options, jobs=2)
     assert batch.verdict(records[0]) == "error"
-    assert "malformed record" in records[0]["error"] and "wrong request id" in records[0]["error"]
+    if sandbox == "off":  # it reaches the reply pipe; the forgery has the wrong request id
+        assert "malformed record" in records[0]["error"]
+        assert "wrong request id" in records[0]["error"]
+    else:  # sandboxed, its checker's /proc entries do not exist for it
+        assert "malformed record" not in records[0]["error"], records[0]["error"]
     assert batch.verdict(records[1]) == "wrong"
 
 
