@@ -563,13 +563,29 @@ def _complete(
 class _Trial:
     """Calls the user's code through a runner on the probe problem and fresh ones."""
 
+    #: Calls in a row that hung or killed the worker, after which the search gives up: code
+    #: that hangs whichever way it is called is not hanging because of a convention.
+    MAX_STALLS = 3
+
     def __init__(self, runner, deadline: float) -> None:
         self.runner, self.deadline = runner, deadline
         self.calls = 0
+        self.stalls = 0
 
     def answer(self, calling: Calling, arrays, timeout: float = 5.0) -> UserAnswer:
         self.calls += 1
-        return calling.call(self.runner, arrays, timeout=min(timeout, self.remaining()))
+        try:
+            answer = calling.call(self.runner, arrays, timeout=min(timeout, self.remaining()))
+        except (UserFunctionError, WorkerDiedError) as exc:
+            self._stalled(isinstance(exc, WorkerDiedError) or "did not return" in str(exc))
+            raise
+        self._stalled(False)
+        return answer
+
+    def _stalled(self, stalled: bool) -> None:
+        self.stalls = self.stalls + 1 if stalled else 0
+        if self.stalls >= self.MAX_STALLS:
+            self.deadline = min(self.deadline, time.monotonic())
 
     def probe(self, calling: Calling, arrays) -> dict:
         """The structure of what the code returned (and the object's arrays)."""
@@ -586,7 +602,9 @@ class _Trial:
         outcome = self.runner.submit([], kwargs, min(5.0, self.remaining())).outcome()
         value = getattr(outcome, "value", None)
         if value is None or not isinstance(value, dict):
+            self._stalled(type(outcome).__name__ == "Died")
             raise _Failed(_failure_text(outcome))
+        self._stalled(False)
         return value.get("seen", {})
 
     def remaining(self) -> float:
