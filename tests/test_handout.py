@@ -16,6 +16,7 @@ import pytest
 
 from symbptt.derivation import derivation
 from symbptt.derivation.output import compile_pdf
+from symbptt.errors import DerivationCheckError
 from symbptt.models import GRU, LSTM, VANILLA
 
 MODELS = {"rnn": VANILLA, "lstm": LSTM, "gru": GRU}
@@ -42,9 +43,9 @@ def _pdf_facts(pdf: Path) -> tuple[str, str]:
     return fonts, text
 
 
-def _prose(tex_text: str) -> str:
-    """A heading's words outside its math ($...$)."""
-    return " ".join("".join(tex_text.split("$")[::2]).split())
+def _prose(tex_text: str) -> list[str]:
+    """A heading's runs of words outside its math ($...$)."""
+    return [" ".join(p.split()) for p in tex_text.split("$")[::2] if p.strip()]
 
 
 PDFS = [
@@ -74,7 +75,8 @@ def test_every_pdf_has_vector_fonts_and_text_that_extracts(
     headings = [b.content for b in d.document.blocks if b.kind in ("heading", "subheading")]
     assert len(headings) >= 5
     for heading in headings:
-        assert _prose(heading) in flat, f"heading {heading!r} does not extract"
+        for words in _prose(heading):
+            assert words in flat, f"heading {heading!r} does not extract"
     for word in ("Verification", "cross-entropy", "softmax", "log", "Shapes"):
         assert word in flat, f"{word!r} does not extract"
     assert "Verication" not in flat  # the fi ligature maps to its letters
@@ -83,3 +85,72 @@ def test_every_pdf_has_vector_fonts_and_text_that_extracts(
     ).stdout
     assert re.search(r"Creator:\s+symbptt \d", info), info
     assert re.search(r"Title:\s+Backpropagation through time", info), info
+
+
+def _repeated_sentences(text: str, longer_than: int = 12) -> list[str]:
+    """Sentences of more than `longer_than` words that appear more than once."""
+    seen: dict[str, int] = {}
+    for sentence in re.split(r"(?<=[.!?])\s+|\n+", text):
+        sentence = " ".join(sentence.split())
+        if len(sentence.split()) > longer_than:
+            seen[sentence] = seen.get(sentence, 0) + 1
+    return [s for s, n in seen.items() if n > 1]
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("convention", ["row", "column"])
+def test_a_wrt_all_document_says_nothing_twice(model, convention):
+    d = derivation(3, "all", model=MODELS[model], convention=convention)
+    for text in (d.latex(), d.markdown()):
+        assert _repeated_sentences(text) == []
+        assert "seed blog's" not in text
+    headings = [b.content for b in d.document.blocks if b.kind == "heading"]
+    assert sum(h.startswith("The gradient of") for h in headings) == len(d.wrt)
+    assert d.latex().count("used at every step") == 1  # the copies W^(k), explained once
+    assert d.latex().count("one copy per step") == 1
+
+
+def test_the_loss_is_written_as_textbooks_write_it_and_checked_first(monkeypatch):
+    row = derivation(3, "W_h").latex()
+    assert r"L_{t} &= -\sum_{i=1}^{N} \log \hat{y}_{t}[i,\, y_{t}[i]]" in row
+    assert "logsumexp" not in row and r"\mathbf{1}^{\top} \left(" not in row
+    column = derivation(3, "W_h", convention="column").latex()
+    assert r"\log \hat{y}_{t}[y_{t}[i],\, i]" in column and "$C \\times N$" in column
+    mean = derivation(3, "W_h", model=VANILLA.variant(reduction="mean"))
+    assert r"L &= \frac{1}{N\,T} \sum_{t=1}^{T} L_{t}" in mean.latex()
+    assert mean.verification.textbook_loss
+
+    import symbptt.derivation.verify as verify
+
+    real = verify.textbook_loss
+    monkeypatch.setattr(verify, "textbook_loss", lambda *a: real(*a) * 1.001)
+    with pytest.raises(DerivationCheckError, match="the loss as textbooks write it"):
+        derivation(3, "W_h")
+
+
+def test_only_the_notation_a_document_uses_is_defined():
+    plain = derivation(3, "W_h").latex()
+    assert r"\operatorname{step}" not in plain and r"L_{\mathrm{sum}}" not in plain
+    assert plain.count(r"$\mathbf{1}$ is a column of $N$ ones") == 0  # no sum over examples
+    biases = derivation(3, "b").latex()
+    assert biases.count(r"$\mathbf{1}$ is a column of $N$ ones") == 1
+    relu = derivation(3, "W_h", model=VANILLA.variant(activation="relu")).latex()
+    assert r"$\operatorname{step}(z)$ is 1 where" in relu
+    lstm = derivation(2, "all", model=LSTM).latex()
+    assert lstm.count("is the output gate, so the logits are named") == 1
+    assert "is the output gate" not in derivation(2, "all", model=GRU).latex()
+
+
+def test_a_handout_puts_the_paths_and_the_verification_in_an_appendix():
+    headings = lambda d: [b.content for b in d.document.blocks if b.kind == "heading"]  # noqa: E731
+    full = derivation(3, "W_h,b")
+    handout = derivation(3, "W_h,b", handout=True)
+    assert headings(full)[-1] == "Verification"
+    assert headings(handout)[-2:] == ["Appendix: every path for T = 3", "Appendix: verification"]
+    tex = handout.latex()
+    first_path = tex.index(r"\text{path }")
+    assert first_path > tex.index("Appendix: every path")
+    assert tex.count(r"\text{path }") == full.latex().count(r"\text{path }") == 12
+    assert "see the appendix" in tex
+    subheadings = [b.content for b in handout.document.blocks if b.kind == "subheading"]
+    assert subheadings[:3] == [f"Paths of $W_{{h}}$ to $L_{{{s}}}$" for s in (1, 2, 3)]

@@ -232,6 +232,7 @@ def derivation(
     convention: str = "row",
     names: str | Mapping[str, str] | None = None,
     expand: bool = False,
+    handout: bool = False,
     progress: Progress | None = None,
 ) -> Derivation:
     """Derive, verify and lay out the BPTT derivation of dL/d(wrt) for T steps.
@@ -239,7 +240,8 @@ def derivation(
     `wrt` is a name, a comma list, a sequence or "all"; `model` a spec or variant (default the
     vanilla RNN); `convention` "row" (a_t = b + h_{t-1} W_h + x_t W_x) or "column"
     (a_t = b + W_h h_{t-1} + W_x x_t); `names` the reader's symbols (`"W_h=W,W_x=U"`);
-    `expand` adds one entry of the first gradient written out in the raw inputs (T <= 3).
+    `expand` adds one entry of the first gradient written out in the raw inputs (T <= 3);
+    `handout` moves the path listing and the verification paragraph to an appendix.
 
     Raises InvalidArgumentError / UnknownNameError for bad arguments, and
     DerivationCheckError if any line disagrees with the engine (then nothing is printed).
@@ -298,7 +300,7 @@ def derivation(
             "derivation names every quantity"
         )
     expanded = _expanded_entry(spec, wrt[0], reader_names, form) if expand else None
-    request = Request(T, wrt, reader_names, form, terms, dropped, expanded, counts)
+    request = Request(T, wrt, reader_names, form, terms, dropped, expanded, counts, handout)
     document = build(request, verification, __version__)
     no_text = {}
     if form.truncate is not None and form.truncate < T - 1:
