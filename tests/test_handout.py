@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_derivation import _overfull, _pdflatex
 
 from symbptt.derivation import derivation
 from symbptt.derivation.output import compile_pdf
@@ -154,3 +155,32 @@ def test_a_handout_puts_the_paths_and_the_verification_in_an_appendix():
     assert "see the appendix" in tex
     subheadings = [b.content for b in handout.document.blocks if b.kind == "subheading"]
     assert subheadings[:3] == [f"Paths of $W_{{h}}$ to $L_{{{s}}}$" for s in (1, 2, 3)]
+
+
+def test_typesetting_grouped_subscripts_display_fractions_and_classes_from_one():
+    gru = derivation(2, "W_h", model=GRU).latex()
+    assert "a_{n,t}" in gru and "{a_{n}}_{t}" not in gru
+    column = derivation(3, "all", convention="column").latex()
+    table = column[column.index("Comparison with Goodfellow") :]
+    assert r"\arraystretch" in table and r"$\displaystyle \frac{\mathrm{d}L}" in table
+    lstm = derivation(2, "W_h", model=LSTM).latex()
+    assert r"\begin{bmatrix} \displaystyle \frac{\mathrm{d}L}{\mathrm{d}a_{i,t}}" in lstm
+    expanded = derivation(2, "V", expand=True).latex()
+    assert "Y_{1,1}" in expanded and "Y_{1,0}" not in expanded and "V_{0" not in expanded
+
+
+def test_a_long_sum_breaks_at_plus_and_stays_on_the_page(tmp_path):
+    from symbptt.derivation.document import ROW_WIDTH, Document, _break_sum, _visible
+
+    term = r"\frac{\mathrm{d}L}{\mathrm{d}a_{t+1}}\,W_{h}^{\top} \odot \left(1 - h_{t} + z\right)"
+    row = r"\frac{\mathrm{d}L}{\mathrm{d}h_{t}} &= " + " + ".join([term] * 6)
+    rows = _break_sum(row)
+    assert len(rows) > 1 and all(_visible(r) <= ROW_WIDTH for r in rows)
+    assert rows[0].startswith(r"\frac{\mathrm{d}L}{\mathrm{d}h_{t}} &= ")
+    assert all(r.startswith(r"&\quad + ") for r in rows[1:])
+    joined = " ".join(r.split("&=", 1)[-1].replace(r"&\quad", "") for r in rows)
+    assert " ".join(joined.split()) == " ".join(" + ".join([term] * 6).split())
+    assert _break_sum(r"x &= \left(a + b\right)") == [r"x &= \left(a + b\right)"]
+    doc = Document("A long sum")
+    doc.equations([row])
+    assert max(_overfull(_pdflatex(doc.latex(), tmp_path)), default=0) < 5

@@ -407,7 +407,8 @@ def _entries(spec, dims, point, tex, state) -> dict[str, tuple[float, str]]:
 
     def add(code: str, array: np.ndarray, letters, base: str) -> None:
         for index in np.ndindex(*array.shape):
-            keep = [str(i) for i, letter in zip(index, letters) if letter == "C"]
+            # classes numbered from 1, as the time steps are
+            keep = [str(i + 1) for i, letter in zip(index, letters) if letter == "C"]
             tex_name = base
             if keep:
                 tex_name = (
@@ -431,7 +432,7 @@ def _entries(spec, dims, point, tex, state) -> dict[str, tuple[float, str]]:
     for t in range(1, dims.T + 1):
         hot = (np.asarray(point[label.name])[t - 1][:, None] == np.arange(dims.C)).astype(float)
         for c in range(dims.C):
-            out[f"Y_{t}_0_{c}"] = (float(hot[0, c]), f"Y_{{{t},{c}}}")
+            out[f"Y_{t}_0_{c}"] = (float(hot[0, c]), f"Y_{{{t},{c + 1}}}")
     return out
 
 

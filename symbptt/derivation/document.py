@@ -50,7 +50,7 @@ class Document:
 
     def equations(self, rows: Sequence[str]) -> None:
         if rows:
-            self.blocks.append(Block("equations", list(rows)))
+            self.blocks.append(Block("equations", [r for row in rows for r in _break_sum(row)]))
 
     def table(self, rows: Sequence[Sequence[str]]) -> None:
         self.blocks.append(Block("table", [list(r) for r in rows]))
@@ -72,10 +72,11 @@ class Document:
                 header, *rows = block.content
                 spec = "l" * len(header)
                 lines = [" & ".join(_tex_text(c) for c in header) + " \\\\ \\midrule"]
-                lines += [" & ".join(_tex_text(c) for c in r) + " \\\\" for r in rows]
+                lines += [" & ".join(_display(_tex_text(c)) for c in r) + " \\\\" for r in rows]
                 body = "\n".join(lines)
                 out.append(
-                    f"\\begin{{center}}\\small\\begin{{tabular}}{{{spec}}}\\toprule\n{body}\n"
+                    "\\begin{center}\\small\\renewcommand{\\arraystretch}{1.8}"
+                    f"\\begin{{tabular}}{{{spec}}}\\toprule\n{body}\n"
                     "\\bottomrule\\end{tabular}\\end{center}"
                 )
             elif block.kind == "lines":  # formulas one per line, each shrunk if too wide
@@ -174,6 +175,55 @@ FIT_MACRO = r"""\makeatletter
 \ifdim\wd\symbpttbox>\linewidth\resizebox{\linewidth}{!}{\usebox{\symbpttbox}}%
 \else\usebox{\symbpttbox}\fi}}{}
 \makeatother"""
+
+
+#: How many visible characters a displayed row may have before its sum is broken at `+`.
+ROW_WIDTH = 80
+
+
+def _visible(tex: str) -> int:
+    """Roughly how many characters wide a row of LaTeX math prints (dL/dX counts as its X)."""
+    tex = re.sub(r"\\frac\{\\mathrm\{d\}L\}\{\\mathrm\{d\}", "dL/d{", tex)
+    tex = re.sub(r"\\(left|right|mathrm|operatorname|top|quad)\b|\\[,;]", "", tex)
+    tex = re.sub(r"\\[A-Za-z]+", "x", tex)
+    return len(re.sub(r"[{}\s_^&]", "", tex))
+
+
+def _break_sum(row: str, width: int = ROW_WIDTH) -> list[str]:
+    r"""An aligned row `lhs &= a + b + c` too wide for the page, broken before its top-level
+    `+` (outside every bracket) into continuation rows `& \quad + b`, as textbooks break
+    long sums; a row that fits, or has no top-level sum, as it is."""
+    if _visible(row) <= width or "&=" not in row:
+        return [row]
+    lhs, rhs = row.split("&=", 1)
+    terms, depth, start, i = [], 0, 0, 0
+    while i < len(rhs):
+        if rhs.startswith(r"\left", i) or rhs[i] == "{":
+            depth += 1
+        elif rhs.startswith(r"\right", i) or rhs[i] == "}":
+            depth -= 1
+        elif depth == 0 and rhs.startswith(" + ", i):
+            terms.append(rhs[start:i])
+            start = i + 1
+        i += 1
+    terms.append(rhs[start:])
+    if len(terms) == 1:
+        return [row]
+    rows, current = [], f"{lhs}&={terms[0]}"
+    for term in terms[1:]:
+        if _visible(current + term) > width:
+            rows.append(current)
+            current = rf"&\quad {term.strip()}"
+        else:
+            current += f" {term.strip()}"
+    rows.append(current)
+    return rows
+
+
+def _display(cell: str) -> str:
+    """A table cell's math in display style (fractions full size, as in a displayed line)."""
+    parts = cell.split("$")
+    return "$".join(rf"\displaystyle {p}" if i % 2 else p for i, p in enumerate(parts))
 
 
 def _pdf_text(text: str) -> str:
@@ -714,8 +764,7 @@ def _node_tex(tex: LatexPrinter, name: str) -> str:
         return r"L_{\mathrm{sum}}"
     head, _, tail = name.rpartition("_")
     if head and tail.isdigit():
-        base = "L" if head == "L" else tex.symbol(head)
-        return f"{base}_{{{tail}}}" if "_" not in base else f"{{{base}}}_{{{tail}}}"
+        return f"L_{{{tail}}}" if head == "L" else tex.indexed(head, tail)
     return tex.symbol(name) if name != "L" else "L"
 
 
