@@ -184,3 +184,18 @@ def test_a_long_sum_breaks_at_plus_and_stays_on_the_page(tmp_path):
     doc = Document("A long sum")
     doc.equations([row])
     assert max(_overfull(_pdflatex(doc.latex(), tmp_path)), default=0) < 5
+
+
+def test_the_gallery_shows_every_document_the_script_makes():
+    import importlib.util
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    spec = importlib.util.spec_from_file_location("make_handouts", docs / "make_handouts.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    page = (docs / "derivations.md").read_text()
+    assert len(script.GALLERY) == 5
+    for name in script.GALLERY:
+        image = docs / "images" / "handouts" / f"{name}.png"
+        assert image.read_bytes().startswith(b"\x89PNG"), image
+        assert f"images/handouts/{name}.png" in page

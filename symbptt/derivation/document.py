@@ -279,7 +279,10 @@ def build(request: Request, verification: Verification, version: str) -> Documen
     tex = LatexPrinter(request.names)
     trunc = LatexPrinter(request.names, "k", truncated=True)
     sym = tex.symbol
-    wrt_tex = ", ".join(f"${tex.total(sym(n))}$" for n in request.wrt)
+    per_step = {i.name for i in spec.sequences}
+    wrt_tex = ", ".join(
+        f"${_gradient_symbol(tex, n, K, 't' if n in per_step else '')}$" for n in request.wrt
+    )
     doc = Document(
         f"Backpropagation through time for {model_phrase(spec)}, T = {T} "
         f"({form.convention} convention)",
