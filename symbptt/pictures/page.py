@@ -127,7 +127,13 @@ main { display: flex; gap: 1em; padding: 0 1em; }
 #paths li { margin: 0.4em 0; }
 #paths .route { font-size: 0.8em; color: #666; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 0.2em 0.5em; }
-.math.display { overflow-x: auto; margin: 0.5em 0; }
+#side { min-width: 0; }
+/* Every displayed formula scrolls sideways in its own box, never clipped by the column: */
+.math { position: relative; }
+.math.display { overflow-x: auto; overflow-y: hidden; max-width: 100%; margin: 0.5em 0;
+  padding: 0.2em 0; }
+.math.display > .katex-display { margin: 0; }
+#derivation table { display: block; max-width: 100%; overflow-x: auto; }
 """
 
 _CODE = """
@@ -198,6 +204,7 @@ _CODE = """
       route.textContent = p.nodes.map(label).join(" \\u2192 ") +
         "  (k = " + p.entry + ", t = " + p.loss + ")";
       const term = document.createElement("div");
+      term.className = "math display";
       katex.render(p.tex, term, {displayMode: true, throwOnError: true, strict: false});
       item.append(route, term);
       list.append(item);
