@@ -18,6 +18,7 @@ from symbptt.engine.graph import unroll
 from symbptt.models import GRU, LSTM, VANILLA, from_file
 from symbptt.models.dims import Dims
 from symbptt.models.filespec import gallery_path
+from symbptt.pictures.graph import graph_figure, render
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +112,13 @@ def test_the_graph_speaks_the_pages_convention(tmp_path, capsys):
     out = tmp_path / "column.html"
     assert main(["html", "--T", "2", "--convention", "column", "-o", str(out)]) == 0
     html = out.read_text()
-    assert ">W_h^T @ g<" in html and ">g @ W_h^T<" not in html  # dh_1 = W_h^T da_2
+    # dh_1 = W_h^T da_2: W_h^⊤ δ, not δ W_h^⊤
+    w_h = '<I>W</I><SUB><FONT POINT-SIZE="8"><I>h</I></FONT></SUB>'
+    transposed = f'{w_h}<SUP><FONT POINT-SIZE="8">⊤</FONT></SUP>'
+    dot = graph_figure(VANILLA, 2, "W_h", convention="column").dot
+    assert f"{transposed} <I>δ</I>" in dot and f"<I>δ</I> {transposed}" not in dot
+    svg = render(graph_figure(VANILLA, 2, "W_h", convention="column"), "svg").decode()
+    assert svg[svg.index("<svg") :] in html  # the page shows the graph of that DOT
 
 
 # -- no formula is clipped ------------------------------------------------------------------------

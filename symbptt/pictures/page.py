@@ -201,8 +201,9 @@ _CODE = """
       const item = document.createElement("li");
       const route = document.createElement("div");
       route.className = "route";
-      route.textContent = p.nodes.map(label).join(" \\u2192 ") +
-        "  (k = " + p.entry + ", t = " + p.loss + ")";
+      // the labels are HTML from symbptt (the notation's <sub>, <sup>, <i>, <b>), escaped
+      route.innerHTML = p.nodes.map(label).join(" \\u2192 ") +
+        " &nbsp;(<i>k</i> = " + p.entry + ", <i>t</i> = " + p.loss + ")";
       const term = document.createElement("div");
       term.className = "math display";
       katex.render(p.tex, term, {displayMode: true, throwOnError: true, strict: false});
@@ -212,8 +213,8 @@ _CODE = """
     const noun = (n) => n + (n === 1 ? " path" : " paths");
     const where = chosen ? " through " + label(chosen) : "";
     const total = chosen ? count + " of the " + noun(data.count) : noun(count);
-    heading.textContent = total + " from " + data.wrt + where + " to L" +
-      (data.paths.length ? "" : " (their terms are listed for T <= 4 and at most 64 paths)") +
+    heading.innerHTML = total + " from " + label(data.wrt) + where + " to <i>L</i>" +
+      (data.paths.length ? "" : " (their terms are listed for T ≤ 4 and at most 64 paths)") +
       "; click a node, or the background for every path";
     document.body.dataset.lit = String(count);
   }
