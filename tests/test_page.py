@@ -193,7 +193,10 @@ def test_no_formula_is_clipped(tmp_path, capsys, browser, argv):
     out = tmp_path / "page.html"
     assert main(["html", "--T", "3", "-o", str(out), *argv]) == 0
     try:
-        for width, least in ((1600, 0), (900, 1)):  # the tests' window, and a narrow one
+        # the tests' window, and a narrow one where the RNN's path terms need their scrollbars
+        # (the gated cells list no paths at T = 3: their widest formulas fit at 900 px)
+        narrow = 0 if {"lstm", "gru"} & set(argv) else 1
+        for width, least in ((1600, 0), (900, narrow)):
             browser.set_window_size(width, 1000)
             _open(browser, out)
             problems, formulas, scrolled = browser.execute_script(_CLIPPED)
