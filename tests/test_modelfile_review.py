@@ -268,6 +268,8 @@ def _commands_work(path, tmp_path, capsys) -> None:
     from symbptt.engine.compile import gradient_function
     from symbptt.models import from_file
     from symbptt.models.dims import Dims
+    from symbptt.pictures.graph import NODE_SIZE
+    from symbptt.pictures.notation import name_label
 
     spec = from_file(path)
     sizes, model = _sizes(spec), ["--model", str(path)]
@@ -275,7 +277,8 @@ def _commands_work(path, tmp_path, capsys) -> None:
     assert main(["graph", *model, *sizes, "--T", "2", "-o", str(dot), "--force"]) == 0
     text = dot.read_text()
     for rule in spec.definition.rules:  # (at step 1 a function of a zero state is a number)
-        assert f'"{rule.name}_2" [label="{rule.name}[2]"' in text
+        label = name_label(rule.name, NODE_SIZE, step="2")  # name_2, in the notation
+        assert f'"{rule.name}_2" [label=<{label}>' in text
     page = tmp_path / "g.html"
     assert main(["html", *model, *sizes, "--T", "2", "-o", str(page), "--force"]) == 0
     assert html.escape(spec.title) in page.read_text()

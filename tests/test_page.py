@@ -18,6 +18,7 @@ from symbptt.engine.graph import unroll
 from symbptt.models import GRU, LSTM, VANILLA, from_file
 from symbptt.models.dims import Dims
 from symbptt.models.filespec import gallery_path
+from symbptt.pictures.graph import graph_figure, render
 
 
 @pytest.fixture(scope="module")
@@ -111,4 +112,96 @@ def test_the_graph_speaks_the_pages_convention(tmp_path, capsys):
     out = tmp_path / "column.html"
     assert main(["html", "--T", "2", "--convention", "column", "-o", str(out)]) == 0
     html = out.read_text()
-    assert ">W_h^T @ g<" in html and ">g @ W_h^T<" not in html  # dh_1 = W_h^T da_2
+    # dh_1 = W_h^T da_2: W_h^⊤ δ, not δ W_h^⊤
+    w_h = '<I>W</I><SUB><FONT POINT-SIZE="8"><I>h</I></FONT></SUB>'
+    transposed = f'{w_h}<SUP><FONT POINT-SIZE="8">⊤</FONT></SUP>'
+    dot = graph_figure(VANILLA, 2, "W_h", convention="column").dot
+    assert f"{transposed} <I>δ</I>" in dot and f"<I>δ</I> {transposed}" not in dot
+    svg = render(graph_figure(VANILLA, 2, "W_h", convention="column"), "svg").decode()
+    assert svg[svg.index("<svg") :] in html  # the page shows the graph of that DOT
+
+
+# -- no formula is clipped ------------------------------------------------------------------------
+
+#: For every rendered formula (KaTeX's visible `.katex-html`; its MathML copy is hidden for screen
+#: readers) the box is the union of its top-level boxes' border boxes, and its container C is the
+#: nearest ancestor whose overflow-x is not `visible` (the box that clips it). A formula is not
+#: clipped when, along each axis, it lies inside C's visible area (C's padding box, scrollbars
+#: excluded), or C scrolls along that axis (overflow auto or scroll, with a scrollbar:
+#: scrollSize > clientSize) and the scroll range reaches both ends of the formula. Moreover a
+#: displayed formula has a box of its own (C is not the side pane, so a long formula scrolls
+#: alone instead of the whole column), every C lies inside the pane's visible width, and the
+#: pane itself never scrolls sideways (its scrollWidth is its clientWidth). Returns the
+#: problems, the formulas counted and how many need their scrollbar.
+_CLIPPED = """
+const side = document.getElementById("side");
+const inner = (el) => {
+  const r = el.getBoundingClientRect();
+  const left = r.left + el.clientLeft, top = r.top + el.clientTop;
+  return {left, top, right: left + el.clientWidth, bottom: top + el.clientHeight};
+};
+const pane = inner(side);
+const problems = [];
+let scrolled = 0, formulas = 0;
+if (side.scrollWidth > side.clientWidth) problems.push(["the pane scrolls sideways", ""]);
+for (const html of document.querySelectorAll(".katex-html")) {
+  const boxes = [...html.children].map(b => b.getBoundingClientRect()).filter(r => r.width > 0);
+  if (!boxes.length) continue;
+  formulas += 1;
+  const box = {
+    left: Math.min(...boxes.map(r => r.left)), right: Math.max(...boxes.map(r => r.right)),
+    top: Math.min(...boxes.map(r => r.top)), bottom: Math.max(...boxes.map(r => r.bottom))};
+  let c = html.parentElement;
+  while (c !== document.body && getComputedStyle(c).overflowX === "visible") c = c.parentElement;
+  const name = html.textContent.slice(0, 60);
+  const style = getComputedStyle(c), seen = inner(c);
+  if (c === document.body || (html.closest(".katex-display") && c === side)) {
+    problems.push(["not in a box of its own", name]);
+    continue;
+  }
+  if (seen.left < pane.left - 1 || seen.right > pane.right + 1) {
+    problems.push(["its box sticks out of the pane", name]);
+  }
+  const axes = [["X", "left", "right", "scrollLeft", "scrollWidth", "clientWidth"],
+                ["Y", "top", "bottom", "scrollTop", "scrollHeight", "clientHeight"]];
+  for (const [axis, lo, hi, pos, size, client] of axes) {
+    if (box[lo] >= seen[lo] - 1 && box[hi] <= seen[hi] + 1) continue;  // visible as it is
+    const origin = seen[lo] - c[pos];  // where the scrolled content starts
+    if (!["auto", "scroll"].includes(style["overflow" + axis]) || c[size] <= c[client]) {
+      problems.push(["clipped along " + axis + ", no scrollbar", name]);
+    } else if (box[lo] < origin - 1 || box[hi] - origin > c[size] + 1) {
+      problems.push(["beyond the scroll range along " + axis, name]);
+    } else if (axis === "X") {
+      scrolled += 1;
+    }
+  }
+}
+return [problems, formulas, scrolled];
+"""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--wrt", "W_h"],
+        ["--model", "lstm", "--wrt", "W_h"],
+        ["--model", "gru", "--wrt", "W_h"],
+        ["--wrt", "all"],  # every gradient's derivation on one page
+    ],
+)
+def test_no_formula_is_clipped(tmp_path, capsys, browser, argv):
+    out = tmp_path / "page.html"
+    assert main(["html", "--T", "3", "-o", str(out), *argv]) == 0
+    try:
+        # the tests' window, and a narrow one where the RNN's path terms need their scrollbars
+        # (the gated cells list no paths at T = 3: their widest formulas fit at 900 px)
+        narrow = 0 if {"lstm", "gru"} & set(argv) else 1
+        for width, least in ((1600, 0), (900, narrow)):
+            browser.set_window_size(width, 1000)
+            _open(browser, out)
+            problems, formulas, scrolled = browser.execute_script(_CLIPPED)
+            assert not problems, (width, problems[:5])
+            assert formulas > 80
+            assert scrolled >= least  # narrow, some formula needs its scrollbar, and has one
+    finally:
+        browser.set_window_size(1600, 1000)

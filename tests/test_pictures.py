@@ -20,6 +20,7 @@ from symbptt.models import GRU, LSTM, VANILLA
 from symbptt.models.dims import Dims
 from symbptt.pictures.contributions import components, contributions
 from symbptt.pictures.graph import graph_figure, render
+from symbptt.pictures.notation import plain
 
 EDGE = re.compile(r'^  "([^"]+)" -> "([^"]+)" \[(.*)\];$', re.M)
 
@@ -62,11 +63,15 @@ def test_the_dot_text_has_steps_jacobians_and_a_caption():
     dot = graph_figure(VANILLA, 2, "W_h").dot
     assert dot == graph_figure(VANILLA, 2, "W_h").dot  # deterministic
     assert "subgraph cluster_t1 {" in dot and "subgraph cluster_t2 {" in dot
-    edges = {(a, b): attrs for a, b, attrs in EDGE.findall(dot)}
-    assert 'label="g @ W_h^T"' in edges[("h_1", "a_2")]  # dh_1 = da_2 W_h^T
-    assert 'label="h[1]^T @ g"' in edges[("W_h^(2)", "a_2")]
-    assert 'label="g ⊙ (1 - h[1] ⊙ h[1])"' in edges[("a_1", "h_1")]
-    assert "3 paths from W_h to L" in dot
+    edges = {
+        (a, b): plain(re.match("label=<(.*)>, color", attrs)[1])
+        for a, b, attrs in EDGE.findall(dot)
+    }
+    assert edges[("h_1", "a_2")] == "δ Wh⊤"  # dh_1 = da_2 W_h^T, the subscripts as text
+    assert edges[("W_h^(2)", "a_2")] == "h1⊤ δ"
+    assert edges[("a_1", "h_1")] == "δ ⊙ (1 − h1 ⊙ h1)"
+    assert "<I>W</I><SUB>" in dot and "⊤</FONT></SUP>" in dot  # real sub- and superscripts
+    assert "3 paths from W_h to L" in graph_figure(VANILLA, 2, "W_h").caption
 
 
 def test_rendering_with_graphviz():
@@ -225,3 +230,116 @@ def test_small_components_are_not_rounding_noise():
     norms, bound = result.norms[0], result.bounds[0]
     assert all(n > 0 for n in norms) and norms[-1] < 1e-25 * norms[0]
     assert all(n <= b * (1 + 1e-9) for n, b in zip(norms, bound))
+
+
+# -- the picture as drawn: from the SVG's coordinates ---------------------------------------------
+
+_SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _points(text):
+    """The (x, y) pairs of an SVG polygon's points or a path's d (Graphviz writes absolute
+    coordinates: M, C and L commands followed by pairs)."""
+    values = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", text)]
+    return list(zip(values[::2], values[1::2]))
+
+
+def _box(points):
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _inside(inner, outer):
+    return all(
+        outer[0] <= x <= outer[2] and outer[1] <= y <= outer[3]
+        for x, y in ((inner[0], inner[1]), (inner[2], inner[3]))
+    )
+
+
+def _drawn(figure):
+    """The rendered SVG: each cluster's rectangle, each node's box and label runs (position,
+    font size, sub/superscript), each edge's label runs."""
+    import xml.etree.ElementTree as ET
+
+    svg = ET.fromstring(render(figure, "svg"))
+    clusters, nodes, runs = {}, {}, {}
+    for g in svg.iter(f"{_SVG}g"):
+        title = g.find(f"{_SVG}title")
+        kind = g.get("class")
+        if kind == "cluster":
+            points = _points(g.find(f"{_SVG}polygon").get("points"))
+            # an axis-parallel rectangle, closed: 5 points with 2 distinct x and 2 distinct y
+            assert len(points) == 5 and len({x for x, _ in points}) == 2
+            assert len({y for _, y in points}) == 2
+            clusters[title.text] = _box(points)
+        if kind == "node":
+            nodes[title.text] = _box(_points(g.find(f"{_SVG}path").get("d")))
+        if kind in ("node", "edge", "graph"):
+            texts = g.findall(f"{_SVG}text")  # direct children: the graph's are its caption
+            runs[(kind, title.text)] = [
+                (float(t.get("x")), float(t.get("y")), float(t.get("font-size")),
+                 t.get("baseline-shift"), t.text or "")
+                for t in texts
+            ]  # fmt: skip
+    size = (svg.get("width"), svg.get("height"), svg.get("viewBox"))
+    return clusters, nodes, runs, size
+
+
+def _members(dot):
+    """Which cluster each node of the DOT text is drawn in."""
+    members, cluster = {}, None
+    for line in dot.splitlines():
+        if line.startswith("  subgraph "):
+            cluster = line.split()[1]
+        elif line == "  }":
+            cluster = None
+        elif cluster and (m := re.match(r'\s+"([^"]+)" \[label=', line)):
+            members[m[1]] = cluster
+    return members
+
+
+#: What a label must not contain: code's indexing (h[1]), matrix product (@), power (**),
+#: transpose (^T) or the underscore of a name (W_h). A block row [0 δ 0] is notation.
+_CODE = re.compile(r"\w\[|@|\*\*|\^|_")
+
+
+@pytest.mark.parametrize(
+    "spec, T, options",
+    [
+        (VANILLA, 3, {}),
+        (VANILLA, 4, {"through": "h_2"}),
+        (VANILLA, 3, {"convention": "column"}),
+        (LSTM, 2, {}),
+        (GRU, 2, {}),
+    ],
+)
+def test_the_drawn_graph_keeps_nodes_in_their_steps_and_speaks_math(spec, T, options):
+    figure = graph_figure(spec, T, "W_h", **options)
+    clusters, nodes, runs, (width, height, view) = _drawn(figure)
+    # at its natural size one SVG unit is one point: width="Wpt" over a viewBox W wide
+    assert width.endswith("pt") and float(width[:-2]) == pytest.approx(float(view.split()[2]))
+    members = _members(figure.dot)
+    assert set(clusters) == {f"cluster_t{t}" for t in range(1, T + 1)}
+    assert len(members) > 4 * T
+    for name, box in nodes.items():
+        label = runs[("node", name)]
+        if name in members:  # the node's box and its label's text inside its step's box
+            cluster = clusters[members[name]]
+            assert _inside(box, cluster), (name, box, members[name], cluster)
+            assert all(_inside((x, y, x, y), cluster) for x, y, *_ in label), name
+        else:  # a parameter, h_0 or L: in no step's box
+            for rectangle in clusters.values():
+                overlap = box[0] < rectangle[2] and rectangle[0] < box[2]
+                assert not (overlap and box[1] < rectangle[3] and rectangle[1] < box[3])
+    labelled = 0
+    for (kind, name), label in runs.items():
+        text = "".join(run[4] for run in label)
+        assert not _CODE.search(text), (name, text)
+        for *_, size, shift, _ in label:
+            # readable at 100 %: 10 pt and more, sub- and superscripts 8 pt (80 %)
+            assert size >= (8 if shift else 10), (name, text, size)
+        labelled += kind == "edge" and bool(text)
+    assert labelled > 4 * T  # the edges are labelled (their Jacobians), in the notation
+    texts = {name: "".join(r[4] for r in label) for (_, name), label in runs.items()}
+    assert texts["a_1"] == "a1" and texts["W_h^(1)"] == "Wh(1)" and texts["L"] == "L"
+    assert "δ ⊙ " in "".join(texts.values())  # ⊙ for the elementwise product

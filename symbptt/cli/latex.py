@@ -49,6 +49,11 @@ def register(sub) -> None:
     lx.add_argument(
         "--expand", action="store_true", help="add one entry written out in the raw inputs"
     )
+    lx.add_argument(
+        "--handout",
+        action="store_true",
+        help="for a class: the path listing and the verification paragraph go to an appendix",
+    )
     _variant_arguments(lx)
 
 
@@ -89,6 +94,7 @@ def run_latex(args: argparse.Namespace, out: Console, err: Console) -> int:
             convention=args.convention,
             names=args.names,
             expand=args.expand,
+            handout=args.handout,
             progress=progress,
         )
     text = result.render(fmt, body=args.body)

@@ -232,6 +232,7 @@ def derivation(
     convention: str = "row",
     names: str | Mapping[str, str] | None = None,
     expand: bool = False,
+    handout: bool = False,
     progress: Progress | None = None,
 ) -> Derivation:
     """Derive, verify and lay out the BPTT derivation of dL/d(wrt) for T steps.
@@ -239,7 +240,8 @@ def derivation(
     `wrt` is a name, a comma list, a sequence or "all"; `model` a spec or variant (default the
     vanilla RNN); `convention` "row" (a_t = b + h_{t-1} W_h + x_t W_x) or "column"
     (a_t = b + W_h h_{t-1} + W_x x_t); `names` the reader's symbols (`"W_h=W,W_x=U"`);
-    `expand` adds one entry of the first gradient written out in the raw inputs (T <= 3).
+    `expand` adds one entry of the first gradient written out in the raw inputs (T <= 3);
+    `handout` moves the path listing and the verification paragraph to an appendix.
 
     Raises InvalidArgumentError / UnknownNameError for bad arguments, and
     DerivationCheckError if any line disagrees with the engine (then nothing is printed).
@@ -298,7 +300,7 @@ def derivation(
             "derivation names every quantity"
         )
     expanded = _expanded_entry(spec, wrt[0], reader_names, form) if expand else None
-    request = Request(T, wrt, reader_names, form, terms, dropped, expanded, counts)
+    request = Request(T, wrt, reader_names, form, terms, dropped, expanded, counts, handout)
     document = build(request, verification, __version__)
     no_text = {}
     if form.truncate is not None and form.truncate < T - 1:
@@ -405,7 +407,8 @@ def _entries(spec, dims, point, tex, state) -> dict[str, tuple[float, str]]:
 
     def add(code: str, array: np.ndarray, letters, base: str) -> None:
         for index in np.ndindex(*array.shape):
-            keep = [str(i) for i, letter in zip(index, letters) if letter == "C"]
+            # classes numbered from 1, as the time steps are
+            keep = [str(i + 1) for i, letter in zip(index, letters) if letter == "C"]
             tex_name = base
             if keep:
                 tex_name = (
@@ -429,7 +432,7 @@ def _entries(spec, dims, point, tex, state) -> dict[str, tuple[float, str]]:
     for t in range(1, dims.T + 1):
         hot = (np.asarray(point[label.name])[t - 1][:, None] == np.arange(dims.C)).astype(float)
         for c in range(dims.C):
-            out[f"Y_{t}_0_{c}"] = (float(hot[0, c]), f"Y_{{{t},{c}}}")
+            out[f"Y_{t}_0_{c}"] = (float(hot[0, c]), f"Y_{{{t},{c + 1}}}")
     return out
 
 

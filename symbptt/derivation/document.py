@@ -8,12 +8,14 @@ The prose around the formulas is fixed text that explains them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ..engine import matexpr
 from ..engine.matexpr import Indexed, column_shape
 from ..engine.matrix_form import Line, MatrixForm, PathTerm
+from ..errors import DerivationCheckError
 from .printers import FormulaPrinter, LatexPrinter
 from .verify import Verification
 
@@ -34,16 +36,21 @@ class Block:
 class Document:
     title: str
     blocks: list[Block] = field(default_factory=list)
+    #: The generator named in the PDF's metadata ("symbptt 0.1.0").
+    creator: str = "symbptt"
 
     def heading(self, text: str) -> None:
         self.blocks.append(Block("heading", text))
+
+    def subheading(self, text: str) -> None:
+        self.blocks.append(Block("subheading", text))
 
     def text(self, text: str) -> None:
         self.blocks.append(Block("text", text))
 
     def equations(self, rows: Sequence[str]) -> None:
         if rows:
-            self.blocks.append(Block("equations", list(rows)))
+            self.blocks.append(Block("equations", [r for row in rows for r in _break_sum(row)]))
 
     def table(self, rows: Sequence[Sequence[str]]) -> None:
         self.blocks.append(Block("table", [list(r) for r in rows]))
@@ -54,6 +61,8 @@ class Document:
         for block in self.blocks:
             if block.kind == "heading":
                 out.append(f"\\section*{{{_tex_text(block.content)}}}")
+            elif block.kind == "subheading":
+                out.append(f"\\subsection*{{{_tex_text(block.content)}}}")
             elif block.kind == "text":
                 out.append(_tex_text(block.content) + "\n")
             elif block.kind == "equations":
@@ -63,10 +72,11 @@ class Document:
                 header, *rows = block.content
                 spec = "l" * len(header)
                 lines = [" & ".join(_tex_text(c) for c in header) + " \\\\ \\midrule"]
-                lines += [" & ".join(_tex_text(c) for c in r) + " \\\\" for r in rows]
+                lines += [" & ".join(_display(_tex_text(c)) for c in r) + " \\\\" for r in rows]
                 body = "\n".join(lines)
                 out.append(
-                    f"\\begin{{center}}\\small\\begin{{tabular}}{{{spec}}}\\toprule\n{body}\n"
+                    "\\begin{center}\\small\\renewcommand{\\arraystretch}{1.8}"
+                    f"\\begin{{tabular}}{{{spec}}}\\toprule\n{body}\n"
                     "\\bottomrule\\end{tabular}\\end{center}"
                 )
             elif block.kind == "lines":  # formulas one per line, each shrunk if too wide
@@ -77,10 +87,18 @@ class Document:
     def latex(self) -> str:
         return (
             "\\documentclass[11pt]{article}\n"
+            # vector fonts (Latin Modern, Type 1) whose text copies: cmap maps the text
+            # fonts' glyphs to Unicode, glyphtounicode the math fonts'
+            "\\ifdefined\\pdfgentounicode\\input{glyphtounicode}\\pdfgentounicode=1\\fi\n"
+            "\\usepackage{cmap}\n"
+            "\\usepackage{lmodern}\n"
             "\\usepackage[T1]{fontenc}\n"
             "\\usepackage{amsmath,amssymb}\n"
             "\\usepackage{booktabs,graphicx}\n"
             "\\usepackage[margin=2cm]{geometry}\n"
+            f"\\usepackage[pdftitle={{{_pdf_text(self.title)}}},"
+            f"pdfcreator={{{_pdf_text(self.creator)}}},"
+            "hidelinks]{hyperref}\n"
             "\\allowdisplaybreaks\n"
             f"\\title{{{_tex_text(self.title)}}}\n"
             "\\date{}\n"
@@ -107,7 +125,9 @@ class Document:
         out = [f"<h1>{escape(self.title)}</h1>"]
         for block in self.blocks:
             if block.kind == "heading":
-                out.append(f"<h2>{escape(str(block.content))}</h2>")
+                out.append(f"<h2>{prose(block.content)}</h2>")
+            elif block.kind == "subheading":
+                out.append(f"<h3>{prose(block.content)}</h3>")
             elif block.kind == "text":
                 out.append(f"<p>{prose(block.content)}</p>")
             elif block.kind == "equations":
@@ -128,6 +148,8 @@ class Document:
         for block in self.blocks:
             if block.kind == "heading":
                 out.append(f"## {block.content}")
+            elif block.kind == "subheading":
+                out.append(f"### {block.content}")
             elif block.kind == "text":
                 out.append(str(block.content))
             elif block.kind == "equations":
@@ -153,6 +175,60 @@ FIT_MACRO = r"""\makeatletter
 \ifdim\wd\symbpttbox>\linewidth\resizebox{\linewidth}{!}{\usebox{\symbpttbox}}%
 \else\usebox{\symbpttbox}\fi}}{}
 \makeatother"""
+
+
+#: How many visible characters a displayed row may have before its sum is broken at `+`.
+ROW_WIDTH = 80
+
+
+def _visible(tex: str) -> int:
+    """Roughly how many characters wide a row of LaTeX math prints (dL/dX counts as its X)."""
+    tex = re.sub(r"\\frac\{\\mathrm\{d\}L\}\{\\mathrm\{d\}", "dL/d{", tex)
+    tex = re.sub(r"\\(left|right|mathrm|operatorname|top|quad)\b|\\[,;]", "", tex)
+    tex = re.sub(r"\\[A-Za-z]+", "x", tex)
+    return len(re.sub(r"[{}\s_^&]", "", tex))
+
+
+def _break_sum(row: str, width: int = ROW_WIDTH) -> list[str]:
+    r"""An aligned row `lhs &= a + b + c` too wide for the page, broken before its top-level
+    `+` (outside every bracket) into continuation rows `& \quad + b`, as textbooks break
+    long sums; a row that fits, or has no top-level sum, as it is."""
+    if _visible(row) <= width or "&=" not in row:
+        return [row]
+    lhs, rhs = row.split("&=", 1)
+    terms, depth, start, i = [], 0, 0, 0
+    while i < len(rhs):
+        if rhs.startswith(r"\left", i) or rhs[i] == "{":
+            depth += 1
+        elif rhs.startswith(r"\right", i) or rhs[i] == "}":
+            depth -= 1
+        elif depth == 0 and rhs.startswith(" + ", i):
+            terms.append(rhs[start:i])
+            start = i + 1
+        i += 1
+    terms.append(rhs[start:])
+    if len(terms) == 1:
+        return [row]
+    rows, current = [], f"{lhs}&={terms[0]}"
+    for term in terms[1:]:
+        if _visible(current + term) > width:
+            rows.append(current)
+            current = rf"&\quad {term.strip()}"
+        else:
+            current += f" {term.strip()}"
+    rows.append(current)
+    return rows
+
+
+def _display(cell: str) -> str:
+    """A table cell's math in display style (fractions full size, as in a displayed line)."""
+    parts = cell.split("$")
+    return "$".join(rf"\displaystyle {p}" if i % 2 else p for i, p in enumerate(parts))
+
+
+def _pdf_text(text: str) -> str:
+    """Text for a PDF metadata field (no math, no LaTeX specials, no braces or commas)."""
+    return re.sub(r"[^A-Za-z0-9 .,()=+-]", "", str(text).replace("$", ""))
 
 
 def _tex_text(text: object) -> str:
@@ -186,6 +262,8 @@ class Request:
     expanded: tuple[str, str] | None = None
     #: The path counts, when there were too many paths to list (a gated cell's).
     counts: Mapping[str, int] | None = None
+    #: A handout: the path listing and the verification in an appendix.
+    handout: bool = False
 
 
 def _shape_tex(shape) -> str:
@@ -201,20 +279,24 @@ def build(request: Request, verification: Verification, version: str) -> Documen
     tex = LatexPrinter(request.names)
     trunc = LatexPrinter(request.names, "k", truncated=True)
     sym = tex.symbol
-    wrt_tex = ", ".join(f"${tex.total(sym(n))}$" for n in request.wrt)
+    per_step = {i.name for i in spec.sequences}
+    wrt_tex = ", ".join(
+        f"${_gradient_symbol(tex, n, K, 't' if n in per_step else '')}$" for n in request.wrt
+    )
     doc = Document(
         f"Backpropagation through time for {model_phrase(spec)}, T = {T} "
-        f"({form.convention} convention)"
+        f"({form.convention} convention)",
+        creator=f"symbptt {version}",
     )
     doc.text(
         f"This derivation of {wrt_tex} was generated by symbptt {version} by applying the "
         "vector-Jacobian rules of each matrix operation to one step of the model. Every "
         "formula in it was checked numerically against symbptt's element-level engine before "
-        "it was printed (see the last section)."
+        "it was printed (see " + ("the appendix)." if request.handout else "the last section).")
     )
 
-    # -- layout
-    doc.heading("Layout")
+    # -- notation
+    doc.heading("Notation")
     weights = [line for line in form.model if line.target.base not in form.predictions]
     first = tex.doprint(weights[0].expr) if weights else ""
     if spec.from_file:
@@ -223,31 +305,21 @@ def build(request: Request, verification: Verification, version: str) -> Documen
         state, seq = form.state, spec.sequence.name
         h_t, x_t = tex.indexed(state, "t"), tex.indexed(seq, "t")
         doc.text(
-            "Row convention (the seed blog's): each example of the minibatch is a row. "
-            f"${h_t}$ is $N \\times H$, ${x_t}$ is $N \\times D$, weights multiply from the "
-            f"right (${first}$), and a bias is a row vector added to every row. "
-            r"$\mathbf{1}$ is a column of ones: $\mathbf{1}^\top X$ sums the rows of $X$; "
-            "softmax acts on each row."
+            "Row convention: each example of the minibatch is a row (row vectors, as in the "
+            f"CS231n notes and the seed blog post). ${h_t}$ is $N \\times H$, ${x_t}$ is "
+            f"$N \\times D$, weights multiply from the right (${first}$), a bias is a row "
+            "vector added to every row, and softmax acts on each row."
         )
     else:
         state, seq = form.state, spec.sequence.name
         h_t, x_t = tex.indexed(state, "t"), tex.indexed(seq, "t")
         doc.text(
-            "Column convention (Goodfellow et al.'s): each example of the minibatch is a "
+            "Column convention (as in Goodfellow et al.): each example of the minibatch is a "
             f"column. ${h_t}$ is $H \\times N$, ${x_t}$ is $D \\times N$, weights multiply from "
-            f"the left (${first}$), and a bias is a column ($H \\times 1$) added to every "
-            r"column. $\mathbf{1}$ is a column of ones: $X \mathbf{1}$ sums the columns of "
-            "$X$; softmax acts on each column."
+            f"the left (${first}$), a bias is a column ($H \\times 1$) added to every column, "
+            "and softmax acts on each column."
         )
-    doc.text(
-        r"$\odot$ is the elementwise product and $^\top$ the transpose. "
-        r"$\frac{\mathrm{d}L}{\mathrm{d}X}$ (upright d) is the total derivative of the loss: "
-        "a matrix of the shape of $X$ holding the derivative of $L$ with respect to each entry, "
-        "through every path. A partial derivative (curly $\\partial$) holds everything else "
-        "fixed. $\\operatorname{onehot}(y_t)$ has a 1 where an example's label is, 0 "
-        "elsewhere; $\\operatorname{step}(z)$ is 1 where $z > 0$, else 0 (the derivative of "
-        "relu); $L_{\\mathrm{sum}}$ is the sum of the loss terms before a mean divides it."
-    )
+    symbols_at = len(doc.blocks)  # the symbols paragraph: only the notation the document uses
 
     # -- the model
     doc.heading("The model")
@@ -261,21 +333,39 @@ def build(request: Request, verification: Verification, version: str) -> Documen
             + ("" if row else r" (in the column convention, blocks of rows: $\mathrm{rows}$)")
             + "."
         )
-    if spec.loss == "softmax_ce":
-        doc.text(
-            f"The loss at step $t$ is the cross-entropy of ${tex.indexed('yhat', 't')}$ with "
-            f"the labels ${tex.indexed(_label(spec), 't')}$, "
-            "summed over the examples; written with the matrix operations the engine uses (the "
-            "log-sum-exp of each example's logits minus the logit of its label):"
+    from .verify import textbook_loss_line
+
+    mean = options.reduction == "mean"
+    total_row = (
+        r"L &= \frac{1}{N\,T} \sum_{t=1}^{T} L_{t}" if mean else r"L &= \sum_{t=1}^{T} L_{t}"
+    )
+    yhat_line = textbook_loss_line(form)
+    if yhat_line is not None:
+        if not verification.textbook_loss:
+            raise DerivationCheckError(
+                "the loss as textbooks write it was not checked against the engine; nothing "
+                "was printed: please report this"
+            )
+        yhat = tex.doprint(yhat_line.target)
+        (logits,) = yhat_line.expr.symbols()
+        y_t = tex.indexed(_label(spec), "t")
+        entry = rf"[i,\, {y_t}[i]]" if row else rf"[{y_t}[i],\, i]"
+        where = (
+            "row $i$ holds example $i$'s probabilities of the $C$ classes"
+            if row
+            else "column $i$ holds example $i$'s probabilities of the $C$ classes"
         )
+        doc.text(
+            f"The loss at step $t$ is the cross-entropy of the predictions ${yhat}$ "
+            f"(${_shape_tex(yhat_line.target.shape)}$, the softmax of the logits "
+            f"${tex.doprint(logits)}$: {where}) with the labels ${y_t}$ "
+            f"(${y_t}[i]$ is the class of example $i$), summed over the $N$ examples"
+            + (r", and the loss is their mean over the $N\,T$ terms:" if mean else ":")
+        )
+        doc.equations([rf"L_{{t}} &= -\sum_{{i=1}}^{{N}} \log {yhat}{entry}", total_row])
     else:
         doc.text(_file_loss_sentence(spec, tex))
-    loss_rows = [_row(tex, form.loss)]
-    if options.reduction == "mean":
-        loss_rows.append(r"L &= \frac{1}{N\,T} \sum_{t=1}^{T} L_{t}")
-    else:
-        loss_rows.append(r"L &= \sum_{t=1}^{T} L_{t}")
-    doc.equations(loss_rows)
+        doc.equations([_row(tex, form.loss), total_row])
     if spec.from_file:
         doc.text(_file_states_sentence(spec, tex))
     elif spec.initial is None:
@@ -309,54 +399,19 @@ def build(request: Request, verification: Verification, version: str) -> Documen
         )
     doc.table(rows)
 
-    # -- partial and total
-    doc.heading("Partial and total derivatives")
-    for name in request.wrt:
-        line = form.gradient(name)
-        doc.text(_partial_total_text(tex, trunc, form, name, line, K))
+    # -- partial and total: said once, for every parameter of the document
+    from . import PATHS_MAX_T
 
-    # -- paths
-    if request.paths:
-        doc.heading(f"Every path for T = {T}")
-        for name, terms in request.paths.items():
-            doc.text(_paths_intro(tex, spec, name, len(terms), request.dropped.get(name, 0), K, T))
-            rows = []
-            for term in terms:
-                chain = " ".join(
-                    rf"\frac{{\partial {_node_tex(tex, c)}}}{{\partial {_node_tex(tex, p)}}}"
-                    for c, p in term.jacobians
-                    if "^(" not in c  # the copy W^(k) is W itself
-                )
-                nodes = term.path.nodes
-                shown = nodes[1:] if "^(" in nodes[1] else nodes  # start at the copy W^(k)
-                label = r" \to ".join(_node_tex(tex, n) for n in shown)
-                rows.append(rf"\text{{path }} {label}: \quad {chain}")
-                rows.append(rf"\quad = {tex.doprint(term.expr)}")
-            doc.blocks.append(Block("lines", rows))
-            where = (
-                " (for each step, the terms entering there)"
-                if name in {i.name for i in spec.sequences}
-                else ""
-            )
-            what = (
-                f"The truncated gradient ${_gradient_symbol(tex, name, K)}$"
-                if K is not None
-                else f"The total derivative ${tex.total(sym(name))}$"
-            )
-            doc.text(f"{what} is the sum of these {len(terms)} terms{where}.")
-    elif request.counts:
-        counted = ", ".join(
-            f"${tex.symbol(name)}$ through {n:,} paths" for name, n in request.counts.items()
-        )
+    doc.heading("Partial and total derivatives")
+    summed = [n for n in request.wrt if form.gradient(n).summed]
+    if summed:
+        doc.text(_uses_text(tex, summed, K))
+    if request.paths or request.counts:
+        doc.text(_paths_text(tex, spec, request, K, T))
+    elif T > PATHS_MAX_T:
         doc.text(
-            f"For T = {T} there are too many paths to list one by one (they are listed when "
-            f"there are at most {PATHS_MAX_COUNT}). Counted on the unrolled graph, $L$ depends "
-            f"on {counted}; the recurrences below add them all up."
-        )
-    else:
-        doc.text(
-            f"For T = {T} the paths are not listed one by one (they are listed for T <= 4); "
-            "the recurrences below add them all up."
+            f"For T = {T} the paths are not listed one by one (they are listed for "
+            f"T <= {PATHS_MAX_T}); the recurrences below add them all up."
         )
 
     # -- recurrences
@@ -386,8 +441,16 @@ def build(request: Request, verification: Verification, version: str) -> Documen
             "where $[k=s]$ is 1 if $k = s$ and 0 otherwise:"
         )
         doc.equations([_truncated_row(trunc, line) for line in needed])
-    doc.heading("Gradients")
-    doc.equations([_gradient_row(tex, trunc, form, form.gradient(n), K) for n in request.wrt])
+
+    # -- one section per gradient
+    for name in request.wrt:
+        line = form.gradient(name)
+        of = tex.indexed(name, "t") if isinstance(line.target, Indexed) else sym(name)
+        doc.heading(f"The gradient of ${of}$")
+        doc.text(_share_text(tex, trunc, form, name, line, K))
+        doc.equations([_gradient_row(tex, trunc, form, line, K)])
+        if name in request.paths and not request.handout:
+            _path_blocks(doc, tex, spec, name, request, K)
 
     from .goodfellow import comparison, plain_vanilla
 
@@ -402,7 +465,12 @@ def build(request: Request, verification: Verification, version: str) -> Documen
         doc.text(entry)
         doc.blocks.append(Block("lines", rows))
 
-    doc.heading("Verification")
+    if request.handout and request.paths:
+        doc.heading(f"Appendix: every path for T = {T}")
+        for name in request.paths:
+            _path_blocks(doc, tex, spec, name, request, K)
+
+    doc.heading("Appendix: verification" if request.handout else "Verification")
     shapes = "; ".join(
         ", ".join(f"{k}={v}" for k, v in d.as_dict().items()) for d in verification.shapes
     )
@@ -422,7 +490,118 @@ def build(request: Request, verification: Verification, version: str) -> Documen
             else ""
         )
     )
+    doc.blocks.insert(symbols_at, Block("text", _symbols_text(doc, form, tex, spec)))
     return doc
+
+
+def _symbols_text(doc: Document, form, tex: LatexPrinter, spec) -> str:
+    """The notation paragraph: the symbols every document uses, then only those this one
+    does (the ones vector, onehot, step, L_sum), each introduced once."""
+    used = "\n".join(str(b.content) for b in doc.blocks)
+    parts = [
+        r"$\odot$ is the elementwise product and $^\top$ the transpose. "
+        r"$\frac{\mathrm{d}L}{\mathrm{d}X}$ (upright d) is the total derivative of the loss: "
+        "a matrix of the shape of $X$ holding the derivative of $L$ with respect to each "
+        "entry, through every path. A partial derivative (curly $\\partial$) holds everything "
+        "else fixed."
+    ]
+    if r"\mathbf{1}^{\top}" in used or r"\, \mathbf{1}" in used:
+        parts.append(
+            r"$\mathbf{1}$ is a column of $N$ ones, one per example: "
+            + (
+                r"$\mathbf{1}^\top X$ sums the rows of $X$ over the examples."
+                if form.convention == "row"
+                else r"$X \mathbf{1}$ sums the columns of $X$ over the examples."
+            )
+        )
+    if r"\operatorname{onehot}" in used:
+        parts.append(
+            r"$\operatorname{onehot}(y_t)$ has a 1 where an example's label is, 0 elsewhere."
+        )
+    if r"\operatorname{step}" in used:
+        parts.append(r"$\operatorname{step}(z)$ is 1 where $z > 0$, else 0 (relu's derivative).")
+    if r"L_{\mathrm{sum}}" in used:
+        parts.append(r"$L_{\mathrm{sum}}$ is the sum of the loss terms before the mean divides it.")
+    renamed = _renaming_sentence(form, tex, spec)
+    if renamed:
+        parts.append(renamed)
+    return " ".join(parts)
+
+
+def _renaming_sentence(form, tex: LatexPrinter, spec) -> str:
+    """Where a model must name its logits otherwise than the RNN's o_t (the LSTM's o_t is its
+    output gate), one sentence says so."""
+    from .verify import textbook_loss_line
+
+    line = textbook_loss_line(form)
+    if line is None or spec.from_file:
+        return ""
+    (logits,) = line.expr.symbols()
+    gate = "o" in {m.target.base for m in form.model} and logits.base != "o"
+    if not gate:
+        return ""
+    bias = [n for n in spec.parameters if n not in ("c",) and n.startswith("b_")]
+    bias_text = f" and their bias ${tex.symbol(bias[-1])}$" if bias else ""
+    return (
+        f"Here ${tex.indexed('o', 't')}$ is the output gate, so the logits are named "
+        f"${tex.doprint(logits)}$ (the vanilla RNN's $o_t$){bias_text} (its $c$)."
+    )
+
+
+def _end_step(term) -> int:
+    """The loss term L_s a path ends at."""
+    for node in reversed(term.path.nodes):
+        head, _, tail = node.rpartition("_")
+        if head == "L" and tail.isdigit():
+            return int(tail)
+    return 0
+
+
+def _path_blocks(doc: Document, tex, spec, name: str, request: Request, K) -> None:
+    """The paths of one parameter, grouped by the loss term they end at, each group under
+    its own heading."""
+    terms = request.paths[name]
+    what = f"${tex.symbol(name)}$"
+    dropped = request.dropped.get(name, 0)
+    intro = f"$L$ depends on {what} through {len(terms) + dropped} paths"
+    if dropped:
+        intro += (
+            f"; the {K}-step truncation keeps the {len(terms)} with $t - k \\le {K}$ (listed "
+            f"below) and drops {dropped}"
+        )
+    every = len(terms) + dropped
+    if every == request.T * (request.T + 1) // 2 and name in spec.parameters:
+        intro += f" ($T(T+1)/2 = {every}$)"
+    doc.text(intro + ".")
+    groups: dict[int, list] = {}
+    for term in terms:
+        groups.setdefault(_end_step(term), []).append(term)
+    for step in sorted(groups):
+        doc.subheading(f"Paths of {what} to $L_{{{step}}}$")
+        rows = []
+        for term in groups[step]:
+            chain = " ".join(
+                rf"\frac{{\partial {_node_tex(tex, c)}}}{{\partial {_node_tex(tex, p)}}}"
+                for c, p in term.jacobians
+                if "^(" not in c  # the copy W^(k) is W itself
+            )
+            nodes = term.path.nodes
+            shown = nodes[1:] if "^(" in nodes[1] else nodes  # start at the copy W^(k)
+            label = r" \to ".join(_node_tex(tex, n) for n in shown)
+            rows.append(rf"\text{{path }} {label}: \quad {chain}")
+            rows.append(rf"\quad = {tex.doprint(term.expr)}")
+        doc.blocks.append(Block("lines", rows))
+    where = (
+        " (for each step, the terms entering there)"
+        if name in {i.name for i in spec.sequences}
+        else ""
+    )
+    what_sum = (
+        f"The truncated gradient ${_gradient_symbol(tex, name, K)}$"
+        if K is not None
+        else f"The total derivative ${tex.total(tex.symbol(name))}$"
+    )
+    doc.text(f"{what_sum} is the sum of these {len(terms)} terms{where}.")
 
 
 def _power(value: float, *, digits: bool = False) -> str:
@@ -489,70 +668,94 @@ def _gradient_row(tex, trunc, form: MatrixForm, line: Line, K: int | None) -> st
     return rf"{_gradient_symbol(tex, name, K)} &= \sum_{{s=1}}^{{\min(T,{K + 1})}} {body}"
 
 
-def _partial_total_text(tex, trunc, form, name, line: Line, K) -> str:
+def _uses_text(tex: LatexPrinter, summed: Sequence[str], K: int | None) -> str:
+    """Copies, partial and total derivatives: said once for every parameter used at each step."""
+    if len(summed) == 1:
+        P = tex.symbol(summed[0])
+        subject, whose = f"${P}$ is used at every step", "its use"
+    else:
+        listed = ", ".join(f"${tex.symbol(n)}$" for n in summed[:-1])
+        P = r"\theta"
+        subject = f"The parameters {listed} and ${tex.symbol(summed[-1])}$ are used at every step"
+        whose = r"the use of a parameter $\theta$"
+    copy = rf"{{{P}}}^{{(k)}}"
+    partial = rf"\frac{{\partial L}}{{\partial {copy}}}"
+    intro = (
+        f"{subject}. Write ${copy}$ for {whose} at step $k$: the same matrix, one copy per step "
+        "of the unrolled graph (Goodfellow et al. use the same device). The partial derivative "
+        f"${partial}$ holds every other use fixed"
+    )
+    if K is None:
+        return (
+            f"{intro}; the total derivative adds every use up: "
+            f"${tex.total(P)} = \\sum_{{k=1}}^{{T}} {partial}$. The adjoints inside each "
+            f"${partial}$ are themselves total derivatives: each carries every path from its "
+            "quantity to every loss term it reaches."
+        )
+    share = rf"\tilde{{g}}_{{{copy}}}"
+    return (
+        f"{intro}. With {K}-step truncated BPTT the gradient is not the total derivative: "
+        f"the share ${share}$ of the use at step $k$ keeps only the loss terms $L_s$ with "
+        f"$k \\le s \\le k+{K}$, and $\\tilde{{g}}_{{{P}}} = \\sum_{{k=1}}^{{T}} {share}$ "
+        "(the total derivative would let $s$ run to $T$)."
+    )
+
+
+def _paths_text(tex: LatexPrinter, spec, request: Request, K, T: int) -> str:
+    """What a path is and where the paths are, said once."""
+    text = (
+        "$L$ depends on a parameter through the paths of the unrolled graph from its uses to "
+        "the loss terms. Along each, the local partial derivatives multiply (from the loss "
+        "down, each applied as a vector-Jacobian product), and the total derivative is the "
+        "sum of these products over every path."
+    )
+    if request.paths:
+        where = (
+            "the appendix"
+            if request.handout
+            else "each gradient's section, grouped by the loss term they end at"
+        )
+        return f"{text} For T = {T} they are listed in {where}."
+    counted = ", ".join(
+        f"${tex.symbol(name)}$ through {n:,} paths" for name, n in request.counts.items()
+    )
+    return (
+        f"{text} For T = {T} there are too many to list one by one (they are listed when "
+        f"there are at most {PATHS_MAX_COUNT}). Counted on the unrolled graph, $L$ depends on "
+        f"{counted}; the recurrences below add them all up."
+    )
+
+
+def _share_text(tex, trunc, form, name, line: Line, K) -> str:
+    """The gradient of one parameter: what its use at step k contributes."""
     sym = tex.symbol
     at_k = LatexPrinter(tex.names, "k")
-    adjoints = [s for s in line.expr.symbols() if s.adjoint]
     if line.summed:
-        P = sym(name)
-        copy = rf"{{{P}}}^{{(k)}}"
-        partial = rf"\frac{{\partial L}}{{\partial {copy}}}"
-        intro = (
-            f"${P}$ is used at every step. Write ${copy}$ for its use at step $k$: the same "
-            "matrix, one copy per step of the unrolled graph (Goodfellow et al. use the same "
-            f"device). The partial derivative ${partial}$ holds every other use fixed"
-        )
+        copy = rf"{{{sym(name)}}}^{{(k)}}"
         if K is None:
-            inner = at_k.doprint(adjoints[0]) if adjoints else ""
+            partial = rf"\frac{{\partial L}}{{\partial {copy}}}"
             return (
-                f"{intro}; the total derivative adds every use up: "
-                f"${tex.total(P)} = \\sum_{{k=1}}^{{T}} {partial}$, where "
-                f"${partial} = {at_k.doprint(line.expr)}$."
-                + (
-                    f" Inside it, ${inner}$ is itself a total derivative: it carries every "
-                    "path from that quantity to every loss term it reaches."
-                    if inner
-                    else ""
-                )
+                f"The use at step $k$ gives ${partial} = {at_k.doprint(line.expr)}$; adding "
+                "the uses up:"
             )
         share = rf"\tilde{{g}}_{{{copy}}}"
         return (
-            f"{intro}. With {K}-step truncated BPTT the gradient is not the total derivative: "
-            f"the share of the use at step $k$ keeps only the loss terms $L_s$ with "
-            f"$k \\le s \\le k+{K}$, ${share} = \\sum_{{s=k}}^{{\\min(T,k+{K})}} "
-            f"{trunc.doprint(line.expr)}$, and ${_gradient_symbol(tex, name, K)} = "
-            f"\\sum_{{k=1}}^{{T}} {share}$ (the total derivative would let $s$ run to $T$)."
+            f"The share of the use at step $k$ is ${share} = \\sum_{{s=k}}^{{\\min(T,k+{K})}} "
+            f"{trunc.doprint(line.expr)}$; adding the shares up:"
         )
     which = "truncated gradient" if K is not None else "total derivative"
+    kept = "kept " if K is not None else ""
     if isinstance(line.target, Indexed):
         x_t = tex.indexed(name, "t")
         return (
             f"Each ${x_t}$ is used once, at step $t$; its {which} "
-            f"${_gradient_symbol(tex, name, K, 't')}$ carries every "
-            f"{'kept ' if K is not None else ''}path from step $t$ to the loss terms."
+            f"${_gradient_symbol(tex, name, K, 't')}$ carries every {kept}path from step $t$ "
+            "to the loss terms:"
         )
     return (
-        f"${sym(name)}$ is used once, at step 1; its {which} carries every "
-        f"{'kept ' if K is not None else ''}path from step 1 to the loss terms."
+        f"${sym(name)}$ is used once, at step 1; its {which} carries every {kept}path from "
+        "step 1 to the loss terms:"
     )
-
-
-def _paths_intro(tex, spec, name, count, dropped, K, T) -> str:
-    what = f"${tex.symbol(name)}$"
-    every = count + dropped
-    text = f"$L$ depends on {what} through {every} paths of the unrolled graph"
-    if dropped:
-        text += (
-            f"; the {K}-step truncation keeps the {count} with $t - k \\le {K}$ (listed below) "
-            f"and drops {dropped}"
-        )
-    text += (
-        ". Along each, the local partial derivatives multiply (from the loss down, each "
-        "applied as a vector-Jacobian product), giving the matrix term printed below it."
-    )
-    if every == T * (T + 1) // 2 and name in spec.parameters:
-        text += f" For T = {T} that is $T(T+1)/2 = {every}$."
-    return text
 
 
 def _node_tex(tex: LatexPrinter, name: str) -> str:
@@ -564,8 +767,7 @@ def _node_tex(tex: LatexPrinter, name: str) -> str:
         return r"L_{\mathrm{sum}}"
     head, _, tail = name.rpartition("_")
     if head and tail.isdigit():
-        base = "L" if head == "L" else tex.symbol(head)
-        return f"{base}_{{{tail}}}" if "_" not in base else f"{{{base}}}_{{{tail}}}"
+        return f"L_{{{tail}}}" if head == "L" else tex.indexed(head, tail)
     return tex.symbol(name) if name != "L" else "L"
 
 
@@ -593,15 +795,13 @@ def _file_layout(form, tex: LatexPrinter, first: str) -> str:
         return (
             "Row convention, as the model file is written: each example of the minibatch is "
             f"a row, so a per-step quantity is $N \\times k$, weights multiply from the right "
-            f"(${first}$), and a bias is a row vector added to every row. "
-            r"$\mathbf{1}$ is a column of ones: $\mathbf{1}^\top X$ sums the rows of $X$; "
-            "softmax acts on each row."
+            f"(${first}$), a bias is a row vector added to every row, and softmax acts on "
+            "each row."
         )
     return (
         "Column convention: each example of the minibatch is a column, so a per-step quantity "
-        f"is $k \\times N$, weights multiply from the left (${first}$), and a bias is a column "
-        r"added to every column. $\mathbf{1}$ is a column of ones: $X \mathbf{1}$ sums the "
-        "columns of $X$; softmax acts on each column."
+        f"is $k \\times N$, weights multiply from the left (${first}$), a bias is a column "
+        "added to every column, and softmax acts on each column."
     )
 
 

@@ -20,7 +20,8 @@ __all__ = ["write_new", "compile_pdf", "PdfError", "PDFLATEX_SECONDS", "PDFLATEX
 PDFLATEX_SECONDS = 120
 PDFLATEX_MISSING = (
     "--pdf needs pdflatex, which is not installed (on Debian or Ubuntu: apt-get install "
-    "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended); the .tex file "
+    "texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern); the .tex "
+    "file "
     "can be compiled elsewhere"
 )
 

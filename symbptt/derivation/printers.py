@@ -155,7 +155,10 @@ class LatexPrinter(_Named):
 
     def indexed(self, base: str, index: str) -> str:
         inner = self.symbol(base)
-        if "_" in inner:  # W_{h} at step t: (W_{h})_{t}
+        grouped = re.fullmatch(r"([A-Za-z]|\\[A-Za-z]+)_\{([^{}]*)\}", inner)
+        if grouped:  # the gate's a_n at step t: a_{n,t}
+            return f"{grouped.group(1)}_{{{grouped.group(2)},{index}}}"
+        if "_" in inner:  # any other subscripted name at step t: (X_{..})_{t}
             inner = "{" + inner + "}"
         return f"{inner}_{{{index}}}"
 
@@ -205,7 +208,8 @@ class LatexPrinter(_Named):
 
     def _print_Blocks(self, node, *items):
         texts = iter(items)
-        parts = [r"\mathbf{0}" if i is None else next(texts) for i in node.items]
+        shown = (r"\mathbf{0}" if i is None else next(texts) for i in node.items)
+        parts = [rf"\displaystyle {p}" for p in shown]  # full-size fractions in the blocks
         joint = " & " if node.axis == -1 else r" \\ "
         return rf"\begin{{bmatrix}} {joint.join(parts)} \end{{bmatrix}}"
 

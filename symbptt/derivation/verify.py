@@ -42,6 +42,9 @@ class Verification:
     comparisons: int = 0
     max_error: float = 0.0
     paths: int = 0
+    #: Whether the loss as textbooks write it (-sum_i log yhat_t[i, y_t[i]], from the printed
+    #: yhat line) was checked against the engine's loss (the document prints it only then).
+    textbook_loss: bool = False
     seconds: float = 0.0
     rtol: float = RTOL
     atol: float = ATOL
@@ -118,6 +121,13 @@ def verify(
         truth = engine(point)
         ours = form.evaluate(point, dims)
         report.compare("the loss", ours.loss, truth["loss"], dims)
+        if textbook_loss_line(form) is not None:
+            report.compare(
+                "the loss as textbooks write it",
+                textbook_loss(form, point, ours.values, dims),
+                truth["loss"],
+                dims,
+            )
         for base in engine_nodes:
             for k in steps:
                 if f"{base}[{k}]" in truth:
@@ -194,8 +204,39 @@ def verify(
         report.shapes.append(path_dims)
     if progress:
         progress("verify", 1, 1)
+    report.textbook_loss = bool(report.shapes) and textbook_loss_line(form) is not None
     report.seconds = time.perf_counter() - start
     return report
+
+
+def textbook_loss_line(form: MatrixForm):
+    """The model line `yhat_t = softmax(o_t)` the textbook loss is written with, or None (a
+    model file's own loss, or a layer's)."""
+    if form.spec.loss != "softmax_ce":
+        return None
+    for line in form.model:
+        if isinstance(line.expr, Function) and line.expr.name == "softmax":
+            return line
+    return None
+
+
+def textbook_loss(form: MatrixForm, point, values, dims: Dims) -> float:
+    """The loss as the document prints it, `L_t = -sum_i log yhat_t[i, y_t[i]]` (column
+    convention: `yhat_t[y_t[i], i]`), `L = sum_t L_t` (or that over N T for the mean),
+    evaluated entry by entry from the printed yhat line's values (`values[(yhat, t)]`) and the
+    labels, in the document's convention."""
+    line = textbook_loss_line(form)
+    label = next(i.name for i in form.spec.inputs if i.role == "label")
+    total = 0.0
+    for t in range(1, dims.T + 1):
+        yhat = np.asarray(form.convert(values[(line.target.base, t)]), dtype=float)
+        ids = np.asarray(point[label][t - 1]).astype(int)
+        rows = np.arange(ids.shape[0])
+        picked = yhat[rows, ids] if form.convention == "row" else yhat[ids, rows]
+        total += -np.log(picked).sum()
+    if form.spec.options.reduction == "mean":
+        total /= dims.N * dims.T
+    return total
 
 
 def _has_a_value(spec, point, dims: Dims) -> None:

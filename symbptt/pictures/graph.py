@@ -1,7 +1,9 @@
 """The unrolled graph as a picture: deterministic Graphviz DOT text, one cluster per time step,
-every edge labelled with its local Jacobian in matrix form (the VJP g -> g ∂child/∂parent), and
-the paths from a parameter to the loss highlighted, optionally only those through one node or
+every edge labelled with its local Jacobian in matrix form (the VJP δ ↦ δ ∂child/∂parent), the
+paths from a parameter to the loss highlighted, optionally only those through one node or
 ending in one loss term. The path count in the caption is counted on the graph, not drawn.
+Labels are in the documents' notation (h_1 with a real subscript, ⊙, ⊤: see notation.py), as
+Graphviz HTML-like labels; edge labels are 10 pt at the picture's natural size.
 
 Rendering to SVG or PNG needs Graphviz's `dot` program (Debian: graphviz); DOT text does not.
 """
@@ -14,12 +16,19 @@ from dataclasses import dataclass
 from ..errors import InvalidArgumentError, UnknownNameError
 from ..models.dims import Dims
 from ..models.spec import ModelSpec
+from .notation import GraphPrinter, html, node_label
 
 __all__ = ["GraphFigure", "graph_figure", "render", "FORMATS"]
 
 FORMATS = ("dot", "svg", "png")
 #: The largest T drawn: a picture of more steps is unreadable (and a gated cell's graph big).
 MAX_T = 8
+
+#: Font sizes in points, which are the SVG's own units at its natural size: edge labels at
+#: 10 pt read at 100 % zoom (their subscripts at 80 %).
+CAPTION_SIZE, NODE_SIZE, EDGE_SIZE = 13, 13, 10
+#: The labels are math: a serif face, as the documents set it.
+_MATH_FONT = "Times"
 
 #: Colours: the highlighted paths, the rest of the graph.
 _ON, _OFF = "#c0392b", "#b0b0b0"
@@ -137,20 +146,24 @@ def graph_figure(
     exprs, uses = node_expressions(graph)
     lines = [
         "digraph unrolled {",
-        '  graph [rankdir=BT, fontname="Helvetica", fontsize=12, labelloc=t, newrank=true];',
-        '  node [shape=box, style="rounded", fontname="Helvetica", fontsize=11];',
-        '  edge [fontname="Helvetica", fontsize=8];',
+        f'  graph [rankdir=BT, fontname="Helvetica", fontsize={CAPTION_SIZE}, labelloc=t, '
+        "newrank=true];",
+        '  node [shape=box, style="rounded,filled", fillcolor="white", '
+        f'fontname="{_MATH_FONT}", fontsize={NODE_SIZE}];',
+        f'  edge [fontname="{_MATH_FONT}", fontsize={EDGE_SIZE}];',
     ]
     caption = _caption(wrt, total, through, to, T, spec.options.truncate)
-    lines.append(f"  label={_quote(caption)};")
+    math = _caption(wrt, total, through, to, T, spec.options.truncate, name=_math_name)
+    lines.append(f"  label=<{math}>;")
+
+    def label_of(name: str) -> str:
+        return node_label(name, exprs.get(name), NODE_SIZE)
 
     def node_line(name: str, indent: str) -> str:
-        node = graph.node(name)
-        label = name if node.kind == "copy" else _label(name, exprs.get(name))
         colour = _ON if name in on_path else _OFF
         width = 2 if name in on_path else 1
         return (
-            f"{indent}{_quote(name)} [label={_quote(label)}, color={_quote(colour)}, "
+            f"{indent}{_quote(name)} [label=<{label_of(name)}>, color={_quote(colour)}, "
             f"penwidth={width}];"
         )
 
@@ -161,21 +174,23 @@ def graph_figure(
         lines.append(node_line(name, "  "))
     for t in steps:
         lines.append(f"  subgraph cluster_t{t} {{")
-        lines.append(f'    label="t = {t}"; color="#dddddd";')
+        lines.append(f'    label=<<I>t</I> = {t}>; labelloc=b; color="#c8c8c8"; margin=12;')
         for name in order:
             if graph.node(name).step == t:
                 lines.append(node_line(name, "    "))
         lines.append("  }")
     for parent, child in edges:
-        g = Symbol("g", exprs[child].shape if exprs.get(child) is not None else ())
+        # the gradient the VJP receives, δ (no model name: those are ASCII identifiers)
+        g = Symbol("δ", exprs[child].shape if exprs.get(child) is not None else ())
         try:
             vjp = local_vjp(uses, child, parent, g)
-            jacobian = str(to_columns(vjp) if convention == "column" else vjp)
+            vjp = to_columns(vjp) if convention == "column" else vjp
+            jacobian = GraphPrinter(EDGE_SIZE).doprint(vjp)
         except Exception:  # a label that cannot be written is left out, never a crash
             jacobian = ""
         on = (parent, child) in on_edge
         attrs = [
-            f"label={_quote(jacobian)}" if jacobian else None,
+            f"label=<{jacobian}>" if jacobian else None,
             f"color={_quote(_ON if on else _OFF)}",
             f"fontcolor={_quote(_ON if on else '#808080')}",
             f"penwidth={2 if on else 1}",
@@ -183,9 +198,7 @@ def graph_figure(
         attrs_text = ", ".join(a for a in attrs if a)
         lines.append(f"  {_quote(parent)} -> {_quote(child)} [{attrs_text}];")
     lines.append("}")
-    labels = tuple(
-        (n, n if graph.node(n).kind == "copy" else _label(n, exprs.get(n))) for n in order
-    )
+    labels = tuple((n, html(label_of(n))) for n in order)
     return GraphFigure(
         "\n".join(lines) + "\n",
         total,
@@ -200,25 +213,31 @@ def graph_figure(
 
 
 def _caption(
-    wrt: str, total: int, through: str | None, to: str | None, T: int, K: int | None = None
+    wrt: str,
+    total: int,
+    through: str | None,
+    to: str | None,
+    T: int,
+    K: int | None = None,
+    *,
+    name=lambda n: n,
 ) -> str:
-    where = f" through {through}" if through else ""
-    target = to if to else "L"
+    """The caption, in plain text; with `name` (a node's name in the notation), as an
+    HTML-like label for the picture."""
+    where = f" through {name(through)}" if through else ""
+    target = name(to) if to else "L"
     noun = "path" if total == 1 else "paths"
-    kept = f" kept by {K}-step truncation (t - k <= {K})" if K is not None else ""
+    kept = f" kept by {K}-step truncation (t - k ≤ {K})" if K is not None else ""
     return (
-        f"dL/d{wrt}, T = {T}: {total:,} {noun}{kept} from {wrt}{where} to {target} "
+        f"dL/d{name(wrt)}, T = {T}: {total:,} {noun}{kept} from {name(wrt)}{where} to {target} "
         "(highlighted); each edge is labelled with its local Jacobian as a VJP, "
-        "g -> g dchild/dparent"
+        "δ ↦ δ ∂child/∂parent, δ the gradient dL/dchild"
     )
 
 
-def _label(name: str, expr) -> str:
-    """A node's label: its matrix-form name (a[2], W_h) or its graph name."""
-    if expr is None:
-        return name
-    text = str(expr)
-    return text if len(text) <= 24 else name
+def _math_name(name: str) -> str:
+    """A node's name in the caption of the picture: h_2 as h₂ with a real subscript."""
+    return node_label(name, None, CAPTION_SIZE)
 
 
 def _quote(text: str) -> str:

@@ -127,7 +127,13 @@ main { display: flex; gap: 1em; padding: 0 1em; }
 #paths li { margin: 0.4em 0; }
 #paths .route { font-size: 0.8em; color: #666; }
 table { border-collapse: collapse; } td, th { border: 1px solid #ddd; padding: 0.2em 0.5em; }
-.math.display { overflow-x: auto; margin: 0.5em 0; }
+#side { min-width: 0; }
+/* Every displayed formula scrolls sideways in its own box, never clipped by the column: */
+.math { position: relative; }
+.math.display { overflow-x: auto; overflow-y: hidden; max-width: 100%; margin: 0.5em 0;
+  padding: 0.2em 0; }
+.math.display > .katex-display { margin: 0; }
+#derivation table { display: block; max-width: 100%; overflow-x: auto; }
 """
 
 _CODE = """
@@ -195,9 +201,11 @@ _CODE = """
       const item = document.createElement("li");
       const route = document.createElement("div");
       route.className = "route";
-      route.textContent = p.nodes.map(label).join(" \\u2192 ") +
-        "  (k = " + p.entry + ", t = " + p.loss + ")";
+      // the labels are HTML from symbptt (the notation's <sub>, <sup>, <i>, <b>), escaped
+      route.innerHTML = p.nodes.map(label).join(" \\u2192 ") +
+        " &nbsp;(<i>k</i> = " + p.entry + ", <i>t</i> = " + p.loss + ")";
       const term = document.createElement("div");
+      term.className = "math display";
       katex.render(p.tex, term, {displayMode: true, throwOnError: true, strict: false});
       item.append(route, term);
       list.append(item);
@@ -205,8 +213,8 @@ _CODE = """
     const noun = (n) => n + (n === 1 ? " path" : " paths");
     const where = chosen ? " through " + label(chosen) : "";
     const total = chosen ? count + " of the " + noun(data.count) : noun(count);
-    heading.textContent = total + " from " + data.wrt + where + " to L" +
-      (data.paths.length ? "" : " (their terms are listed for T <= 4 and at most 64 paths)") +
+    heading.innerHTML = total + " from " + label(data.wrt) + where + " to <i>L</i>" +
+      (data.paths.length ? "" : " (their terms are listed for T ≤ 4 and at most 64 paths)") +
       "; click a node, or the background for every path";
     document.body.dataset.lit = String(count);
   }
