@@ -3,6 +3,8 @@
 
     python docs/make_handouts.py
 
+It also renders the other pages docs/derivations.md shows (`PAGES`).
+
 Each document is made by `symbptt latex ... -o NAME.tex --pdf` in a temporary folder, and its
 first page rendered by pdftoppm (Debian's poppler-utils) at 60 dots per inch.
 """
@@ -30,7 +32,32 @@ GALLERY = {
 }
 
 
-def render(name: str, arguments: str, folder: Path) -> Path:
+#: More pages the documentation shows: file in docs/images -> (the command's arguments, the
+#: page: a number, or words that the page shows)
+PAGES = {
+    "latex-row-T3-page1": ("--T 3", 1),
+    "latex-row-T3-page2": ("--T 3", 2),
+    "latex-column-goodfellow": ("--T 3 --convention column", "Goodfellow"),
+}
+
+
+def _page_with(pdf: Path, words: str) -> int:
+    """The first page of pdf whose text has the words."""
+    page = 1
+    while True:
+        done = subprocess.run(
+            ["pdftotext", "-f", str(page), "-l", str(page), str(pdf), "-"],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"no page of {pdf.name} shows {words!r}")
+        if words in done.stdout:
+            return page
+        page += 1
+
+
+def render(name: str, arguments: str, folder: Path, page: int | str = 1, target=None) -> Path:
     tex = folder / f"{name}.tex"
     subprocess.run(
         [sys.executable, "-m", "symbptt", "latex", *shlex.split(arguments), "-o", str(tex)]
@@ -39,10 +66,12 @@ def render(name: str, arguments: str, folder: Path) -> Path:
         check=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
-    target = IMAGES / name
+    target = target or IMAGES / name
+    pdf = tex.with_suffix(".pdf")
+    number = str(page if isinstance(page, int) else _page_with(pdf, page))
     subprocess.run(
-        [shutil.which("pdftoppm") or "pdftoppm", "-png", "-r", str(DPI), "-f", "1", "-l", "1"]
-        + ["-singlefile", str(tex.with_suffix(".pdf")), str(target)],
+        [shutil.which("pdftoppm") or "pdftoppm", "-png", "-r", str(DPI), "-f", number, "-l"]
+        + [number, "-singlefile", str(pdf), str(target)],
         check=True,
     )
     return target.with_suffix(".png")
@@ -53,6 +82,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="symbptt-handouts-") as work:
         for name, (_, arguments) in GALLERY.items():
             print(render(name, arguments, Path(work)).relative_to(ROOT))
+        for name, (arguments, page) in PAGES.items():
+            out = render(name, arguments, Path(work), page, IMAGES.parent / name)
+            print(out.relative_to(ROOT))
     return 0
 
 
