@@ -83,6 +83,9 @@ class Report:
     #: How the function was called: "plain", "char-rnn" or "pair"; x batch-first or not.
     style: str = "plain"
     batch_first: bool = False
+    #: The axes of the per-step data as the code holds them ("TNF" time-major, "NTF"
+    #: batch-first, "FNT" features first, "TF" one example per call, ...).
+    data_axes: str | None = None
     #: Right on ordinary inputs but NaN or inf on saturated ones where the truth is finite:
     #: one sentence (the command line exits 4).
     overflow: str | None = None
@@ -151,7 +154,9 @@ class Report:
         how = [f"{self.form} form", f"{self.layout} layout"]
         if self.style != "plain":
             how.insert(0, f"{self.style} style")
-        if self.batch_first:
+        if self.data_axes and self.data_axes not in ("TNF", "NTF"):
+            how.append(f"data axes {self.data_axes}")
+        elif self.batch_first:
             how.append("batch-first")
         examples = f"{self.examples} example{'s' * (self.examples != 1)}"
         if self.distinct_shapes:

@@ -359,6 +359,7 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
     report.precision = precision
     report.model = convention.model.describe()
     report.batch_first = convention.batch_first
+    report.data_axes = convention.arrays.sequence
     adapter = getattr(runner, "adapter", None) or {}
     report.style = "char-rnn" if adapter.get("kind") == "char-rnn" else "plain"
     if convention.shape != "function":
@@ -782,15 +783,32 @@ def _probe(checker: _Checker, report: Report, seed: int) -> None:
             return
 
 
+#: Below this many times the upstream gradient's size (max |dh|, or 1: the loss's gradient on a
+#: logit is at most 1), a gradient on saturated inputs is rounding noise: where every unit
+#: saturates, every true gradient can be 1e-40 (1 - tanh(c)^2 of c = 46, exact in the truth)
+#: while float64 code written the usual way rounds it to 0. Garbage made finite is off by O(1).
+PROBE_NOISE = 1e-10
+
+
+def _upstream_size(problem: Problem) -> float:
+    """The size of the gradient that flows in from outside: max |dh| (a layer's upstream
+    inputs), or 1 for a loss."""
+    names = {"dh"} | {i.name for i in problem.model.inputs if i.role == "upstream"}
+    sizes = [float(np.abs(v).max(initial=0.0)) for k, v in problem.arrays.items() if k in names]
+    return max(sizes, default=1.0) or 1.0
+
+
 def _probe_judged(checker: _Checker, ev: Evaluation) -> Evaluation:
     """The evaluation re-measured at the probe's tolerance."""
     measured = {}
+    # the floor: PROBE_FLOOR times the largest true gradient, and never below rounding noise
+    scale = max(ev.global_scale, PROBE_NOISE * _upstream_size(ev.problem) / PROBE_FLOOR)
     for name in ev.measured:
         tol = _probe_tolerance(checker.tolerance(ev.answer, name))
         if name == "loss":  # an epsilon inside a log moves the loss there, not the gradients
             measured[name] = ev.measured[name]._replace(ok=True)
         else:
-            measured[name] = _measure(ev.answer.grads[name], ev.truth[name], tol, ev.global_scale)
+            measured[name] = _measure(ev.answer.grads[name], ev.truth[name], tol, scale)
     return replace(ev, measured=measured)
 
 
