@@ -37,7 +37,7 @@ GALLERY = {
 PAGES = {
     "latex-row-T3-page1": ("--T 3", 1),
     "latex-row-T3-page2": ("--T 3", 2),
-    "latex-column-goodfellow": ("--T 3 --convention column", "Goodfellow"),
+    "latex-column-goodfellow": ("--T 3 --convention column", "Comparison with Goodfellow"),
 }
 
 

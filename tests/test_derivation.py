@@ -199,7 +199,12 @@ def test_truncation_is_stated_as_a_path_filter_and_not_as_the_total():
     d = derivation(4, "W_h", model=VANILLA.variant(truncate=1))
     tex = d.latex()
     assert r"[k=s]" in tex and r"\sum_{k=\max(1,s-1)}^{s}" in tex
-    assert "the 1-step truncation keeps the 7 with $t - k \\le 1$ (listed below) and drops 3" in tex
+    assert (
+        "through 10 paths ($T(T+1)/2 = 10$); the 1-step truncation keeps the 7 from a use at "
+        "step $k$ to a loss term $L_s$ with $s - k \\le 1$ (listed below) and drops 3" in tex
+    )
+    assert "at most 1 step:" in tex and "1 steps" not in tex
+    assert r"$\bar{a}^{(s)}_k$ is the derivative of $L_s$ alone" in tex  # defined before use
     assert r"\tilde{g}_{W_{h}} &=" in tex  # the truncated gradient is not dL/dW_h
     assert r"\frac{\mathrm{d}L}{\mathrm{d}W_{h}} &=" not in tex
     assert r"\tilde{g}_{W_{h}}" in d._repr_latex_() and "1-step truncation" in d._repr_latex_()

@@ -147,10 +147,14 @@ def test_a_handout_puts_the_paths_and_the_verification_in_an_appendix():
     full = derivation(3, "W_h,b")
     handout = derivation(3, "W_h,b", handout=True)
     assert headings(full)[-1] == "Verification"
-    assert headings(handout)[-2:] == ["Appendix: every path for T = 3", "Appendix: verification"]
+    assert headings(handout)[-3:] == [  # one appendix per parameter, each with its heading
+        "Appendix: the paths of $W_{h}$ for $T = 3$",
+        "Appendix: the paths of $b$ for $T = 3$",
+        "Appendix: verification",
+    ]
     tex = handout.latex()
     first_path = tex.index(r"\text{path }")
-    assert first_path > tex.index("Appendix: every path")
+    assert first_path > tex.index("Appendix: the paths of")
     assert tex.count(r"\text{path }") == full.latex().count(r"\text{path }") == 12
     assert "see the appendix" in tex
     subheadings = [b.content for b in handout.document.blocks if b.kind == "subheading"]
@@ -199,3 +203,80 @@ def test_the_gallery_shows_every_document_the_script_makes():
         image = docs / "images" / "handouts" / f"{name}.png"
         assert image.read_bytes().startswith(b"\x89PNG"), image
         assert f"images/handouts/{name}.png" in page
+
+
+def test_a_teacher_reads_one_name_per_thing_and_words_for_students():
+    d = derivation(3, "all")
+    tex, md = d.latex(), d.markdown()
+    for text in (tex, md):
+        assert "$L$ depends on $x_{t}$ through 6 paths" in text  # x_t in every section
+        assert "$x$ through" not in text and "Paths of $x$" not in text
+        assert "Paths of $x_{t}$ to $L_{1}$" in text
+        assert "For $T = 3$ they are listed" in text and "For T = 3" not in text
+        assert text.count("also called its adjoint") == 1  # the word defined, once
+        assert "one by one" not in text and "element-level engine before" not in text
+        assert "with respect to $W_{x}$, $W_{h}$, $b$, $V$, $c$, $h_{0}$ and $x_{t}$" in text
+    shapes = tex[tex.index("Shapes") : tex.index("Partial and total")]
+    for what in ("recurrent weights", "output bias", "hidden state", "logits", "pre-activation"):
+        assert what in shapes
+    assert "per step" not in shapes and "weight or bias" not in shapes
+    assert r"\setlength{\parindent}{0pt}" in tex  # no indented line after a display
+    assert r"et al.\ use" in tex  # an inter-word space after "al.", not a sentence's
+    assert tex.count(r"\begin{align*}") == 1 + 1 + 1 + len(d.wrt)  # model, loss, one backward
+    lstm = derivation(3, "all", model=LSTM).latex()
+    assert "$h_{0}$ through 84 paths, $x_{t}$ through 111 paths" in lstm
+    assert "forget gate" in lstm and "cell state" in lstm and r"\begin{table}[!htbp]" in lstm
+
+
+def test_a_handout_table_never_leaves_a_page_blank(tmp_path):
+    """The LSTM's shapes table is taller than what is left of page 2: it floats to page 3 and
+    the text goes on below the model (it used to leave two thirds of page 2 empty)."""
+    pdf = compile_pdf(derivation(3, "all", model=LSTM).latex(), tmp_path / "lstm.pdf")
+    _fonts, text = _pdf_facts(pdf)
+    pages = text.split("\f")
+    page = next(p for p in pages if "Shapes" in p)
+    assert "Partial and total derivatives" in page  # the text after the table came along
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_delta_notation_writes_every_adjoint_of_a_step_as_delta(model, tmp_path):
+    d = derivation(3, "all", model=MODELS[model], notation="delta")
+    tex, md = d.latex(), d.markdown()
+    for text in (tex, md):
+        assert r"\frac{\mathrm{d}L}{\mathrm{d}a" not in text and r"\frac{d L}{d a" not in text
+        assert r"\frac{\mathrm{d}L}{\mathrm{d}h_{" not in text  # dL/dh_t and dL/dh_0 too
+        assert r"\delta^{a}_{t}" in text and r"\delta^{h}_{0}" in text
+        assert text.count("As in many lecture notes, $\\delta^{X}_{t}") == 1  # defined once
+        assert r"\frac{\mathrm{d}L}{\mathrm{d}W_{h}} &= \sum_{t=1}^{T}" in text  # dL/dW kept
+    if model == "rnn":  # the paths section names x_t's gradient in the same notation
+        assert r"The total derivative $\delta^{x}_{t}$ is the sum of these 6 terms" in tex
+    pdf = compile_pdf(tex, tmp_path / "delta.pdf")
+    _fonts, text = _pdf_facts(pdf)
+    flat = " ".join(text.split())
+    assert "δ" in flat and "As in many lecture" in flat  # δ copies as δ
+    plain = derivation(3, "all", model=MODELS[model]).latex()
+    assert r"\delta^" not in plain  # the default is the fractions
+    assert d.text() == derivation(3, "all", model=MODELS[model]).text()  # the text format
+
+
+def test_delta_notation_reaches_the_goodfellow_table_and_truncation():
+    column = derivation(3, "all", convention="column", notation="delta").latex()
+    table = column[column.index("Comparison with Goodfellow") :]
+    assert r"\delta^{h}_{t} = V^{\top}\,\delta^{o}_{t}" in table
+    assert r"That product is our $\delta^{a}_{t+1}$" in table
+    assert r"(our $\delta^{h}_{t}$ for $X = h_{t}$)" in table
+    assert r"\frac{\mathrm{d}L}{\mathrm{d}a" not in column
+    truncated = derivation(4, "W_h", model=VANILLA.variant(truncate=1), notation="delta")
+    assert r"\bar{a}^{(s)}_k" in truncated.latex()  # the per-loss-term shares keep their bar
+    with pytest.raises(Exception, match="notation='sigma' is not one of fraction, delta"):
+        derivation(3, "W_h", notation="sigma")
+
+
+def test_the_cli_refuses_delta_for_the_formula_language(tmp_path, capsys):
+    from symbptt.cli import main
+
+    assert main(["latex", "--notation", "delta", "--format", "text"]) != 0
+    assert "--notation delta applies to the tex and md formats" in capsys.readouterr().err
+    out = tmp_path / "d.md"
+    assert main(["latex", "--notation", "delta", "--wrt", "all", "-o", str(out)]) == 0
+    assert r"\delta^{a}_{t}" in out.read_text()

@@ -54,6 +54,13 @@ def register(sub) -> None:
         action="store_true",
         help="for a class: the path listing and the verification paragraph go to an appendix",
     )
+    lx.add_argument(
+        "--notation",
+        choices=("fraction", "delta"),
+        default="fraction",
+        help="how the adjoint of a per-step quantity is written: fraction dL/da_t (default) "
+        "or delta, the lecture notes' δ^a_t (tex and md; a parameter's gradient stays dL/dW)",
+    )
     _variant_arguments(lx)
 
 
@@ -68,6 +75,11 @@ def run_latex(args: argparse.Namespace, out: Console, err: Console) -> int:
     fmt = args.format or (format_of(path) if path else "tex")
     if args.pdf and (path is None or fmt != "tex"):
         raise _UsageError("--pdf needs -o FILE.tex (the PDF is written beside it)")
+    if args.notation == "delta" and fmt == "text":
+        raise _UsageError(
+            "--notation delta applies to the tex and md formats; the formula language writes "
+            "every adjoint dNAME"
+        )
     if args.body and fmt != "tex":
         raise _UsageError("--body applies to the tex format only")
     if args.body and args.pdf:
@@ -95,6 +107,7 @@ def run_latex(args: argparse.Namespace, out: Console, err: Console) -> int:
             names=args.names,
             expand=args.expand,
             handout=args.handout,
+            notation=args.notation,
             progress=progress,
         )
     text = result.render(fmt, body=args.body)

@@ -233,6 +233,7 @@ def derivation(
     names: str | Mapping[str, str] | None = None,
     expand: bool = False,
     handout: bool = False,
+    notation: str = "fraction",
     progress: Progress | None = None,
 ) -> Derivation:
     """Derive, verify and lay out the BPTT derivation of dL/d(wrt) for T steps.
@@ -241,7 +242,10 @@ def derivation(
     vanilla RNN); `convention` "row" (a_t = b + h_{t-1} W_h + x_t W_x) or "column"
     (a_t = b + W_h h_{t-1} + W_x x_t); `names` the reader's symbols (`"W_h=W,W_x=U"`);
     `expand` adds one entry of the first gradient written out in the raw inputs (T <= 3);
-    `handout` moves the path listing and the verification paragraph to an appendix.
+    `handout` moves the path listing and the verification paragraph to an appendix;
+    `notation` "delta" writes the adjoint dL/da_t of a per-step quantity as delta^a_t in the
+    LaTeX and Markdown documents (a parameter's gradient stays dL/dW; the formula language's
+    text() is the same in either notation).
 
     Raises InvalidArgumentError / UnknownNameError for bad arguments, and
     DerivationCheckError if any line disagrees with the engine (then nothing is printed).
@@ -250,7 +254,7 @@ def derivation(
     from ..engine.derivatives import Derivation as Paths
     from ..engine.graph import unroll
     from ..engine.matrix_form import CONVENTIONS, matrix_form, path_terms
-    from .document import PATHS_MAX_COUNT, Request, build, formula_text
+    from .document import NOTATIONS, PATHS_MAX_COUNT, Request, build, formula_text
     from .goodfellow import check_book, plain_vanilla
     from .verify import verify
 
@@ -264,6 +268,8 @@ def derivation(
         raise InvalidArgumentError(
             f"convention={convention!r} is not one of {', '.join(CONVENTIONS)}"
         )
+    if notation not in NOTATIONS:
+        raise InvalidArgumentError(f"notation={notation!r} is not one of {', '.join(NOTATIONS)}")
     wrt = _wrt_list(wrt, spec)
     form = matrix_form(spec, convention)
     reader_names = parse_names(names, spec, [line.target.base for line in form.model])
@@ -300,7 +306,9 @@ def derivation(
             "derivation names every quantity"
         )
     expanded = _expanded_entry(spec, wrt[0], reader_names, form) if expand else None
-    request = Request(T, wrt, reader_names, form, terms, dropped, expanded, counts, handout)
+    request = Request(
+        T, wrt, reader_names, form, terms, dropped, expanded, counts, handout, notation
+    )
     document = build(request, verification, __version__)
     no_text = {}
     if form.truncate is not None and form.truncate < T - 1:

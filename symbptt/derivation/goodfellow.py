@@ -143,14 +143,16 @@ def comparison(tex: LatexPrinter, form) -> list[Block]:
         ],
     ]
     h_t = tex.indexed(form.state, "t")
-    da_next = tex.total(tex.indexed("a", "t+1"))
+    da_next = tex.adjoint("a", "t+1")
     return [
         Block(
             "text",
             "Goodfellow, Bengio and Courville (Deep Learning, 2016, section 10.2.2) derive the "
             "same gradients for one example ($N = 1$, column vectors). The book writes $W$ for "
             f"our ${W}$, $U$ for ${U}$, $h^{{(t)}}$ for ${h_t}$ and "
-            r"$\nabla_{X} L$ for $\frac{\mathrm{d}L}{\mathrm{d}X}$; its "
+            r"$\nabla_{X} L$ for $\frac{\mathrm{d}L}{\mathrm{d}X}$"
+            + (rf" (our ${tex.adjoint('h', 't')}$ for $X = {h_t}$)" if tex.delta else "")
+            + "; its "
             rf"$\operatorname{{diag}}(1 - (h^{{(t)}})^2)\,v$ is our $(1 - {h_t} \odot {h_t}) "
             r"\odot v$, and with $N$ columns its sums over $t$ also run over the columns. Each "
             "of the book's equations below was checked numerically against the engine at "

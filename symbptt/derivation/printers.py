@@ -142,12 +142,30 @@ class LatexPrinter(_Named):
         letter: str = "t",
         *,
         truncated: bool = False,
+        delta: bool = False,
+        initial: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(names, letter)
         self.truncated = truncated
+        #: The initial states' inputs and their states ({"h0": "h"}): with `delta`, dL/dh0
+        #: is delta^h_0, the state's adjoint at step 0.
+        self.initial = dict(initial or {})
+        #: `--notation delta`: a per-step quantity's adjoint dL/dX_t written delta^X_t, as many
+        #: lecture notes do (a parameter's gradient keeps dL/dW).
+        self.delta = delta
 
     def summation(self, body: str) -> str:
         return rf"\sum_{{t=1}}^{{T}} {body}"
+
+    def at(self, letter: str, *, truncated: bool | None = None) -> LatexPrinter:
+        """This printer (names, notation) with another index letter."""
+        return LatexPrinter(
+            self.names,
+            letter,
+            truncated=self.truncated if truncated is None else truncated,
+            delta=self.delta,
+            initial=self.initial,
+        )
 
     def symbol(self, base: str) -> str:
         """A model name in LaTeX: `W_h` -> `W_{h}`, `h0` -> `h_{0}`, `yhat` -> `\\hat{y}`."""
@@ -164,18 +182,28 @@ class LatexPrinter(_Named):
 
     def _print_Symbol(self, node):
         if node.adjoint:  # a gradient: dW_h
-            return self.total(self.symbol(node.name[1:]))
+            name = node.name[1:]
+            if self.delta and name in self.initial:  # dL/dh_0, the state's at step 0
+                return self.adjoint(self.initial[name], "0")
+            return self.total(self.symbol(name))
         return self.symbol(node.name)
 
     def total(self, of: str) -> str:
         return rf"\frac{{\mathrm{{d}}L}}{{\mathrm{{d}}{of}}}"
+
+    def adjoint(self, base: str, index: str) -> str:
+        """dL/dX_t of a per-step quantity X at step `index`: the total derivative, or with
+        `delta` the lecture notes' delta^X_t (a gate's a_n: delta^{a_n}_t)."""
+        if self.delta:
+            return rf"\delta^{{{self.symbol(base)}}}_{{{index}}}"
+        return self.total(self.indexed(base, index))
 
     def _print_Indexed(self, node):
         index = index_text(node, self.letter)
         if node.adjoint:
             if self.truncated:  # the share of loss term s: a K-step truncated adjoint
                 return rf"\bar{{{self.symbol(node.base[1:])}}}^{{(s)}}_{{{index}}}"
-            return self.total(self.indexed(node.base[1:], index))
+            return self.adjoint(node.base[1:], index)
         return self.indexed(node.base, index)
 
     def _print_Constant(self, node):
