@@ -299,7 +299,7 @@ def test_cannot_read_a_sibling_submission(spied):
 def test_environment_has_no_token_and_names_nothing(spied):
     found = spied["found"]
     assert found["env_token"] == [] and found["environ_names_us"] == []
-    assert found["module_name"] == "submission"
+    assert found["module_name"] == "rnn"  # as `import rnn` names it: nothing of ours
     assert found["modules_name_us"] == [] and found["cmdlines_name_us"] == []
 
 

@@ -185,9 +185,12 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def _cell(text: str) -> str:
     """A CSV cell a spreadsheet shows as text: one starting like a formula gets a quote; a
     carriage return becomes a line feed, which the writer quotes (it would not quote a lone
-    CR, which readers take for the end of a row)."""
+    CR, which readers take for the end of a row); other control characters are written as
+    `\\xNN`."""
     text = "'" + text if text.startswith(_FORMULA_STARTS) else text
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Terminal escapes (a submission's error message) shown, not obeyed by `cat grades.csv`.
+    return "".join(c if c.isprintable() or c in "\t\n" else f"\\x{ord(c):02x}" for c in text)
 
 
 def csv_table(records: Sequence[dict]) -> str:

@@ -453,11 +453,17 @@ class Worker:
         self._cgroup = sandbox.Cgroup.create(memory)
         self._cgrouped = self._cgroup is not None
         flags = ["-P"] if sys.version_info >= (3, 11) else []
-        python = [sys.executable, "-S", *flags, "-u", f"{sandbox.INSIDE}/worker.py"]
+        python = [sys.executable, "-S", *flags, "-u", f"{sandbox.INSIDE}/{sandbox.SCRIPT}"]
         python += [str(req_r), str(res_w), "0"]
         reveal, hide = self._visible()
         options = sandbox.command(
-            found, python, reveal=reveal, hide=hide, env=sandbox.environment()
+            found,
+            python,
+            reveal=reveal,
+            hide=hide,
+            env=sandbox.environment(),
+            conceal=sandbox.forbidden_files(self.forbid),
+            library="symbptt" not in self.forbid,
         )
         # The options travel through a descriptor (the worker closes it first thing), so
         # that bwrap's command line, which the sandbox can read, names no path of ours.

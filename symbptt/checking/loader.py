@@ -52,7 +52,10 @@ def module_name(path: str) -> tuple[str, str]:
         parts.insert(0, os.path.basename(folder))
         folder = os.path.dirname(folder)
     if len(parts) == 1 or not stem.isidentifier():
-        return "submission", os.path.dirname(os.path.abspath(path))
+        # The file's own name, as `import rnn` would give it (a neutral name that no real
+        # module has when the stem is taken): nothing names the checker.
+        free = stem.isidentifier() and stem not in sys.modules and not _findable(stem)
+        return (stem if free else "submission"), os.path.dirname(os.path.abspath(path))
     return ".".join(parts), folder
 
 

@@ -48,6 +48,11 @@ __all__ = [
 MODES = ("auto", "required", "off")
 #: Processes one submission may have alive at once, its interpreter included (cgroup).
 PIDS_MAX = 64
+#: CPUs one submission may use at once, all its processes together (cgroup `cpu`): with a
+#: cgroup per worker, siblings of a `--jobs N` run also get equal shares, however many
+#: processes one of them starts.
+CPUS = 1
+_PERIOD = 100_000
 #: MiB of the tmpfs working folder (/tmp inside the sandbox).
 WORK_MB = 64
 #: MiB the worker's interpreter and NumPy need on top of what `--memory` gives the user.
@@ -57,6 +62,8 @@ INSIDE = "/run/w"
 #: Where the library's package appears inside the sandbox (on PYTHONPATH).
 LIBRARY = "/run/lib"
 _FILES = ("worker.py", "loader.py", "drivers.py")
+#: The name the worker script has inside (what `sys.argv[0]` and `__main__` show).
+SCRIPT = "main.py"
 _HERE = Path(__file__).resolve().parent
 #: System folders never hidden, whatever the grader's current folder is.
 _SYSTEM = {"/", "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/var", "/opt"}
@@ -80,7 +87,10 @@ def _program() -> str | None:
     return shutil.which("bwrap")
 
 
-_BASE = ["--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534"]
+#: The user inside: an ordinary first user, as on a laptop (not `nobody`, 65534, which names
+#: a sandbox to anyone who looks).
+UID = 1000
+_BASE = ["--unshare-all", "--unshare-user", "--uid", str(UID), "--gid", str(UID)]
 _BASE += ["--cap-drop", "ALL", "--die-with-parent", "--new-session"]
 
 
@@ -184,6 +194,7 @@ class Cgroup:
                     os.mkdir(folder)
                 _write(os.path.join(v1[0], "pids.max"), str(pids))
                 _write(os.path.join(v1[1], "memory.limit_in_bytes"), str(memory_bytes))
+                made._add_cpu_v1(name, own)
                 return made
             except OSError:
                 made.remove()
@@ -203,10 +214,32 @@ class Cgroup:
                 _write(os.path.join(folder, "pids.max"), str(pids))
                 _write(os.path.join(folder, "memory.max"), str(memory_bytes))
                 _write(os.path.join(folder, "memory.swap.max"), "0", missing_ok=True)
+                if "cpu" in enabled:
+                    _write(os.path.join(folder, "cpu.max"), f"{CPUS * _PERIOD} {_PERIOD}")
                 return made
             except OSError:
                 made.remove()
         return None
+
+    def _add_cpu_v1(self, name: str, own: dict[str, str]) -> None:
+        """A v1 `cpu` cgroup too, when that hierarchy is writable (best effort: without it a
+        submission's processes compete with its siblings' one by one)."""
+        for mounted in ("cpu", "cpu,cpuacct"):
+            base = os.path.join("/sys/fs/cgroup", mounted) + own.get("cpu", "/")
+            if not _writable(base):
+                continue
+            folder = os.path.join(base.rstrip("/"), name)
+            try:
+                os.mkdir(folder)
+            except OSError:
+                continue
+            self.folders.append(folder)
+            try:
+                _write(os.path.join(folder, "cpu.cfs_period_us"), str(_PERIOD))
+                _write(os.path.join(folder, "cpu.cfs_quota_us"), str(CPUS * _PERIOD))
+            except OSError:
+                pass
+            return
 
     @property
     def procs_files(self) -> list[str]:
@@ -305,11 +338,15 @@ def command(
     reveal: list[str],
     hide: list[str],
     env: dict[str, str],
+    conceal: list[str] = (),
+    library: bool = True,
 ) -> list[str]:
     """The bwrap arguments (without the program) that run python_argv in the sandbox.
 
     `reveal`: folders bound back read-only (the submission's, its imports'); `hide`: more
-    folders hidden (the grader's current folder, the folders above the submissions)."""
+    folders hidden (the grader's current folder, the folders above the submissions);
+    `conceal`: files and folders of forbidden packages, hidden last (`forbidden_files`);
+    `library`: whether symbptt itself is importable inside."""
     home = os.path.expanduser("~")
     hidden = ["/root", "/home", home, "/tmp", "/var/tmp", "/run", "/dev/shm", *hide]
     hidden = [os.path.realpath(h) for h in hidden if h and os.path.isdir(h)]
@@ -328,14 +365,80 @@ def command(
     for folder in sorted(dict.fromkeys(binds), key=lambda p: p.count("/")):
         args += ["--ro-bind", folder, folder]
     for name in _FILES:
-        args += ["--ro-bind", str(_HERE / name), f"{INSIDE}/{name}"]
+        inside = SCRIPT if name == "worker.py" else name
+        args += ["--ro-bind", str(_HERE / name), f"{INSIDE}/{inside}"]
     # The library itself, importable as it is for the grader (a submission may use its
     # reference unless --forbid-import says otherwise), whether installed or in development.
-    args += ["--ro-bind", str(_HERE.parent), f"{LIBRARY}/{_HERE.parent.name}"]
+    if library:
+        args += ["--ro-bind", str(_HERE.parent), f"{LIBRARY}/{_HERE.parent.name}"]
+    for path in dict.fromkeys(conceal):  # after every bind: nothing binds them back
+        if os.path.isdir(path):
+            args += ["--tmpfs", path]
+        elif os.path.exists(path):
+            args += ["--ro-bind", "/dev/null", path]
     args += ["--chdir", "/tmp", "--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, value]
     return args
+
+
+def forbidden_files(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Where the forbidden top-level packages live, as the worker would find them: the
+    grader's own import of each, and each folder on the worker's path. The sandbox hides them,
+    so that `--forbid-import` holds against code that removes the import guard or loads the
+    files by path. The standard library and NumPy, which the worker needs, are never hidden;
+    copies elsewhere on the disk are not found (the threat model says so)."""
+    import glob
+    import importlib.util
+    import site
+
+    stdlib = set(getattr(sys, "stdlib_module_names", ()))
+    folders = [*site.getsitepackages(), numpy_site(), *_installed_elsewhere()]
+    found: list[str] = []
+    for name in names:
+        if not name.isidentifier() or name in stdlib or name == "numpy":
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is not None:
+            found += list(spec.submodule_search_locations or [])
+            if spec.origin and os.path.isfile(spec.origin) and not spec.submodule_search_locations:
+                found.append(spec.origin)
+        for folder in folders:
+            found += glob.glob(os.path.join(glob.escape(folder), name))
+            found += glob.glob(os.path.join(glob.escape(folder), name + ".py"))
+            found += glob.glob(os.path.join(glob.escape(folder), name + ".*.so"))
+    real = [os.path.realpath(f) for f in found if os.path.exists(f)]
+    return [f for f in dict.fromkeys(real) if _hideable(f)]
+
+
+def _installed_elsewhere() -> list[str]:
+    """Folders that site-packages points to (readable inside, though the worker does not run
+    them): the folders of `.pth` files, and the projects of editable installs."""
+    import glob
+    import json
+    import site
+
+    found: list[str] = []
+    for folder in site.getsitepackages():
+        for pth in glob.glob(os.path.join(glob.escape(folder), "*.pth")):
+            try:
+                with open(pth, encoding="utf-8", errors="replace") as f:
+                    found += [line.strip() for line in f if line.startswith("/")]
+            except OSError:
+                pass
+        for record in glob.glob(os.path.join(glob.escape(folder), "*.dist-info/direct_url.json")):
+            try:
+                with open(record, encoding="utf-8") as f:
+                    url = json.load(f).get("url", "")
+            except (OSError, ValueError, AttributeError):
+                continue
+            if url.startswith("file://"):
+                root = url[len("file://") :]
+                found += [root, os.path.join(root, "src")]
+    return [f for f in found if os.path.isdir(f)]
 
 
 def environment() -> dict[str, str]:
@@ -344,6 +447,8 @@ def environment() -> dict[str, str]:
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "HOME": "/tmp",
+        "USER": "user",
+        "LOGNAME": "user",
         "TMPDIR": "/tmp",
         "PYTHONDONTWRITEBYTECODE": "1",
         "OPENBLAS_NUM_THREADS": "1",

@@ -614,6 +614,22 @@ def _resolve(module: Any, dotted: str) -> Any:
     return value
 
 
+#: Variables the sandbox sets for the interpreter and NumPy to start (read by then): the
+#: user's code sees an ordinary environment (PATH, LANG, HOME, TMPDIR).
+_STARTUP_VARIABLES = ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "OPENBLAS_NUM_THREADS")
+_STARTUP_VARIABLES += ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _neutral() -> None:
+    """Leave the user's code less to tell a check by: the variables the start needed, our
+    helper modules' entries in sys.modules (we keep our references) and our arguments."""
+    for name in _STARTUP_VARIABLES:
+        os.environ.pop(name, None)
+    for name in [m for m in sys.modules if m.startswith("_w_")]:
+        del sys.modules[name]
+    sys.argv[1:] = []
+
+
 def main(argv: list[str]) -> None:
     """Entry point of the worker script: load the user's function as told, then serve."""
     requests, responses, parent = int(argv[1]), int(argv[2]), int(argv[3])
@@ -621,6 +637,8 @@ def main(argv: list[str]) -> None:
     for fd in (requests, responses):  # programs the user's code runs must not hold them
         os.set_inheritable(fd, False)
     die_with_parent(parent)
+    if sys.flags.no_site:  # the sandbox: what started us is no part of the user's environment
+        _neutral()
     setup = receive(requests)
     if not isinstance(setup, dict):
         os._exit(0)
