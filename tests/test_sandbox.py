@@ -430,3 +430,35 @@ def test_a_forked_callable_cannot_write_into_the_graders_open_file(tmp_path):
     assert not report.ok
     assert "OSError" in (report.error or "") or "Bad file descriptor" in (report.error or "")
     assert report.isolation == "rlimits"
+
+
+def test_required_forbids_symbptt_so_its_reference_cannot_give_the_answer(tmp_path):
+    cheat = tmp_path / "cheat.py"
+    cheat.write_text(
+        "def f(x, y, h0, W_x, W_h, b, V, c):\n"
+        "    import symbptt.reference\n"
+        "    return symbptt.reference.forward_backward(x, y, h0, W_x, W_h, b, V, c)\n"
+    )
+    allowed = _cli(f"{cheat}:f", "--examples", "3", "--json")
+    assert allowed.returncode == 0, allowed.stderr  # auto: the grader did not ask
+    graded = _cli(f"{cheat}:f", "--examples", "3", "--json", "--sandbox", "required")
+    record = json.loads(graded.stdout.splitlines()[-1])
+    assert graded.returncode == 1 and not record["ok"]
+    assert "symbptt" in record["error"], record["error"]
+
+
+def test_cgroups_left_by_a_killed_checker_are_swept():
+    if not CGROUP:  # nothing is made, nothing can be left
+        assert Cgroup.create(64 * 2**20) is None
+        return
+    made = Cgroup.create(64 * 2**20)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    stale = [f.replace(f"w-{os.getpid()}-", f"w-{dead}-") for f in made.folders]
+    for folder in stale:  # as a checker SIGKILLed with a worker cgroup leaves it
+        os.mkdir(folder)
+    made.remove()
+    again = Cgroup.create(64 * 2**20)
+    again.remove()
+    assert not [f for f in stale if os.path.exists(f)]

@@ -168,6 +168,25 @@ def _writable(folder: str) -> bool:
     return os.path.isdir(folder) and os.access(folder, os.W_OK)
 
 
+def _sweep(base: str) -> None:
+    """Remove the empty worker cgroups left below base by checkers that were killed before
+    they could (SIGKILL skips every clean-up): those whose checker's pid is gone."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split("-")
+        if len(parts) != 3 or parts[0] != "w" or not parts[1].isdigit():
+            continue
+        if os.path.exists(f"/proc/{parts[1]}"):
+            continue  # its checker is alive (or the pid was reused: left for later)
+        try:
+            os.rmdir(os.path.join(base, name))  # fails while a process is still in it
+        except OSError:
+            pass
+
+
 class Cgroup:
     """One worker's cgroup(s): a total for processes and for memory; `remove()` empties and
     deletes them."""
@@ -186,6 +205,7 @@ class Cgroup:
             if not _writable(base):
                 v1 = []
                 break
+            _sweep(base)
             v1.append(os.path.join(base.rstrip("/"), name))
         if v1:
             made = cls(v1, 1)
@@ -207,6 +227,7 @@ class Cgroup:
                 continue
             if not {"pids", "memory"} <= set(enabled) or not _writable(base):
                 continue
+            _sweep(base)
             folder = os.path.join(base.rstrip("/"), name)
             made = cls([folder], 2)
             try:
@@ -228,6 +249,7 @@ class Cgroup:
             base = os.path.join("/sys/fs/cgroup", mounted) + own.get("cpu", "/")
             if not _writable(base):
                 continue
+            _sweep(base)
             folder = os.path.join(base.rstrip("/"), name)
             try:
                 os.mkdir(folder)
