@@ -54,7 +54,7 @@ class AuthorPrinter(LatexPrinter):
         # the author's most frequent way; the inline \partial L / \partial h only when it is
         # the author's usual one (inside a product, \frac reads without ambiguity)
         ranked = sorted(adjoints, key=lambda k: (-adjoints[k], k == "slash"))
-        self.adjoint = ranked[0] if ranked else "frac"
+        self.adjoint_style = ranked[0] if ranked else "frac"
         self.loss = context.loss_spelling or "L"
 
     def symbol(self, base: str) -> str:
@@ -99,15 +99,15 @@ class AuthorPrinter(LatexPrinter):
 
     def total(self, of: str) -> str:
         loss = self.loss
-        if self.adjoint == "slash":
+        if self.adjoint_style == "slash":
             return rf"\partial {loss} / \partial {of}"
-        if self.adjoint == "frac_d":
+        if self.adjoint_style == "frac_d":
             return rf"\frac{{d{loss}}}{{d{of}}}"
-        if self.adjoint == "nabla":
+        if self.adjoint_style == "nabla":
             return rf"\nabla_{{{of}}} {loss}"
-        if self.adjoint == "d":
+        if self.adjoint_style == "d":
             return f"d{of}"
-        if self.adjoint == "delta":
+        if self.adjoint_style == "delta":
             return rf"\delta {of}"
         return rf"\frac{{\partial {loss}}}{{\partial {of}}}"
 
