@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -237,18 +238,17 @@ def test_an_unknown_book_format_is_a_usage_error_before_any_check(tmp_path):
     assert command.returncode == 2 and b".csv, .jsonl or .json" in err
 
 
-INFINITE = f"""
-import sys
-sys.path.insert(0, {str(CORPUS.parent)!r})
-from bptt_corpus import correct_row_vectorised
+INFINITE = """
+from bptt_corpus import correct_row_vectorised  # a copy beside it: its own folder is seen
 def f(*args):
     loss, grads = correct_row_vectorised(*args)
-    return loss, {{**grads, "W_h": grads["W_h"] * 1e308 * 10}}
+    return loss, {**grads, "W_h": grads["W_h"] * 1e308 * 10}
 """
 
 
 def test_an_infinite_error_is_strict_json_in_the_records_and_the_book(tmp_path):
     (tmp_path / "inf.py").write_text(INFINITE)
+    shutil.copy(CORPUS, tmp_path / "bptt_corpus.py")
     book = tmp_path / "grades.json"
     command = _command(["inf.py:f", GOOD, "--json", "-o", str(book), *FAST], tmp_path)
     out, err = command.communicate(timeout=120)
