@@ -143,6 +143,12 @@ def _fitted_check(
         report.model = calling.model.describe()
         report.error = load_error
         return report
+
+    def check_under(c: Calling) -> Report:  # the whole check, under one way of calling
+        return _run(
+            checker_for(c, _needed(c, settled.only)), label, shapes, max_examples, seed, progress
+        )
+
     searchable = settled.adapter is None and isinstance(runner, Worker | InProcess)
     objects = getattr(runner, "objects", []) or []
     targets = 2 if settled.shape != "function" else 1
@@ -173,14 +179,7 @@ def _fitted_check(
             calling = None
     if calling is not None and declared.mode != "auto":
         try:
-            report = _run(
-                checker_for(calling, _needed(calling, settled.only)),
-                label,
-                shapes,
-                max_examples,
-                seed,
-                progress,
-            )
+            report = check_under(calling)
         except TargetError as exc:
             if exc.suggestion:  # set up differently: the fix is known already
                 raise
@@ -223,14 +222,7 @@ def _fitted_check(
         argv = command(label, best)
         suggestion = {"argv": argv, "toml": toml_text(best), "convention": describe(best)}
         if declared.mode == "auto":
-            report = _run(
-                checker_for(best, _needed(best, settled.only)),
-                label,
-                shapes,
-                max_examples,
-                seed,
-                progress,
-            )
+            report = check_under(best)
             report.notes.append(
                 f"checked under the convention the search found ({describe(best)}); declare "
                 f"it with: symbptt {_shell(argv)}"
@@ -262,14 +254,7 @@ def _fitted_check(
         and (failed_to_run or closest.right > _right(report))
     )
     if better:
-        report = _run(
-            checker_for(closest.calling, _needed(closest.calling, settled.only)),
-            label,
-            shapes,
-            max_examples,
-            seed,
-            progress,
-        )
+        report = check_under(closest.calling)
         report.convention = describe(closest.calling)
         if report.ok:  # the search saw it wrong under this convention: a failure seen once
             report.ok = False

@@ -253,7 +253,6 @@ def _pair_skeletons(names, objects, facts: SourceFacts, model: ModelSpec) -> lis
     bsig = bobj.get("signature") or []
     bparams = [p[0] for p in bsig if p[1] not in ("VAR_KEYWORD", "VAR_POSITIONAL")]
     boptional = {p[0] for p in bsig if p[2]}
-    foptional = {p[0] for p in fobj.get("signature") or [] if p[2]}
     keys = _dict_keys(ffacts, facts)
     out = []
     steps = [_is_step([fname, bname], fparams)]
@@ -334,7 +333,6 @@ def _pair_skeletons(names, objects, facts: SourceFacts, model: ModelSpec) -> lis
                     returned_names=_returned(bfacts),
                 )
             )
-    del foptional
     return out
 
 

@@ -401,34 +401,20 @@ def _run(checker: _Checker, label: str, shapes, max_examples: int, seed: int, pr
         model = convention.model
         shape = _fitted(checker, _longest(model))
         generic = _problem(shape, model.random_point(shape, seed), form, seed, model)
-        try:
-            at_generic = checker.results(checker.evaluate(generic))
-        except CallConventionMismatch as exc:
-            raise TargetError(str(exc)) from None
-        except UserFunctionError as exc:
-            search.error = search.error or str(exc)
-            search.error_dims = search.error_dims or GENERIC
-        except _OutOfTime:
-            report.out_of_time = True
+        ev = _evaluate_more(checker, search, report, generic, GENERIC)
+        if ev is not None:
+            at_generic = checker.results(ev)
         quiet = at_generic is not None and not any(r.status == "WRONG" for r in at_generic.values())
         if search.failure is None and search.error is None and quiet:
             large = _large_problem(checker, seed)
-            try:
-                ev = checker.evaluate(large)
-            except CallConventionMismatch as exc:
-                raise TargetError(str(exc)) from None
-            except UserFunctionError as exc:
-                search.error, search.error_dims = str(exc), large.dims
-            except _OutOfTime:
-                report.out_of_time = True
-            else:
-                if checker.failing(ev):
-                    search.failure = ev
-                    at_failing = checker.results(ev)
-                    report.notes.append(
-                        f"wrong on a long sequence with large gradients (T={large.dims.T}, the "
-                        "output weights scaled by 30), right on the random examples"
-                    )
+            ev = _evaluate_more(checker, search, report, large)
+            if ev is not None and checker.failing(ev):
+                search.failure = ev
+                at_failing = checker.results(ev)
+                report.notes.append(
+                    f"wrong on a long sequence with large gradients (T={large.dims.T}, the "
+                    "output weights scaled by 30), right on the random examples"
+                )
         if search.failure is None and search.error is None and quiet:
             at_failing = _try_larger(checker, search, report, seed) or at_failing
     report.results_from(at_failing, at_generic)
@@ -553,20 +539,31 @@ def _larger_problems(checker: _Checker, seed: int) -> list[Problem]:
     return out
 
 
+def _evaluate_more(
+    checker: _Checker, search: _Search, report: Report, problem: Problem, dims: Dims | None = None
+) -> Evaluation | None:
+    """One more problem after the search (the generic shape, the long one, the larger ones):
+    its evaluation, or None when the code raised (the first error is kept, at dims or the
+    problem's) or the check ran out of time."""
+    try:
+        return checker.evaluate(problem)
+    except CallConventionMismatch as exc:
+        raise TargetError(str(exc)) from None
+    except UserFunctionError as exc:
+        search.error = search.error or str(exc)
+        search.error_dims = search.error_dims or dims or problem.dims
+    except _OutOfTime:
+        report.out_of_time = True
+    return None
+
+
 def _try_larger(
     checker: _Checker, search: _Search, report: Report, seed: int
 ) -> dict[str, ParameterResult] | None:
     """Call the code on the larger problems; the verdict at the first it fails on, if any."""
     for problem in _larger_problems(checker, seed):
-        try:
-            ev = checker.evaluate(problem)
-        except CallConventionMismatch as exc:
-            raise TargetError(str(exc)) from None
-        except UserFunctionError as exc:
-            search.error, search.error_dims = str(exc), problem.dims
-            return None
-        except _OutOfTime:
-            report.out_of_time = True
+        ev = _evaluate_more(checker, search, report, problem)
+        if ev is None:
             return None
         if checker.failing(ev):
             search.failure = ev
